@@ -1,0 +1,29 @@
+# buildgate: see README.md.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+SHARED  ?= ../shared
+
+.PHONY: build test demo bench vet fmt-check clean
+
+build:
+	@mkdir -p bin
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gate ./gate
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: build fmt-check vet
+	$(GO) test -count=1 -timeout 30m ./...
+
+demo: build
+	$(GO) run ./examples/demo -gate bin/gate -shared $(SHARED)
+
+bench: build
+	bash bench/run.sh
+
+clean:
+	rm -rf bin

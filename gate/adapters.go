@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/buildgate/buildgate/internal/analysis"
+	"github.com/buildgate/buildgate/internal/api"
+	"github.com/buildgate/buildgate/internal/catalog"
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/registry"
+	"github.com/buildgate/buildgate/internal/vulndb"
+)
+
+// registryAdapter serves analysis.Registry with go-containerregistry.
+type registryAdapter struct{ client *registry.Client }
+
+func (r registryAdapter) Resolve(ctx context.Context, s string) (analysis.Resolved, error) {
+	ref, err := registry.ParseReference(s)
+	if err != nil {
+		return analysis.Resolved{}, err
+	}
+	res, err := r.client.Resolve(ctx, ref)
+	if err != nil {
+		return analysis.Resolved{}, err
+	}
+	return analysis.Resolved{
+		Digest: res.Digest, IndexDigest: res.IndexDigest, Tag: registry.FullTag(s, ref),
+		PullRef: ref.Context().Digest(res.Digest).String(),
+	}, nil
+}
+
+func (r registryAdapter) Pull(ctx context.Context, pullRef, dir string) error {
+	ref, err := name.NewDigest(pullRef)
+	if err != nil {
+		return image.Errorf(image.EINVALID, "invalid pull reference %q: %v", pullRef, err)
+	}
+	_, err = r.client.Pull(ctx, registry.Resolved{Ref: ref, Digest: ref.DigestStr()}, dir)
+	return err
+}
+
+// catalogAdapter serves analysis.Cataloger with syft.
+type catalogAdapter struct{}
+
+func (catalogAdapter) Catalog(ctx context.Context, dir string) (*image.Analysis, error) {
+	r, err := catalog.Catalog(ctx, dir, catalog.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &image.Analysis{
+		Facts: image.Facts{
+			Digest: r.Digest, Metadata: r.Metadata, Packages: r.Packages, Files: r.Files,
+			Secrets: r.Secrets, ContentMatches: r.ContentMatches,
+		},
+		SBOM: r.SBOM,
+	}, nil
+}
+
+// sbomAdapter serves server.SBOMs with syft's encoders.
+type sbomAdapter struct{}
+
+func (sbomAdapter) Convert(b []byte, format string) ([]byte, error) {
+	return catalog.ConvertSBOM(b, format)
+}
+
+// dbAdapter serves server.VulnDB.
+type dbAdapter struct {
+	m         *vulndb.Manager
+	updateURL string
+}
+
+func (d dbAdapter) Ready() bool { return d.m.Ready() }
+
+func (d dbAdapter) Import(ctx context.Context, r io.Reader) error {
+	_, err := d.m.Import(ctx, r)
+	return err
+}
+
+func (d dbAdapter) Status() api.DBStatus { return dbStatus(d.m.Status(), d.updateURL) }
+
+func dbStatus(s vulndb.Status, updateURL string) api.DBStatus {
+	out := api.DBStatus{
+		Ready: s.Ready, SchemaVersion: s.SchemaVersion, LastUpdateAttempt: s.LastUpdateAttempt,
+		LastUpdateError: s.LastUpdateError, UpdateURL: updateURL, Providers: []api.DBProvider{},
+	}
+	if !s.Built.IsZero() {
+		b := s.Built
+		out.Built = &b
+		out.Age = s.Age.Round(time.Second).String()
+		out.AgeSeconds = s.Age.Seconds()
+	}
+	for _, p := range s.Providers {
+		out.Providers = append(out.Providers, api.DBProvider{Name: p.Name, Version: p.Version, Processor: p.Processor, DateCaptured: p.DateCaptured, Records: p.Records})
+	}
+	return out
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/buildgate/buildgate/internal/analysis"
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/registry"
+	"github.com/buildgate/buildgate/internal/server"
+	"github.com/buildgate/buildgate/internal/store/sqlite"
+	"github.com/buildgate/buildgate/internal/vulndb"
+)
+
+// Config is gate serve's configuration: flags, then GATE_* environment
+// variables, then an optional YAML file.
+type Config struct {
+	Addr             string
+	DataDir          string
+	Workers          int
+	AnalysisTimeout  time.Duration
+	MaxLayerSize     int64
+	MaxImageSize     int64
+	DBUpdateURL      string
+	DBUpdateInterval time.Duration
+	LogFormat        string
+	LogLevel         string
+	// AdminToken is the admin token to install on first start instead of a
+	// generated one (GATE_ADMIN_TOKEN).
+	AdminToken string
+}
+
+// DefaultConfig returns the defaults of gate serve.
+func DefaultConfig() Config {
+	return Config{
+		Addr:             "127.0.0.1:8080",
+		DataDir:          "gate-data",
+		Workers:          2,
+		AnalysisTimeout:  10 * time.Minute,
+		MaxLayerSize:     2 << 30,
+		MaxImageSize:     8 << 30,
+		DBUpdateURL:      vulndb.DefaultUpdateURL,
+		DBUpdateInterval: 6 * time.Hour,
+		LogFormat:        "text",
+		LogLevel:         "info",
+	}
+}
+
+func (c *Config) flags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.Addr, "addr", d.Addr, "address to listen on")
+	fs.StringVar(&c.DataDir, "data", d.DataDir, "data directory (SQLite file, vulnerability DB, work space)")
+	fs.IntVar(&c.Workers, "workers", d.Workers, "concurrent analyses")
+	fs.DurationVar(&c.AnalysisTimeout, "analysis-timeout", d.AnalysisTimeout, "time limit of one analysis")
+	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
+	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
+	fs.StringVar(&c.DBUpdateURL, "db-update-url", d.DBUpdateURL, "vulnerability DB listing (latest.json) to update from; empty: never")
+	fs.DurationVar(&c.DBUpdateInterval, "db-update-interval", d.DBUpdateInterval, "how often to check for a DB update; 0: never")
+	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start (default: generate and print one)")
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid --log-format %q: want text or json", format)
+}
+
+func serveCommand() *ffcli.Command {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("gate serve", flag.ContinueOnError)
+	cfg.flags(fs)
+	fs.String("config", "", "YAML configuration file")
+	return &ffcli.Command{
+		Name: "serve", ShortUsage: "gate serve [--addr HOST:PORT] [--data DIR] [flags]",
+		ShortHelp: "run the gate server", FlagSet: fs, Options: parseOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			log, err := newLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			m := &Main{Config: cfg, Log: log, Out: os.Stdout}
+			if err := m.Open(ctx); err != nil {
+				return err
+			}
+			defer m.Close()
+			return m.Wait(ctx)
+		},
+	}
+}
+
+// Main is a running gate: a test can start one with Addr "127.0.0.1:0" and
+// a temporary data directory.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+	// Out receives the one-time admin token.
+	Out io.Writer
+
+	Store    *sqlite.DB
+	VulnDB   *vulndb.Manager
+	Analysis *analysis.Service
+	Server   *server.Server
+	// URL is the server's base URL once Open returns.
+	URL string
+
+	ln     net.Listener
+	http   *http.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errc   chan error
+}
+
+// Open opens the store and the DB, installs the first admin token, and
+// starts the workers, the DB updater and the HTTP server.
+func (m *Main) Open(ctx context.Context) error {
+	c := m.Config
+	if m.Log == nil {
+		m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if m.Out == nil {
+		m.Out = io.Discard
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	var err error
+	if m.Store, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "buildgate.db")); err != nil {
+		return err
+	}
+	if err := m.ensureAdminToken(ctx); err != nil {
+		return err
+	}
+	if m.VulnDB, err = vulndb.Open(c.DataDir, vulndb.DefaultOptions()); err != nil {
+		return err
+	}
+	reg := registryAdapter{client: registry.New(registry.Config{
+		Platform:     registry.DefaultConfig().Platform,
+		MaxLayerSize: c.MaxLayerSize, MaxImageSize: c.MaxImageSize, UserAgent: "buildgate/" + version,
+	})}
+	metrics := server.NewMetrics(m.Store.QueueDepth, func() time.Time { return m.VulnDB.Info().Built })
+	m.Analysis = analysis.New(analysis.Config{
+		Workers: c.Workers, Timeout: c.AnalysisTimeout,
+		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
+	}, m.Store, reg, catalogAdapter{}, m.VulnDB, analysis.Observer{Finished: metrics.ObserveAnalysis}, m.Log)
+	m.Server = server.New(m.Analysis, m.Store, dbAdapter{m.VulnDB, c.DBUpdateURL}, sbomAdapter{}, metrics, m.Log)
+	m.Server.AfterImport = m.rematch
+
+	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
+		return fmt.Errorf("listening on %s: %w", c.Addr, err)
+	}
+	m.URL = "http://" + m.ln.Addr().String()
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.errc = make(chan error, 1)
+	m.http = &http.Server{Handler: m.Server, ReadHeaderTimeout: 10 * time.Second}
+	m.wg.Add(3)
+	go func() {
+		defer m.wg.Done()
+		if err := m.http.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.errc <- err
+		}
+	}()
+	go func() {
+		defer m.wg.Done()
+		if err := m.Analysis.Run(runCtx); err != nil {
+			m.errc <- err
+		}
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.updateDB(runCtx)
+	}()
+	m.Log.Info("gate serving", "addr", m.ln.Addr().String(), "data", c.DataDir, "workers", c.Workers, "db_ready", m.VulnDB.Ready())
+	return nil
+}
+
+// Wait blocks until ctx ends or the server fails.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.errc:
+		return err
+	}
+}
+
+// Close stops the server and the workers (an analysis cut short stays
+// queued for the next start) and closes the store and the DB.
+func (m *Main) Close() error {
+	if m.http != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m.http.Shutdown(sctx)
+		cancel()
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	var errs []error
+	if m.VulnDB != nil {
+		errs = append(errs, m.VulnDB.Close())
+	}
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Main) ensureAdminToken(ctx context.Context) error {
+	n, err := m.Store.CountTokens(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	secret, hash := m.Config.AdminToken, ""
+	if secret != "" {
+		hash = server.HashToken(secret)
+	} else {
+		secret, hash = server.NewToken()
+	}
+	tok := image.Token{ID: newID(), Name: "admin", Role: image.RoleAdmin, CreatedAt: time.Now().UTC()}
+	if err := m.Store.CreateToken(ctx, tok, hash); err != nil {
+		return err
+	}
+	if m.Config.AdminToken == "" {
+		fmt.Fprintf(m.Out, "buildgate admin token (shown once, store it now): %s\n", secret)
+	}
+	m.Log.Info("installed the first admin token", "name", tok.Name)
+	return nil
+}
+
+// updateDB checks for a DB update now when none is loaded, then every
+// interval; a new DB re-matches every stored SBOM.
+func (m *Main) updateDB(ctx context.Context) {
+	c := m.Config
+	if c.DBUpdateURL == "" || c.DBUpdateInterval <= 0 {
+		if !m.VulnDB.Ready() {
+			m.Log.Warn("no vulnerability DB loaded and updates are off: import one with gate db import or POST /v1/db/import")
+		}
+		return
+	}
+	check := func() {
+		updated, err := m.VulnDB.Update(ctx, c.DBUpdateURL)
+		switch {
+		case err != nil:
+			m.Log.Warn("vulnerability DB update failed; keeping the current DB", "url", c.DBUpdateURL, "err", err)
+		case updated:
+			m.Log.Info("vulnerability DB updated", "built", m.VulnDB.Info().Built)
+			m.rematch()
+		}
+	}
+	check()
+	t := time.NewTicker(c.DBUpdateInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			check()
+		}
+	}
+}
+
+// rematch re-matches every stored SBOM against the current DB.
+func (m *Main) rematch() {
+	start := time.Now()
+	n, err := m.Analysis.Rematch(context.Background())
+	if err != nil {
+		m.Log.Error("re-matching stored SBOMs", "err", err, "done", n)
+		return
+	}
+	m.Log.Info("re-matched stored SBOMs", "images", n, "duration", time.Since(start).Round(time.Millisecond))
+}

@@ -1,0 +1,238 @@
+// Package image holds buildgate's domain types: images, their analysis
+// status, packages, files, secrets, metadata and vulnerability matches.
+//
+// It imports only the standard library; every adapter (registry, catalog,
+// vulndb, store, server) translates to and from these types.
+package image
+
+import (
+	"strings"
+	"time"
+)
+
+// Status is where an image is in its analysis.
+type Status string
+
+// Analysis states of an image.
+const (
+	StatusQueued    Status = "queued"
+	StatusAnalyzing Status = "analyzing"
+	StatusAnalyzed  Status = "analyzed"
+	StatusFailed    Status = "failed"
+)
+
+// Image is one image, identified by its manifest digest, with the tags it
+// was submitted under.
+type Image struct {
+	Digest      string            `json:"digest"`
+	Tags        []string          `json:"tags"`
+	Status      Status            `json:"status"`
+	Error       string            `json:"error,omitempty"`
+	Dockerfile  string            `json:"dockerfile,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// Source says where the image came from: "registry", "upload" or "sbom".
+	Source     string     `json:"source"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	AnalyzedAt *time.Time `json:"analyzed_at,omitempty"`
+}
+
+// Package is one package found in an image.
+type Package struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Version  string   `json:"version"`
+	Type     string   `json:"type"` // syft's package type: deb, npm, go-module, ...
+	Language string   `json:"language,omitempty"`
+	Path     string   `json:"path"` // first location of the package in the image
+	Licenses []string `json:"licenses,omitempty"`
+	PURL     string   `json:"purl,omitempty"`
+	// Origin is the source package (dpkg) or the package's origin, if known.
+	Origin string `json:"origin,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+}
+
+// osTypes are the package types that a distro's package manager owns.
+var osTypes = map[string]bool{
+	"deb": true, "rpm": true, "apk": true, "alpm": true, "portage": true,
+	"dpkg": true, "nix": true,
+}
+
+// IsOSType reports whether packages of type t belong to the operating system
+// (as opposed to language or application packages).
+func IsOSType(t string) bool { return osTypes[strings.ToLower(t)] }
+
+// IsOS reports whether p is an operating-system package.
+func (p Package) IsOS() bool { return IsOSType(p.Type) }
+
+// FixState is what the vulnerability data says about a fix.
+type FixState string
+
+// Fix states, as grype reports them.
+const (
+	FixStateFixed    FixState = "fixed"
+	FixStateNotFixed FixState = "not-fixed"
+	FixStateWontFix  FixState = "wont-fix"
+	FixStateUnknown  FixState = "unknown"
+)
+
+// CVSS is one CVSS score of a vulnerability.
+type CVSS struct {
+	Version             string  `json:"version"` // "2.0", "3.0", "3.1", "4.0"
+	Vector              string  `json:"vector,omitempty"`
+	Source              string  `json:"source,omitempty"`
+	Type                string  `json:"type,omitempty"` // "Primary" or "Secondary"
+	BaseScore           float64 `json:"base_score"`
+	ExploitabilityScore float64 `json:"exploitability_score,omitempty"`
+	ImpactScore         float64 `json:"impact_score,omitempty"`
+}
+
+// Match is one vulnerability affecting one package of an image.
+type Match struct {
+	VulnerabilityID string   `json:"id"`
+	Severity        Severity `json:"severity"`
+	Description     string   `json:"description,omitempty"`
+	// Namespace and DataSource name the advisory record that matched.
+	Namespace  string   `json:"namespace,omitempty"`
+	DataSource string   `json:"data_source,omitempty"`
+	URLs       []string `json:"urls,omitempty"`
+	// RelatedIDs are aliases (a GHSA's CVE, a Debian record's CVE).
+	RelatedIDs []string `json:"related_ids,omitempty"`
+
+	PackageID      string `json:"package_id,omitempty"`
+	PackageName    string `json:"package_name"`
+	PackageVersion string `json:"package_version"`
+	PackageType    string `json:"package_type"`
+	PackagePath    string `json:"package_path,omitempty"`
+
+	FixState    FixState `json:"fix_state"`
+	FixVersions []string `json:"fix_versions,omitempty"`
+	// FixedAt is when the first fix became available, if known.
+	FixedAt *time.Time `json:"fixed_at,omitempty"`
+	// PublishedAt is when the vulnerability was first published, if known.
+	PublishedAt *time.Time `json:"published_at,omitempty"`
+
+	CVSS []CVSS `json:"cvss,omitempty"`
+	// KEV is true when the vulnerability is in CISA's known-exploited catalog.
+	KEV bool `json:"kev"`
+	// EPSS is the exploit prediction probability (0..1), if known.
+	EPSS *float64 `json:"epss,omitempty"`
+	// EPSSPercentile is EPSS's percentile (0..1), if known.
+	EPSSPercentile *float64 `json:"epss_percentile,omitempty"`
+}
+
+// IsOS reports whether the matched package is an operating-system package.
+func (m Match) IsOS() bool { return IsOSType(m.PackageType) }
+
+// File is one regular file, directory or link in the squashed image.
+type File struct {
+	Path     string `json:"path"`
+	Size     int64  `json:"size"`
+	Mode     uint32 `json:"mode"` // permission and type bits, as os.FileMode
+	Type     string `json:"type"` // "file", "dir", "symlink", "hardlink", "other"
+	LinkDest string `json:"link_dest,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+	SUID     bool   `json:"suid"`
+	SGID     bool   `json:"sgid"`
+}
+
+// Secret is a place in the image where a secret rule matched. It never
+// carries the secret's value.
+type Secret struct {
+	Rule string `json:"rule"`
+	Path string `json:"path"`
+	Line int    `json:"line"`
+}
+
+// HistoryEntry is one entry of the image config's history.
+type HistoryEntry struct {
+	Created    *time.Time `json:"created,omitempty"`
+	CreatedBy  string     `json:"created_by,omitempty"`
+	Comment    string     `json:"comment,omitempty"`
+	EmptyLayer bool       `json:"empty_layer,omitempty"`
+}
+
+// Metadata describes an image as a whole.
+type Metadata struct {
+	Distro        string            `json:"distro"`         // os-release ID: "debian"
+	DistroVersion string            `json:"distro_version"` // os-release VERSION_ID: "11"
+	LikeDistro    []string          `json:"like_distro,omitempty"`
+	OS            string            `json:"os"`   // "linux"
+	Arch          string            `json:"arch"` // "amd64"
+	Size          int64             `json:"size"` // compressed size of layers in bytes
+	LayerCount    int               `json:"layer_count"`
+	User          string            `json:"user"`
+	ExposedPorts  []string          `json:"exposed_ports,omitempty"` // "8080/tcp"
+	Env           []string          `json:"env,omitempty"`           // names only, never values
+	Labels        map[string]string `json:"labels,omitempty"`
+	Entrypoint    []string          `json:"entrypoint,omitempty"`
+	Cmd           []string          `json:"cmd,omitempty"`
+	WorkingDir    string            `json:"working_dir,omitempty"`
+	Created       *time.Time        `json:"created,omitempty"`
+	History       []HistoryEntry    `json:"history,omitempty"`
+}
+
+// Facts is everything the gate knows about an analysed image: what a
+// policy is evaluated against.
+type Facts struct {
+	Digest     string    `json:"digest"`
+	Tags       []string  `json:"tags,omitempty"`
+	Dockerfile string    `json:"dockerfile,omitempty"`
+	Metadata   Metadata  `json:"metadata"`
+	Packages   []Package `json:"packages"`
+	Matches    []Match   `json:"matches"`
+	Files      []File    `json:"files,omitempty"`
+	Secrets    []Secret  `json:"secrets,omitempty"`
+	// FileContentMatches are named content rules (files gate
+	// content_regex_match) that matched a file: rule name -> paths.
+	ContentMatches map[string][]string `json:"content_matches,omitempty"`
+}
+
+// DBInfo describes the vulnerability data that matches were made with.
+type DBInfo struct {
+	SchemaVersion string     `json:"schema_version"`
+	Built         time.Time  `json:"built"`
+	Providers     []Provider `json:"providers"`
+	// Distros are the distro namespaces the DB has records for, as
+	// "name:version" ("debian:11"), for the vulnerability_data_unavailable
+	// trigger.
+	Distros []string `json:"distros,omitempty"`
+}
+
+// Provider is one source of vulnerability data in the DB.
+type Provider struct {
+	Name         string     `json:"name"`
+	Version      string     `json:"version,omitempty"`
+	Processor    string     `json:"processor,omitempty"`
+	DateCaptured *time.Time `json:"date_captured,omitempty"`
+	Records      int        `json:"records"`
+}
+
+// Analysis is the stored result of analysing an image: its SBOM and the
+// facts drawn from it, with the DB its matches were made with.
+type Analysis struct {
+	Facts
+	// SBOM is the syft-json document the analysis made.
+	SBOM []byte `json:"-"`
+	// DBBuilt is the build time of the vulnerability DB used for Matches.
+	DBBuilt   time.Time `json:"db_built"`
+	MatchedAt time.Time `json:"matched_at"`
+}
+
+// Role is what a token may do.
+type Role string
+
+// Roles: admin does everything; ci submits and reads images and evaluations.
+const (
+	RoleAdmin Role = "admin"
+	RoleCI    Role = "ci"
+)
+
+// Token is an API token's record; the secret itself is never stored.
+type Token struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Role       Role       `json:"role"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}

@@ -1,0 +1,259 @@
+// Package registry is buildgate's adapter to container registries, built on
+// go-containerregistry: it parses references, resolves them to digests and
+// pulls images into OCI layout directories, within size limits.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/buildgate/buildgate/internal/image"
+)
+
+// Config says how the client talks to registries and how much it pulls.
+type Config struct {
+	// Keychain gives credentials per registry; nil means anonymous.
+	Keychain authn.Keychain
+	// Transport is the HTTP transport; nil means remote.DefaultTransport.
+	Transport http.RoundTripper
+	// Platform is the image chosen from an index.
+	Platform v1.Platform
+	// MaxLayerSize and MaxImageSize bound compressed sizes in bytes; 0 means
+	// no limit.
+	MaxLayerSize int64
+	MaxImageSize int64
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+// DefaultConfig returns linux/amd64, anonymous access, 2 GiB a layer and
+// 8 GiB an image.
+func DefaultConfig() Config {
+	return Config{
+		Platform:     v1.Platform{OS: "linux", Architecture: "amd64"},
+		MaxLayerSize: 2 << 30,
+		MaxImageSize: 8 << 30,
+		UserAgent:    "buildgate",
+	}
+}
+
+// Client resolves and pulls images.
+type Client struct {
+	cfg Config
+}
+
+// New returns a client with cfg.
+func New(cfg Config) *Client {
+	if cfg.Platform.OS == "" {
+		cfg.Platform = DefaultConfig().Platform
+	}
+	return &Client{cfg: cfg}
+}
+
+// ParseReference parses a tag or digest reference such as
+// "host/repo:tag" or "host/repo@sha256:...". A missing registry means
+// docker.io and a missing tag means latest.
+func ParseReference(s string) (name.Reference, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, image.Errorf(image.EINVALID, "image reference is empty")
+	}
+	if strings.Contains(s, "://") {
+		return nil, image.Errorf(image.EINVALID, "invalid image reference %q: write it without a scheme, as host/repository:tag", s)
+	}
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		return nil, image.Errorf(image.EINVALID, "invalid image reference %q: %v", s, err)
+	}
+	return ref, nil
+}
+
+// FullTag returns the normalised "registry/repository:tag" of a tag
+// reference the way Anchore spells it: docker.io when no registry is named,
+// latest when no tag is, and no library/ inserted where the user wrote none.
+// input is what ref was parsed from. It returns "" for a digest reference.
+func FullTag(input string, ref name.Reference) string {
+	t, ok := ref.(name.Tag)
+	if !ok {
+		return ""
+	}
+	registry := t.RegistryStr()
+	repo := t.RepositoryStr()
+	if registry == name.DefaultRegistry {
+		registry = "docker.io"
+		// go-containerregistry inserts library/ for official images; keep
+		// the repository as the user wrote it.
+		if !strings.Contains(input, "library/") {
+			repo = strings.TrimPrefix(repo, "library/")
+		}
+	}
+	return fmt.Sprintf("%s/%s:%s", registry, repo, t.TagStr())
+}
+
+// Resolved is a reference resolved to the image the gate will analyse.
+type Resolved struct {
+	Ref name.Reference
+	// Digest is the digest of the image manifest (for an index, of the
+	// manifest chosen for the platform).
+	Digest string
+	// IndexDigest is the index's digest when the reference named one.
+	IndexDigest string
+}
+
+func (c *Client) options(ctx context.Context) []remote.Option {
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithPlatform(c.cfg.Platform)}
+	if c.cfg.Keychain != nil {
+		opts = append(opts, remote.WithAuthFromKeychain(c.cfg.Keychain))
+	}
+	if c.cfg.Transport != nil {
+		opts = append(opts, remote.WithTransport(c.cfg.Transport))
+	}
+	if c.cfg.UserAgent != "" {
+		opts = append(opts, remote.WithUserAgent(c.cfg.UserAgent))
+	}
+	return opts
+}
+
+// Resolve finds the digest of the image that ref names. From an index it
+// picks the image for the configured platform; anything that is not a
+// container image is refused.
+func (c *Client) Resolve(ctx context.Context, ref name.Reference) (Resolved, error) {
+	desc, err := remote.Get(ref, c.options(ctx)...)
+	if err != nil {
+		return Resolved{}, describe(ref, err)
+	}
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return Resolved{}, describe(ref, err)
+		}
+		m, err := idx.IndexManifest()
+		if err != nil {
+			return Resolved{}, describe(ref, err)
+		}
+		var seen []string
+		for _, d := range m.Manifests {
+			if d.Platform == nil {
+				continue
+			}
+			seen = append(seen, d.Platform.String())
+			if d.Platform.Satisfies(c.cfg.Platform) && d.MediaType.IsImage() {
+				return Resolved{Ref: ref, Digest: d.Digest.String(), IndexDigest: desc.Digest.String()}, nil
+			}
+		}
+		return Resolved{}, image.Errorf(image.EINVALID, "%s is an index with no %s image (platforms: %s)",
+			ref, c.cfg.Platform.String(), strings.Join(seen, ", "))
+	case desc.MediaType.IsImage():
+		img, err := desc.Image()
+		if err != nil {
+			return Resolved{}, describe(ref, err)
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			return Resolved{}, describe(ref, err)
+		}
+		if !isImageConfig(m.Config.MediaType) {
+			return Resolved{}, image.Errorf(image.EINVALID, "%s is not a container image: its config media type is %q", ref, m.Config.MediaType)
+		}
+		return Resolved{Ref: ref, Digest: desc.Digest.String()}, nil
+	default:
+		return Resolved{}, image.Errorf(image.EINVALID, "%s is not a container image: its manifest media type is %q", ref, desc.MediaType)
+	}
+}
+
+func isImageConfig(mt types.MediaType) bool {
+	return mt == types.DockerConfigJSON || mt == types.OCIConfigJSON || mt == ""
+}
+
+// Pull downloads the image r names into a new OCI layout at dir, checking
+// layer and image sizes against the limits before and while downloading.
+func (c *Client) Pull(ctx context.Context, r Resolved, dir string) (v1.Image, error) {
+	dref := r.Ref.Context().Digest(r.Digest)
+	img, err := remote.Image(dref, c.options(ctx)...)
+	if err != nil {
+		return nil, describe(r.Ref, err)
+	}
+	if err := c.CheckSize(img); err != nil {
+		return nil, err
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return nil, fmt.Errorf("creating layout %q: %w", dir, err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		return nil, describe(r.Ref, err)
+	}
+	return img, nil
+}
+
+// CheckSize refuses an image whose manifest declares a layer or a total
+// larger than the limits.
+func (c *Client) CheckSize(img v1.Image) error {
+	m, err := img.Manifest()
+	if err != nil {
+		return fmt.Errorf("reading manifest: %w", err)
+	}
+	var total int64
+	for _, l := range m.Layers {
+		if c.cfg.MaxLayerSize > 0 && l.Size > c.cfg.MaxLayerSize {
+			return image.Errorf(image.EINVALID, "layer %s is %d bytes, over the limit of %d bytes", l.Digest, l.Size, c.cfg.MaxLayerSize)
+		}
+		total += l.Size
+	}
+	if c.cfg.MaxImageSize > 0 && total > c.cfg.MaxImageSize {
+		return image.Errorf(image.EINVALID, "image is %d bytes compressed, over the limit of %d bytes", total, c.cfg.MaxImageSize)
+	}
+	return nil
+}
+
+// describe turns a registry error into an *image.Error whose message names
+// the reference and the registry's answer.
+func describe(ref name.Reference, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		for _, d := range terr.Errors {
+			switch d.Code {
+			case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode:
+				return image.Errorf(image.EINVALID, "%s not found in registry %s: %s", ref, ref.Context().RegistryStr(), d.Message)
+			case transport.UnauthorizedErrorCode, transport.DeniedErrorCode:
+				return image.Errorf(image.EINVALID, "registry %s refused access to %s: %s", ref.Context().RegistryStr(), ref, d.Message)
+			}
+		}
+		switch terr.StatusCode {
+		case http.StatusNotFound:
+			return image.Errorf(image.EINVALID, "%s not found in registry %s", ref, ref.Context().RegistryStr())
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return image.Errorf(image.EINVALID, "registry %s refused access to %s (HTTP %d)", ref.Context().RegistryStr(), ref, terr.StatusCode)
+		}
+		return image.Errorf(image.EINVALID, "registry %s answered for %s: %v", ref.Context().RegistryStr(), ref, terr)
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return image.Errorf(image.EINVALID, "registry host %q of %s cannot be resolved: %v", ref.Context().RegistryStr(), ref, dnsErr)
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return image.Errorf(image.EINVALID, "registry %s of %s is unreachable: %v", ref.Context().RegistryStr(), ref, opErr)
+	}
+	return image.Errorf(image.EINVALID, "pulling %s: %v", ref, err)
+}

@@ -1,0 +1,175 @@
+package registry
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/buildgate/buildgate/internal/image"
+)
+
+func testRegistry(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return u.Host
+}
+
+func TestParseReference(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		wantErr string
+		fullTag string
+	}{
+		{name: "short", in: "nginx", fullTag: "docker.io/nginx:latest"},
+		{name: "library", in: "library/nginx:1", fullTag: "docker.io/library/nginx:1"},
+		{name: "host", in: "127.0.0.1:5000/team/app:v1", fullTag: "127.0.0.1:5000/team/app:v1"},
+		{name: "digest", in: "quay.io/a/b@sha256:" + strings.Repeat("a", 64), fullTag: ""},
+		{name: "empty", in: " ", wantErr: "empty"},
+		{name: "scheme", in: "https://host/repo:tag", wantErr: "without a scheme"},
+		{name: "bad chars", in: "Host/UPPER:tag", wantErr: "invalid image reference"},
+		{name: "bad tag", in: "repo:tag:more", wantErr: "invalid image reference"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ref, err := ParseReference(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || image.ErrorCode(err) != image.EINVALID {
+					t.Fatalf("ParseReference(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := FullTag(tt.in, ref); got != tt.fullTag {
+				t.Errorf("FullTag = %q, want %q", got, tt.fullTag)
+			}
+		})
+	}
+}
+
+func TestResolveAndPull(t *testing.T) {
+	host := testRegistry(t)
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host + "/team/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+
+	// An index with an arm64 and an amd64 image: amd64 is chosen.
+	arm, _ := random.Image(512, 1)
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+	)
+	iref, _ := name.ParseReference(host + "/team/multi:v1")
+	if err := remote.WriteIndex(iref, idx); err != nil {
+		t.Fatal(err)
+	}
+	armOnly := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	aref, _ := name.ParseReference(host + "/team/armonly:v1")
+	if err := remote.WriteIndex(aref, armOnly); err != nil {
+		t.Fatal(err)
+	}
+	// A non-image artifact: a manifest whose config is not an image config.
+	art := mutate.ConfigMediaType(img, types.MediaType("application/vnd.cncf.helm.config.v1+json"))
+	artRef, _ := name.ParseReference(host + "/team/chart:v1")
+	if err := remote.Write(artRef, art); err != nil {
+		t.Fatal(err)
+	}
+
+	c := New(DefaultConfig())
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		ref     string
+		want    string
+		wantErr string
+	}{
+		{name: "tag", ref: host + "/team/app:v1", want: want.String()},
+		{name: "index picks amd64", ref: host + "/team/multi:v1", want: want.String()},
+		{name: "index without amd64", ref: host + "/team/armonly:v1", wantErr: "no linux/amd64 image"},
+		{name: "missing tag", ref: host + "/team/app:nope", wantErr: "not found in registry"},
+		{name: "missing repo", ref: host + "/team/none:v1", wantErr: "not found in registry"},
+		{name: "not an image", ref: host + "/team/chart:v1", wantErr: "not a container image"},
+		{name: "unknown host", ref: "no-such-host.invalid/team/app:v1", wantErr: "no-such-host.invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ref, err := ParseReference(tt.ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.Resolve(ctx, ref)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Resolve error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Digest != tt.want {
+				t.Fatalf("digest = %s, want %s", r.Digest, tt.want)
+			}
+			dir := t.TempDir()
+			if _, err := c.Pull(ctx, r, dir); err != nil {
+				t.Fatal(err)
+			}
+			p, err := layout.FromPath(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Image(want)
+			if err != nil {
+				t.Fatalf("layout lacks the pulled image: %v", err)
+			}
+			if d, _ := got.Digest(); d != want {
+				t.Fatalf("layout image digest %s", d)
+			}
+		})
+	}
+}
+
+func TestPullLimits(t *testing.T) {
+	host := testRegistry(t)
+	img, _ := random.Image(4096, 1)
+	ref, _ := name.ParseReference(host + "/big/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.MaxLayerSize = 100
+	c := New(cfg)
+	r, err := c.Resolve(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Pull(context.Background(), r, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("Pull error = %v, want a size limit error", err)
+	}
+}

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/buildgate/buildgate/internal/image"
+)
+
+const tokenPrefix = "bg_"
+
+// NewToken returns a new random API token and the hash to store for it.
+func NewToken() (secret, hash string) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	secret = tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return secret, HashToken(secret)
+}
+
+// HashToken returns the hex SHA-256 of a token, the form tokens are stored
+// in. Tokens are 256-bit random values, so a fast hash is enough.
+func HashToken(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+const tokenKey = "buildgate.token"
+
+// bearer reads the token from an Authorization header.
+func bearer(header string) string {
+	scheme, rest, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(rest)
+}
+
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		secret := bearer(c.Request().Header.Get("Authorization"))
+		if secret == "" {
+			return image.Errorf(image.EUNAUTHORIZED, "missing bearer token: send Authorization: Bearer <token>")
+		}
+		t, err := s.store.TokenByHash(c.Request().Context(), HashToken(secret))
+		if err != nil {
+			if image.ErrorCode(err) == image.EUNAUTHORIZED {
+				return image.Errorf(image.EUNAUTHORIZED, "invalid token")
+			}
+			return err
+		}
+		c.Set(tokenKey, t)
+		return next(c)
+	}
+}
+
+// requireRole lets through tokens whose role covers role: admin covers ci.
+func requireRole(role image.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			t, _ := c.Get(tokenKey).(*image.Token)
+			if t == nil {
+				return image.Errorf(image.EUNAUTHORIZED, "not authenticated")
+			}
+			if t.Role != image.RoleAdmin && t.Role != role {
+				return image.Errorf(image.EFORBIDDEN, "token %q has role %s; this needs %s", t.Name, t.Role, role)
+			}
+			return next(c)
+		}
+	}
+}

@@ -1,0 +1,327 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/buildgate/buildgate/internal/analysis"
+	"github.com/buildgate/buildgate/internal/api"
+	"github.com/buildgate/buildgate/internal/image"
+)
+
+func (s *Server) submitImage(c echo.Context) error {
+	var req api.SubmitImageRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	img, err := s.images.Submit(c.Request().Context(), analysis.SubmitRequest{
+		Ref: req.Ref, Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, toImage(img))
+}
+
+func decodeJSON(c echo.Context, v any) error {
+	if err := c.Bind(v); err != nil {
+		return image.Errorf(image.EINVALID, "invalid JSON body: %s", bindMessage(err))
+	}
+	return nil
+}
+
+func bindMessage(err error) string {
+	if he, ok := err.(*echo.HTTPError); ok {
+		if he.Internal != nil {
+			return he.Internal.Error()
+		}
+		return fmt.Sprint(he.Message)
+	}
+	return err.Error()
+}
+
+func (s *Server) listImages(c echo.Context) error {
+	status := image.Status(c.QueryParam("status"))
+	switch status {
+	case "", image.StatusQueued, image.StatusAnalyzing, image.StatusAnalyzed, image.StatusFailed:
+	default:
+		return image.Errorf(image.EINVALID, "unknown status %q (want queued, analyzing, analyzed or failed)", status)
+	}
+	imgs, err := s.store.ListImages(c.Request().Context(), c.QueryParam("tag"), status)
+	if err != nil {
+		return err
+	}
+	out := api.ImageList{Images: make([]api.Image, 0, len(imgs))}
+	for i := range imgs {
+		out.Images = append(out.Images, toImage(&imgs[i]))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getImage(c echo.Context) error {
+	d, err := digestParam(c)
+	if err != nil {
+		return err
+	}
+	img, err := s.store.Image(c.Request().Context(), d)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toImage(img))
+}
+
+func (s *Server) deleteImage(c echo.Context) error {
+	d, err := digestParam(c)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteImage(c.Request().Context(), d); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// analysisOf returns the analysis of an analysed image, or a conflict
+// naming the image's status.
+func (s *Server) analysisOf(c echo.Context) (*image.Analysis, error) {
+	d, err := digestParam(c)
+	if err != nil {
+		return nil, err
+	}
+	img, err := s.store.Image(c.Request().Context(), d)
+	if err != nil {
+		return nil, err
+	}
+	if img.Status != image.StatusAnalyzed {
+		msg := fmt.Sprintf("image %s is not analyzed (status: %s)", d, img.Status)
+		if img.Error != "" {
+			msg += ": " + img.Error
+		}
+		return nil, image.Errorf(image.ECONFLICT, "%s", msg)
+	}
+	return s.store.Analysis(c.Request().Context(), d)
+}
+
+// typeFilter reads ?type=os|non-os|all (default all) and returns a test on
+// package types.
+func typeFilter(c echo.Context, extra bool) (string, func(typ string) bool, error) {
+	t := c.QueryParam("type")
+	switch t {
+	case "", "all":
+		return "all", func(string) bool { return true }, nil
+	case "os":
+		return t, image.IsOSType, nil
+	case "non-os":
+		return t, func(typ string) bool { return !image.IsOSType(typ) }, nil
+	}
+	if extra && !strings.ContainsAny(t, " /") {
+		// a package type such as npm or go-module
+		return t, func(typ string) bool { return typ == t }, nil
+	}
+	return "", nil, image.Errorf(image.EINVALID, "unknown type %q (want os, non-os or all)", t)
+}
+
+func (s *Server) vulnerabilities(c echo.Context) error {
+	t, keep, err := typeFilter(c, false)
+	if err != nil {
+		return err
+	}
+	a, err := s.analysisOf(c)
+	if err != nil {
+		return err
+	}
+	out := api.VulnerabilityList{Digest: a.Digest, Type: t, Vulnerabilities: []api.Vulnerability{}}
+	if !a.DBBuilt.IsZero() {
+		out.DBBuilt = &a.DBBuilt
+	}
+	for _, m := range a.Matches {
+		if keep(m.PackageType) {
+			out.Vulnerabilities = append(out.Vulnerabilities, toVulnerability(m))
+		}
+	}
+	sort.SliceStable(out.Vulnerabilities, func(i, j int) bool {
+		x, y := out.Vulnerabilities[i], out.Vulnerabilities[j]
+		if sx, sy := image.SeverityOf(x.Severity), image.SeverityOf(y.Severity); sx != sy {
+			return sx > sy
+		}
+		if x.ID != y.ID {
+			return x.ID < y.ID
+		}
+		return x.PackageName < y.PackageName
+	})
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) packages(c echo.Context) error {
+	t, keep, err := typeFilter(c, true)
+	if err != nil {
+		return err
+	}
+	a, err := s.analysisOf(c)
+	if err != nil {
+		return err
+	}
+	out := api.PackageList{Digest: a.Digest, Type: t, Packages: []api.Package{}}
+	for _, p := range a.Packages {
+		if keep(p.Type) {
+			out.Packages = append(out.Packages, api.Package{
+				Name: p.Name, Version: p.Version, Type: p.Type, Language: p.Language, Path: p.Path,
+				Licenses: nonNil(p.Licenses), PURL: p.PURL, Origin: p.Origin, Size: p.Size,
+			})
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+var sbomTypes = map[string]string{
+	"syft-json":      "application/json",
+	"cyclonedx-json": "application/vnd.cyclonedx+json",
+	"spdx-json":      "application/spdx+json",
+}
+
+func (s *Server) sbom(c echo.Context) error {
+	format := c.QueryParam("format")
+	if format == "" {
+		format = "syft-json"
+	}
+	ct, ok := sbomTypes[format]
+	if !ok {
+		return image.Errorf(image.EINVALID, "unknown SBOM format %q (want syft-json, cyclonedx-json or spdx-json)", format)
+	}
+	a, err := s.analysisOf(c)
+	if err != nil {
+		return err
+	}
+	body := a.SBOM
+	if format != "syft-json" {
+		if body, err = s.sboms.Convert(a.SBOM, format); err != nil {
+			return err
+		}
+	}
+	return c.Blob(http.StatusOK, ct, body)
+}
+
+func (s *Server) metadata(c echo.Context) error {
+	a, err := s.analysisOf(c)
+	if err != nil {
+		return err
+	}
+	m := a.Metadata
+	out := api.Metadata{
+		Digest: a.Digest, Distro: m.Distro, DistroVersion: m.DistroVersion, LikeDistro: m.LikeDistro,
+		OS: m.OS, Arch: m.Arch, Size: m.Size, LayerCount: m.LayerCount, User: m.User,
+		ExposedPorts: nonNil(m.ExposedPorts), Env: nonNil(m.Env), Labels: m.Labels,
+		Entrypoint: m.Entrypoint, Cmd: m.Cmd, WorkingDir: m.WorkingDir, Created: m.Created,
+		History: []api.HistoryEntry{},
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	for _, h := range m.History {
+		out.History = append(out.History, api.HistoryEntry{Created: h.Created, CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) files(c echo.Context) error {
+	a, err := s.analysisOf(c)
+	if err != nil {
+		return err
+	}
+	out := api.FileList{Digest: a.Digest, Files: make([]api.File, 0, len(a.Files))}
+	for _, f := range a.Files {
+		out.Files = append(out.Files, api.File{
+			Path: f.Path, Size: f.Size, Mode: modeString(f.Mode), Type: f.Type, LinkDest: f.LinkDest,
+			SHA256: f.SHA256, SUID: f.SUID, SGID: f.SGID,
+		})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// modeString prints permission bits in octal with setuid (4), setgid (2)
+// and sticky (1) in front, as chmod takes them.
+func modeString(mode uint32) string {
+	const (
+		setuid = 1 << 23 // os.ModeSetuid
+		setgid = 1 << 22 // os.ModeSetgid
+		sticky = 1 << 20 // os.ModeSticky
+	)
+	special := 0
+	if mode&setuid != 0 {
+		special |= 4
+	}
+	if mode&setgid != 0 {
+		special |= 2
+	}
+	if mode&sticky != 0 {
+		special |= 1
+	}
+	return fmt.Sprintf("%d%03o", special, mode&0o777)
+}
+
+func (s *Server) secrets(c echo.Context) error {
+	a, err := s.analysisOf(c)
+	if err != nil {
+		return err
+	}
+	out := api.SecretList{Digest: a.Digest, Secrets: make([]api.Secret, 0, len(a.Secrets))}
+	for _, x := range a.Secrets {
+		out.Secrets = append(out.Secrets, api.Secret{Rule: x.Rule, Path: x.Path, Line: x.Line})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) dbStatus(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.db.Status())
+}
+
+func (s *Server) dbImport(c echo.Context) error {
+	if err := s.db.Import(c.Request().Context(), c.Request().Body); err != nil {
+		return err
+	}
+	if s.AfterImport != nil {
+		go s.AfterImport()
+	}
+	return c.JSON(http.StatusOK, s.db.Status())
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func toImage(img *image.Image) api.Image {
+	return api.Image{
+		Digest: img.Digest, Tags: nonNil(img.Tags), Status: string(img.Status), Error: img.Error,
+		Source: img.Source, Dockerfile: img.Dockerfile != "", Annotations: orEmptyMap(img.Annotations),
+		CreatedAt: img.CreatedAt, UpdatedAt: img.UpdatedAt, AnalyzedAt: img.AnalyzedAt,
+	}
+}
+
+func orEmptyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func toVulnerability(m image.Match) api.Vulnerability {
+	v := api.Vulnerability{
+		ID: m.VulnerabilityID, Severity: m.Severity.String(), Description: m.Description,
+		PackageName: m.PackageName, PackageVersion: m.PackageVersion, PackageType: m.PackageType, PackagePath: m.PackagePath,
+		FixState: string(m.FixState), FixVersions: nonNil(m.FixVersions), URLs: nonNil(m.URLs), RelatedIDs: m.RelatedIDs,
+		CVSS: []api.CVSS{}, KEV: m.KEV, EPSS: m.EPSS, EPSSPercentile: m.EPSSPercentile,
+		DataSource: m.DataSource, Namespace: m.Namespace, PublishedAt: m.PublishedAt, FixedAt: m.FixedAt,
+	}
+	for _, c := range m.CVSS {
+		v.CVSS = append(v.CVSS, api.CVSS{Version: c.Version, Vector: c.Vector, Source: c.Source, Type: c.Type,
+			BaseScore: c.BaseScore, ExploitabilityScore: c.ExploitabilityScore, ImpactScore: c.ImpactScore})
+	}
+	return v
+}

@@ -1,0 +1,181 @@
+// Package server is buildgate's HTTP edge, on echo: the /v1 routes, bearer
+// token auth with roles, error mapping, health, readiness and metrics.
+// Only this package maps error codes to HTTP statuses.
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/buildgate/buildgate/internal/analysis"
+	"github.com/buildgate/buildgate/internal/api"
+	"github.com/buildgate/buildgate/internal/image"
+)
+
+// Images is the submission side of the analysis service.
+type Images interface {
+	Submit(ctx context.Context, req analysis.SubmitRequest) (*image.Image, error)
+	Wake()
+}
+
+// Store is what the server reads and deletes directly.
+type Store interface {
+	Image(ctx context.Context, digest string) (*image.Image, error)
+	ListImages(ctx context.Context, tag string, status image.Status) ([]image.Image, error)
+	DeleteImage(ctx context.Context, digest string) error
+	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
+	TokenByHash(ctx context.Context, hash string) (*image.Token, error)
+	QueueDepth(ctx context.Context) (queued, analyzing int, err error)
+}
+
+// VulnDB is the vulnerability DB as the server sees it.
+type VulnDB interface {
+	Ready() bool
+	Status() api.DBStatus
+	// Import validates an archive and swaps it in.
+	Import(ctx context.Context, r io.Reader) error
+}
+
+// SBOMs converts stored syft-json SBOMs to other formats.
+type SBOMs interface {
+	Convert(syftJSON []byte, format string) ([]byte, error)
+}
+
+// Server is the HTTP server.
+type Server struct {
+	echo    *echo.Echo
+	images  Images
+	store   Store
+	db      VulnDB
+	sboms   SBOMs
+	log     *slog.Logger
+	metrics *Metrics
+	// AfterImport runs after a DB import succeeds (re-matching stored
+	// SBOMs); it may be nil.
+	AfterImport func()
+}
+
+// New builds the server and its routes.
+func New(images Images, store Store, db VulnDB, sboms SBOMs, metrics *Metrics, log *slog.Logger) *Server {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	s := &Server{echo: e, images: images, store: store, db: db, sboms: sboms, log: log, metrics: metrics}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.logRequests)
+
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(metrics.Handler()))
+
+	v1 := e.Group("/v1", s.authenticate)
+	ci := requireRole(image.RoleCI)
+	admin := requireRole(image.RoleAdmin)
+	v1.POST("/images", s.submitImage, ci)
+	v1.GET("/images", s.listImages, ci)
+	v1.GET("/images/:digest", s.getImage, ci)
+	v1.DELETE("/images/:digest", s.deleteImage, admin)
+	v1.GET("/images/:digest/vulnerabilities", s.vulnerabilities, ci)
+	v1.GET("/images/:digest/packages", s.packages, ci)
+	v1.GET("/images/:digest/sbom", s.sbom, ci)
+	v1.GET("/images/:digest/metadata", s.metadata, ci)
+	v1.GET("/images/:digest/files", s.files, ci)
+	v1.GET("/images/:digest/secrets", s.secrets, ci)
+	v1.GET("/db", s.dbStatus, ci)
+	v1.POST("/db/import", s.dbImport, admin)
+	return s
+}
+
+// Echo returns the echo instance, for other route sets to join.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// ServeHTTP serves a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) readyz(c echo.Context) error {
+	if !s.db.Ready() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "no vulnerability database loaded"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// logRequests logs each request without its headers (they carry tokens).
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		path := c.Request().URL.Path
+		if path == "/healthz" || path == "/readyz" || path == "/metrics" {
+			return nil
+		}
+		s.log.Debug("request", "method", c.Request().Method, "path", path,
+			"status", c.Response().Status, "duration", time.Since(start).Round(time.Microsecond))
+		return nil
+	}
+}
+
+var statusOf = map[string]int{
+	image.EINVALID:      http.StatusBadRequest,
+	image.ENOTFOUND:     http.StatusNotFound,
+	image.ECONFLICT:     http.StatusConflict,
+	image.EUNAUTHORIZED: http.StatusUnauthorized,
+	image.EFORBIDDEN:    http.StatusForbidden,
+	image.EINTERNAL:     http.StatusInternalServerError,
+}
+
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	code, msg := image.ErrorCode(err), image.ErrorMessage(err)
+	status := statusOf[code]
+	if errors.As(err, &he) {
+		status = he.Code
+		msg = http.StatusText(he.Code)
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		}
+		switch {
+		case status == http.StatusNotFound:
+			code = image.ENOTFOUND
+		case status == http.StatusUnauthorized:
+			code = image.EUNAUTHORIZED
+		case status == http.StatusForbidden:
+			code = image.EFORBIDDEN
+		case status < 500:
+			code = image.EINVALID
+		default:
+			code = image.EINTERNAL
+		}
+	} else if code == image.EINTERNAL {
+		s.log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	if status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="buildgate"`)
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(status)
+		return
+	}
+	c.JSON(status, api.ErrorResponse{Error: api.ErrorBody{Code: code, Message: msg}})
+}
+
+// digestParam returns the :digest path parameter, unescaped.
+func digestParam(c echo.Context) (string, error) {
+	d, err := url.PathUnescape(c.Param("digest"))
+	if err != nil || d == "" {
+		return "", image.Errorf(image.EINVALID, "invalid digest %q", c.Param("digest"))
+	}
+	return d, nil
+}

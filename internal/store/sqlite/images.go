@@ -1,0 +1,365 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/buildgate/buildgate/internal/image"
+)
+
+// SubmitImage records a submission. An image already known is queued again
+// only when forced or when its last analysis failed; its tags, Dockerfile and
+// annotations are updated. It reports whether the image was queued.
+func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.Image, queued bool, err error) {
+	now := s.now()
+	ann, err := json.Marshal(orEmpty(sub.Annotations))
+	if err != nil {
+		return nil, false, err
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var status string
+		err := tx.QueryRowContext(ctx, `SELECT status FROM images WHERE digest = ?`, sub.Digest).Scan(&status)
+		switch {
+		case isNoRows(err):
+			queued = true
+			_, err = tx.ExecContext(ctx, `INSERT INTO images (digest, source, pull_ref, index_digest, status, dockerfile, annotations, created_at, updated_at, queued_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				sub.Digest, sub.Source, sub.PullRef, sub.IndexDigest, image.StatusQueued, sub.Dockerfile, string(ann), now, now, now)
+		case err != nil:
+			return err
+		default:
+			requeue := image.Status(status) == image.StatusFailed ||
+				(sub.Force && image.Status(status) == image.StatusAnalyzed)
+			set := []string{"updated_at = ?"}
+			args := []any{now}
+			if sub.Dockerfile != "" {
+				set, args = append(set, "dockerfile = ?"), append(args, sub.Dockerfile)
+			}
+			if len(sub.Annotations) > 0 {
+				set, args = append(set, "annotations = ?"), append(args, string(ann))
+			}
+			if sub.PullRef != "" {
+				set, args = append(set, "pull_ref = ?", "source = ?"), append(args, sub.PullRef, sub.Source)
+			}
+			if requeue {
+				queued = true
+				set = append(set, "status = ?", "error = ''", "queued_at = ?", "claimed_by = ''", "attempts = 0")
+				args = append(args, image.StatusQueued, now)
+			}
+			args = append(args, sub.Digest)
+			_, err = tx.ExecContext(ctx, `UPDATE images SET `+strings.Join(set, ", ")+` WHERE digest = ?`, args...)
+		}
+		if err != nil {
+			return err
+		}
+		if sub.Tag != "" {
+			_, err = tx.ExecContext(ctx, `INSERT INTO image_tags (digest, tag, detected_at) VALUES (?, ?, ?) ON CONFLICT (digest, tag) DO NOTHING`, sub.Digest, sub.Tag, now)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("submitting %s: %w", sub.Digest, err)
+	}
+	img, err = s.Image(ctx, sub.Digest)
+	return img, queued, err
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+const imageCols = `digest, source, status, error, dockerfile, annotations, created_at, updated_at, analyzed_at`
+
+func scanImage(row interface{ Scan(...any) error }) (*image.Image, error) {
+	var img image.Image
+	var ann string
+	var analyzed sql.NullTime
+	if err := row.Scan(&img.Digest, &img.Source, &img.Status, &img.Error, &img.Dockerfile, &ann, &img.CreatedAt, &img.UpdatedAt, &analyzed); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(ann), &img.Annotations); err != nil {
+		return nil, fmt.Errorf("reading annotations of %s: %w", img.Digest, err)
+	}
+	if analyzed.Valid {
+		t := analyzed.Time.UTC()
+		img.AnalyzedAt = &t
+	}
+	img.CreatedAt, img.UpdatedAt = img.CreatedAt.UTC(), img.UpdatedAt.UTC()
+	return &img, nil
+}
+
+// Image returns one image with its tags.
+func (s *DB) Image(ctx context.Context, digest string) (*image.Image, error) {
+	img, err := scanImage(s.db.QueryRowContext(ctx, `SELECT `+imageCols+` FROM images WHERE digest = ?`, digest))
+	if isNoRows(err) {
+		return nil, notFound("image", digest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading image %s: %w", digest, err)
+	}
+	tags, err := s.tags(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	img.Tags = tags
+	return img, nil
+}
+
+func (s *DB) tags(ctx context.Context, digest string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT tag FROM image_tags WHERE digest = ? ORDER BY detected_at, tag`, digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	tags := []string{}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		tags = append(tags, t)
+	}
+	return tags, rows.Err()
+}
+
+// ListImages returns images, newest first, those with tag and status
+// only when they are not empty.
+func (s *DB) ListImages(ctx context.Context, tag string, status image.Status) ([]image.Image, error) {
+	q := `SELECT ` + imageCols + ` FROM images WHERE 1=1`
+	var args []any
+	if tag != "" {
+		q += ` AND digest IN (SELECT digest FROM image_tags WHERE tag = ?)`
+		args = append(args, tag)
+	}
+	if status != "" {
+		q += ` AND status = ?`
+		args = append(args, status)
+	}
+	q += ` ORDER BY created_at DESC, digest`
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing images: %w", err)
+	}
+	var out []image.Image
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("listing images: %w", err)
+		}
+		out = append(out, *img)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Tags, err = s.tags(ctx, out[i].Digest); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// DeleteImage removes an image, its tags and its analysis.
+func (s *DB) DeleteImage(ctx context.Context, digest string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM images WHERE digest = ?`, digest)
+	if err != nil {
+		return fmt.Errorf("deleting image %s: %w", digest, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("image", digest)
+	}
+	return nil
+}
+
+// ClaimJob takes the oldest queued image and marks it analyzing for worker.
+// It returns nil when the queue is empty. The claim is one conditional
+// UPDATE, so several workers (or gates sharing a database) never take the
+// same job.
+func (s *DB) ClaimJob(ctx context.Context, worker string) (*image.Job, error) {
+	for {
+		var j image.Job
+		err := s.db.QueryRowContext(ctx, `SELECT digest, pull_ref, source, attempts FROM images WHERE status = ? ORDER BY queued_at, digest LIMIT 1`, image.StatusQueued).
+			Scan(&j.Digest, &j.PullRef, &j.Source, &j.Attempts)
+		if isNoRows(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("claiming a job: %w", err)
+		}
+		now := s.now()
+		res, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, claimed_by = ?, claimed_at = ?, attempts = attempts + 1, updated_at = ? WHERE digest = ? AND status = ?`,
+			image.StatusAnalyzing, worker, now, now, j.Digest, image.StatusQueued)
+		if err != nil {
+			return nil, fmt.Errorf("claiming %s: %w", j.Digest, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			j.Attempts++
+			return &j, nil
+		}
+		// Another worker took it first; try the next one.
+	}
+}
+
+// RequeueInterrupted puts back in the queue every analysis that was running
+// when the gate stopped. It returns how many it requeued.
+func (s *DB) RequeueInterrupted(ctx context.Context) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, claimed_by = '', updated_at = ? WHERE status = ?`,
+		image.StatusQueued, s.now(), image.StatusAnalyzing)
+	if err != nil {
+		return 0, fmt.Errorf("requeueing interrupted analyses: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// FailImage marks an analysis failed with a message for the user.
+func (s *DB) FailImage(ctx context.Context, digest, msg string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, error = ?, claimed_by = '', updated_at = ? WHERE digest = ?`,
+		image.StatusFailed, msg, s.now(), digest)
+	if err != nil {
+		return fmt.Errorf("failing %s: %w", digest, err)
+	}
+	return nil
+}
+
+// SaveAnalysis stores an analysis and marks the image analyzed.
+func (s *DB) SaveAnalysis(ctx context.Context, a *image.Analysis) error {
+	cols, err := analysisColumns(a)
+	if err != nil {
+		return fmt.Errorf("encoding analysis of %s: %w", a.Digest, err)
+	}
+	now := s.now()
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO analyses (digest, sbom, metadata, packages, files, secrets, content, matches, db_built, matched_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (digest) DO UPDATE SET sbom = excluded.sbom, metadata = excluded.metadata, packages = excluded.packages,
+			files = excluded.files, secrets = excluded.secrets, content = excluded.content, matches = excluded.matches,
+			db_built = excluded.db_built, matched_at = excluded.matched_at`,
+			append([]any{a.Digest}, cols...)...)
+		if err != nil {
+			return fmt.Errorf("saving analysis of %s: %w", a.Digest, err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE images SET status = ?, error = '', claimed_by = '', analyzed_at = ?, updated_at = ? WHERE digest = ?`,
+			image.StatusAnalyzed, now, now, a.Digest)
+		return err
+	})
+}
+
+func analysisColumns(a *image.Analysis) ([]any, error) {
+	meta, err := json.Marshal(a.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	pkgs, err := gzJSON(a.Packages)
+	if err != nil {
+		return nil, err
+	}
+	files, err := gzJSON(a.Files)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := json.Marshal(a.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	content, err := json.Marshal(a.ContentMatches)
+	if err != nil {
+		return nil, err
+	}
+	matches, err := gzJSON(a.Matches)
+	if err != nil {
+		return nil, err
+	}
+	return []any{gz(a.SBOM), string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
+}
+
+func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
+
+// UpdateMatches replaces the matches of a stored analysis (after a DB
+// change), leaving everything else as it was.
+func (s *DB) UpdateMatches(ctx context.Context, digest string, matches []image.Match, dbBuilt, at time.Time) error {
+	b, err := gzJSON(matches)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE analyses SET matches = ?, db_built = ?, matched_at = ? WHERE digest = ?`, b, nullTime(dbBuilt), at, digest)
+	if err != nil {
+		return fmt.Errorf("updating matches of %s: %w", digest, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("analysis", digest)
+	}
+	return nil
+}
+
+// Analysis returns the stored analysis of an image.
+func (s *DB) Analysis(ctx context.Context, digest string) (*image.Analysis, error) {
+	var a image.Analysis
+	var sbom, pkgs, files, matches []byte
+	var meta, secrets, content string
+	var dbBuilt sql.NullTime
+	err := s.db.QueryRowContext(ctx, `SELECT sbom, metadata, packages, files, secrets, content, matches, db_built, matched_at FROM analyses WHERE digest = ?`, digest).
+		Scan(&sbom, &meta, &pkgs, &files, &secrets, &content, &matches, &dbBuilt, &a.MatchedAt)
+	if isNoRows(err) {
+		return nil, notFound("analysis of image", digest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading analysis of %s: %w", digest, err)
+	}
+	a.Digest = digest
+	if a.SBOM, err = gunzip(sbom); err != nil {
+		return nil, fmt.Errorf("reading sbom of %s: %w", digest, err)
+	}
+	for _, dec := range []error{
+		json.Unmarshal([]byte(meta), &a.Metadata),
+		ungzJSON(pkgs, &a.Packages),
+		ungzJSON(files, &a.Files),
+		json.Unmarshal([]byte(secrets), &a.Secrets),
+		json.Unmarshal([]byte(content), &a.ContentMatches),
+		ungzJSON(matches, &a.Matches),
+	} {
+		if dec != nil {
+			return nil, fmt.Errorf("decoding analysis of %s: %w", digest, dec)
+		}
+	}
+	if dbBuilt.Valid {
+		a.DBBuilt = dbBuilt.Time.UTC()
+	}
+	a.MatchedAt = a.MatchedAt.UTC()
+	return &a, nil
+}
+
+// AnalyzedDigests lists the digests of every analysed image.
+func (s *DB) AnalyzedDigests(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT digest FROM analyses ORDER BY digest`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// QueueDepth counts images waiting for or under analysis.
+func (s *DB) QueueDepth(ctx context.Context) (queued, analyzing int, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT
+		COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0) FROM images`, image.StatusQueued, image.StatusAnalyzing).Scan(&queued, &analyzing)
+	return queued, analyzing, err
+}
