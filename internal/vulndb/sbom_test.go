@@ -1,0 +1,79 @@
+package vulndb_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/anchore/syft/syft"
+	"github.com/anchore/syft/syft/format"
+	"github.com/anchore/syft/syft/format/syftjson"
+
+	"github.com/buildgate/buildgate/internal/vulndb"
+	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
+)
+
+// Test images in the shared directory.
+const (
+	dpkgOnly = "bullseye-dpkgonly.docker.tar"
+	minbase  = "bullseye-minbase.docker.tar"
+	appImage = "bookworm-app.docker.tar"
+)
+
+func imagePath(tb testing.TB, name string) string {
+	tb.Helper()
+	shared, err := vulndbtest.SharedDir()
+	if err != nil {
+		tb.Skip(err)
+	}
+	p := filepath.Join(shared, "images", name)
+	if _, err := os.Stat(p); err != nil {
+		tb.Skipf("test image: %v", err)
+	}
+	return p
+}
+
+type sbomOnce struct {
+	once sync.Once
+	doc  []byte
+	err  error
+}
+
+var sboms sync.Map // image name -> *sbomOnce
+
+// syftJSON catalogs a shared test image with syft's library and
+// vulndb.SBOMConfig, as the gate's cataloging side does, and returns the
+// syft-json document; once per image per test binary.
+func syftJSON(tb testing.TB, name string) []byte {
+	tb.Helper()
+	path := imagePath(tb, name)
+	v, _ := sboms.LoadOrStore(name, &sbomOnce{})
+	s := v.(*sbomOnce)
+	s.once.Do(func() {
+		ctx := context.Background()
+		src, err := syft.GetSource(ctx, path, syft.DefaultGetSourceConfig().WithSources("docker-archive"))
+		if err != nil {
+			s.err = err
+			return
+		}
+		defer src.Close()
+		doc, err := syft.CreateSBOM(ctx, src, vulndb.SBOMConfig())
+		if err != nil {
+			s.err = err
+			return
+		}
+		s.doc, s.err = format.Encode(*doc, syftjson.NewFormatEncoder())
+	})
+	if s.err != nil {
+		tb.Fatalf("cataloging %s: %v", name, s.err)
+	}
+	return s.doc
+}
+
+func toJSON(v any) (string, error) {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	return string(raw), err
+}
