@@ -1,0 +1,212 @@
+// Package catalog says what is inside a container image: its SBOM (made
+// with syft), packages, files, secrets, content-rule matches and metadata.
+// It is buildgate's syft adapter and translates into the domain types of
+// internal/image.
+//
+// Catalog reads an OCI image layout directory holding one image. syft
+// (through stereoscope) unpacks each layer once, for package cataloging;
+// files, secrets and content rules are read from the same decompressed
+// streams as they go by, and the layers are then squashed as
+// go-containerregistry's mutate.Extract squashes them.
+//
+// syft needs a database/sql driver named "sqlite"; the program registers
+// it (see Catalog).
+//
+// No matched text is ever returned, logged or put in an error: a secret is
+// reported as its rule, path and line only.
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/anchore/syft/syft"
+	"github.com/anchore/syft/syft/cataloging"
+
+	"github.com/buildgate/buildgate/internal/image"
+)
+
+// sqliteDriver is the database/sql driver syft's RPM cataloger opens.
+const sqliteDriver = "sqlite"
+
+// errNoSQLiteDriver says that the program registered no SQLite driver for
+// syft. The package does not register one itself: the program links
+// exactly one driver named "sqlite", github.com/glebarez/go-sqlite, which
+// grype's DB code already imports (modernc.org/sqlite's own driver would
+// register the same name a second time and panic).
+var errNoSQLiteDriver = errors.New(`cataloging packages: no database/sql driver named "sqlite" is registered ` +
+	`(syft reads RPM databases with it): import github.com/glebarez/go-sqlite`)
+
+// DefaultMaxSecretFileSize is the largest file searched for secrets and
+// content rules by default.
+const DefaultMaxSecretFileSize = 10 << 20
+
+// Config says how an image is cataloged.
+type Config struct {
+	// SBOM configures syft. Nil means DefaultSBOMConfig().
+	SBOM *syft.CreateSBOMConfig
+	// Name is the SBOM's source name, usually the image reference the
+	// image was submitted as; empty means the manifest digest. The
+	// source version is always the manifest digest.
+	Name string
+	// MaxSecretFileSize is the largest regular file, in bytes, searched
+	// for secrets and content rules; larger files are only hashed. Zero
+	// means DefaultMaxSecretFileSize.
+	MaxSecretFileSize int64
+	// SecretRules are matched against each line of every small text file
+	// (no NUL byte in its first 8 KiB).
+	SecretRules []Rule
+	// ContentRules are named content regexes (the files gate's
+	// content_regex_match); each that matches a line of a file reports
+	// the file's path.
+	ContentRules []Rule
+}
+
+// DefaultConfig returns the configuration that catalogs like the grype CLI
+// does, with Anchore's default secret rules and no content rules.
+func DefaultConfig() Config {
+	return Config{
+		SBOM:              DefaultSBOMConfig(),
+		MaxSecretFileSize: DefaultMaxSecretFileSize,
+		SecretRules:       DefaultSecretRules(),
+	}
+}
+
+// DefaultSBOMConfig returns syft's configuration as the grype CLI sets it
+// (grype's getProviderConfig), so that packages equal grype's: syft's
+// defaults, Go binary symbols captured for the gosymbols qualifier, and
+// packages without a version dropped.
+func DefaultSBOMConfig() *syft.CreateSBOMConfig {
+	cfg := syft.DefaultCreateSBOMConfig()
+	search := cataloging.DefaultArchiveSearchConfig()
+	cfg.Packages.JavaArchive.IncludeIndexedArchives = search.IncludeIndexedArchives
+	cfg.Packages.JavaArchive.IncludeUnindexedArchives = search.IncludeUnindexedArchives
+	cfg.Packages.Golang = cfg.Packages.Golang.WithCaptureSymbols(cataloging.SymbolScopeAll)
+	cfg.Compliance.MissingVersion = cataloging.ComplianceActionDrop
+	return cfg
+}
+
+// Result is what Catalog finds in an image.
+type Result struct {
+	// Digest is the image's manifest digest.
+	Digest string `json:"digest"`
+	// SBOM is the syft-json document.
+	SBOM     []byte          `json:"-"`
+	Packages []image.Package `json:"packages"`
+	Files    []image.File    `json:"files"`
+	Secrets  []image.Secret  `json:"secrets,omitempty"`
+	// ContentMatches maps each content rule that matched to the sorted
+	// paths of the files it matched.
+	ContentMatches map[string][]string `json:"content_matches,omitempty"`
+	Metadata       image.Metadata      `json:"metadata"`
+}
+
+// Catalog analyses the one image in the OCI image layout at layoutDir.
+//
+// The program must have registered a database/sql driver named "sqlite"
+// (github.com/glebarez/go-sqlite, as grype's DB code does) for syft's RPM
+// cataloger; Catalog returns an error when there is none.
+func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error) {
+	if cfg.SBOM == nil {
+		cfg.SBOM = DefaultSBOMConfig()
+	}
+	if cfg.MaxSecretFileSize <= 0 {
+		cfg.MaxSecretFileSize = DefaultMaxSecretFileSize
+	}
+	if !slices.Contains(sql.Drivers(), sqliteDriver) {
+		return nil, errNoSQLiteDriver
+	}
+	secretRules, err := compileRules("secret", cfg.SecretRules)
+	if err != nil {
+		return nil, err
+	}
+	contentRules, err := compileRules("content", cfg.ContentRules)
+	if err != nil {
+		return nil, err
+	}
+
+	img, err := openLayout(layoutDir)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("computing image digest: %w", err)
+	}
+	md, err := imageMetadata(img)
+	if err != nil {
+		return nil, fmt.Errorf("reading image metadata: %w", err)
+	}
+	name := cfg.Name
+	if name == "" {
+		name = digest.String()
+	}
+
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading layers: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// stereoscope decompresses each layer once, for syft; the files pass
+	// scans the same stream as it goes by (see layerTaps)
+	taps := newLayerTaps(ctx, len(layers), func(ctx context.Context, r io.Reader) (*layerScan, error) {
+		return newScanner(cfg, secretRules, contentRules).scanLayer(ctx, r)
+	})
+	src, err := openSource(ctx, img, name, digest.String(), taps)
+	if err != nil {
+		cancel()
+		taps.wg.Wait()
+		return nil, err
+	}
+	defer src.Close()
+
+	var (
+		wg       sync.WaitGroup
+		files    *fileScan
+		filesErr error
+	)
+	wg.Go(func() {
+		scans, err := taps.finish(ctx, layers)
+		if err != nil {
+			filesErr = err
+			cancel()
+			return
+		}
+		files = squash(scans)
+	})
+	s, sbomErr := createSBOM(ctx, src, cfg.SBOM)
+	if sbomErr != nil {
+		cancel()
+	}
+	wg.Wait()
+	// when one part fails the other is cancelled: report the cause
+	if filesErr != nil && (sbomErr == nil || !errors.Is(filesErr, context.Canceled)) {
+		return nil, fmt.Errorf("listing files: %w", filesErr)
+	}
+	if sbomErr != nil {
+		return nil, sbomErr
+	}
+
+	doc, err := encodeSyftJSON(s)
+	if err != nil {
+		return nil, err
+	}
+	setDistro(&md, s.Artifacts.LinuxDistribution)
+	return &Result{
+		Digest:         digest.String(),
+		SBOM:           doc,
+		Packages:       packagesOf(s),
+		Files:          files.files,
+		Secrets:        files.secrets,
+		ContentMatches: files.contentMatches,
+		Metadata:       md,
+	}, nil
+}

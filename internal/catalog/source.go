@@ -1,0 +1,179 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	stfile "github.com/anchore/stereoscope/pkg/file"
+	stimage "github.com/anchore/stereoscope/pkg/image"
+	"github.com/anchore/syft/syft/source"
+	"github.com/anchore/syft/syft/source/stereoscopesource"
+)
+
+// openSource reads img with stereoscope, as syft.GetSource does for an
+// "oci-dir" input, and returns it as a syft source named name at version
+// digest. Every layer stereoscope decompresses also flows through taps,
+// so that the files pass does not decompress it a second time.
+func openSource(ctx context.Context, img v1.Image, name, digest string, taps *layerTaps) (source.Source, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading layers: %w", err)
+	}
+	tapped := make([]v1.Layer, len(layers))
+	for i, l := range layers {
+		tapped[i] = tappedLayer{Layer: l, idx: i, taps: taps}
+	}
+
+	tmp := stfile.NewTempDirGenerator("buildgate-catalog")
+	contentDir, err := tmp.NewDirectory("oci-dir-image")
+	if err != nil {
+		return nil, fmt.Errorf("creating temporary directory: %w", err)
+	}
+	meta := []stimage.AdditionalMetadata{stimage.WithManifestDigest(digest)}
+	if raw, err := img.RawManifest(); err == nil {
+		meta = append(meta, stimage.WithManifest(raw))
+	}
+	simg := stimage.New(tappedImage{Image: img, layers: tapped}, tmp, contentDir, meta...)
+	// like syft: lower layer squashes are built only if something reads them
+	if err := simg.Read(stimage.WithLazyLayerSquashes(ctx)); err != nil {
+		return nil, errors.Join(fmt.Errorf("unpacking layers: %w", err), simg.Cleanup())
+	}
+	return stereoscopesource.New(simg, stereoscopesource.ImageConfig{
+		Reference: name,
+		Alias:     source.Alias{Name: name, Version: digest},
+	}), nil
+}
+
+// tappedImage is an image whose layers are tapped.
+type tappedImage struct {
+	v1.Image
+	layers []v1.Layer
+}
+
+func (i tappedImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
+
+// tappedLayer is a layer whose first uncompressed stream is also scanned.
+type tappedLayer struct {
+	v1.Layer
+	idx  int
+	taps *layerTaps
+}
+
+func (l tappedLayer) Uncompressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Uncompressed()
+	if err != nil {
+		return nil, err
+	}
+	return l.taps.attach(l.idx, rc), nil
+}
+
+// layerTaps scans the layers' uncompressed tars while stereoscope reads
+// them: what stereoscope reads is copied into a pipe that a scanner reads.
+// A scanner always drains its pipe, so stereoscope is never held up for
+// longer than the scan of the data it has read, and a scan that fails
+// never fails stereoscope's read.
+type layerTaps struct {
+	ctx  context.Context
+	scan func(ctx context.Context, r io.Reader) (*layerScan, error)
+
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	started []bool
+	results []*layerScan
+	// rereads counts the layers finish had to read again.
+	rereads int
+}
+
+func newLayerTaps(ctx context.Context, layers int, scan func(context.Context, io.Reader) (*layerScan, error)) *layerTaps {
+	return &layerTaps{ctx: ctx, scan: scan, started: make([]bool, layers), results: make([]*layerScan, layers)}
+}
+
+// attach starts scanning layer idx from what is read from rc, unless it
+// was started already.
+func (t *layerTaps) attach(idx int, rc io.ReadCloser) io.ReadCloser {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.started[idx] {
+		return rc
+	}
+	t.started[idx] = true
+	pr, pw := io.Pipe()
+	t.wg.Go(func() {
+		res, err := t.scan(t.ctx, pr)
+		_, _ = io.Copy(io.Discard, pr) // the tar may end before the stream
+		_ = pr.Close()
+		if err == nil {
+			t.mu.Lock()
+			t.results[idx] = res
+			t.mu.Unlock()
+		}
+	})
+	return &tapReader{rc: rc, pw: pw}
+}
+
+// finish waits for the scans to end and returns every layer's scan,
+// reading again, from layers, the ones that were not scanned whole.
+func (t *layerTaps) finish(ctx context.Context, layers []v1.Layer) ([]*layerScan, error) {
+	t.wg.Wait()
+	out := make([]*layerScan, len(layers))
+	for i, l := range layers {
+		if out[i] = t.results[i]; out[i] != nil {
+			continue
+		}
+		t.rereads++
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return nil, fmt.Errorf("reading layer %d: %w", i, err)
+		}
+		res, err := t.scan(ctx, rc)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading layer %d: %w", i, err)
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// errStreamClosed tells a scanner that the stream was closed before its
+// end, so its scan is incomplete.
+var errStreamClosed = errors.New("layer stream closed before its end")
+
+// tapReader copies what is read from rc into pw.
+type tapReader struct {
+	rc     io.ReadCloser
+	pw     *io.PipeWriter
+	done   bool
+	broken bool
+}
+
+func (r *tapReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if n > 0 && !r.broken {
+		if _, werr := r.pw.Write(p[:n]); werr != nil {
+			r.broken = true
+		}
+	}
+	if err != nil && !r.done {
+		r.done = true
+		if errors.Is(err, io.EOF) {
+			r.pw.Close()
+		} else {
+			r.pw.CloseWithError(err)
+		}
+	}
+	return n, err
+}
+
+func (r *tapReader) Close() error {
+	if !r.done {
+		r.done = true
+		r.pw.CloseWithError(errStreamClosed)
+	}
+	return r.rc.Close()
+}
