@@ -44,6 +44,22 @@ func (r registryAdapter) Pull(ctx context.Context, pullRef, dir string) error {
 	return err
 }
 
+func (r registryAdapter) ImportArchive(path, dir string) (string, error) {
+	return r.client.ImportArchive(path, dir)
+}
+
+func (r registryAdapter) NormalizeTag(tag string) (string, error) {
+	ref, err := registry.ParseReference(tag)
+	if err != nil {
+		return "", err
+	}
+	full := registry.FullTag(tag, ref)
+	if full == "" {
+		return "", image.Errorf(image.EINVALID, "tag %q names a digest; give repository:tag", tag)
+	}
+	return full, nil
+}
+
 // catalogAdapter serves analysis.Cataloger with syft.
 type catalogAdapter struct{}
 
@@ -61,6 +77,14 @@ func (catalogAdapter) Catalog(ctx context.Context, dir string) (*image.Analysis,
 	}, nil
 }
 
+func (catalogAdapter) DecodeSBOM(r io.Reader) (*image.Analysis, error) {
+	doc, d, err := catalog.DecodeSBOM(r)
+	if err != nil {
+		return nil, image.Errorf(image.EINVALID, "%v", err)
+	}
+	return &image.Analysis{Facts: image.Facts{Metadata: d.Metadata, Packages: d.Packages}, SBOM: doc}, nil
+}
+
 // sbomAdapter serves server.SBOMs with syft's encoders.
 type sbomAdapter struct{}
 
@@ -76,9 +100,15 @@ type dbAdapter struct {
 
 func (d dbAdapter) Ready() bool { return d.m.Ready() }
 
+// Import reports a refused archive as invalid input, naming the cause.
 func (d dbAdapter) Import(ctx context.Context, r io.Reader) error {
-	_, err := d.m.Import(ctx, r)
-	return err
+	if _, err := d.m.Import(ctx, r); err != nil {
+		if ctx.Err() != nil || image.ErrorCode(err) != image.EINTERNAL {
+			return err
+		}
+		return image.Errorf(image.EINVALID, "the DB archive was refused and the current DB kept: %v", err)
+	}
+	return nil
 }
 
 func (d dbAdapter) Status() api.DBStatus { return dbStatus(d.m.Status(), d.updateURL) }

@@ -122,6 +122,7 @@ type Main struct {
 	Store    *sqlite.DB
 	VulnDB   *vulndb.Manager
 	Analysis *analysis.Service
+	Verdicts *analysis.Verdicts
 	Server   *server.Server
 	// URL is the server's base URL once Open returns.
 	URL string
@@ -160,13 +161,22 @@ func (m *Main) Open(ctx context.Context) error {
 		Platform:     registry.DefaultConfig().Platform,
 		MaxLayerSize: c.MaxLayerSize, MaxImageSize: c.MaxImageSize, UserAgent: "buildgate/" + version,
 	})}
+	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
+	if err := m.Verdicts.InstallDefault(ctx); err != nil {
+		return err
+	}
 	metrics := server.NewMetrics(m.Store.QueueDepth, func() time.Time { return m.VulnDB.Info().Built })
 	m.Analysis = analysis.New(analysis.Config{
 		Workers: c.Workers, Timeout: c.AnalysisTimeout,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
-	}, m.Store, reg, catalogAdapter{}, m.VulnDB, analysis.Observer{Finished: metrics.ObserveAnalysis}, m.Log)
+	}, m.Store, reg, catalogAdapter{}, m.VulnDB, analysis.Observer{
+		Finished: metrics.ObserveAnalysis, Analyzed: m.Verdicts.Reevaluate,
+	}, m.Log)
 	m.Server = server.New(m.Analysis, m.Store, dbAdapter{m.VulnDB, c.DBUpdateURL}, sbomAdapter{}, metrics, m.Log)
 	m.Server.AfterImport = m.rematch
+	m.Server.Version = version
+	m.Server.RoutePolicies(m.Verdicts, m.Store)
+	m.Server.RouteUploads(m.Analysis, c.MaxImageSize)
 
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
 		return fmt.Errorf("listening on %s: %w", c.Addr, err)

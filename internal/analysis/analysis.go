@@ -6,8 +6,12 @@ package analysis
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,6 +24,7 @@ import (
 
 // Store is what the service needs from the database.
 type Store interface {
+	Image(ctx context.Context, digest string) (*image.Image, error)
 	SubmitImage(ctx context.Context, sub image.Submission) (*image.Image, bool, error)
 	ClaimJob(ctx context.Context, worker string) (*image.Job, error)
 	RequeueInterrupted(ctx context.Context) (int, error)
@@ -44,11 +49,20 @@ type Resolved struct {
 type Registry interface {
 	Resolve(ctx context.Context, ref string) (Resolved, error)
 	Pull(ctx context.Context, pullRef, dir string) error
+	// ImportArchive turns an uploaded image archive into an OCI layout at
+	// dir and returns the image's digest.
+	ImportArchive(path, dir string) (digest string, err error)
+	// NormalizeTag returns the full tag a user's "repo:tag" stands for.
+	NormalizeTag(tag string) (string, error)
 }
 
-// Cataloger reads an image in an OCI layout into an SBOM and facts.
+// Cataloger reads an image in an OCI layout into an SBOM and facts, and
+// reads SBOM documents users upload.
 type Cataloger interface {
 	Catalog(ctx context.Context, layoutDir string) (*image.Analysis, error)
+	// DecodeSBOM reads a syft, CycloneDX or SPDX document into an analysis
+	// whose SBOM is syft-json.
+	DecodeSBOM(r io.Reader) (*image.Analysis, error)
 }
 
 // Matcher matches an SBOM against the vulnerability DB.
@@ -145,13 +159,118 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, 
 	return img, nil
 }
 
-// SubmitLayout queues an image that is already in an OCI layout at dir (an
-// upload). The layout is moved under the upload directory.
-func (s *Service) SubmitLayout(ctx context.Context, digest, tag, dir string, req SubmitRequest) (*image.Image, error) {
-	dst := filepath.Join(s.cfg.UploadDir, dirName(digest))
+// UploadRequest describes an uploaded image archive or SBOM.
+type UploadRequest struct {
+	// Tag is the "repo:tag" the upload stands for, for policy mappings.
+	Tag         string
+	Dockerfile  string
+	Annotations map[string]string
+	Force       bool
+	// MaxSize bounds the upload in bytes; 0 means no bound.
+	MaxSize int64
+}
+
+// SubmitUpload reads an image archive (docker-archive, oci-archive or a
+// tarred OCI directory) from r, keeps it as an OCI layout and queues it
+// like a pulled image.
+func (s *Service) SubmitUpload(ctx context.Context, r io.Reader, req UploadRequest) (*image.Image, error) {
+	tag, err := s.normalizeTag(req.Tag)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(s.cfg.UploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating upload dir: %w", err)
 	}
+	tmp := filepath.Join(s.cfg.UploadDir, "tmp-"+randomHex())
+	defer os.RemoveAll(tmp + ".tar")
+	defer os.RemoveAll(tmp)
+	f, err := os.Create(tmp + ".tar")
+	if err != nil {
+		return nil, err
+	}
+	src := r
+	if req.MaxSize > 0 {
+		src = io.LimitReader(r, req.MaxSize+1)
+	}
+	n, err := io.Copy(f, src)
+	f.Close()
+	if err != nil {
+		return nil, image.Errorf(image.EINVALID, "reading the upload after %d bytes: %v", n, err)
+	}
+	if req.MaxSize > 0 && n > req.MaxSize {
+		return nil, image.Errorf(image.EINVALID, "the upload is over the limit of %d bytes", req.MaxSize)
+	}
+	if n == 0 {
+		return nil, image.Errorf(image.EINVALID, "the upload is empty")
+	}
+	digest, err := s.registry.ImportArchive(tmp+".tar", tmp)
+	if err != nil {
+		return nil, err
+	}
+	return s.submitLayout(ctx, digest, tag, tmp, req)
+}
+
+func (s *Service) normalizeTag(tag string) (string, error) {
+	if tag == "" {
+		return "", nil
+	}
+	return s.registry.NormalizeTag(tag)
+}
+
+func randomHex() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// SubmitSBOM reads an SBOM document a user made elsewhere, matches it and
+// stores the result as an analysed image whose digest is the document's
+// SHA-256. No image is pulled.
+func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest) (*image.Image, error) {
+	tag, err := s.normalizeTag(req.Tag)
+	if err != nil {
+		return nil, err
+	}
+	if req.MaxSize > 0 {
+		r = io.LimitReader(r, req.MaxSize)
+	}
+	h := sha256.New()
+	a, err := s.catalog.DecodeSBOM(io.TeeReader(r, h))
+	if err != nil {
+		return nil, err
+	}
+	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	a.Digest = digest
+	img, _, err := s.store.SubmitImage(ctx, image.Submission{
+		Digest: digest, Tag: tag, Source: "sbom", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	matches, db, err := s.matcher.Match(ctx, a.SBOM)
+	if err != nil {
+		s.store.FailImage(ctx, digest, "matching vulnerabilities: "+err.Error())
+		return nil, fmt.Errorf("matching vulnerabilities: %w", err)
+	}
+	a.Matches, a.DBBuilt, a.MatchedAt = matches, db.Built, time.Now().UTC()
+	if err := s.store.SaveAnalysis(ctx, a); err != nil {
+		return nil, err
+	}
+	if s.obs.Finished != nil {
+		s.obs.Finished(digest, image.StatusAnalyzed, time.Since(start))
+	}
+	if s.obs.Analyzed != nil {
+		s.obs.Analyzed(context.WithoutCancel(ctx), digest)
+	}
+	s.log.Info("sbom analysed", "digest", digest, "tag", tag, "packages", len(a.Packages), "vulnerabilities", len(matches))
+	return s.store.Image(ctx, img.Digest)
+}
+
+// submitLayout queues an image that is already in an OCI layout at dir (an
+// upload). The layout is moved under the upload directory.
+func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req UploadRequest) (*image.Image, error) {
+	dst := filepath.Join(s.cfg.UploadDir, dirName(digest))
 	os.RemoveAll(dst)
 	if err := os.Rename(dir, dst); err != nil {
 		return nil, fmt.Errorf("keeping upload of %s: %w", digest, err)
@@ -163,6 +282,7 @@ func (s *Service) SubmitLayout(ctx context.Context, digest, tag, dir string, req
 		return nil, err
 	}
 	if queued {
+		s.log.Info("uploaded image queued", "digest", digest, "tag", tag)
 		s.Wake()
 	} else {
 		os.RemoveAll(dst)
@@ -259,7 +379,7 @@ func (s *Service) run(ctx context.Context, job *image.Job) {
 		s.obs.Finished(job.Digest, outcome, time.Since(start))
 	}
 	if outcome == image.StatusAnalyzed && s.obs.Analyzed != nil {
-		s.obs.Analyzed(ctx, job.Digest)
+		s.obs.Analyzed(context.WithoutCancel(ctx), job.Digest)
 	}
 }
 

@@ -2,7 +2,10 @@
 // server and the Go client. It imports only the standard library.
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Error codes of ErrorBody.
 const (
@@ -202,4 +205,33 @@ type DBStatus struct {
 	LastUpdateAttempt *time.Time   `json:"last_update_attempt,omitempty"`
 	LastUpdateError   string       `json:"last_update_error,omitempty"`
 	UpdateURL         string       `json:"update_url,omitempty"`
+}
+
+// Policy is a stored policy bundle. Bundle is Anchore's 1_0 bundle JSON.
+type Policy struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Active    bool            `json:"active"`
+	Version   int             `json:"version"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+	Bundle    json.RawMessage `json:"bundle,omitempty"`
+}
+
+// PolicyList is the answer of GET /v1/policies.
+type PolicyList struct {
+	Policies []Policy `json:"policies"`
+}
+
+// PolicyVersion is one saved version of a bundle.
+type PolicyVersion struct {
+	Version   int             `json:"version"`
+	CreatedAt time.Time       `json:"created_at"`
+	Bundle    json.RawMessage `json:"bundle"`
+}
+
+// PolicyVersionList is the answer of GET /v1/policies/{id}/versions.
+type PolicyVersionList struct {
+	ID       string          `json:"id"`
+	Versions []PolicyVersion `json:"versions"`
 }

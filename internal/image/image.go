@@ -236,3 +236,35 @@ type Token struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
+
+// PolicyRecord is a stored policy bundle: its latest version and whether it
+// is the active one. Bundle is the bundle's JSON.
+type PolicyRecord struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Active    bool      `json:"active"`
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Bundle    []byte    `json:"-"`
+}
+
+// PolicyVersion is one saved version of a policy bundle.
+type PolicyVersion struct {
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	Bundle    []byte    `json:"-"`
+}
+
+// StoredEvaluation is a verdict kept for an image, tag and bundle. Result
+// is the evaluation's JSON.
+type StoredEvaluation struct {
+	Digest        string    `json:"digest"`
+	Tag           string    `json:"tag"`
+	PolicyID      string    `json:"policy_id"`
+	PolicyVersion int       `json:"policy_version"`
+	FinalAction   string    `json:"final_action"`
+	DBBuilt       time.Time `json:"db_built"`
+	EvaluatedAt   time.Time `json:"evaluated_at"`
+	Result        []byte    `json:"-"`
+}

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -324,4 +327,62 @@ func toVulnerability(m image.Match) api.Vulnerability {
 			BaseScore: c.BaseScore, ExploitabilityScore: c.ExploitabilityScore, ImpactScore: c.ImpactScore})
 	}
 	return v
+}
+
+// Uploads is the upload side of the analysis service.
+type Uploads interface {
+	SubmitUpload(ctx context.Context, r io.Reader, req analysis.UploadRequest) (*image.Image, error)
+	SubmitSBOM(ctx context.Context, r io.Reader, req analysis.UploadRequest) (*image.Image, error)
+}
+
+// uploadRequest reads ?tag=, ?force=, ?annotation=k=v (repeatable) and the
+// base64 Dockerfile in the X-Buildgate-Dockerfile header.
+func uploadRequest(c echo.Context, maxSize int64) (analysis.UploadRequest, error) {
+	req := analysis.UploadRequest{Tag: c.QueryParam("tag"), Force: boolParam(c, "force"), MaxSize: maxSize}
+	if h := c.Request().Header.Get("X-Buildgate-Dockerfile"); h != "" {
+		b, err := base64.StdEncoding.DecodeString(h)
+		if err != nil {
+			return req, image.Errorf(image.EINVALID, "X-Buildgate-Dockerfile is not base64: %v", err)
+		}
+		req.Dockerfile = string(b)
+	}
+	for _, a := range c.QueryParams()["annotation"] {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return req, image.Errorf(image.EINVALID, "annotation %q: want key=value", a)
+		}
+		if req.Annotations == nil {
+			req.Annotations = map[string]string{}
+		}
+		req.Annotations[k] = v
+	}
+	return req, nil
+}
+
+// RouteUploads adds POST /v1/images/upload (an image archive as the body)
+// and POST /v1/sboms (an SBOM document as the body).
+func (s *Server) RouteUploads(u Uploads, maxImage int64) {
+	ci := requireRole(image.RoleCI)
+	s.v1.POST("/images/upload", func(c echo.Context) error {
+		req, err := uploadRequest(c, maxImage)
+		if err != nil {
+			return err
+		}
+		img, err := u.SubmitUpload(c.Request().Context(), c.Request().Body, req)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusAccepted, toImage(img))
+	}, ci)
+	s.v1.POST("/sboms", func(c echo.Context) error {
+		req, err := uploadRequest(c, 256<<20)
+		if err != nil {
+			return err
+		}
+		img, err := u.SubmitSBOM(c.Request().Context(), c.Request().Body, req)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusCreated, toImage(img))
+	}, ci)
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -57,6 +56,9 @@ type Server struct {
 	sboms   SBOMs
 	log     *slog.Logger
 	metrics *Metrics
+	v1      *echo.Group
+	// Version is the gate's version, for reports.
+	Version string
 	// AfterImport runs after a DB import succeeds (re-matching stored
 	// SBOMs); it may be nil.
 	AfterImport func()
@@ -76,6 +78,7 @@ func New(images Images, store Store, db VulnDB, sboms SBOMs, metrics *Metrics, l
 	e.GET("/metrics", echo.WrapHandler(metrics.Handler()))
 
 	v1 := e.Group("/v1", s.authenticate)
+	s.v1 = v1
 	ci := requireRole(image.RoleCI)
 	admin := requireRole(image.RoleAdmin)
 	v1.POST("/images", s.submitImage, ci)
@@ -172,10 +175,4 @@ func (s *Server) handleError(err error, c echo.Context) {
 }
 
 // digestParam returns the :digest path parameter, unescaped.
-func digestParam(c echo.Context) (string, error) {
-	d, err := url.PathUnescape(c.Param("digest"))
-	if err != nil || d == "" {
-		return "", image.Errorf(image.EINVALID, "invalid digest %q", c.Param("digest"))
-	}
-	return d, nil
-}
+func digestParam(c echo.Context) (string, error) { return pathParam(c, "digest") }

@@ -1,0 +1,215 @@
+package analysis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/policy"
+)
+
+// PolicyStore is what Verdicts needs from the database.
+type PolicyStore interface {
+	SavePolicy(ctx context.Context, id, name string, bundle []byte, activate bool) (*image.PolicyRecord, error)
+	ActivatePolicy(ctx context.Context, id string) error
+	Policy(ctx context.Context, id string) (*image.PolicyRecord, error)
+	ActivePolicy(ctx context.Context) (*image.PolicyRecord, error)
+	DeletePolicy(ctx context.Context, id string) error
+	CountPolicies(ctx context.Context) (int, error)
+	SaveEvaluation(ctx context.Context, e image.StoredEvaluation) error
+	Image(ctx context.Context, digest string) (*image.Image, error)
+	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
+	AnalyzedDigests(ctx context.Context) ([]string, error)
+}
+
+// DBInfo reports the vulnerability DB that evaluations use.
+type DBInfo interface {
+	Info() image.DBInfo
+}
+
+// Verdicts manages policy bundles and evaluates images against them,
+// storing each verdict with the bundle version and DB it used.
+type Verdicts struct {
+	store PolicyStore
+	db    DBInfo
+	log   *slog.Logger
+	// Now is the clock evaluations use.
+	Now func() time.Time
+
+	mu sync.Mutex // serialises re-evaluations
+}
+
+// NewVerdicts returns the policy service.
+func NewVerdicts(store PolicyStore, db DBInfo, log *slog.Logger) *Verdicts {
+	return &Verdicts{store: store, db: db, log: log, Now: func() time.Time { return time.Now().UTC() }}
+}
+
+// InstallDefault installs and activates Anchore's default bundle when no
+// policy is stored yet.
+func (v *Verdicts) InstallDefault(ctx context.Context) error {
+	n, err := v.store.CountPolicies(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	b := policy.DefaultBundle()
+	data, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	if _, err := v.store.SavePolicy(ctx, b.ID, b.Name, data, true); err != nil {
+		return err
+	}
+	v.log.Info("installed and activated Anchore's default policy bundle", "id", b.ID)
+	return nil
+}
+
+// Save validates a bundle (JSON) and stores it as a new version. When id
+// is not empty it must equal the bundle's id (an update of that policy).
+// Saving the active bundle re-evaluates stored verdicts.
+func (v *Verdicts) Save(ctx context.Context, id string, data []byte, activate bool) (*image.PolicyRecord, error) {
+	b, err := policy.ParseBundle(data)
+	if err != nil {
+		return nil, err
+	}
+	if id != "" && b.ID != id {
+		return nil, image.Errorf(image.EINVALID, "the bundle's id %q does not match the policy %q in the path", b.ID, id)
+	}
+	canonical, err := json.Marshal(b)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := v.store.SavePolicy(ctx, b.ID, b.Name, canonical, activate)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Active {
+		go v.ReevaluateAll(context.WithoutCancel(ctx))
+	}
+	return rec, nil
+}
+
+// Activate makes a policy the active bundle and re-evaluates stored verdicts.
+func (v *Verdicts) Activate(ctx context.Context, id string) error {
+	if err := v.store.ActivatePolicy(ctx, id); err != nil {
+		return err
+	}
+	go v.ReevaluateAll(context.WithoutCancel(ctx))
+	return nil
+}
+
+// Check evaluates an analysed image for a tag under a policy (the active
+// one when policyID is empty), stores the verdict and returns it. An empty
+// tag means the image's first tag.
+func (v *Verdicts) Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error) {
+	img, err := v.store.Image(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	if img.Status != image.StatusAnalyzed {
+		msg := fmt.Sprintf("image %s is not analyzed (status: %s)", digest, img.Status)
+		if img.Error != "" {
+			msg += ": " + img.Error
+		}
+		return nil, image.Errorf(image.ECONFLICT, "%s", msg)
+	}
+	var rec *image.PolicyRecord
+	if policyID == "" {
+		rec, err = v.store.ActivePolicy(ctx)
+	} else {
+		rec, err = v.store.Policy(ctx, policyID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	a, err := v.store.Analysis(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	return v.evaluate(ctx, img, a, rec, tag)
+}
+
+func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Analysis, rec *image.PolicyRecord, tag string) (*policy.Verdict, error) {
+	var b policy.Bundle
+	if err := json.Unmarshal(rec.Bundle, &b); err != nil {
+		return nil, fmt.Errorf("reading stored bundle %q: %w", rec.ID, err)
+	}
+	if tag == "" && len(img.Tags) > 0 {
+		tag = img.Tags[0]
+	}
+	facts := a.Facts
+	facts.Tags = img.Tags
+	facts.Dockerfile = img.Dockerfile
+	db := v.db.Info()
+	// Evaluate with the DB the matches were made with.
+	if !a.DBBuilt.IsZero() {
+		db.Built = a.DBBuilt
+	}
+	e, err := policy.Evaluate(&b, policy.Input{Facts: facts, Tag: tag, DB: db}, v.Now())
+	if err != nil {
+		return nil, err
+	}
+	verdict := &policy.Verdict{Evaluation: *e, BundleVersion: rec.Version}
+	if !db.Built.IsZero() {
+		built := db.Built
+		verdict.DBBuilt = &built
+	}
+	result, err := json.Marshal(verdict)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.store.SaveEvaluation(ctx, image.StoredEvaluation{
+		Digest: img.Digest, Tag: tag, PolicyID: rec.ID, PolicyVersion: rec.Version,
+		FinalAction: e.FinalAction.String(), DBBuilt: db.Built, EvaluatedAt: e.EvaluatedAt, Result: result,
+	}); err != nil {
+		return nil, err
+	}
+	return verdict, nil
+}
+
+// Reevaluate evaluates an analysed image under the active bundle for each
+// of its tags (or its digest alone when it has none), as after an analysis
+// or a re-match.
+func (v *Verdicts) Reevaluate(ctx context.Context, digest string) {
+	rec, err := v.store.ActivePolicy(ctx)
+	if err != nil {
+		return // no active bundle: nothing to evaluate
+	}
+	img, err := v.store.Image(ctx, digest)
+	if err != nil || img.Status != image.StatusAnalyzed {
+		return
+	}
+	a, err := v.store.Analysis(ctx, digest)
+	if err != nil {
+		v.log.Error("reading analysis for evaluation", "digest", digest, "err", err)
+		return
+	}
+	tags := img.Tags
+	if len(tags) == 0 {
+		tags = []string{""}
+	}
+	for _, t := range tags {
+		if _, err := v.evaluate(ctx, img, a, rec, t); err != nil {
+			v.log.Error("evaluating", "digest", digest, "tag", t, "err", err)
+		}
+	}
+}
+
+// ReevaluateAll recomputes the verdict of every analysed image under the
+// active bundle from stored analysis data (no pull).
+func (v *Verdicts) ReevaluateAll(ctx context.Context) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	digests, err := v.store.AnalyzedDigests(ctx)
+	if err != nil {
+		v.log.Error("listing images to re-evaluate", "err", err)
+		return
+	}
+	for _, d := range digests {
+		v.Reevaluate(ctx, d)
+	}
+	v.log.Info("re-evaluated stored verdicts", "images", len(digests))
+}
