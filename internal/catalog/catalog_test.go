@@ -386,7 +386,7 @@ func TestCatalogSynthetic(t *testing.T) {
 			if !ok {
 				t.Fatalf("no file %s", tt.path)
 			}
-			got.SHA256 = ""
+			got.SHA256, got.MD5 = "", ""
 			if tt.want.Type == TypeHardlink {
 				tt.want.Size = got.Size
 			}
@@ -399,6 +399,9 @@ func TestCatalogSynthetic(t *testing.T) {
 	hard, _ := findFile(res.Files, "/app/hard")
 	if len(env.SHA256) != 64 || hard.SHA256 != env.SHA256 || hard.Size != env.Size {
 		t.Errorf("hard link: got %+v, want the sha256 and size of %+v", hard, env)
+	}
+	if len(env.MD5) != 32 || hard.MD5 != env.MD5 {
+		t.Errorf("hard link: got %+v, want the md5 of %+v", hard, env)
 	}
 	if f, ok := findFile(res.Files, "/tmp/removed.txt"); ok {
 		t.Errorf("whited-out file listed: %+v", f)
@@ -544,6 +547,17 @@ func TestCatalogBookwormApp(t *testing.T) {
 	}
 	if p, _ := findPackage(res.Packages, "go-module", "golang.org/x/net"); p.Path != "/usr/local/bin/goapp" {
 		t.Errorf("golang.org/x/net: got path %q, want /usr/local/bin/goapp", p.Path)
+	}
+
+	// an untouched debootstrap with merged /usr (/bin -> usr/bin) verifies
+	// against its dpkg database: thousands of files, none missing or changed
+	if p, _ := findPackage(res.Packages, "deb", "bash"); !slices.ContainsFunc(p.Files, func(f image.PackageFile) bool {
+		return f.Path == "/bin/bash" && f.Algorithm == "md5" && len(f.Digest) == 32 && !f.IsConfig
+	}) {
+		t.Errorf("bash files: got %d, want /bin/bash with its md5 from bash.md5sums", len(p.Files))
+	}
+	if got := verifyFindings(t, res, ""); len(got) != 0 {
+		t.Errorf("packages/verify on an untouched image: got %d findings, want none:\n%s", len(got), strings.Join(got[:min(len(got), 20)], "\n"))
 	}
 }
 

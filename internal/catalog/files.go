@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -61,28 +62,33 @@ type layerEntry struct {
 	content []string // names of the content rules that matched
 }
 
-// scanner reads layer tars, hashing regular files and searching the small
-// text ones. It holds buffers reused between files; one scanner reads one
-// layer at a time.
+// scanner reads layer tars, hashing regular files (SHA-256, and MD5 to
+// compare with dpkg's digests) and searching the small text ones. It holds
+// buffers reused between files; one scanner reads one layer at a time.
 type scanner struct {
 	secretRules  []compiledRule
 	contentRules []compiledRule
 	maxSize      int64
 
-	hasher  hash.Hash
+	hasher  hash.Hash // SHA-256
+	md5     hash.Hash
+	both    io.Writer // writes to hasher and md5
 	copyBuf []byte
 	buf     []byte // file content
 	lower   []byte // ASCII-lower-cased copy of buf
 }
 
 func newScanner(cfg Config, secretRules, contentRules []compiledRule) *scanner {
-	return &scanner{
+	sc := &scanner{
 		secretRules:  secretRules,
 		contentRules: contentRules,
 		maxSize:      cfg.MaxSecretFileSize,
 		hasher:       sha256.New(),
+		md5:          md5.New(),
 		copyBuf:      make([]byte, 256<<10),
 	}
+	sc.both = io.MultiWriter(sc.hasher, sc.md5)
+	return sc
 }
 
 // scanLayer reads one uncompressed layer tar.
@@ -146,9 +152,10 @@ func (sc *scanner) scanLayer(ctx context.Context, r io.Reader) (*layerScan, erro
 // scanFile hashes a regular file and, when it is small, searches it.
 func (sc *scanner) scanFile(r io.Reader, e *layerEntry) error {
 	sc.hasher.Reset()
+	sc.md5.Reset()
 	size := e.file.Size
 	if size > sc.maxSize || len(sc.secretRules)+len(sc.contentRules) == 0 {
-		if _, err := io.CopyBuffer(sc.hasher, r, sc.copyBuf); err != nil {
+		if _, err := io.CopyBuffer(sc.both, r, sc.copyBuf); err != nil {
 			return err
 		}
 	} else {
@@ -160,10 +167,12 @@ func (sc *scanner) scanFile(r io.Reader, e *layerEntry) error {
 			return err
 		}
 		sc.hasher.Write(content)
+		sc.md5.Write(content)
 		sc.search(content, e)
 	}
 	var sum [sha256.Size]byte
 	e.file.SHA256 = hex.EncodeToString(sc.hasher.Sum(sum[:0]))
+	e.file.MD5 = hex.EncodeToString(sc.md5.Sum(sum[:0]))
 	return nil
 }
 
@@ -250,6 +259,7 @@ func squash(layers []*layerScan) *fileScan {
 		if j, ok := byPath[f.LinkDest]; ok && out.files[j].Type == TypeFile {
 			f.Size = out.files[j].Size
 			f.SHA256 = out.files[j].SHA256
+			f.MD5 = out.files[j].MD5
 		}
 	}
 

@@ -3,6 +3,7 @@ package catalog
 import (
 	"archive/tar"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -42,11 +43,11 @@ func extractListing(t *testing.T, img v1.Image) []image.File {
 		}
 		switch hdr.Typeflag {
 		case tar.TypeReg:
-			h := sha256.New()
-			if _, err := io.Copy(h, tr); err != nil {
+			h, m := sha256.New(), md5.New()
+			if _, err := io.Copy(io.MultiWriter(h, m), tr); err != nil {
 				t.Fatal(err)
 			}
-			f.Type, f.Size, f.SHA256 = TypeFile, hdr.Size, hex.EncodeToString(h.Sum(nil))
+			f.Type, f.Size, f.SHA256, f.MD5 = TypeFile, hdr.Size, hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(m.Sum(nil))
 		case tar.TypeDir:
 			f.Type = TypeDir
 		case tar.TypeSymlink:
@@ -73,12 +74,12 @@ func cmpString(a, b string) int {
 }
 
 // comparable drops what mutate.Extract does not say: a hard link's size
-// and sha256 (those of its target) and the SUID and SGID flags.
+// and digests (those of its target) and the SUID and SGID flags.
 func comparable(files []image.File) []image.File {
 	out := make([]image.File, len(files))
 	for i, f := range files {
 		if f.Type == TypeHardlink {
-			f.Size, f.SHA256 = 0, ""
+			f.Size, f.SHA256, f.MD5 = 0, "", ""
 		}
 		f.SUID, f.SGID = false, false
 		out[i] = f

@@ -82,6 +82,9 @@ func imageMetadata(img v1.Image) (image.Metadata, error) {
 func metadataFrom(m *v1.Manifest, cf *v1.ConfigFile) image.Metadata {
 	var md image.Metadata
 	if m != nil {
+		if m.Config.Digest.Hex != "" {
+			md.ImageID = m.Config.Digest.String()
+		}
 		md.LayerCount = len(m.Layers)
 		for _, l := range m.Layers {
 			md.Size += l.Size

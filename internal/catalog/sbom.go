@@ -132,6 +132,7 @@ func toPackage(p pkg.Package) image.Package {
 		}
 	}
 	out.Origin, out.Size = originAndSize(p.Metadata)
+	out.Files = packageFiles(p.Metadata)
 	return out
 }
 

@@ -50,6 +50,10 @@ type Package struct {
 	// Origin is the source package (dpkg) or the package's origin, if known.
 	Origin string `json:"origin,omitempty"`
 	Size   int64  `json:"size,omitempty"`
+	// Files are the files the package database says the package owns,
+	// with their expected digests (dpkg and rpm packages only; see
+	// PackageFile).
+	Files []PackageFile `json:"files,omitempty"`
 }
 
 // osTypes are the package types that a distro's package manager owns.
@@ -132,8 +136,11 @@ type File struct {
 	Type     string `json:"type"` // "file", "dir", "symlink", "hardlink", "other"
 	LinkDest string `json:"link_dest,omitempty"`
 	SHA256   string `json:"sha256,omitempty"`
-	SUID     bool   `json:"suid"`
-	SGID     bool   `json:"sgid"`
+	// MD5 is the hex MD5 of a regular file's content, to compare with
+	// the digests dpkg records (PackageFile).
+	MD5  string `json:"md5,omitempty"`
+	SUID bool   `json:"suid"`
+	SGID bool   `json:"sgid"`
 }
 
 // Secret is a place in the image where a secret rule matched. It never
@@ -154,6 +161,9 @@ type HistoryEntry struct {
 
 // Metadata describes an image as a whole.
 type Metadata struct {
+	// ImageID is the digest of the image's config ("sha256:..."), the id
+	// docker shows and Anchore calls imageId.
+	ImageID       string            `json:"image_id,omitempty"`
 	Distro        string            `json:"distro"`         // os-release ID: "debian"
 	DistroVersion string            `json:"distro_version"` // os-release VERSION_ID: "11"
 	LikeDistro    []string          `json:"like_distro,omitempty"`

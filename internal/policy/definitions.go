@@ -252,7 +252,7 @@ var gates = []GateDef{
 			},
 			{
 				Name:        "verify",
-				Description: "Checks package files against the package database. buildgate does not record package file digests yet, so this trigger never fires.",
+				Description: "Fires for each file a package database (dpkg, rpm) lists that is missing from the image or whose content digest differs from the database's (config files are only checked for missing).",
 				TriggerID:   "hash",
 				Params: []ParamDef{
 					{Name: "only_packages", Type: TypeList, ItemType: TypeString, Example: "libssl,openssl",

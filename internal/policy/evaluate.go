@@ -431,6 +431,7 @@ type evalContext struct {
 	now     time.Time
 	df      *dockerfileInfo
 	pkgByID map[string]*image.Package
+	files   map[string]*image.File // by path; see fileIndex
 }
 
 func newEvalContext(in *Input, now time.Time) *evalContext {
@@ -451,6 +452,18 @@ func (x *evalContext) packageOf(m *image.Match) *image.Package {
 		}
 	}
 	return x.pkgByID[m.PackageID]
+}
+
+// fileIndex returns the image's files by path, made once per evaluation.
+func (x *evalContext) fileIndex() map[string]*image.File {
+	if x.files == nil {
+		x.files = make(map[string]*image.File, len(x.in.Facts.Files))
+		for i := range x.in.Facts.Files {
+			f := &x.in.Facts.Files[i]
+			x.files[f.Path] = f
+		}
+	}
+	return x.files
 }
 
 func (x *evalContext) finding(r *compiledRule, fd fired) Finding {
@@ -475,6 +488,7 @@ func (x *evalContext) finding(r *compiledRule, fd fired) Finding {
 	}
 	if fd.pkg != nil {
 		p := *fd.pkg
+		p.Files = nil // thousands of entries: the package is named, not described
 		f.Package = &p
 	}
 	return f

@@ -2,7 +2,11 @@ package policy
 
 import (
 	"fmt"
+	"path"
+	"slices"
 	"strings"
+
+	"github.com/buildgate/buildgate/internal/image"
 )
 
 // The packages and licenses gates consider every package in the image,
@@ -60,13 +64,164 @@ func evalPackageBlacklist(r *compiledRule, x *evalContext) []fired {
 	return out
 }
 
-// evalVerify implements packages/verify, which checks package files
-// against the digests and modes the package database records. buildgate
-// does not record which files a package owns nor their expected digests
-// (image.Package has neither), so neither "changed" nor "missing" can be
-// decided and the trigger never fires rather than guess. The parameters
-// are still validated so bundles using it load.
-func evalVerify(*compiledRule, *evalContext) []fired { return nil }
+// Verification states of packages/verify, as Anchore names them.
+const (
+	verifyChanged = "changed"
+	verifyMissing = "missing"
+)
+
+// evalVerify implements packages/verify as Anchore's VerifyTrigger does:
+// for each file the package database lists for a package
+// (Package.Files; packages without any are skipped), once per file that
+// is missing from the image or whose content digest differs from the
+// database's. check limits the findings to one of the two states,
+// only_packages to packages of those names, only_directories to files
+// whose path starts with one of the prefixes (plain string prefixes, as
+// Anchore's; the path as the database lists it or as it resolves in the
+// image, so "/usr/bin" also covers a merged /usr's "/bin/bash").
+//
+// As in Anchore, a config file (dpkg conffile, rpm %config) can be
+// missing but is never changed: it is meant to be edited. Unlike Anchore,
+// symbolic links in a file's directories are followed (a merged /usr's
+// /bin -> usr/bin), else every file under them would be missing; a file
+// is missing when nothing, not even a link, is at its path. Its content is
+// compared when the path leads (through links) to a regular file whose
+// digest in the database's algorithm is known: md5 (dpkg; File.MD5) or
+// sha256 (rpm; File.SHA256). Other algorithms, digests the analysis did
+// not record, directories and links are never changed; modes and sizes,
+// which Anchore also compared, are not recorded and not compared. Without
+// a file listing (an image known only from an uploaded SBOM) nothing can
+// be decided and the trigger does not fire.
+func evalVerify(r *compiledRule, x *evalContext) []fired {
+	if len(x.in.Facts.Files) == 0 {
+		return nil
+	}
+	var only map[string]bool
+	if names := r.p.list("only_packages"); len(names) > 0 {
+		only = make(map[string]bool, len(names))
+		for _, n := range names {
+			only[n] = true
+		}
+	}
+	dirs, check := r.p.list("only_directories"), r.p.str("check")
+	inDirs := func(paths ...string) bool {
+		if len(dirs) == 0 {
+			return true
+		}
+		for _, d := range dirs {
+			for _, p := range paths {
+				if strings.HasPrefix(p, d) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	idx := x.fileIndex()
+	var out []fired
+	for i := range x.in.Facts.Packages {
+		p := &x.in.Facts.Packages[i]
+		if len(p.Files) == 0 || (only != nil && !only[p.Name]) {
+			continue
+		}
+		for j := range p.Files {
+			pf := &p.Files[j]
+			entry, resolved := resolvePath(idx, pf.Path, false)
+			if !inDirs(pf.Path, resolved) {
+				continue
+			}
+			status := verifyFile(idx, pf, entry, resolved)
+			if status == "" || (check != "" && status != check) {
+				continue
+			}
+			out = append(out, fired{
+				msg: fmt.Sprintf("VERIFY check against package db for package '%s' failed on entry '%s' with status: '%s'", p.Name, pf.Path, status),
+				pkg: p,
+			})
+		}
+	}
+	return out
+}
+
+// verifyFile returns the state of one package file (its entry in the
+// image, nil if none, and the path that entry is at): verifyMissing,
+// verifyChanged or "" when it verifies or cannot be checked.
+func verifyFile(idx map[string]*image.File, pf *image.PackageFile, entry *image.File, at string) string {
+	if entry == nil {
+		return verifyMissing
+	}
+	if pf.IsConfig || pf.Digest == "" {
+		return ""
+	}
+	if entry.Type == "symlink" {
+		if entry, _ = resolvePath(idx, at, true); entry == nil {
+			return "" // a dangling link: there is no content to compare
+		}
+	}
+	if entry.Type != "file" && entry.Type != "hardlink" {
+		return ""
+	}
+	var have string
+	switch strings.ToLower(pf.Algorithm) {
+	case image.DigestMD5:
+		have = entry.MD5
+	case image.DigestSHA256:
+		have = strings.TrimPrefix(entry.SHA256, "sha256:")
+	}
+	if have == "" || strings.EqualFold(have, pf.Digest) {
+		return ""
+	}
+	return verifyChanged
+}
+
+// maxLinks bounds the symbolic links followed resolving one path, as
+// Linux's ELOOP does.
+const maxLinks = 40
+
+// resolvePath finds the entry of the image's files at p the way the
+// kernel would: symbolic links among p's directories are followed, within
+// the image's root, and so is a link at p itself when followLast is set.
+// It returns the entry (nil when there is none, or a loop) and the path
+// it resolved p to. A directory that has no entry of its own (the root; one
+// a layer leaves implicit) is taken to be a plain directory.
+func resolvePath(idx map[string]*image.File, p string, followLast bool) (*image.File, string) {
+	rest := strings.Split(p, "/")
+	cur, links := "/", 0
+	var entry *image.File
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur, entry = path.Dir(cur), nil
+			continue
+		}
+		next := path.Join(cur, c)
+		e := idx[next]
+		last := !slices.ContainsFunc(rest, func(s string) bool { return s != "" && s != "." })
+		if e != nil && e.Type == "symlink" && (!last || followLast) {
+			if links++; links > maxLinks {
+				return nil, next
+			}
+			if strings.HasPrefix(e.LinkDest, "/") {
+				cur = "/"
+			}
+			rest = append(strings.Split(e.LinkDest, "/"), rest...)
+			entry = nil
+			continue
+		}
+		if e == nil && last {
+			return nil, next
+		}
+		cur, entry = next, e
+	}
+	if entry == nil { // the root, or a directory reached through ".."
+		entry = &image.File{Path: cur, Type: "dir"}
+	}
+	return entry, cur
+}
 
 // eachLicense calls fn with each license name of a package: each license
 // as given and, for SPDX expressions ("MIT OR Apache-2.0"), each name in

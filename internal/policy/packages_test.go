@@ -1,7 +1,12 @@
 package policy
 
 import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/buildgate/buildgate/internal/image"
@@ -75,11 +80,186 @@ func TestPackageDenylist(t *testing.T) {
 	}
 }
 
-func TestPackageVerifyNeverFires(t *testing.T) {
-	in := pkgInput(image.Package{Name: "bash", Version: "5", Type: "deb"})
-	for _, params := range [][]Param{nil, kv("check", "missing"), kv("check", "changed", "only_packages", "bash", "only_directories", "/usr")} {
-		if got := fire(t, "packages", "verify", params, in); len(got) != 0 {
-			t.Errorf("verify %v fired: %q", params, messages(got))
+func md5hex(s string) string    { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+func sha256hex(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+
+// verifyInput is a merged-/usr image with a dpkg bash and dash and an rpm
+// openssl, some of whose files are missing or changed.
+func verifyInput() Input {
+	reg := func(p, content string) image.File {
+		return image.File{Path: p, Type: "file", MD5: md5hex(content), SHA256: sha256hex(content)}
+	}
+	dm := func(p, content string) image.PackageFile {
+		return image.PackageFile{Path: p, Digest: md5hex(content), Algorithm: "md5"}
+	}
+	ds := func(p, content string) image.PackageFile {
+		return image.PackageFile{Path: p, Digest: sha256hex(content), Algorithm: "sha256"}
+	}
+	conf := func(f image.PackageFile) image.PackageFile { f.IsConfig = true; return f }
+	hard := reg("/usr/lib64/libcrypto.so.3", "crypto-patched")
+	hard.Type, hard.LinkDest = "hardlink", "/usr/lib64/libcrypto.so.3.0"
+	old := reg("/usr/bin/old", "old")
+	old.MD5 = "" // analysed before MD5s were recorded
+	return Input{Facts: image.Facts{
+		Digest: "sha256:v",
+		Files: []image.File{
+			{Path: "/bin", Type: "symlink", LinkDest: "usr/bin"},
+			{Path: "/etc", Type: "dir"},
+			reg("/etc/bash.bashrc", "edited by the admin"),
+			reg("/etc/pki/tls/openssl.cnf", "edited too"),
+			{Path: "/loop", Type: "symlink", LinkDest: "/loop"},
+			{Path: "/usr/bin", Type: "dir"},
+			reg("/usr/bin/bash", "bash"),
+			reg("/usr/bin/dash", "dash-patched"),
+			old,
+			reg("/usr/bin/openssl", "openssl-patched"),
+			{Path: "/usr/bin/sh", Type: "symlink", LinkDest: "dash"},
+			{Path: "/usr/bin/sh-abs", Type: "symlink", LinkDest: "/bin/dash"},
+			hard,
+			reg("/usr/lib64/libssl.so.3", "ssl-patched"),
+			{Path: "/usr/share/doc/openssl", Type: "dir"},
+			reg("/usr/share/doc/bash/README", "readme"),
+		},
+		Packages: []image.Package{
+			{ID: "p-bash", Name: "bash", Version: "5.2", Type: "deb", Files: []image.PackageFile{
+				dm("/bin/bash", "bash"),                        // through /bin -> usr/bin
+				dm("/bin/rbash", "rbash"),                      // missing, under a link
+				conf(dm("/etc/bash.bashrc", "bashrc")),         // config: never changed
+				conf(dm("/etc/skel/.bashrc", "skel")),          // config: missing
+				dm("/usr/share/doc/bash/README", "readme"),     // verifies
+				dm("/usr/share/man/man1/bash.1.gz", "manpage"), // missing
+			}},
+			{ID: "p-dash", Name: "dash", Version: "0.5", Type: "deb", Files: []image.PackageFile{
+				{Path: "/bin/sh"},             // no digest: present
+				dm("/usr/bin/dash", "dash"),   // changed
+				dm("/usr/bin/old", "not old"), // no MD5 recorded: undecided
+				dm("/usr/bin/sh", "dash"),     // a link to a changed file
+				dm("/usr/bin/sh-abs", "dash"), // the same, through an absolute link and /bin
+				dm("/loop/x", "x"),            // a link loop: nothing there
+			}},
+			{ID: "p-ssl", Name: "openssl", Version: "3.0", Type: "rpm", Files: []image.PackageFile{
+				conf(ds("/etc/pki/tls/openssl.cnf", "cnf")),
+				ds("/usr/bin/openssl", "openssl"),         // changed
+				ds("/usr/lib64/libcrypto.so.3", "crypto"), // a hard link, changed
+				{Path: "/usr/lib64/libssl.so.3", Digest: "0123456789abcdef0123456789abcdef01234567", Algorithm: "sha1"}, // not computed
+				{Path: "/usr/share/doc/openssl"}, // a directory
+			}},
+			{ID: "p-tz", Name: "tzdata", Version: "2024a", Type: "deb"}, // no files recorded
+		},
+	}}
+}
+
+func TestPackageVerify(t *testing.T) {
+	msg := func(pkg, path, status string) string {
+		return "VERIFY check against package db for package '" + pkg + "' failed on entry '" + path + "' with status: '" + status + "'"
+	}
+	var (
+		rbash  = msg("bash", "/bin/rbash", "missing")
+		skel   = msg("bash", "/etc/skel/.bashrc", "missing")
+		man    = msg("bash", "/usr/share/man/man1/bash.1.gz", "missing")
+		dash   = msg("dash", "/usr/bin/dash", "changed")
+		sh     = msg("dash", "/usr/bin/sh", "changed")
+		shAbs  = msg("dash", "/usr/bin/sh-abs", "changed")
+		loop   = msg("dash", "/loop/x", "missing")
+		ossl   = msg("openssl", "/usr/bin/openssl", "changed")
+		crypto = msg("openssl", "/usr/lib64/libcrypto.so.3", "changed")
+	)
+	tests := []struct {
+		name   string
+		params []Param
+		want   []string
+	}{
+		{"check absent: both", nil, []string{rbash, skel, man, dash, sh, shAbs, loop, ossl, crypto}},
+		{"missing", kv("check", "missing"), []string{rbash, skel, man, loop}},
+		{"changed", kv("check", "changed"), []string{dash, sh, shAbs, ossl, crypto}},
+		{"only_packages", kv("only_packages", "openssl, dash"), []string{dash, sh, shAbs, loop, ossl, crypto}},
+		{"only_packages without files", kv("only_packages", "tzdata,nosuch"), []string{}},
+		{"only_directories by database or resolved path", kv("only_directories", "/usr/bin"), []string{rbash, dash, sh, shAbs, ossl}},
+		{"only_directories plain prefixes", kv("only_directories", "/etc/sk,/usr/share"), []string{skel, man}},
+		{"only_directories counts a file once", kv("only_directories", "/usr,/usr/bin", "check", "missing"), []string{rbash, man}},
+		{"all filters", kv("only_packages", "bash", "only_directories", "/bin", "check", "missing"), []string{rbash}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := fire(t, "packages", "verify", tt.params, verifyInput())
+			if got := messages(fs); !slices.Equal(got, tt.want) {
+				t.Errorf("messages =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			for _, f := range fs {
+				if f.TriggerID != hashTriggerID("packages", "verify", f.Message) {
+					t.Errorf("trigger id %s of %q is not the hash id", f.TriggerID, f.Message)
+				}
+				if f.Package == nil || !strings.Contains(f.Message, "'"+f.Package.Name+"'") || f.Package.Files != nil {
+					t.Errorf("finding %q: package %+v, want the named package without its files", f.Message, f.Package)
+				}
+			}
+		})
+	}
+
+	t.Run("input untouched", func(t *testing.T) {
+		in := verifyInput()
+		fire(t, "packages", "verify", nil, in)
+		if !reflect.DeepEqual(in, verifyInput()) {
+			t.Error("evaluation changed its input")
+		}
+	})
+	t.Run("no file listing", func(t *testing.T) {
+		in := verifyInput()
+		in.Facts.Files = nil // an image known from an uploaded SBOM
+		if got := fire(t, "packages", "verify", nil, in); len(got) != 0 {
+			t.Errorf("fired without a file listing: %q", messages(got))
+		}
+	})
+	t.Run("no package files", func(t *testing.T) {
+		in := pkgInput(image.Package{Name: "bash", Version: "5", Type: "deb"})
+		in.Facts.Files = []image.File{{Path: "/usr", Type: "dir"}}
+		for _, params := range [][]Param{nil, kv("check", "missing"), kv("check", "changed", "only_packages", "bash", "only_directories", "/usr")} {
+			if got := fire(t, "packages", "verify", params, in); len(got) != 0 {
+				t.Errorf("verify %v fired: %q", params, messages(got))
+			}
+		}
+	})
+}
+
+func TestResolvePath(t *testing.T) {
+	idx := map[string]*image.File{}
+	for _, f := range []image.File{
+		{Path: "/bin", Type: "symlink", LinkDest: "usr/bin"},
+		{Path: "/usr/bin/a", Type: "file"},
+		{Path: "/usr/bin/up", Type: "symlink", LinkDest: "../lib/b"},
+		{Path: "/usr/lib/b", Type: "file"},
+		{Path: "/usr/lib/dangling", Type: "symlink", LinkDest: "/nowhere"},
+		{Path: "/escape", Type: "symlink", LinkDest: "../../../usr/bin"},
+		{Path: "/a", Type: "symlink", LinkDest: "b"},
+		{Path: "/b", Type: "symlink", LinkDest: "a"},
+	} {
+		idx[f.Path] = &f
+	}
+	tests := []struct {
+		path       string
+		followLast bool
+		want       string // the entry's path, "" for none
+		at         string
+	}{
+		{"/bin/a", false, "/usr/bin/a", "/usr/bin/a"},
+		{"/bin/up", false, "/usr/bin/up", "/usr/bin/up"},
+		{"/bin/up", true, "/usr/lib/b", "/usr/lib/b"},
+		{"/bin/nope", false, "", "/usr/bin/nope"},
+		{"/usr/lib/dangling", false, "/usr/lib/dangling", "/usr/lib/dangling"},
+		{"/usr/lib/dangling", true, "", "/nowhere"},
+		{"/escape/a", false, "/usr/bin/a", "/usr/bin/a"}, // ".." stops at the root
+		{"/a/x", false, "", ""},                          // a loop
+		{"/implicit/dir/..", false, "/implicit", "/implicit"},
+		{"/", false, "/", "/"},
+	}
+	for _, tt := range tests {
+		e, at := resolvePath(idx, tt.path, tt.followLast)
+		got := ""
+		if e != nil {
+			got = e.Path
+		}
+		if got != tt.want || (tt.at != "" && at != tt.at) {
+			t.Errorf("resolvePath(%q, %v) = %q at %q, want %q at %q", tt.path, tt.followLast, got, at, tt.want, tt.at)
 		}
 	}
 }
