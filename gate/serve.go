@@ -20,6 +20,7 @@ import (
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/registry"
 	"github.com/buildgate/buildgate/internal/server"
+	"github.com/buildgate/buildgate/internal/server/anchore"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
 	"github.com/buildgate/buildgate/internal/vulndb"
 )
@@ -40,6 +41,9 @@ type Config struct {
 	// AdminToken is the admin token to install on first start instead of a
 	// generated one (GATE_ADMIN_TOKEN).
 	AdminToken string
+	// ECREndpoint overrides the ECR API endpoint used to mint awsecr
+	// registry tokens (GATE_ECR_ENDPOINT: a VPC endpoint, or a fake in tests).
+	ECREndpoint string
 }
 
 // DefaultConfig returns the defaults of gate serve.
@@ -71,6 +75,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start (default: generate and print one)")
+	fs.StringVar(&c.ECREndpoint, "ecr-endpoint", "", "ECR API endpoint for awsecr registry tokens (default: AWS's for the registry's region)")
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -124,6 +129,9 @@ type Main struct {
 	Analysis *analysis.Service
 	Verdicts *analysis.Verdicts
 	Server   *server.Server
+	// Registries keeps registry credentials; RegistryAuth serves them to pulls.
+	Registries   *analysis.Registries
+	RegistryAuth *registry.Auth
 	// URL is the server's base URL once Open returns.
 	URL string
 
@@ -157,7 +165,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.VulnDB, err = vulndb.Open(c.DataDir, vulndb.DefaultOptions()); err != nil {
 		return err
 	}
+	if err := m.openRegistries(ctx); err != nil {
+		return err
+	}
 	reg := registryAdapter{client: registry.New(registry.Config{
+		Keychain: m.RegistryAuth.Keychain(), Transport: m.RegistryAuth.Transport(),
 		Platform:     registry.DefaultConfig().Platform,
 		MaxLayerSize: c.MaxLayerSize, MaxImageSize: c.MaxImageSize, UserAgent: "buildgate/" + version,
 	})}
@@ -177,6 +189,12 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.Version = version
 	m.Server.RoutePolicies(m.Verdicts, m.Store)
 	m.Server.RouteUploads(m.Analysis, c.MaxImageSize)
+	m.Server.RouteRegistries(m.Registries)
+	// The Anchore v1 subset joins last: its /v1 dispatcher reads the routes above.
+	anchore.Route(m.Server.Echo(), anchore.Config{
+		Images: m.Analysis, Store: m.Store, Verdicts: m.Verdicts, Registries: m.Registries,
+		DB: dbAdapter{m.VulnDB, c.DBUpdateURL}, Version: version, Log: m.Log,
+	})
 
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
 		return fmt.Errorf("listening on %s: %w", c.Addr, err)

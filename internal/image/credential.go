@@ -1,6 +1,9 @@
 package image
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Registry credential types.
 const (
@@ -26,4 +29,35 @@ type RegistryCredential struct {
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
 	PasswordSetAt time.Time `json:"password_set_at"`
+}
+
+// Usernames with a meaning of their own.
+const (
+	// RegistryUserGCRJSONKey is GCR's and Artifact Registry's username for
+	// a service account key, whose JSON, whole, is the password.
+	RegistryUserGCRJSONKey = "_json_key"
+	// RegistryUserGCRJSONKeyBase64 takes the key's JSON in base64.
+	RegistryUserGCRJSONKeyBase64 = "_json_key_base64"
+	// RegistryUserECRAuto makes an awsecr record use the default AWS
+	// credential chain instead of stored access keys.
+	RegistryUserECRAuto = "awsauto"
+)
+
+// DockerHub is the name the gate stores Docker Hub's credentials under.
+const DockerHub = "docker.io"
+
+// CanonicalRegistry returns the name a registry's records are kept under:
+// Docker Hub's aliases (docker.io, index.docker.io, registry-1.docker.io)
+// become docker.io, with any path prefix kept; hosts are lower-cased.
+func CanonicalRegistry(registry string) string {
+	host, path, hasPath := strings.Cut(registry, "/")
+	host = strings.ToLower(host)
+	switch host {
+	case "docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
+		host = DockerHub
+	}
+	if hasPath {
+		return host + "/" + path
+	}
+	return host
 }

@@ -1,10 +1,14 @@
 // Package registry is buildgate's adapter to container registries, built on
 // go-containerregistry: it parses references, resolves them to digests and
-// pulls images into OCI layout directories, within size limits.
+// pulls images into OCI layout directories, within size limits. Auth serves
+// stored credentials to pulls (a keychain, per-registry TLS, ECR tokens)
+// and checks them with a login.
 package registry
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -228,6 +232,15 @@ func describe(ref name.Reference, err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	// A TLS failure first: the plain-HTTP fallback of a loopback registry
+	// adds a less telling error beside it.
+	var uaErr x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &uaErr) || errors.As(err, &hostErr) || errors.As(err, &certErr) {
+		return image.Errorf(image.EINVALID, "registry %s of %s: its TLS certificate is not trusted (%s): store its CA as the ca_cert of its registry credentials, or set verify_tls: false",
+			ref.Context().RegistryStr(), ref, tlsReason(err))
 	}
 	var terr *transport.Error
 	if errors.As(err, &terr) {

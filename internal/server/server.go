@@ -165,7 +165,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
 	if status == http.StatusUnauthorized {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="buildgate"`)
+		// Basic first: clients that send credentials only when challenged
+		// (the Anchore Jenkins plugin) answer Basic with the token as user.
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="buildgate"`)
+		c.Response().Header().Add("WWW-Authenticate", `Bearer realm="buildgate"`)
 	}
 	if c.Request().Method == http.MethodHead {
 		c.NoContent(status)

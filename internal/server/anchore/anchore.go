@@ -1,0 +1,466 @@
+// Package anchore serves the subset of Anchore Engine's v1 API that
+// anchore-cli 0.9.4 and the Anchore and Sysdig Jenkins plugins call
+// (shared/contracts/anchore-v1.md), on the gate's own store and services:
+// an image added through it is the same image the gate's /v1 API serves.
+//
+// The routes live under Prefix (/api/scanning/v1/anchore, where Sysdig
+// Secure served them). Anchore Engine itself served them under /v1, where
+// the gate's own API also lives, so a pre-routing dispatcher decides, for
+// each request under /v1, which API answers it:
+//
+//  1. Only the Anchore API has a route for the method and path (ping,
+//     swagger.json, /images/{d}/vuln, /content, /images/by_id, /system, and
+//     /registries or /subscriptions while the gate's API has none): Anchore.
+//  2. Only the gate's API has one (or neither has): the gate's API.
+//  3. Both have one (POST|GET /v1/images, GET|DELETE /v1/images/{d},
+//     GET /v1/images/{d}/check, /v1/policies...): Anchore when the request
+//     is Anchore-shaped, else the gate's API. A request is Anchore-shaped
+//     when it sends HTTP Basic credentials (the gate's API takes only
+//     Bearer tokens; anchore-cli and the Anchore plugin always send Basic),
+//     a query parameter only Anchore clients send (history, detail,
+//     policyId, autosubscribe, fulltag, vendor_only, subscription_key,
+//     subscription_type), or a JSON body in Anchore's spelling (on
+//     /v1/images a "tag" and no "ref"; elsewhere registry_user,
+//     registry_pass, registry_type, registry_verify, policybundle, policyId,
+//     subscription_key or subscription_type).
+//
+// The dispatcher rewrites an Anchore request's path from /v1 to Prefix, so
+// one handler serves both base paths and the two route trees never clash,
+// whatever order routes are registered in.
+//
+// Errors are Anchore's {"message", "httpcode", "detail": {"error_codes"}}
+// and every 401 carries WWW-Authenticate: Basic realm="buildgate", for
+// clients that send credentials only when challenged.
+package anchore
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/buildgate/buildgate/internal/analysis"
+	"github.com/buildgate/buildgate/internal/api"
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/policy"
+	"github.com/buildgate/buildgate/internal/server"
+)
+
+// Prefix is the base path of the Anchore API; /v1 serves it too (see the
+// package comment).
+const Prefix = "/api/scanning/v1/anchore"
+
+// apiVersion is the Anchore API version anchore-cli 0.9.4 reads from
+// swagger.json.
+const apiVersion = "0.1.20"
+
+// Images submits images for analysis.
+type Images interface {
+	Submit(ctx context.Context, req analysis.SubmitRequest) (*image.Image, error)
+}
+
+// Store is what the Anchore API reads and writes directly.
+type Store interface {
+	Image(ctx context.Context, digest string) (*image.Image, error)
+	ListImages(ctx context.Context, tag string, status image.Status) ([]image.Image, error)
+	DeleteImage(ctx context.Context, digest string) error
+	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
+	ImageMetadata(ctx context.Context, digest string) (*image.Metadata, error)
+	ImageOrigin(ctx context.Context, digest string) (*image.Origin, error)
+	TokenByHash(ctx context.Context, hash string) (*image.Token, error)
+
+	Policy(ctx context.Context, id string) (*image.PolicyRecord, error)
+	ListPolicies(ctx context.Context) ([]image.PolicyRecord, error)
+	DeletePolicy(ctx context.Context, id string) error
+
+	EnsureSubscriptions(ctx context.Context, key string, types, activate []string) error
+	AddSubscription(ctx context.Context, key, typ string, active bool) (*image.Subscription, error)
+	Subscription(ctx context.Context, id string) (*image.Subscription, error)
+	ListSubscriptions(ctx context.Context, key, typ string) ([]image.Subscription, error)
+	SetSubscriptionActive(ctx context.Context, id string, active bool) (*image.Subscription, error)
+	DeleteSubscription(ctx context.Context, id string) error
+}
+
+// Verdicts stores policy bundles and evaluates images against them; the
+// gate's /v1 check uses the same service, so verdicts agree.
+type Verdicts interface {
+	Save(ctx context.Context, id string, data []byte, activate bool) (*image.PolicyRecord, error)
+	Activate(ctx context.Context, id string) error
+	Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error)
+}
+
+// Registries stores registry credentials. The password never comes back.
+type Registries interface {
+	Add(ctx context.Context, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
+	Update(ctx context.Context, registry string, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
+	Get(ctx context.Context, registry string) (*image.RegistryCredential, error)
+	List(ctx context.Context) ([]image.RegistryCredential, error)
+	Delete(ctx context.Context, registry string) error
+}
+
+// VulnDB reports the vulnerability DB, for /system/feeds.
+type VulnDB interface {
+	Status() api.DBStatus
+}
+
+// Config is what the Anchore API is built on.
+type Config struct {
+	Images   Images
+	Store    Store
+	Verdicts Verdicts
+	// Registries may be nil: the registry routes then answer 501.
+	Registries Registries
+	DB         VulnDB
+	// Version is the gate's version, reported by /system.
+	Version string
+	Log     *slog.Logger
+}
+
+// API is the Anchore v1 API mounted on an echo instance.
+type API struct {
+	cfg Config
+	e   *echo.Echo
+
+	once   sync.Once
+	routes map[string]bool // "METHOD /path" of every real route
+}
+
+// Route mounts the Anchore API on e under Prefix, under /v1 through the
+// dispatcher, and serves /swagger.json at the host root. Register every
+// other route on e before serving: the dispatcher reads the route table
+// once, at the first request.
+func Route(e *echo.Echo, cfg Config) *API {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a := &API{cfg: cfg, e: e}
+	e.Pre(a.dispatch)
+	e.GET("/swagger.json", a.swagger)
+
+	g := e.Group(Prefix)
+	ci, admin := a.auth(image.RoleCI), a.auth(image.RoleAdmin)
+	route := func(method, path string, h func(echo.Context) error, m ...echo.MiddlewareFunc) {
+		g.Add(method, path, a.handle(h), m...)
+	}
+	route(http.MethodGet, "", a.ping)
+	route(http.MethodGet, "/", a.ping)
+	route(http.MethodGet, "/swagger.json", a.swagger)
+
+	route(http.MethodPost, "/images", a.addImage, ci)
+	route(http.MethodGet, "/images", a.listImages, ci)
+	route(http.MethodGet, "/images/by_id/:id", a.imageByID, ci)
+	route(http.MethodGet, "/images/:digest", a.getImage, ci)
+	route(http.MethodDelete, "/images/:digest", a.deleteImage, admin)
+	route(http.MethodGet, "/images/:digest/vuln", a.vulnTypes, ci)
+	route(http.MethodGet, "/images/:digest/vuln/:type", a.vulnerabilities, ci)
+	route(http.MethodGet, "/images/:digest/content", a.contentTypes, ci)
+	route(http.MethodGet, "/images/:digest/content/:type", a.content, ci)
+	route(http.MethodGet, "/images/:digest/check", a.check, ci)
+
+	route(http.MethodPost, "/policies", a.addPolicy, admin)
+	route(http.MethodGet, "/policies", a.listPolicies, admin)
+	route(http.MethodGet, "/policies/:id", a.getPolicy, admin)
+	route(http.MethodPut, "/policies/:id", a.updatePolicy, admin)
+	route(http.MethodDelete, "/policies/:id", a.deletePolicy, admin)
+
+	route(http.MethodPost, "/registries", a.addRegistry, admin)
+	route(http.MethodGet, "/registries", a.listRegistries, admin)
+	route(http.MethodGet, "/registries/*", a.getRegistry, admin)
+	route(http.MethodPut, "/registries/*", a.updateRegistry, admin)
+	route(http.MethodDelete, "/registries/*", a.deleteRegistry, admin)
+
+	route(http.MethodGet, "/subscriptions", a.listSubscriptions, ci)
+	route(http.MethodPost, "/subscriptions", a.addSubscription, admin)
+	route(http.MethodGet, "/subscriptions/:id", a.getSubscription, ci)
+	route(http.MethodPut, "/subscriptions/:id", a.updateSubscription, admin)
+	route(http.MethodDelete, "/subscriptions/:id", a.deleteSubscription, admin)
+
+	route(http.MethodGet, "/system", a.system, ci)
+	route(http.MethodGet, "/system/feeds", a.feeds, ci)
+
+	g.RouteNotFound("/*", a.handle(func(c echo.Context) error {
+		return image.Errorf(image.ENOTFOUND, "no such path: %s %s", c.Request().Method, c.Request().URL.Path)
+	}))
+	return a
+}
+
+// anchoreParams are query parameters that only Anchore clients send.
+var anchoreParams = []string{"history", "detail", "policyId", "autosubscribe", "fulltag", "vendor_only", "subscription_key", "subscription_type"}
+
+// anchoreBodyKeys are top-level JSON body fields in Anchore's spelling.
+var anchoreBodyKeys = []string{"registry_user", "registry_pass", "registry_type", "registry_verify", "policybundle", "policyId", "subscription_key", "subscription_type"}
+
+// maxPeek bounds the body the dispatcher reads to classify a request.
+const maxPeek = 16 << 20
+
+// dispatch sends Anchore requests under /v1 to the Anchore routes by
+// rewriting their path to Prefix (see the package comment for the rule).
+func (a *API) dispatch(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		path := echo.GetPath(r)
+		if path != "/v1" && !strings.HasPrefix(path, "/v1/") {
+			return next(c)
+		}
+		anchorePath := Prefix + strings.TrimPrefix(path, "/v1")
+		if a.routed(r, anchorePath) && (!a.routed(r, path) || anchoreShaped(r)) {
+			r.URL.Path = Prefix + strings.TrimPrefix(r.URL.Path, "/v1")
+			if r.URL.RawPath != "" {
+				r.URL.RawPath = anchorePath
+			}
+		}
+		return next(c)
+	}
+}
+
+// routed reports whether a real route (not a catch-all 404) serves the
+// request's method at path.
+func (a *API) routed(r *http.Request, path string) bool {
+	a.once.Do(func() {
+		a.routes = map[string]bool{}
+		for _, rt := range a.e.Routes() {
+			if rt.Method != echo.RouteNotFound {
+				a.routes[rt.Method+" "+rt.Path] = true
+			}
+		}
+	})
+	c := a.e.NewContext(r, nil)
+	a.e.Router().Find(r.Method, path, c)
+	return a.routes[r.Method+" "+c.Path()]
+}
+
+// anchoreShaped reports whether a request that both APIs could serve comes
+// from an Anchore client.
+func anchoreShaped(r *http.Request) bool {
+	if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Basic") {
+		return true
+	}
+	q := r.URL.Query()
+	for _, p := range anchoreParams {
+		if q.Has(p) {
+			return true
+		}
+	}
+	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+		return false
+	}
+	keys := peekJSONKeys(r)
+	if r.URL.Path == "/v1/images" && keys["tag"] && !keys["ref"] {
+		return true
+	}
+	for _, k := range anchoreBodyKeys {
+		if keys[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// peekJSONKeys returns the top-level keys of a JSON object body and puts
+// the body back for the handler.
+func peekJSONKeys(r *http.Request) map[string]bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxPeek))
+	r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	if err != nil {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(buf, &obj) != nil {
+		return nil
+	}
+	keys := make(map[string]bool, len(obj))
+	for k := range obj {
+		keys[k] = true
+	}
+	return keys
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+const tokenKey = "anchore.token"
+
+// credential reads the token from HTTP Basic (the token is the user name;
+// the password, empty or "None", is ignored) or from a Bearer header.
+func credential(header string) string {
+	scheme, rest, ok := strings.Cut(header, " ")
+	if !ok {
+		return ""
+	}
+	rest = strings.TrimSpace(rest)
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		return rest
+	case strings.EqualFold(scheme, "Basic"):
+		b, err := base64.StdEncoding.DecodeString(rest)
+		if err != nil {
+			return ""
+		}
+		user, _, _ := strings.Cut(string(b), ":")
+		return user
+	}
+	return ""
+}
+
+// auth authenticates the request and lets through tokens whose role
+// covers role (admin covers ci).
+func (a *API) auth(role image.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return a.handle(func(c echo.Context) error {
+			secret := credential(c.Request().Header.Get("Authorization"))
+			if secret == "" {
+				return image.Errorf(image.EUNAUTHORIZED, "Unauthorized: send the API token as the Basic user name or as a Bearer token")
+			}
+			t, err := a.cfg.Store.TokenByHash(c.Request().Context(), server.HashToken(secret))
+			if err != nil {
+				if image.ErrorCode(err) == image.EUNAUTHORIZED {
+					return image.Errorf(image.EUNAUTHORIZED, "Unauthorized: invalid token")
+				}
+				return err
+			}
+			if t.Role != image.RoleAdmin && t.Role != role {
+				return image.Errorf(image.EFORBIDDEN, "Not authorized: token %q has role %s; this needs %s", t.Name, t.Role, role)
+			}
+			c.Set(tokenKey, t)
+			return next(c)
+		})
+	}
+}
+
+// errorBody is Anchore's error answer.
+type errorBody struct {
+	Message  string      `json:"message"`
+	HTTPCode int         `json:"httpcode"`
+	Detail   errorDetail `json:"detail"`
+}
+
+type errorDetail struct {
+	ErrorCodes []string `json:"error_codes"`
+}
+
+var statusOf = map[string]int{
+	image.EINVALID:      http.StatusBadRequest,
+	image.ENOTFOUND:     http.StatusNotFound,
+	image.ECONFLICT:     http.StatusConflict,
+	image.EUNAUTHORIZED: http.StatusUnauthorized,
+	image.EFORBIDDEN:    http.StatusForbidden,
+	image.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// statusError is an error answered with a status the error codes do not
+// name (501).
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// handle answers a handler's error in Anchore's shape.
+func (a *API) handle(h echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := h(c)
+		if err == nil || c.Response().Committed {
+			return nil
+		}
+		status, msg := statusOf[image.ErrorCode(err)], image.ErrorMessage(err)
+		var he *echo.HTTPError
+		var se *statusError
+		switch {
+		case errors.As(err, &se):
+			status, msg = se.status, se.msg
+		case errors.As(err, &he):
+			status, msg = he.Code, http.StatusText(he.Code)
+			if m, ok := he.Message.(string); ok {
+				msg = m
+			}
+		case status == http.StatusInternalServerError:
+			a.cfg.Log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		}
+		if status == http.StatusUnauthorized {
+			c.Response().Header().Set("WWW-Authenticate", `Basic realm="buildgate"`)
+		}
+		return c.JSON(status, errorBody{Message: msg, HTTPCode: status, Detail: errorDetail{ErrorCodes: []string{}}})
+	}
+}
+
+func (a *API) ping(c echo.Context) error { return c.JSON(http.StatusOK, "v1") }
+
+func (a *API) swagger(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{
+		"swagger":  "2.0",
+		"info":     map[string]string{"title": "buildgate: Anchore Engine API subset", "version": apiVersion},
+		"basePath": "/v1",
+	})
+}
+
+// boolParam reads a query boolean as Anchore clients send it: True, False,
+// true, false (also 1, 0, yes, no). Absent means def.
+func boolParam(c echo.Context, name string, def bool) (bool, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	switch strings.ToLower(v) {
+	case "true", "1", "yes":
+		return true, nil
+	case "false", "0", "no", "none":
+		return false, nil
+	}
+	return false, image.Errorf(image.EINVALID, "query parameter %s=%q is not a boolean (want True or False)", name, v)
+}
+
+// pathParam returns a path parameter, unescaped (digests arrive raw and as
+// sha256%3A..., registry names with %2F and %3A).
+func pathParam(c echo.Context, name string) (string, error) {
+	raw := c.Param(name)
+	v, err := url.PathUnescape(raw)
+	if err != nil || v == "" {
+		return "", image.Errorf(image.EINVALID, "invalid %s %q", name, raw)
+	}
+	return v, nil
+}
+
+// decodeBody reads a JSON body into v.
+func decodeBody(c echo.Context, v any) error {
+	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxPeek+1))
+	if err != nil {
+		return image.Errorf(image.EINVALID, "reading the body: %v", err)
+	}
+	if len(b) > maxPeek {
+		return image.Errorf(image.EINVALID, "the body is larger than %d bytes", maxPeek)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return image.Errorf(image.EINVALID, "the request has no JSON body")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return image.Errorf(image.EINVALID, "invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+// isoTime formats a time as Anchore does: ISO-8601 in UTC with a Z.
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
+
+func isoTimePtr(t *time.Time) *string {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	s := isoTime(*t)
+	return &s
+}
