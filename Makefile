@@ -9,6 +9,7 @@ SHARED  ?= ../shared
 build:
 	@mkdir -p bin
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gate ./gate
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gate-jenkins ./jenkins
 
 vet:
 	$(GO) vet ./...

@@ -129,7 +129,10 @@ func New(cfg Config, store Store, reg Registry, cat Cataloger, m Matcher, obs Ob
 
 // SubmitRequest is what a user submits.
 type SubmitRequest struct {
-	Ref         string
+	Ref string
+	// Tag, when set, is the repo:tag recorded for the image instead of
+	// the one Ref names.
+	Tag         string
 	Dockerfile  string
 	Annotations map[string]string
 	Force       bool
@@ -144,6 +147,11 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, 
 	r, err := s.registry.Resolve(ctx, req.Ref)
 	if err != nil {
 		return nil, err
+	}
+	if req.Tag != "" {
+		if r.Tag, err = s.normalizeTag(req.Tag); err != nil {
+			return nil, err
+		}
 	}
 	img, queued, err := s.store.SubmitImage(ctx, image.Submission{
 		Digest: r.Digest, Tag: r.Tag, PullRef: r.PullRef, IndexDigest: r.IndexDigest,
@@ -403,6 +411,9 @@ func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis,
 		os.RemoveAll(dir)
 		defer os.RemoveAll(dir)
 		if err := s.registry.Pull(ctx, job.PullRef, dir); err != nil {
+			if image.ErrorCode(err) != image.EINTERNAL {
+				return nil, err // the registry adapter's message names the image
+			}
 			return nil, fmt.Errorf("pulling %s: %w", job.PullRef, err)
 		}
 	}

@@ -30,7 +30,10 @@ type ErrorBody struct {
 
 // SubmitImageRequest is the body of POST /v1/images.
 type SubmitImageRequest struct {
-	Ref         string            `json:"ref"`
+	Ref string `json:"ref"`
+	// Tag is the repo:tag the image stands for in policy mappings, when
+	// it differs from Ref (e.g. a digest reference).
+	Tag         string            `json:"tag,omitempty"`
 	Dockerfile  string            `json:"dockerfile,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Force       bool              `json:"force,omitempty"`

@@ -22,7 +22,7 @@ func (s *Server) submitImage(c echo.Context) error {
 		return err
 	}
 	img, err := s.images.Submit(c.Request().Context(), analysis.SubmitRequest{
-		Ref: req.Ref, Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
+		Ref: req.Ref, Tag: req.Tag, Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
 	})
 	if err != nil {
 		return err

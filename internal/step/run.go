@@ -1,0 +1,442 @@
+package step
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/buildgate/buildgate/internal/api"
+	"github.com/buildgate/buildgate/internal/client"
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/policy"
+	"github.com/buildgate/buildgate/internal/report"
+)
+
+// Run gates one image: it runs Execute, writing progress lines to stdout,
+// prints the Result's one line on stderr and returns the exit code.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
+	r := Execute(ctx, cfg, stdout)
+	fmt.Fprintln(Redact(stderr, cfg.Token), r.Line())
+	return r.ExitCode
+}
+
+// Execute gates one image and returns the result; it never returns nil.
+// Progress lines go to out, the token blanked out. An invalid
+// configuration is an error (exit 2) even with PassOnError.
+func Execute(ctx context.Context, cfg Config, out io.Writer) *Result {
+	out = Redact(out, cfg.Token)
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = DefaultConfig().ProgressInterval
+	}
+	r := &Result{Image: cmp.Or(cfg.Image, cfg.SBOM), Verdict: VerdictError, ExitCode: ExitError}
+	if err := cfg.Validate(); err != nil {
+		r.Err = fmt.Errorf("bad flags: %w", err)
+		return r
+	}
+	e := &execution{cfg: cfg, r: r, s: newSession(cfg, out)}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if err := e.run(ctx); err != nil {
+		e.fail(ctx, err)
+	}
+	return r
+}
+
+// execution is one run of Execute.
+type execution struct {
+	cfg   Config
+	r     *Result
+	s     *session
+	phase string
+	// status is the image's last known status.
+	status string
+}
+
+func (e *execution) run(ctx context.Context) error {
+	cfg, r, s := e.cfg, e.r, e.s
+	start := time.Now()
+	if err := RemoveReports(cfg.OutDir); err != nil {
+		return explained{err}
+	}
+	dockerfile, err := readDockerfile(cfg.Dockerfile)
+	if err != nil {
+		return explained{err}
+	}
+
+	var img *api.Image
+	var src source
+	switch {
+	case cfg.SBOM != "":
+		e.phase = "sending the SBOM " + cfg.SBOM
+		img, err = s.submitSBOM(ctx, cfg.SBOM, dockerfile)
+	default:
+		src, _ = parseSource(cfg.Image)
+		if src.local() {
+			e.phase = "uploading " + src.describe()
+			s.printf("uploading %s to %s", src.describe(), redactURL(s.base))
+			img, err = s.submitLocal(ctx, src, dockerfile)
+		} else {
+			e.phase = "submitting " + src.arg
+			img, err = s.submitRegistry(ctx, src.arg, dockerfile)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	r.Digest = img.Digest
+	r.ReportURL = redactURL(s.base) + "/v1/images/" + img.Digest + "/report?format=markdown"
+	e.status = img.Status
+	s.printf("submitted %s as %s (%s)", r.Image, img.Digest, img.Status)
+
+	if img.Status != api.StatusAnalyzed && img.Status != api.StatusFailed {
+		e.phase = "waiting for the analysis of " + img.Digest
+		if img, err = s.wait(ctx, img.Digest, start, &e.status); err != nil {
+			return err
+		}
+	}
+	if img.Status == api.StatusFailed {
+		return explained{fmt.Errorf("the analysis of %s (%s) failed: %s", r.Image, img.Digest, cmp.Or(img.Error, "no reason given"))}
+	}
+
+	e.phase = "fetching the verdict of " + img.Digest
+	tag := cfg.Tag
+	if tag == "" && src.kind == sourceRegistry && !strings.Contains(src.arg, "@") {
+		tag = src.arg
+	}
+	v, err := s.check(ctx, img.Digest, tag)
+	if err != nil {
+		return err
+	}
+	e.verdict(v)
+	s.printf("verdict %s (%d stop, %d warn findings)", strings.ToUpper(r.Verdict), r.StopCount, r.WarnCount)
+
+	e.phase = "fetching the findings of " + img.Digest
+	vulns, err := s.vulnerabilities(ctx, img.Digest)
+	if err != nil {
+		return err
+	}
+	r.Vulnerabilities = len(vulns.Vulnerabilities)
+	meta, err := s.metadata(ctx, img.Digest)
+	if err != nil {
+		// The metadata only enrich the reports.
+		s.printf("no image metadata for the reports: %v", err)
+		meta = &api.Metadata{}
+	}
+
+	e.phase = "writing the reports"
+	in := report.Input{
+		Evaluation: &v.Evaluation,
+		Image: report.ImageInfo{
+			Digest: img.Digest, Ref: reportRef(cfg, src), Tags: img.Tags,
+			Distro: meta.Distro, DistroVersion: meta.DistroVersion, OS: meta.OS, Arch: meta.Arch,
+			DockerfilePath: dockerfilePath(cfg.Dockerfile), Dockerfile: dockerfile,
+		},
+		Matches: Matches(vulns.Vulnerabilities),
+		GateURL: r.ReportURL,
+		Scanner: report.ScannerInfo{Name: "buildgate", Version: cfg.Version, StartTime: start.UTC(), EndTime: time.Now().UTC()},
+	}
+	if vulns.DBBuilt != nil {
+		in.DB.Built = *vulns.DBBuilt
+	} else if v.DBBuilt != nil {
+		in.DB.Built = *v.DBBuilt
+	}
+	if err := e.writeReports(in); err != nil {
+		return err
+	}
+	for _, f := range r.Files {
+		s.printf("wrote %s", f)
+	}
+	return nil
+}
+
+// verdict records the gate's verdict in the result.
+func (e *execution) verdict(v *policy.Verdict) {
+	r := e.r
+	r.Evaluation = v
+	r.Verdict = v.FinalAction.String()
+	r.Bundle = cmp.Or(v.BundleName, v.BundleID)
+	r.BundleVersion = v.BundleVersion
+	r.StopCount, r.WarnCount, r.AllowlistedCount = countFindings(&v.Evaluation)
+	r.ExitCode = report.ExitCode(&v.Evaluation, e.cfg.FailOn)
+}
+
+// countFindings counts the findings the way the reports show them: STOP
+// findings fail only a STOP verdict and nothing fails or warns for an
+// allowlisted image.
+func countFindings(ev *policy.Evaluation) (stop, warn, allowlisted int) {
+	for _, f := range ev.Findings {
+		switch {
+		case f.Allowlisted != nil:
+			allowlisted++
+		case f.Action == policy.ActionGo, ev.Reason == policy.ReasonAllowlistedImage:
+		case f.Action == policy.ActionStop && ev.FinalAction == policy.ActionStop:
+			stop++
+		case f.Action == policy.ActionWarn:
+			warn++
+		}
+	}
+	return stop, warn, allowlisted
+}
+
+// fail turns an error into the result. An error after a failing verdict
+// keeps the verdict's exit code: a broken report must not hide a STOP,
+// even with --on-error pass.
+func (e *execution) fail(ctx context.Context, err error) {
+	r := e.r
+	err = e.explain(ctx, err)
+	if r.Evaluation != nil && r.ExitCode == ExitFail {
+		r.markdown = ""
+		r.Files = nil
+		r.problem = err.Error()
+		return
+	}
+	r.Err = err
+	r.Verdict = VerdictError
+	r.ExitCode = ExitError
+	if e.cfg.PassOnError {
+		r.passErr = true
+		r.ExitCode = ExitPass
+	}
+}
+
+// explain says what went wrong in words a CI log reader can act on.
+func (e *execution) explain(ctx context.Context, err error) error {
+	base := redactURL(e.s.base)
+	var ge *client.Error
+	var ex explained
+	switch {
+	case errors.As(err, &ex):
+		return ex.error
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		msg := fmt.Sprintf("timed out after %s %s", e.cfg.Timeout, e.phase)
+		if e.status != "" && e.status != api.StatusAnalyzed {
+			msg += " (status " + e.status + ")"
+		}
+		return fmt.Errorf("%s: %w", msg, context.DeadlineExceeded)
+	case ctx.Err() != nil:
+		return fmt.Errorf("interrupted while %s: %w", e.phase, ctx.Err())
+	case errors.As(err, &ge):
+		switch ge.Status {
+		case 401:
+			return fmt.Errorf("the gate at %s refused the token (%d %s: %s)", base, ge.Status, ge.Code, ge.Message)
+		case 403:
+			return fmt.Errorf("the token may not do this (%s): %d %s: %s", e.phase, ge.Status, ge.Code, ge.Message)
+		}
+		return fmt.Errorf("%s: %w", e.phase, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: the gate did not answer within %s", e.phase, callTimeout)
+	case isTransport(err):
+		return fmt.Errorf("gate unreachable at %s: %w", base, innermost(err))
+	}
+	return fmt.Errorf("%s: %w", e.phase, err)
+}
+
+// explained is an error that says all there is to say.
+type explained struct{ error }
+
+func (e explained) Unwrap() error { return e.error }
+
+// innermost returns what net/http wrapped: "dial tcp ...: connection
+// refused".
+func innermost(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// writeReports renders every format into OutDir.
+func (e *execution) writeReports(in report.Input) error {
+	dir := e.cfg.OutDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating the report directory: %w", err)
+	}
+	var files []string
+	for _, f := range report.Formats() {
+		var buf bytes.Buffer
+		if err := report.Render(f, &buf, in); err != nil {
+			return err
+		}
+		path := filepath.Join(dir, report.FileName(f))
+		if err := writeFile(path, buf.Bytes()); err != nil {
+			return err
+		}
+		files = append(files, path)
+	}
+	e.r.Files = files
+	e.r.markdown = filepath.Join(dir, report.FileName(report.FormatMarkdown))
+	return nil
+}
+
+// writeFile writes through a temporary file, so a reader never sees half
+// a report.
+func writeFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// RemoveReports deletes the reports a previous run left in dir (only the
+// report files), so that a CI system never shows them as this run's.
+func RemoveReports(dir string) error {
+	for _, f := range report.Formats() {
+		p := filepath.Join(dir, report.FileName(f))
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("removing the previous report %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// readDockerfile reads the Dockerfile, "" when none was given.
+func readDockerfile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the Dockerfile: %w", err)
+	}
+	if fi.Size() > maxDockerfileSize {
+		return "", fmt.Errorf("the Dockerfile %s is larger than %d bytes", path, maxDockerfileSize)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the Dockerfile: %w", err)
+	}
+	return string(b), nil
+}
+
+// dockerfilePath is the Dockerfile's path for SARIF locations: relative
+// to the working directory (the checkout in CI) when it lies inside it.
+func dockerfilePath(p string) string {
+	if p == "" {
+		return ""
+	}
+	if filepath.IsAbs(p) {
+		if wd, err := os.Getwd(); err == nil {
+			if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+				p = rel
+			}
+		}
+	}
+	return filepath.ToSlash(filepath.Clean(p))
+}
+
+// reportRef is the image's name in the reports: --tag, else the registry
+// reference or the daemon's image name; "" lets the reports use the
+// gate's tag or the digest.
+func reportRef(cfg Config, src source) string {
+	switch {
+	case cfg.Tag != "":
+		return cfg.Tag
+	case src.kind == sourceRegistry, src.kind == sourceDocker:
+		return src.arg
+	}
+	return ""
+}
+
+// openSBOM opens an SBOM document.
+func openSBOM(path string) (io.ReadCloser, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("opening the SBOM: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.IsDir() {
+		f.Close()
+		return nil, 0, fmt.Errorf("the SBOM %s is not a file", path)
+	}
+	return f, fi.Size(), nil
+}
+
+// Matches converts the gate's vulnerability list into the domain's
+// matches, field for field.
+func Matches(vs []api.Vulnerability) []image.Match {
+	out := make([]image.Match, 0, len(vs))
+	for _, v := range vs {
+		m := image.Match{
+			VulnerabilityID: v.ID,
+			Severity:        image.SeverityOf(v.Severity),
+			Description:     v.Description,
+			Namespace:       v.Namespace,
+			DataSource:      v.DataSource,
+			URLs:            v.URLs,
+			RelatedIDs:      v.RelatedIDs,
+			PackageName:     v.PackageName,
+			PackageVersion:  v.PackageVersion,
+			PackageType:     v.PackageType,
+			PackagePath:     v.PackagePath,
+			FixState:        image.FixState(v.FixState),
+			FixVersions:     v.FixVersions,
+			FixedAt:         v.FixedAt,
+			PublishedAt:     v.PublishedAt,
+			KEV:             v.KEV,
+			EPSS:            v.EPSS,
+			EPSSPercentile:  v.EPSSPercentile,
+		}
+		for _, c := range v.CVSS {
+			m.CVSS = append(m.CVSS, image.CVSS{
+				Version: c.Version, Vector: c.Vector, Source: c.Source, Type: c.Type,
+				BaseScore: c.BaseScore, ExploitabilityScore: c.ExploitabilityScore, ImpactScore: c.ImpactScore,
+			})
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Redact returns a writer that replaces the token with "[redacted]" in
+// everything written through it. Each Write is handled alone, so callers
+// write whole lines.
+func Redact(w io.Writer, token Token) io.Writer {
+	if token == "" {
+		return w
+	}
+	if rw, ok := w.(*redactor); ok && rw.token == string(token) {
+		return w
+	}
+	return &redactor{w: w, token: string(token)}
+}
+
+type redactor struct {
+	w     io.Writer
+	token string
+}
+
+func (r *redactor) Write(p []byte) (int, error) {
+	if !bytes.Contains(p, []byte(r.token)) {
+		return r.w.Write(p)
+	}
+	if _, err := r.w.Write(bytes.ReplaceAll(p, []byte(r.token), []byte(redacted))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

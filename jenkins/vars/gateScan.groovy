@@ -1,0 +1,126 @@
+// gateScan: gate container images with buildgate from a Jenkins pipeline.
+//
+// It runs the gate-jenkins binary, publishes its JUnit report (junit), its
+// SARIF report (Warnings NG: recordIssues), archives every report, and sets
+// the build result from the binary's exit code:
+//   0  the images pass                   -> result unchanged
+//   1  the policy stops an image         -> FAILURE (or UNSTABLE with onStop: 'UNSTABLE')
+//   2  error (gate down, timeout, ...)   -> FAILURE, with the binary's ERROR line
+//
+// Use this directory (jenkins/) as a shared library (Library Path "jenkins/"):
+//
+//   withCredentials([string(credentialsId: 'buildgate-token', variable: 'GATE_TOKEN')]) {
+//       gateScan(gate: 'https://gate.example', image: 'registry.example/team/app:1.2', dockerfile: 'Dockerfile')
+//   }
+//
+// Parameters; one of image, imagesFile or sbom is required:
+//   gate            the gate's URL (default: env.GATE_URL)
+//   credentialsId   a secret-text credential holding the token; without it
+//                   env.GATE_TOKEN must be set (withCredentials). The token is
+//                   never put on the command line.
+//   image           registry reference, docker-archive:PATH, oci-archive:PATH,
+//                   oci-dir:PATH or docker:NAME
+//   imagesFile      an Anchore plugin anchore_images file: IMAGE [DOCKERFILE] a line
+//   sbom            an SBOM file to evaluate instead of an image
+//   dockerfile, policy, tag, timeout ('15m'), failOn ('stop'|'warn'),
+//   onError ('fail'|'pass'), annotations (a map)
+//   onStop          build result when the policy stops an image: 'FAILURE' (default) or 'UNSTABLE'
+//   abortOnFailure  true (default): a FAILURE stops the pipeline (error);
+//                   false: only the build result is set
+//   out             report directory in the workspace (default 'buildgate-reports')
+//   binary          the gate-jenkins executable (default 'gate-jenkins' on the PATH)
+//   id              Warnings NG id of the SARIF results (default 'buildgate'); set
+//                   it when a build calls gateScan more than once
+//
+// Needs the Pipeline: Basic Steps, JUnit, Warnings NG and Credentials Binding
+// plugins, and gate-jenkins on the agent.
+//
+// Returns the exit code.
+def call(Map args = [:]) {
+    if (!isUnix()) {
+        error('gateScan needs a Unix agent (it runs the gate-jenkins binary with sh)')
+    }
+    String out = args.out ?: 'buildgate-reports'
+    String lineFile = "${out}/buildgate-result.txt"
+    String script = shellScript(args, out, lineFile)
+
+    int status
+    if (args.credentialsId) {
+        withCredentials([string(credentialsId: args.credentialsId, variable: 'GATE_TOKEN')]) {
+            status = sh(returnStatus: true, script: script)
+        }
+    } else {
+        status = sh(returnStatus: true, script: script)
+    }
+    String line = fileExists(lineFile) ? readFile(lineFile).trim() : ''
+
+    // With a verdict (0 or 1) the reports must exist: a missing one fails the
+    // build. After an error there may be none, and the error says why.
+    boolean verdict = status == 0 || status == 1
+    junit(allowEmptyResults: !verdict, skipMarkingBuildUnstable: true,
+          testResults: "${out}/**/buildgate.junit.xml")
+    recordIssues(tool: sarif(pattern: "${out}/**/buildgate.sarif", id: args.id ?: 'buildgate', name: 'buildgate'))
+    archiveArtifacts(artifacts: "${out}/**", allowEmptyArchive: true)
+
+    switch (status) {
+        case 0:
+            break
+        case 1:
+            String why = line ?: "buildgate: FAIL: the policy stopped the image; see ${out}/buildgate.md"
+            if ((args.onStop ?: 'FAILURE').toString().toUpperCase() == 'UNSTABLE') {
+                unstable(why)
+            } else {
+                fail(args, why)
+            }
+            break
+        default:
+            fail(args, line ?: "buildgate: ERROR: gate-jenkins exited with status ${status}")
+    }
+    return status
+}
+
+// fail marks the build FAILURE and, unless abortOnFailure is false, stops it.
+def fail(Map args, String why) {
+    if (args.abortOnFailure == false) {
+        currentBuild.result = 'FAILURE'
+        echo(why)
+    } else {
+        error(why)
+    }
+}
+
+// shellScript builds the sh script: the quoted gate-jenkins command, its
+// stderr (the verdict line) kept in lineFile and shown in the log.
+@NonCPS
+String shellScript(Map args, String out, String lineFile) {
+    List<String> cmd = [args.binary ?: 'gate-jenkins', '--out', out]
+    Map flags = [
+        '--gate': args.gate, '--image': args.image, '--images-file': args.imagesFile, '--sbom': args.sbom,
+        '--dockerfile': args.dockerfile, '--policy': args.policy, '--tag': args.tag, '--timeout': args.timeout,
+        '--fail-on': args.failOn, '--on-error': args.onError
+    ]
+    flags.each { flag, value ->
+        if (value != null && value.toString() != '') {
+            cmd.add(flag)
+            cmd.add(value.toString())
+        }
+    }
+    (args.annotations ?: [:]).each { k, v ->
+        cmd.add('--annotation')
+        cmd.add("${k}=${v}".toString())
+    }
+    String command = cmd.collect { quote(it) }.join(' ')
+    // Jenkins runs sh with -e: turn it off to keep the status and the line.
+    return "set +e\n" +
+        "mkdir -p ${quote(out)}\n" +
+        "${command} 2>${quote(lineFile)}\n" +
+        "rc=\$?\n" +
+        "cat ${quote(lineFile)} >&2\n" +
+        "exit \$rc\n"
+}
+
+// quote quotes a word for sh.
+@NonCPS
+String quote(String s) {
+    return "'" + s.replace("'", "'\\''") + "'"
+}
