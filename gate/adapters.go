@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -29,8 +31,16 @@ func (r registryAdapter) Resolve(ctx context.Context, s string) (analysis.Resolv
 	if err != nil {
 		return analysis.Resolved{}, err
 	}
+	tag := registry.FullTag(s, ref)
+	if base, _, ok := strings.Cut(s, "@"); ok && tag == "" {
+		// "repo:tag@sha256:..." (as Kubernetes and tag polling give it):
+		// the digest is analysed and the tag recorded.
+		if t, err := registry.ParseReference(base); err == nil && strings.Contains(path.Base(base), ":") {
+			tag = registry.FullTag(base, t)
+		}
+	}
 	return analysis.Resolved{
-		Digest: res.Digest, IndexDigest: res.IndexDigest, Tag: registry.FullTag(s, ref),
+		Digest: res.Digest, IndexDigest: res.IndexDigest, Tag: tag,
 		PullRef: ref.Context().Digest(res.Digest).String(),
 	}, nil
 }

@@ -16,11 +16,13 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/registry"
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/server/anchore"
+	"github.com/buildgate/buildgate/internal/server/console"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
 	"github.com/buildgate/buildgate/internal/vulndb"
 )
@@ -44,6 +46,8 @@ type Config struct {
 	// ECREndpoint overrides the ECR API endpoint used to mint awsecr
 	// registry tokens (GATE_ECR_ENDPOINT: a VPC endpoint, or a fake in tests).
 	ECREndpoint string
+	// Alerts configures subscriptions' tag polling and alert deliveries.
+	Alerts AlertConfig
 }
 
 // DefaultConfig returns the defaults of gate serve.
@@ -59,6 +63,7 @@ func DefaultConfig() Config {
 		DBUpdateInterval: 6 * time.Hour,
 		LogFormat:        "text",
 		LogLevel:         "info",
+		Alerts:           defaultAlertConfig(),
 	}
 }
 
@@ -76,6 +81,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start (default: generate and print one)")
 	fs.StringVar(&c.ECREndpoint, "ecr-endpoint", "", "ECR API endpoint for awsecr registry tokens (default: AWS's for the registry's region)")
+	c.Alerts.flags(fs)
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -132,6 +138,8 @@ type Main struct {
 	// Registries keeps registry credentials; RegistryAuth serves them to pulls.
 	Registries   *analysis.Registries
 	RegistryAuth *registry.Auth
+	// Alerts keeps alerts, channels, subscriptions and runtime inventories.
+	Alerts *alert.Service
 	// URL is the server's base URL once Open returns.
 	URL string
 
@@ -182,7 +190,11 @@ func (m *Main) Open(ctx context.Context) error {
 		Workers: c.Workers, Timeout: c.AnalysisTimeout,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
 	}, m.Store, reg, catalogAdapter{}, m.VulnDB, analysis.Observer{
-		Finished: metrics.ObserveAnalysis, Analyzed: m.Verdicts.Reevaluate,
+		Finished: func(digest string, outcome image.Status, d time.Duration) {
+			metrics.ObserveAnalysis(digest, outcome, d)
+			m.alertFinished(digest, outcome, d)
+		},
+		Analyzed: m.Verdicts.Reevaluate, Rematched: m.alertRematched,
 	}, m.Log)
 	m.Server = server.New(m.Analysis, m.Store, dbAdapter{m.VulnDB, c.DBUpdateURL}, sbomAdapter{}, metrics, m.Log)
 	m.Server.AfterImport = m.rematch
@@ -190,10 +202,18 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.RoutePolicies(m.Verdicts, m.Store)
 	m.Server.RouteUploads(m.Analysis, c.MaxImageSize)
 	m.Server.RouteRegistries(m.Registries)
+	if err := m.openAlerts(reg); err != nil {
+		return err
+	}
 	// The Anchore v1 subset joins last: its /v1 dispatcher reads the routes above.
 	anchore.Route(m.Server.Echo(), anchore.Config{
 		Images: m.Analysis, Store: m.Store, Verdicts: m.Verdicts, Registries: m.Registries,
 		DB: dbAdapter{m.VulnDB, c.DBUpdateURL}, Version: version, Log: m.Log,
+	})
+	// The web console: pages at / and /ui/ through the same services.
+	console.Route(m.Server.Echo(), console.Config{
+		Images: m.Analysis, Store: m.Store, Policies: m.Verdicts, Registries: m.Registries,
+		API: m.Server, HashToken: server.HashToken, Log: m.Log,
 	})
 
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
@@ -220,6 +240,11 @@ func (m *Main) Open(ctx context.Context) error {
 	go func() {
 		defer m.wg.Done()
 		m.updateDB(runCtx)
+	}()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.Alerts.Run(runCtx)
 	}()
 	m.Log.Info("gate serving", "addr", m.ln.Addr().String(), "data", c.DataDir, "workers", c.Workers, "db_ready", m.VulnDB.Ready())
 	return nil

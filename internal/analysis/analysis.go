@@ -93,6 +93,9 @@ type Observer struct {
 	Finished func(digest string, outcome image.Status, d time.Duration)
 	// Analyzed is called after an analysis or a re-match is stored.
 	Analyzed func(ctx context.Context, digest string)
+	// Rematched is called after a re-match is stored, before Analyzed,
+	// with the matches it replaced and the new ones (alerts diff them).
+	Rematched func(ctx context.Context, digest string, before, after []image.Match, db image.DBInfo)
 }
 
 // Service submits and analyses images.
@@ -456,6 +459,9 @@ func (s *Service) Rematch(ctx context.Context) (int, error) {
 			return n, err
 		}
 		n++
+		if s.obs.Rematched != nil {
+			s.obs.Rematched(ctx, d, a.Matches, matches, db)
+		}
 		if s.obs.Analyzed != nil {
 			s.obs.Analyzed(ctx, d)
 		}

@@ -21,6 +21,7 @@ type PolicyStore interface {
 	DeletePolicy(ctx context.Context, id string) error
 	CountPolicies(ctx context.Context) (int, error)
 	SaveEvaluation(ctx context.Context, e image.StoredEvaluation) error
+	Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error)
 	Image(ctx context.Context, digest string) (*image.Image, error)
 	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
 	AnalyzedDigests(ctx context.Context) ([]string, error)
@@ -39,8 +40,13 @@ type Verdicts struct {
 	log   *slog.Logger
 	// Now is the clock evaluations use.
 	Now func() time.Time
+	// OnChange, when set, is called after a verdict is stored whose final
+	// action differs from the one stored before for the same image, tag
+	// and policy; previous is "" for the first.
+	OnChange func(ctx context.Context, e image.StoredEvaluation, previous string)
 
-	mu sync.Mutex // serialises re-evaluations
+	mu     sync.Mutex // serialises re-evaluations
+	saveMu sync.Mutex // makes reading the previous verdict and saving one atomic
 }
 
 // NewVerdicts returns the policy service.
@@ -161,11 +167,27 @@ func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Anal
 	if err != nil {
 		return nil, err
 	}
-	if err := v.store.SaveEvaluation(ctx, image.StoredEvaluation{
+	stored := image.StoredEvaluation{
 		Digest: img.Digest, Tag: tag, PolicyID: rec.ID, PolicyVersion: rec.Version,
 		FinalAction: e.FinalAction.String(), DBBuilt: db.Built, EvaluatedAt: e.EvaluatedAt, Result: result,
-	}); err != nil {
+	}
+	v.saveMu.Lock()
+	defer v.saveMu.Unlock()
+	previous := ""
+	if v.OnChange != nil {
+		prev, err := v.store.Evaluation(ctx, img.Digest, tag, rec.ID)
+		switch {
+		case err == nil:
+			previous = prev.FinalAction
+		case image.ErrorCode(err) != image.ENOTFOUND:
+			return nil, err
+		}
+	}
+	if err := v.store.SaveEvaluation(ctx, stored); err != nil {
 		return nil, err
+	}
+	if v.OnChange != nil && previous != stored.FinalAction {
+		v.OnChange(ctx, stored, previous)
 	}
 	return verdict, nil
 }

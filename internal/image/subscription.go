@@ -20,10 +20,13 @@ func SubscriptionTypes() []string {
 // digest (tag_update), a new verdict (policy_eval), new vulnerabilities
 // (vuln_update) or a finished analysis (analysis_update).
 type Subscription struct {
-	ID        string    `json:"id"`
-	Key       string    `json:"key"`
-	Type      string    `json:"type"`
-	Active    bool      `json:"active"`
+	ID     string `json:"id"`
+	Key    string `json:"key"`
+	Type   string `json:"type"`
+	Active bool   `json:"active"`
+	// Channels receive the subscription's notifications (channel ids);
+	// the gate's API sets them, Anchore's does not.
+	Channels  []string  `json:"channels,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -183,7 +183,11 @@ func (s *DB) ResealSecrets(ctx context.Context, fn func(sealed string) (string, 
 			}
 			n++
 		}
-		return nil
+		// Alert channels' secrets (a webhook's signing secret, a Slack
+		// URL, an SMTP password) are sealed under the same key.
+		m, err := resealChannels(ctx, tx, fn)
+		n += m
+		return err
 	})
 	if err != nil {
 		return 0, err

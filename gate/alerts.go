@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"time"
+
+	"github.com/buildgate/buildgate/internal/alert"
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/notify"
+	"github.com/buildgate/buildgate/internal/secret"
+)
+
+// AlertConfig is the part of gate serve's configuration about
+// subscriptions and alert deliveries.
+type AlertConfig struct {
+	// TagPollInterval is how often tag_update subscriptions are polled.
+	TagPollInterval time.Duration
+	// DeliveryRetry is the wait after a delivery's first failure; it
+	// doubles at each failure up to DeliveryRetryMax.
+	DeliveryRetry    time.Duration
+	DeliveryRetryMax time.Duration
+	// DeliveryAttempts is how many times a delivery is tried.
+	DeliveryAttempts int
+}
+
+func defaultAlertConfig() AlertConfig {
+	d := alert.DefaultConfig()
+	return AlertConfig{
+		TagPollInterval: d.TagPollInterval, DeliveryRetry: d.RetryBase,
+		DeliveryRetryMax: d.RetryMax, DeliveryAttempts: d.MaxAttempts,
+	}
+}
+
+func (c *AlertConfig) flags(fs *flag.FlagSet) {
+	d := defaultAlertConfig()
+	fs.DurationVar(&c.TagPollInterval, "tag-poll-interval", d.TagPollInterval, "how often tag_update subscriptions poll their registry; 0: never")
+	fs.DurationVar(&c.DeliveryRetry, "delivery-retry", d.DeliveryRetry, "wait after an alert delivery's first failure; doubled at each failure")
+	fs.DurationVar(&c.DeliveryRetryMax, "delivery-retry-max", d.DeliveryRetryMax, "longest wait between two attempts at an alert delivery")
+	fs.IntVar(&c.DeliveryAttempts, "delivery-attempts", d.DeliveryAttempts, "attempts at an alert delivery before it is given up")
+}
+
+// openAlerts wires the alert service: channel secrets sealed with the
+// gate's key, the webhook, Slack and email senders, submissions through
+// the analysis service and tag polling through the registry adapter. It
+// hooks Verdicts and adds the routes; the analysis Observer calls it
+// through m.Alerts.
+func (m *Main) openAlerts(reg alert.Registry) error {
+	sealer, _, err := secret.Load(m.Config.DataDir, os.Getenv(secret.EnvKey))
+	if err != nil {
+		return err
+	}
+	c := m.Config.Alerts
+	ua := "buildgate/" + version
+	m.Alerts = alert.New(alert.Config{
+		TagPollInterval: c.TagPollInterval, RetryBase: c.DeliveryRetry, RetryMax: c.DeliveryRetryMax, MaxAttempts: c.DeliveryAttempts,
+	}, m.Store, sealer, map[string]alert.Sender{
+		image.ChannelWebhook: notify.Webhook{UserAgent: ua},
+		image.ChannelSlack:   notify.Slack{UserAgent: ua},
+		image.ChannelEmail:   notify.Email{},
+	}, m.Analysis, reg, m.Log)
+	m.Verdicts.OnChange = m.Alerts.VerdictChanged
+	m.Server.RouteAlerts(m.Alerts)
+	return nil
+}
+
+// alertFinished and alertRematched are the analysis Observer's hooks into
+// alerts; m.Alerts is set before any analysis runs.
+func (m *Main) alertFinished(digest string, outcome image.Status, d time.Duration) {
+	if m.Alerts != nil {
+		m.Alerts.AnalysisFinished(digest, outcome, d)
+	}
+}
+
+func (m *Main) alertRematched(ctx context.Context, digest string, before, after []image.Match, db image.DBInfo) {
+	if m.Alerts != nil {
+		m.Alerts.Rematched(ctx, digest, before, after, db)
+	}
+}

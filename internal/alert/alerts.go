@@ -1,0 +1,223 @@
+package alert
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/policy"
+)
+
+const (
+	maxDescriptionSize = 4 << 10
+	maxGlobSize        = 512
+	// maxDeliveries bounds a deliveries listing.
+	maxDeliveries = 1000
+)
+
+// CreateAlert validates an alert and stores it.
+func (s *Service) CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, error) {
+	if err := normalizeAlert(&a); err != nil {
+		return nil, err
+	}
+	a.ID = ""
+	out, err := s.store.CreateAlert(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("alert created", "alert", out.ID, "name", out.Name, "enabled", out.Enabled)
+	return out, nil
+}
+
+// UpdateAlert replaces an alert with a (a PUT: every field as given).
+func (s *Service) UpdateAlert(ctx context.Context, id string, a image.Alert) (*image.Alert, error) {
+	if err := normalizeAlert(&a); err != nil {
+		return nil, err
+	}
+	a.ID = id
+	out, err := s.store.UpdateAlert(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("alert updated", "alert", out.ID, "name", out.Name, "enabled", out.Enabled)
+	return out, nil
+}
+
+// Alert returns one alert.
+func (s *Service) Alert(ctx context.Context, id string) (*image.Alert, error) {
+	return s.store.Alert(ctx, id)
+}
+
+// Alerts lists the alerts.
+func (s *Service) Alerts(ctx context.Context) ([]image.Alert, error) { return s.store.ListAlerts(ctx) }
+
+// DeleteAlert deletes an alert and its deliveries.
+func (s *Service) DeleteAlert(ctx context.Context, id string) error {
+	if err := s.store.DeleteAlert(ctx, id); err != nil {
+		return err
+	}
+	s.log.Info("alert deleted", "alert", id)
+	return nil
+}
+
+// AlertDeliveries returns an alert's deliveries, newest first, each with
+// its attempts; limit 0 means 100.
+func (s *Service) AlertDeliveries(ctx context.Context, id string, limit int) ([]image.Delivery, error) {
+	if _, err := s.store.Alert(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.store.Deliveries(ctx, image.SourceAlert, id, deliveryLimit(limit))
+}
+
+func deliveryLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > maxDeliveries:
+		return maxDeliveries
+	}
+	return n
+}
+
+// normalizeAlert validates an alert and fills its defaults: empty globs
+// become "*", unscanned_image's action notify.
+func normalizeAlert(a *image.Alert) error {
+	a.Name = strings.TrimSpace(a.Name)
+	switch {
+	case a.Name == "":
+		return image.Errorf(image.EINVALID, "an alert needs a name")
+	case len(a.Name) > maxNameSize:
+		return image.Errorf(image.EINVALID, "the name is longer than %d bytes", maxNameSize)
+	case len(a.Description) > maxDescriptionSize:
+		return image.Errorf(image.EINVALID, "the description is longer than %d bytes", maxDescriptionSize)
+	case len(a.Triggers) == 0:
+		return image.Errorf(image.EINVALID, "an alert needs at least one trigger (%s)", strings.Join(image.TriggerTypes(), ", "))
+	}
+	for _, g := range []*string{&a.Scope.Registry, &a.Scope.Repository, &a.Scope.Tag, &a.Scope.Cluster, &a.Scope.Namespace} {
+		*g = strings.TrimSpace(*g)
+		if *g == "" {
+			*g = "*"
+		}
+		if len(*g) > maxGlobSize {
+			return image.Errorf(image.EINVALID, "a scope glob is longer than %d bytes", maxGlobSize)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range a.Triggers {
+		t := &a.Triggers[i]
+		t.Type = strings.ToLower(strings.TrimSpace(t.Type))
+		if !slices.Contains(image.TriggerTypes(), t.Type) {
+			return image.Errorf(image.EINVALID, "unknown trigger %q (want one of %s)", t.Type, strings.Join(image.TriggerTypes(), ", "))
+		}
+		if seen[t.Type] {
+			return image.Errorf(image.EINVALID, "trigger %s is given twice", t.Type)
+		}
+		seen[t.Type] = true
+		t.Action = strings.ToLower(strings.TrimSpace(t.Action))
+		if t.Action != "" && t.Type != image.TriggerUnscannedImage {
+			return image.Errorf(image.EINVALID, "only %s takes an action", image.TriggerUnscannedImage)
+		}
+		if t.Type == image.TriggerUnscannedImage {
+			switch t.Action {
+			case "":
+				t.Action = image.ActionNotify
+			case image.ActionNotify, image.ActionScan:
+			default:
+				return image.Errorf(image.EINVALID, "unknown action %q of %s (want notify or scan)", t.Action, t.Type)
+			}
+		}
+		if t.MinSeverity != "" {
+			if t.Type != image.TriggerNewVulnerabilities {
+				return image.Errorf(image.EINVALID, "only %s takes min_severity", image.TriggerNewVulnerabilities)
+			}
+			sev, err := image.ParseSeverity(t.MinSeverity)
+			if err != nil {
+				return image.Errorf(image.EINVALID, "min_severity: %v", err)
+			}
+			t.MinSeverity = strings.ToLower(sev.String())
+		}
+	}
+	if a.Channels == nil {
+		a.Channels = []string{}
+	}
+	seenCh := map[string]bool{}
+	chans := []string{}
+	for _, c := range a.Channels {
+		c = strings.TrimSpace(c)
+		if c != "" && !seenCh[c] {
+			seenCh[c] = true
+			chans = append(chans, c)
+		}
+	}
+	a.Channels = chans
+	return nil
+}
+
+// trigger returns the alert's trigger of type typ.
+func trigger(a image.Alert, typ string) (image.AlertTrigger, bool) {
+	for _, t := range a.Triggers {
+		if t.Type == typ {
+			return t, true
+		}
+	}
+	return image.AlertTrigger{}, false
+}
+
+// glob matches s against a scope glob: "*" matches any run of characters,
+// "/" included; every other character is literal; "" and "*" match all.
+func glob(pattern, s string) bool {
+	if pattern == "" || pattern == "*" {
+		return true
+	}
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return len(s) >= len(last) && strings.HasSuffix(s, last)
+}
+
+// wildcard reports whether a glob matches everything.
+func wildcard(g string) bool { return g == "" || g == "*" }
+
+// tagInScope reports whether a full tag (or a digest reference) is in the
+// registry, repository and tag globs of a scope.
+func tagInScope(sc image.AlertScope, ref string) bool {
+	reg, repo, tag := policy.ParseTag(ref)
+	return glob(sc.Registry, reg) && glob(sc.Repository, repo) && glob(sc.Tag, tag)
+}
+
+// imageInScope reports whether an image with tags is in the image part of
+// a scope; an image without tags is only in a scope that takes every tag.
+func imageInScope(sc image.AlertScope, tags []string) bool {
+	if len(tags) == 0 {
+		return wildcard(sc.Registry) && wildcard(sc.Repository) && wildcard(sc.Tag)
+	}
+	for _, t := range tags {
+		if tagInScope(sc, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// containerInScope reports whether a running container is in a scope.
+func containerInScope(sc image.AlertScope, c image.RuntimeContainer) bool {
+	ref := c.Tag
+	if ref == "" {
+		ref = c.Image
+	}
+	return glob(sc.Cluster, c.Cluster) && glob(sc.Namespace, c.Namespace) && tagInScope(sc, ref)
+}

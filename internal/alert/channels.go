@@ -1,0 +1,318 @@
+package alert
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/secret"
+)
+
+// ChannelInput is a channel as a user writes it, with its secret: a
+// webhook's signing secret, a Slack incoming-webhook URL (given as the
+// channel's url), or an SMTP password.
+type ChannelInput struct {
+	image.Channel
+	Secret secret.Secret
+}
+
+// Limits of a channel's fields.
+const (
+	maxNameSize   = 256
+	maxSecretSize = 4 << 10
+	maxURLSize    = 4 << 10
+	maxCACertSize = 1 << 20
+	maxRecipients = 50
+)
+
+// CreateChannel validates a channel and stores it with its secret sealed.
+func (s *Service) CreateChannel(ctx context.Context, in ChannelInput) (*image.Channel, error) {
+	ch, key, err := normalizeChannel(in, nil)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := s.seal(key)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.store.CreateChannel(ctx, ch, sealed)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("channel created", "channel", out.ID, "name", out.Name, "type", out.Type)
+	return out, nil
+}
+
+// UpdateChannel replaces a channel's settings with in's. Empty fields
+// (and an empty secret) keep their stored values; the type cannot change.
+func (s *Service) UpdateChannel(ctx context.Context, id string, in ChannelInput) (*image.Channel, error) {
+	cur, err := s.store.Channel(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ch, key, err := normalizeChannel(in, cur)
+	if err != nil {
+		return nil, err
+	}
+	ch.ID = id
+	sealed, err := s.seal(key)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.store.UpdateChannel(ctx, ch, sealed)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("channel updated", "channel", out.ID, "name", out.Name, "secret_changed", sealed != "")
+	return out, nil
+}
+
+// Channel returns one channel, without its secret.
+func (s *Service) Channel(ctx context.Context, id string) (*image.Channel, error) {
+	return s.store.Channel(ctx, id)
+}
+
+// Channels lists the channels, without their secrets.
+func (s *Service) Channels(ctx context.Context) ([]image.Channel, error) {
+	return s.store.ListChannels(ctx)
+}
+
+// DeleteChannel deletes a channel that no alert or subscription names.
+func (s *Service) DeleteChannel(ctx context.Context, id string) error {
+	if err := s.store.DeleteChannel(ctx, id); err != nil {
+		return err
+	}
+	s.log.Info("channel deleted", "channel", id)
+	return nil
+}
+
+func (s *Service) seal(key secret.Secret) (string, error) {
+	if key == "" {
+		return "", nil
+	}
+	sealed, err := s.sealer.Seal([]byte(key))
+	if err != nil {
+		return "", fmt.Errorf("sealing a channel secret: %w", err)
+	}
+	return sealed, nil
+}
+
+// TestResult is the outcome of a test message.
+type TestResult struct {
+	OK         bool
+	StatusCode int
+	Answer     string
+	Error      string
+	Duration   time.Duration
+}
+
+// TestChannel sends a test message to a channel now, outside the outbox,
+// and reports the channel's answer.
+func (s *Service) TestChannel(ctx context.Context, id string) (*TestResult, error) {
+	ch, err := s.store.Channel(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.channelSecret(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	sender := s.senders[ch.Type]
+	if sender == nil {
+		return nil, image.Errorf(image.EINVALID, "no sender for channel type %q", ch.Type)
+	}
+	p := &payload{Type: "test", CreatedAt: s.Now(), DeliveryID: "test-" + randomID()[:12]}
+	msg := render(p)
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := sender.Send(sctx, *ch, key, msg)
+	out := &TestResult{OK: err == nil, StatusCode: res.StatusCode, Duration: time.Since(start),
+		Answer: truncate(secret.Redact(res.Answer, string(key)), maxAnswer)}
+	if err != nil {
+		out.Error = truncate(secret.Redact(err.Error(), string(key)), maxError)
+	}
+	s.log.Info("channel test message sent", "channel", id, "ok", out.OK, "status_code", out.StatusCode, "err", out.Error)
+	return out, nil
+}
+
+// normalizeChannel validates a new channel (cur nil) or an update of cur,
+// and returns the record to store and the secret to seal ("" keeps the
+// stored one on update).
+func normalizeChannel(in ChannelInput, cur *image.Channel) (image.Channel, secret.Secret, error) {
+	ch := in.Channel
+	key := secret.Secret(strings.TrimSpace(string(in.Secret)))
+	if cur != nil {
+		if ch.Type != "" && ch.Type != cur.Type {
+			return ch, "", image.Errorf(image.EINVALID, "a channel's type cannot change (it is %s): delete it and create another", cur.Type)
+		}
+		ch.Type = cur.Type
+		keep := func(v *string, old string) {
+			if strings.TrimSpace(*v) == "" {
+				*v = old
+			}
+		}
+		keep(&ch.Name, cur.Name)
+		keep(&ch.SMTPHost, cur.SMTPHost)
+		keep(&ch.TLS, cur.TLS)
+		keep(&ch.CACert, cur.CACert)
+		keep(&ch.Username, cur.Username)
+		keep(&ch.From, cur.From)
+		if ch.SMTPPort == 0 {
+			ch.SMTPPort = cur.SMTPPort
+		}
+		if len(ch.To) == 0 {
+			ch.To = cur.To
+		}
+		if ch.Type != image.ChannelSlack {
+			keep(&ch.URL, cur.URL)
+		}
+	}
+	ch.Name = strings.TrimSpace(ch.Name)
+	ch.Type = strings.ToLower(strings.TrimSpace(ch.Type))
+	switch {
+	case ch.Name == "":
+		return ch, "", image.Errorf(image.EINVALID, "a channel needs a name")
+	case len(ch.Name) > maxNameSize:
+		return ch, "", image.Errorf(image.EINVALID, "the name is longer than %d bytes", maxNameSize)
+	case !slices.Contains(image.ChannelTypes(), ch.Type):
+		return ch, "", image.Errorf(image.EINVALID, "unknown channel type %q (want one of %s)", ch.Type, strings.Join(image.ChannelTypes(), ", "))
+	case len(key) > maxSecretSize:
+		return ch, "", image.Errorf(image.EINVALID, "the secret is longer than %d bytes", maxSecretSize)
+	}
+	switch ch.Type {
+	case image.ChannelWebhook:
+		ch.SMTPHost, ch.SMTPPort, ch.TLS, ch.CACert, ch.Username, ch.From, ch.To = "", 0, "", "", "", "", nil
+		if err := checkURL("url", ch.URL); err != nil {
+			return ch, "", err
+		}
+		if key == "" && (cur == nil || cur.SecretSetAt == nil) {
+			return ch, "", image.Errorf(image.EINVALID, "a webhook channel needs a secret: its deliveries are signed with it (%s)", "X-Buildgate-Signature")
+		}
+	case image.ChannelSlack:
+		ch.SMTPHost, ch.SMTPPort, ch.TLS, ch.CACert, ch.Username, ch.From, ch.To = "", 0, "", "", "", "", nil
+		// The incoming-webhook URL is the secret; the record keeps its
+		// scheme and host only.
+		if u := strings.TrimSpace(ch.URL); u != "" {
+			if err := checkURL("url", u); err != nil {
+				return ch, "", err
+			}
+			key = secret.Secret(u)
+		} else if key != "" {
+			if err := checkURL("secret", string(key)); err != nil {
+				return ch, "", err
+			}
+		}
+		switch {
+		case key != "":
+			ch.URL = redactURL(string(key))
+		case cur != nil && cur.SecretSetAt != nil:
+			ch.URL = cur.URL
+		default:
+			return ch, "", image.Errorf(image.EINVALID, "a slack channel needs the url of its incoming webhook")
+		}
+	case image.ChannelEmail:
+		ch.URL = ""
+		if err := checkEmail(&ch, key, cur); err != nil {
+			return ch, "", err
+		}
+	}
+	return ch, key, nil
+}
+
+// checkURL accepts an absolute http or https URL.
+func checkURL(field, raw string) error {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return image.Errorf(image.EINVALID, "%s is required", field)
+	}
+	if len(raw) > maxURLSize {
+		return image.Errorf(image.EINVALID, "%s is longer than %d bytes", field, maxURLSize)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// The URL may be a secret: do not quote it.
+		return image.Errorf(image.EINVALID, "%s must be an absolute http or https URL", field)
+	}
+	return nil
+}
+
+// redactURL keeps a URL's scheme and host.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host + "/…"
+}
+
+func checkEmail(ch *image.Channel, key secret.Secret, cur *image.Channel) error {
+	ch.SMTPHost = strings.TrimSpace(ch.SMTPHost)
+	ch.TLS = strings.ToLower(strings.TrimSpace(ch.TLS))
+	if ch.TLS == "" {
+		ch.TLS = image.SMTPStartTLS
+	}
+	switch {
+	case ch.SMTPHost == "" || strings.ContainsAny(ch.SMTPHost, "/ []") || strings.Contains(ch.SMTPHost, ":") && net.ParseIP(ch.SMTPHost) == nil:
+		return image.Errorf(image.EINVALID, "an email channel needs smtp_host, a host name or address without a port (give smtp_port)")
+	case ch.SMTPPort < 0 || ch.SMTPPort > 65535:
+		return image.Errorf(image.EINVALID, "smtp_port %d is not a port", ch.SMTPPort)
+	case ch.TLS != image.SMTPStartTLS && ch.TLS != image.SMTPTLS && ch.TLS != image.SMTPNone:
+		return image.Errorf(image.EINVALID, "tls must be starttls, tls or none, not %q", ch.TLS)
+	case ch.TLS == image.SMTPNone && ch.Username != "":
+		return image.Errorf(image.EINVALID, "tls none would send the SMTP password in plain text: use starttls or tls")
+	case len(ch.To) == 0:
+		return image.Errorf(image.EINVALID, "an email channel needs at least one address in to")
+	case len(ch.To) > maxRecipients:
+		return image.Errorf(image.EINVALID, "at most %d addresses in to", maxRecipients)
+	case len(ch.CACert) > maxCACertSize:
+		return image.Errorf(image.EINVALID, "ca_cert is larger than %d bytes", maxCACertSize)
+	}
+	if ch.SMTPPort == 0 {
+		ch.SMTPPort = 587
+		if ch.TLS == image.SMTPTLS {
+			ch.SMTPPort = 465
+		}
+	}
+	from, err := mail.ParseAddress(ch.From)
+	if err != nil {
+		return image.Errorf(image.EINVALID, "from %q is not an email address", ch.From)
+	}
+	ch.From = from.Address
+	for i, t := range ch.To {
+		a, err := mail.ParseAddress(t)
+		if err != nil {
+			return image.Errorf(image.EINVALID, "to %q is not an email address", t)
+		}
+		ch.To[i] = a.Address
+	}
+	if ch.Username != "" && key == "" && (cur == nil || cur.SecretSetAt == nil) {
+		return image.Errorf(image.EINVALID, "an email channel with a username needs its password")
+	}
+	if ch.CACert != "" {
+		rest, n := []byte(ch.CACert), 0
+		for {
+			var b *pem.Block
+			b, rest = pem.Decode(rest)
+			if b == nil {
+				break
+			}
+			if _, err := x509.ParseCertificate(b.Bytes); b.Type != "CERTIFICATE" || err != nil {
+				return image.Errorf(image.EINVALID, "ca_cert holds a PEM block that is not a certificate")
+			}
+			n++
+		}
+		if n == 0 {
+			return image.Errorf(image.EINVALID, "ca_cert holds no PEM certificate")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package sqlite
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buildgate/buildgate/internal/image"
+)
+
+func TestChannelsAndAlerts(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	hook, err := db.CreateChannel(ctx, image.Channel{Name: "sec", Type: image.ChannelWebhook, URL: "https://hooks.example/x"}, "sealed-1")
+	if err != nil || hook.ID == "" || hook.SecretSetAt == nil || hook.URL != "https://hooks.example/x" {
+		t.Fatalf("create = %+v %v", hook, err)
+	}
+	if _, err := db.CreateChannel(ctx, image.Channel{Name: "sec", Type: image.ChannelSlack}, ""); image.ErrorCode(err) != image.ECONFLICT {
+		t.Errorf("same name: %v", err)
+	}
+	mail, err := db.CreateChannel(ctx, image.Channel{Name: "mail", Type: image.ChannelEmail, SMTPHost: "smtp.example", SMTPPort: 587, From: "a@example.com", To: []string{"b@example.com"}}, "")
+	if err != nil || mail.SecretSetAt != nil || len(mail.To) != 1 {
+		t.Fatalf("create mail = %+v %v", mail, err)
+	}
+	// An update without a secret keeps it.
+	hook.URL = "https://hooks.example/y"
+	up, err := db.UpdateChannel(ctx, *hook, "")
+	if err != nil || up.URL != "https://hooks.example/y" || up.SecretSetAt == nil {
+		t.Fatalf("update = %+v %v", up, err)
+	}
+	if s, _ := db.ChannelSecret(ctx, hook.ID); s != "sealed-1" {
+		t.Errorf("secret after update = %q", s)
+	}
+
+	a, err := db.CreateAlert(ctx, image.Alert{Name: "prod", Enabled: true, Scope: image.AlertScope{Repository: "team/*"},
+		Triggers: []image.AlertTrigger{{Type: image.TriggerPolicyEvalFailed}}, Channels: []string{mail.ID, hook.ID}})
+	if err != nil || len(a.Channels) != 2 || a.Channels[0] != mail.ID || a.Scope.Repository != "team/*" {
+		t.Fatalf("alert = %+v %v", a, err)
+	}
+	if _, err := db.CreateAlert(ctx, image.Alert{Name: "bad", Channels: []string{"nosuch"}}); image.ErrorCode(err) != image.EINVALID {
+		t.Errorf("unknown channel: %v", err)
+	}
+	if _, err := db.Alert(ctx, "bad"); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("a refused alert was stored: %v", err)
+	}
+	if err := db.DeleteChannel(ctx, hook.ID); image.ErrorCode(err) != image.ECONFLICT || !strings.Contains(err.Error(), "prod") {
+		t.Errorf("deleting a channel in use: %v", err)
+	}
+	a.Channels = []string{mail.ID}
+	if a, err = db.UpdateAlert(ctx, *a); err != nil || len(a.Channels) != 1 {
+		t.Fatalf("update alert = %+v %v", a, err)
+	}
+	if err := db.DeleteChannel(ctx, hook.ID); err != nil {
+		t.Errorf("deleting an unused channel: %v", err)
+	}
+	list, _ := db.ListAlerts(ctx)
+	if len(list) != 1 || len(list[0].Channels) != 1 {
+		t.Errorf("alerts = %+v", list)
+	}
+
+	// Subscription channels, and a reseal that covers channel secrets.
+	sub, _ := db.AddSubscription(ctx, "docker.io/nginx:latest", image.SubscriptionPolicyEval, true)
+	if err := db.SetSubscriptionChannels(ctx, sub.ID, []string{mail.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := db.SubscriptionChannels(ctx); len(m[sub.ID]) != 1 {
+		t.Errorf("subscription channels = %v", m)
+	}
+	db.UpdateChannel(ctx, *mail, "sealed-2")
+	n, err := db.ResealSecrets(ctx, func(s string) (string, error) { return "new-" + s, nil })
+	if err != nil || n != 1 {
+		t.Fatalf("reseal = %d %v", n, err)
+	}
+	if s, _ := db.ChannelSecret(ctx, mail.ID); s != "new-sealed-2" {
+		t.Errorf("resealed channel secret = %q", s)
+	}
+	if err := db.DeleteSubscription(ctx, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := db.SubscriptionChannels(ctx); len(m) != 0 {
+		t.Errorf("channels of a deleted subscription remain: %v", m)
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	db.now = func() time.Time { return now }
+	d := image.Delivery{SourceType: image.SourceAlert, SourceID: "a1", ChannelID: "c1", EventType: "policy_eval_failed", EventKey: "k1",
+		Message: image.Message{Event: "policy_eval_failed", Title: "t", Body: []byte(`{"x":1}`)}}
+	n, err := db.EnqueueDeliveries(ctx, []image.Delivery{d, d})
+	if err != nil || n != 1 {
+		t.Fatalf("enqueue the same event twice = %d %v", n, err)
+	}
+	d2 := d
+	d2.ChannelID = "c2"
+	if n, _ := db.EnqueueDeliveries(ctx, []image.Delivery{d, d2}); n != 1 {
+		t.Errorf("another channel = %d", n)
+	}
+
+	claimed, err := db.ClaimDeliveries(ctx, "w1", now, time.Minute, 10)
+	if err != nil || len(claimed) != 2 || string(claimed[0].Message.Body) != `{"x":1}` || claimed[0].Message.Title != "t" {
+		t.Fatalf("claim = %+v %v", claimed, err)
+	}
+	if again, _ := db.ClaimDeliveries(ctx, "w2", now.Add(30*time.Second), time.Minute, 10); len(again) != 0 {
+		t.Errorf("a leased delivery was claimed again: %d", len(again))
+	}
+	// w1 died: its lease runs out and w2 takes the deliveries.
+	later := now.Add(61 * time.Second)
+	retaken, _ := db.ClaimDeliveries(ctx, "w2", later, time.Minute, 10)
+	if len(retaken) != 2 {
+		t.Fatalf("after the lease: %d", len(retaken))
+	}
+	id := retaken[0].ID
+	next := later.Add(10 * time.Second)
+	if err := db.RecordAttempt(ctx, id, image.DeliveryAttempt{Attempt: 1, At: later, Error: "refused"}, image.DeliveryPending, next); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := db.ClaimDeliveries(ctx, "w2", next.Add(-time.Millisecond), time.Minute, 10); len(due) != 0 {
+		t.Errorf("claimed before it was due: %d", len(due))
+	}
+	due, _ := db.ClaimDeliveries(ctx, "w2", next.Add(time.Millisecond), time.Minute, 10)
+	if len(due) != 1 || due[0].ID != id || due[0].Attempts != 1 {
+		t.Fatalf("due = %+v", due)
+	}
+	if err := db.RecordAttempt(ctx, id, image.DeliveryAttempt{Attempt: 2, At: next, OK: true, StatusCode: 200, Answer: "ok"}, image.DeliveryDelivered, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := db.Deliveries(ctx, image.SourceAlert, "a1", 10)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("deliveries = %+v %v", list, err)
+	}
+	for _, x := range list {
+		if x.ID != id {
+			continue
+		}
+		if x.Status != image.DeliveryDelivered || x.DeliveredAt == nil || len(x.AttemptLog) != 2 || x.AttemptLog[0].Error != "refused" || !x.AttemptLog[1].OK {
+			t.Errorf("delivery = %+v", x)
+		}
+	}
+	if err := db.DeleteAlert(ctx, "a1"); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("deleting an unknown alert: %v", err)
+	}
+}
+
+func TestRuntimeInventory(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	inv := image.RuntimeInventory{Cluster: "prod-1", ObservedAt: t0, Containers: []image.RuntimeContainer{
+		{Namespace: "web", Pod: "p1", Container: "app", Image: "r.example/team/app:1", Tag: "r.example/team/app:1"},
+		{Namespace: "db", Pod: "p2", Container: "pg", Image: "postgres:16", Tag: "docker.io/postgres:16", ImageDigest: "sha256:idx"},
+	}}
+	if err := db.ReplaceInventory(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	old := inv
+	old.ObservedAt = t0.Add(-time.Minute)
+	if err := db.ReplaceInventory(ctx, old); image.ErrorCode(err) != image.ECONFLICT {
+		t.Errorf("an older inventory: %v", err)
+	}
+	inv.ObservedAt = t0.Add(time.Minute)
+	inv.Containers = inv.Containers[1:]
+	if err := db.ReplaceInventory(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := db.RuntimeContainers(ctx, "", "")
+	if len(all) != 1 || all[0].Pod != "p2" || all[0].Cluster != "prod-1" {
+		t.Fatalf("after replacing: %+v", all)
+	}
+	if web, _ := db.RuntimeContainers(ctx, "prod-1", "web"); len(web) != 0 {
+		t.Errorf("namespace filter: %+v", web)
+	}
+
+	// An image is found by its index digest, and by tag.
+	db.SubmitImage(ctx, image.Submission{Digest: "sha256:man", IndexDigest: "sha256:idx", Tag: "docker.io/postgres:16", Source: "registry"})
+	if img, err := db.LookupImage(ctx, "sha256:idx", ""); err != nil || img.Digest != "sha256:man" {
+		t.Errorf("by index digest = %+v %v", img, err)
+	}
+	if img, err := db.LookupImage(ctx, "", "docker.io/postgres:16"); err != nil || img.Digest != "sha256:man" {
+		t.Errorf("by tag = %+v %v", img, err)
+	}
+	if _, err := db.LookupImage(ctx, "sha256:none", "x/y:1"); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("unknown: %v", err)
+	}
+	if cs, _ := db.RuntimeContainersOf(ctx, []string{"sha256:man", "sha256:idx"}, nil); len(cs) != 1 {
+		t.Errorf("containers of an image = %+v", cs)
+	}
+
+	// Vulnerability changes go with their image.
+	if err := db.SaveVulnerabilityChange(ctx, image.VulnerabilityChange{Digest: "sha256:man", DBBuilt: t0, ChangedAt: t0,
+		Appeared: []image.Match{{VulnerabilityID: "CVE-1", Severity: image.SeverityHigh}}}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := db.VulnerabilityChanges(ctx, "sha256:man")
+	if err != nil || len(ch) != 1 || ch[0].Appeared[0].VulnerabilityID != "CVE-1" || ch[0].Disappeared == nil || !ch[0].DBBuilt.Equal(t0) {
+		t.Fatalf("changes = %+v %v", ch, err)
+	}
+	db.DeleteImage(ctx, "sha256:man")
+	if ch, _ := db.VulnerabilityChanges(ctx, "sha256:man"); len(ch) != 0 {
+		t.Errorf("changes of a deleted image remain")
+	}
+}
