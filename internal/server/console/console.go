@@ -1,0 +1,396 @@
+// Package console is buildgate's web console: server-rendered pages
+// (html/template, embedded) on the gate's echo instance, signed in with an
+// API token kept in a server-side session. Every read and write goes
+// through the same service layer as /v1; pages work without JavaScript.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/buildgate/buildgate/internal/analysis"
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/policy"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Images submits images for analysis (analysis.Service).
+type Images interface {
+	Submit(ctx context.Context, req analysis.SubmitRequest) (*image.Image, error)
+}
+
+// Store is what the console reads directly.
+type Store interface {
+	Image(ctx context.Context, digest string) (*image.Image, error)
+	ListImages(ctx context.Context, tag string, status image.Status) ([]image.Image, error)
+	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
+	TokenByHash(ctx context.Context, hash string) (*image.Token, error)
+	Policy(ctx context.Context, id string) (*image.PolicyRecord, error)
+	ActivePolicy(ctx context.Context) (*image.PolicyRecord, error)
+	ListPolicies(ctx context.Context) ([]image.PolicyRecord, error)
+	DeletePolicy(ctx context.Context, id string) error
+	Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error)
+}
+
+// Policies saves, activates and checks policy bundles (analysis.Verdicts).
+type Policies interface {
+	Save(ctx context.Context, id string, data []byte, activate bool) (*image.PolicyRecord, error)
+	Activate(ctx context.Context, id string) error
+	Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error)
+}
+
+// Registries keeps registry credentials (analysis.Registries).
+type Registries interface {
+	Add(ctx context.Context, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
+	List(ctx context.Context) ([]image.RegistryCredential, error)
+	Delete(ctx context.Context, registry string) error
+}
+
+// Config is what the console needs.
+type Config struct {
+	Images     Images
+	Store      Store
+	Policies   Policies
+	Registries Registries
+	// API serves /v1 (the gate's own handler): downloads go through it with
+	// the session's token.
+	API http.Handler
+	// HashToken hashes a token secret as the store keeps it.
+	HashToken func(string) string
+	Log       *slog.Logger
+	// SessionTTL bounds a session's life (default 12h).
+	SessionTTL time.Duration
+}
+
+// Console is the mounted console.
+type Console struct {
+	cfg   Config
+	pages map[string]*template.Template
+	mu    sync.Mutex
+	sess  map[string]*session
+}
+
+type session struct {
+	secret  string // the API token, kept server-side only
+	csrf    string
+	expires time.Time
+}
+
+const (
+	sessionCookie = "bg_session"
+	loginCookie   = "bg_login_csrf"
+	ctxToken      = "console.token"
+	ctxSession    = "console.session"
+)
+
+// Route mounts the console at / and /ui/ on e.
+func Route(e *echo.Echo, cfg Config) *Console {
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	c := &Console{cfg: cfg, pages: parsePages(), sess: map[string]*session{}}
+	static, _ := fs.Sub(staticFS, "static")
+	e.GET("/", func(ec echo.Context) error { return ec.Redirect(http.StatusSeeOther, "/ui/") })
+	e.GET("/ui", func(ec echo.Context) error { return ec.Redirect(http.StatusSeeOther, "/ui/") })
+	e.GET("/ui/static/*", echo.WrapHandler(http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))))
+	e.GET("/ui/login", c.loginPage)
+	e.POST("/ui/login", c.login)
+	g := e.Group("/ui", c.authenticate)
+	admin := c.requireAdmin
+	g.POST("/logout", c.logout)
+	g.GET("/", func(ec echo.Context) error { return ec.Redirect(http.StatusSeeOther, "/ui/repositories") })
+	g.GET("/repositories", c.repositories)
+	g.POST("/scan", c.scan, admin)
+	g.GET("/images/:digest", c.imagePage)
+	g.GET("/images/:digest/status", c.imageStatus)
+	g.GET("/images/:digest/download/:kind", c.download)
+	g.GET("/policies", c.policies)
+	g.POST("/policies/import", c.importPolicy, admin)
+	g.GET("/policies/:id", c.policyPage)
+	g.GET("/policies/:id/export", c.exportPolicy)
+	g.POST("/policies/:id/activate", c.activatePolicy, admin)
+	g.POST("/policies/:id/rules", c.addRule, admin)
+	g.POST("/policies/:id/rules/delete", c.deleteRule, admin)
+	g.POST("/policies/:id/allowlist", c.addAllowlistItem, admin)
+	g.POST("/policies/:id/allowlist/delete", c.deleteAllowlistItem, admin)
+	g.GET("/policies/:id/delete", c.confirmDeletePolicy, admin)
+	g.POST("/policies/:id/delete", c.deletePolicy, admin)
+	g.GET("/runtime", c.runtime)
+	g.GET("/alerts", c.alerts, admin)
+	g.GET("/registries", c.registries, admin)
+	g.POST("/registries", c.addRegistry, admin)
+	g.POST("/registries/delete", c.deleteRegistry, admin)
+	return c
+}
+
+func randomString() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func secureCookie(ec echo.Context) bool {
+	return ec.Request().TLS != nil || ec.Request().Header.Get("X-Forwarded-Proto") == "https"
+}
+
+func (c *Console) setCookie(ec echo.Context, name, value, path string, maxAge int) {
+	ec.SetCookie(&http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: secureCookie(ec)})
+}
+
+func (c *Console) loginPage(ec echo.Context) error {
+	tok := randomString()
+	c.setCookie(ec, loginCookie, tok, "/ui/login", 600)
+	return c.render(ec, http.StatusOK, "login", &page{Title: "Sign in", CSRF: tok, Next: safeNext(ec.QueryParam("next"))})
+}
+
+// safeNext keeps redirects after sign-in inside the console.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/ui/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+		return "/ui/repositories"
+	}
+	return next
+}
+
+func (c *Console) login(ec echo.Context) error {
+	ck, err := ec.Cookie(loginCookie)
+	form := ec.FormValue("csrf")
+	if err != nil || form == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(form)) != 1 {
+		return c.render(ec, http.StatusForbidden, "login", &page{Title: "Sign in", Error: "The sign-in form expired; try again.", CSRF: c.freshLoginToken(ec)})
+	}
+	secret := strings.TrimSpace(ec.FormValue("token"))
+	next := safeNext(ec.FormValue("next"))
+	t, err := c.cfg.Store.TokenByHash(ec.Request().Context(), c.cfg.HashToken(secret))
+	if secret == "" || err != nil {
+		msg := "Invalid token."
+		if err != nil && image.ErrorCode(err) != image.EUNAUTHORIZED && image.ErrorCode(err) != image.ENOTFOUND {
+			msg = "Signing in failed: " + image.ErrorMessage(err)
+		}
+		return c.render(ec, http.StatusUnauthorized, "login", &page{Title: "Sign in", Error: msg, CSRF: c.freshLoginToken(ec), Next: next})
+	}
+	id := randomString()
+	c.mu.Lock()
+	now := time.Now()
+	for k, s := range c.sess {
+		if now.After(s.expires) {
+			delete(c.sess, k)
+		}
+	}
+	c.sess[id] = &session{secret: secret, csrf: randomString(), expires: now.Add(c.cfg.SessionTTL)}
+	c.mu.Unlock()
+	c.setCookie(ec, loginCookie, "", "/ui/login", -1)
+	c.setCookie(ec, sessionCookie, id, "/", int(c.cfg.SessionTTL.Seconds()))
+	c.cfg.Log.Info("console sign-in", "token", t.Name, "role", t.Role)
+	return ec.Redirect(http.StatusSeeOther, next)
+}
+
+func (c *Console) freshLoginToken(ec echo.Context) string {
+	tok := randomString()
+	c.setCookie(ec, loginCookie, tok, "/ui/login", 600)
+	return tok
+}
+
+func (c *Console) logout(ec echo.Context) error {
+	if ck, err := ec.Cookie(sessionCookie); err == nil {
+		c.mu.Lock()
+		delete(c.sess, ck.Value)
+		c.mu.Unlock()
+	}
+	c.setCookie(ec, sessionCookie, "", "/", -1)
+	return ec.Redirect(http.StatusSeeOther, "/ui/login")
+}
+
+// authenticate finds the session, checks the token is still valid (a
+// revoked token ends its sessions) and, on writes, the CSRF token.
+func (c *Console) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		toLogin := func() error {
+			ec.Response().Header().Set("Cache-Control", "no-store")
+			if ec.Request().Method != http.MethodGet {
+				return ec.Redirect(http.StatusSeeOther, "/ui/login")
+			}
+			return ec.Redirect(http.StatusSeeOther, "/ui/login?next="+url.QueryEscape(ec.Request().URL.RequestURI()))
+		}
+		ck, err := ec.Cookie(sessionCookie)
+		if err != nil {
+			return toLogin()
+		}
+		c.mu.Lock()
+		s := c.sess[ck.Value]
+		if s != nil && time.Now().After(s.expires) {
+			delete(c.sess, ck.Value)
+			s = nil
+		}
+		c.mu.Unlock()
+		if s == nil {
+			return toLogin()
+		}
+		t, err := c.cfg.Store.TokenByHash(ec.Request().Context(), c.cfg.HashToken(s.secret))
+		if err != nil {
+			c.mu.Lock()
+			delete(c.sess, ck.Value)
+			c.mu.Unlock()
+			return toLogin()
+		}
+		if ec.Request().Method != http.MethodGet && ec.Request().Method != http.MethodHead {
+			form := ec.FormValue("csrf")
+			if form == "" || subtle.ConstantTimeCompare([]byte(form), []byte(s.csrf)) != 1 {
+				return c.fail(ec, http.StatusForbidden, "The form's CSRF token is missing or wrong; reload the page and try again.")
+			}
+		}
+		ec.Set(ctxToken, t)
+		ec.Set(ctxSession, s)
+		ec.Response().Header().Set("Cache-Control", "no-store")
+		return next(ec)
+	}
+}
+
+func (c *Console) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		if t, _ := ec.Get(ctxToken).(*image.Token); t == nil || t.Role != image.RoleAdmin {
+			return c.fail(ec, http.StatusForbidden, "This page needs an admin token; the token you signed in with is read-only.")
+		}
+		return next(ec)
+	}
+}
+
+// page is what every template receives.
+type page struct {
+	Title  string
+	Nav    string
+	Token  *image.Token
+	Admin  bool
+	CSRF   string
+	Error  string
+	Notice string
+	Next   string
+	Data   any
+}
+
+func (c *Console) newPage(ec echo.Context, title, nav string, data any) *page {
+	p := &page{Title: title, Nav: nav, Data: data, Notice: ec.QueryParam("notice")}
+	if t, _ := ec.Get(ctxToken).(*image.Token); t != nil {
+		p.Token = t
+		p.Admin = t.Role == image.RoleAdmin
+	}
+	if s, _ := ec.Get(ctxSession).(*session); s != nil {
+		p.CSRF = s.csrf
+	}
+	return p
+}
+
+func (c *Console) fail(ec echo.Context, status int, msg string) error {
+	p := c.newPage(ec, http.StatusText(status), "", nil)
+	p.Error = msg
+	return c.render(ec, status, "error", p)
+}
+
+func (c *Console) render(ec echo.Context, status int, name string, p *page) error {
+	t := c.pages[name]
+	var sb strings.Builder
+	if err := t.ExecuteTemplate(&sb, "layout", p); err != nil {
+		c.cfg.Log.Error("console template", "page", name, "err", err)
+		return ec.String(http.StatusInternalServerError, "rendering the page failed")
+	}
+	h := ec.Response().Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	return ec.HTML(status, sb.String())
+}
+
+var funcs = template.FuncMap{
+	"short": func(d string) string {
+		if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
+			return d[:i+13]
+		}
+		return d
+	},
+	"when": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			if v.IsZero() {
+				return "—"
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		case *time.Time:
+			if v == nil || v.IsZero() {
+				return "—"
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		return "—"
+	},
+	"lower":  strings.ToLower,
+	"upper":  strings.ToUpper,
+	"join":   strings.Join,
+	"pathq":  url.PathEscape,
+	"query":  url.QueryEscape,
+	"eq2":    func(a, b string) bool { return a == b },
+	"has":    func(list []string, s string) bool { return contains(list, s) },
+	"bytes":  humanBytes,
+	"action": func(a policy.Action) string { return strings.ToUpper(a.String()) },
+	"list":   func(s ...string) []string { return s },
+	"title": func(s string) string {
+		if s == "" {
+			return s
+		}
+		return strings.ToUpper(s[:1]) + s[1:]
+	},
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func parsePages() map[string]*template.Template {
+	names := []string{"login", "error", "repositories", "image", "policies", "policy", "confirm", "registries", "runtime", "alerts"}
+	out := map[string]*template.Template{}
+	for _, n := range names {
+		out[n] = template.Must(template.New(n).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+n+".html"))
+	}
+	return out
+}
+
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

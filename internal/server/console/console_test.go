@@ -1,0 +1,236 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/buildgate/buildgate/internal/analysis"
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/policy"
+)
+
+type fakeStore struct{ Store }
+
+var tokens = map[string]*image.Token{
+	"admin-secret": {ID: "a", Name: "admin", Role: image.RoleAdmin},
+	"ci-secret":    {ID: "c", Name: "ci", Role: image.RoleCI},
+}
+
+func (fakeStore) TokenByHash(_ context.Context, h string) (*image.Token, error) {
+	if t, ok := tokens[h]; ok {
+		return t, nil
+	}
+	return nil, image.Errorf(image.EUNAUTHORIZED, "invalid token")
+}
+func (fakeStore) ListImages(context.Context, string, image.Status) ([]image.Image, error) {
+	return nil, nil
+}
+func (fakeStore) ActivePolicy(context.Context) (*image.PolicyRecord, error) {
+	return nil, image.Errorf(image.ENOTFOUND, "none")
+}
+
+type fakeImages struct{ submitted []string }
+
+func (f *fakeImages) Submit(_ context.Context, req analysis.SubmitRequest) (*image.Image, error) {
+	f.submitted = append(f.submitted, req.Ref)
+	return &image.Image{Digest: "sha256:1234"}, nil
+}
+
+type nopPolicies struct{ Policies }
+
+func start(t *testing.T) (*httptest.Server, *fakeImages) {
+	t.Helper()
+	e := echo.New()
+	imgs := &fakeImages{}
+	Route(e, Config{Images: imgs, Store: fakeStore{}, Policies: nopPolicies{}, HashToken: func(s string) string { return s }})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv, imgs
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// client signs in with token and returns the client and the session's CSRF token.
+func client(t *testing.T, srv *httptest.Server, token string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	get := func(path string) string {
+		resp, err := c.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var sb strings.Builder
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := resp.Body.Read(buf)
+			sb.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return sb.String()
+	}
+	m := csrfField.FindStringSubmatch(get("/ui/login"))
+	if m == nil {
+		t.Fatal("no CSRF field on the sign-in page")
+	}
+	resp, err := c.PostForm(srv.URL+"/ui/login", url.Values{"token": {token}, "csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/ui/repositories" {
+		t.Fatalf("sign-in with %s ended at %s (%d)", token, resp.Request.URL, resp.StatusCode)
+	}
+	m = csrfField.FindStringSubmatch(get("/ui/repositories"))
+	if m == nil {
+		t.Fatal("no CSRF field on the repositories page")
+	}
+	return c, m[1]
+}
+
+func TestSessionsCSRFAndRoles(t *testing.T) {
+	srv, imgs := start(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(srv.URL + "/ui/repositories")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/ui/login") {
+		t.Fatalf("signed out: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	admin, csrf := client(t, srv, "admin-secret")
+	tests := []struct {
+		name   string
+		c      *http.Client
+		form   url.Values
+		status int
+	}{
+		{name: "no csrf", c: admin, form: url.Values{"ref": {"r/a:1"}}, status: http.StatusForbidden},
+		{name: "wrong csrf", c: admin, form: url.Values{"ref": {"r/a:1"}, "csrf": {"x"}}, status: http.StatusForbidden},
+		{name: "admin scans", c: admin, form: url.Values{"ref": {"r/a:1"}, "csrf": {csrf}}, status: http.StatusOK},
+	}
+	ci, ciCSRF := client(t, srv, "ci-secret")
+	tests = append(tests, struct {
+		name   string
+		c      *http.Client
+		form   url.Values
+		status int
+	}{name: "ci cannot scan", c: ci, form: url.Values{"ref": {"r/b:1"}, "csrf": {ciCSRF}}, status: http.StatusForbidden})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			defer func() { tt.c.CheckRedirect = nil }()
+			resp, err := tt.c.PostForm(srv.URL+"/ui/scan", tt.form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got := resp.StatusCode
+			if got == http.StatusSeeOther {
+				got = http.StatusOK
+			}
+			if got != tt.status {
+				t.Fatalf("POST /ui/scan = %d, want %d", resp.StatusCode, tt.status)
+			}
+		})
+	}
+	if strings.Join(imgs.submitted, ",") != "r/a:1" {
+		t.Fatalf("submitted %q", imgs.submitted)
+	}
+	// Signing out ends the session.
+	resp, err = admin.PostForm(srv.URL+"/ui/logout", url.Values{"csrf": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/ui/login" {
+		t.Fatalf("after sign-out: %s", resp.Request.URL)
+	}
+}
+
+func TestSafeNext(t *testing.T) {
+	for _, tt := range []struct{ name, in, want string }{
+		{name: "console page", in: "/ui/policies", want: "/ui/policies"},
+		{name: "other host", in: "//evil.example/ui/", want: "/ui/repositories"},
+		{name: "absolute", in: "https://evil.example/", want: "/ui/repositories"},
+		{name: "api", in: "/v1/images", want: "/ui/repositories"},
+	} {
+		if got := safeNext(tt.in); got != tt.want {
+			t.Errorf("%s: safeNext(%q) = %q", tt.name, tt.in, got)
+		}
+	}
+}
+
+func TestSplitRef(t *testing.T) {
+	for _, tt := range []struct{ name, ref, reg, repo, tag string }{
+		{name: "port", ref: "127.0.0.1:5000/team/app:v1", reg: "127.0.0.1:5000", repo: "team/app", tag: "v1"},
+		{name: "hub", ref: "library/alpine:3", reg: "docker.io", repo: "library/alpine", tag: "3"},
+		{name: "digest", ref: "ghcr.io/o/r@sha256:abc", reg: "ghcr.io", repo: "o/r"},
+	} {
+		reg, repo, tag := splitRef(tt.ref)
+		if reg != tt.reg || repo != tt.repo || tag != tt.tag {
+			t.Errorf("%s: splitRef(%q) = %q %q %q", tt.name, tt.ref, reg, repo, tag)
+		}
+	}
+}
+
+func TestFilterVulns(t *testing.T) {
+	ms := []image.Match{
+		{VulnerabilityID: "CVE-1", Severity: image.SeverityOf("High"), PackageName: "openssl", PackageType: "deb", FixState: image.FixStateFixed},
+		{VulnerabilityID: "CVE-2", Severity: image.SeverityOf("Low"), PackageName: "zlib", PackageType: "deb", FixState: image.FixStateNotFixed},
+		{VulnerabilityID: "GHSA-3", Severity: image.SeverityOf("Critical"), PackageName: "lodash", PackageType: "npm", FixState: image.FixStateFixed},
+	}
+	ids := func(rows []vulnRow) string {
+		var out []string
+		for _, r := range rows {
+			out = append(out, r.VulnerabilityID)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tt := range []struct {
+		name string
+		f    vulnFilter
+		want string
+	}{
+		{name: "all by severity", want: "GHSA-3,CVE-1,CVE-2"},
+		{name: "severity", f: vulnFilter{Severity: "low"}, want: "CVE-2"},
+		{name: "fixable", f: vulnFilter{Fixable: "yes", Sort: "id"}, want: "CVE-1,GHSA-3"},
+		{name: "not fixable", f: vulnFilter{Fixable: "no"}, want: "CVE-2"},
+		{name: "os", f: vulnFilter{Type: "os"}, want: "CVE-1,CVE-2"},
+		{name: "npm", f: vulnFilter{Type: "npm"}, want: "GHSA-3"},
+		{name: "search", f: vulnFilter{Q: "ZLIB"}, want: "CVE-2"},
+		{name: "sort package", f: vulnFilter{Sort: "package"}, want: "GHSA-3,CVE-1,CVE-2"},
+	} {
+		rows, _ := filterVulns(ms, tt.f)
+		if got := ids(rows); got != tt.want {
+			t.Errorf("%s: got %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+// The rule editor offers exactly the gates and triggers the server validates against.
+func TestFindTrigger(t *testing.T) {
+	for _, g := range policy.Definitions() {
+		for _, tr := range g.Triggers {
+			if gate, def := findTrigger(g.Name + "/" + tr.Name); gate != g.Name || def == nil || def.Name != tr.Name {
+				t.Errorf("findTrigger(%s/%s) = %q %v", g.Name, tr.Name, gate, def)
+			}
+		}
+	}
+	if _, def := findTrigger("vulnerabilities/nope"); def != nil {
+		t.Error("an unknown trigger was found")
+	}
+}

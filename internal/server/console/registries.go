@@ -1,0 +1,62 @@
+package console
+
+import (
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/buildgate/buildgate/internal/image"
+)
+
+func (c *Console) registries(ec echo.Context) error {
+	return c.registriesPage(ec, http.StatusOK, "", nil)
+}
+
+func (c *Console) registriesPage(ec echo.Context, status int, errMsg string, form map[string]string) error {
+	recs, err := c.cfg.Registries.List(ec.Request().Context())
+	if err != nil {
+		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+	}
+	if form == nil {
+		form = map[string]string{"type": "docker_v2", "verify_tls": "on", "validate": "on"}
+	}
+	p := c.newPage(ec, "Registry Credentials", "registries", map[string]any{"Registries": recs, "Form": form})
+	p.Error = errMsg
+	return c.render(ec, status, "registries", p)
+}
+
+func (c *Console) addRegistry(ec echo.Context) error {
+	form := map[string]string{}
+	for _, k := range []string{"registry", "name", "type", "username", "verify_tls", "validate", "ca_cert"} {
+		form[k] = strings.TrimSpace(ec.FormValue(k))
+	}
+	password := ec.FormValue("password")
+	username := form["username"]
+	if fh, err := ec.FormFile("json_key"); err == nil && fh.Size > 0 {
+		f, err := fh.Open()
+		if err != nil {
+			return c.registriesPage(ec, http.StatusBadRequest, err.Error(), form)
+		}
+		b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+		f.Close()
+		if err != nil {
+			return c.registriesPage(ec, http.StatusBadRequest, err.Error(), form)
+		}
+		username, password = "_json_key", string(b)
+	}
+	cred := image.RegistryCredential{Registry: form["registry"], Name: form["name"], Type: form["type"],
+		Username: username, VerifyTLS: form["verify_tls"] == "on", CACert: form["ca_cert"]}
+	if _, err := c.cfg.Registries.Add(ec.Request().Context(), cred, password, form["validate"] == "on"); err != nil {
+		return c.registriesPage(ec, statusOf(err), "Credentials refused: "+image.ErrorMessage(err), form)
+	}
+	return ec.Redirect(http.StatusSeeOther, "/ui/registries?notice=Registry+added.")
+}
+
+func (c *Console) deleteRegistry(ec echo.Context) error {
+	if err := c.cfg.Registries.Delete(ec.Request().Context(), ec.FormValue("registry")); err != nil {
+		return c.registriesPage(ec, statusOf(err), image.ErrorMessage(err), nil)
+	}
+	return ec.Redirect(http.StatusSeeOther, "/ui/registries?notice=Registry+removed.")
+}
