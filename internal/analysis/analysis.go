@@ -279,26 +279,34 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 }
 
 // submitLayout queues an image that is already in an OCI layout at dir (an
-// upload). The layout is moved under the upload directory.
+// upload). The layout moves under the upload directory, in a directory of
+// its own that the queue records (as the job's pull reference): two uploads
+// of one digest at once never share, or delete, each other's layout.
 func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req UploadRequest) (*image.Image, error) {
-	dst := filepath.Join(s.cfg.UploadDir, dirName(digest))
-	os.RemoveAll(dst)
+	name := dirName(digest) + "-" + randomHex()
+	dst := filepath.Join(s.cfg.UploadDir, name)
 	if err := os.Rename(dir, dst); err != nil {
 		return nil, fmt.Errorf("keeping upload of %s: %w", digest, err)
 	}
 	img, queued, err := s.store.SubmitImage(ctx, image.Submission{
-		Digest: digest, Tag: tag, Source: "upload", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
+		Digest: digest, Tag: tag, PullRef: name, Source: "upload", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
 	})
 	if err != nil {
+		os.RemoveAll(dst)
 		return nil, err
 	}
 	if queued {
 		s.log.Info("uploaded image queued", "digest", digest, "tag", tag)
 		s.Wake()
 	} else {
-		os.RemoveAll(dst)
+		os.RemoveAll(dst) // analysed or queued already, from another layout
 	}
 	return img, nil
+}
+
+// uploadDir is where a queued upload's layout is kept.
+func (s *Service) uploadDir(job *image.Job) string {
+	return filepath.Join(s.cfg.UploadDir, filepath.Base(job.PullRef))
 }
 
 func dirName(digest string) string { return strings.ReplaceAll(digest, ":", "-") }
@@ -369,6 +377,11 @@ func (s *Service) run(ctx context.Context, job *image.Job) {
 		log.Info("analysis interrupted by shutdown")
 		return
 	}
+	if job.Source == "upload" {
+		// Analysed or failed, the upload is done with; a failed upload is
+		// uploaded again.
+		os.RemoveAll(s.uploadDir(job))
+	}
 	outcome := image.StatusAnalyzed
 	if err == nil {
 		err = s.store.SaveAnalysis(ctx, a)
@@ -382,9 +395,6 @@ func (s *Service) run(ctx context.Context, job *image.Job) {
 		}
 	} else {
 		log.Info("analysis finished", "packages", len(a.Packages), "vulnerabilities", len(a.Matches), "duration", time.Since(start).Round(time.Millisecond))
-		if job.Source == "upload" {
-			os.RemoveAll(filepath.Join(s.cfg.UploadDir, dirName(job.Digest)))
-		}
 	}
 	if s.obs.Finished != nil {
 		s.obs.Finished(job.Digest, outcome, time.Since(start))
@@ -405,8 +415,8 @@ func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis,
 	var dir string
 	switch job.Source {
 	case "upload":
-		dir = filepath.Join(s.cfg.UploadDir, dirName(job.Digest))
-		if _, err := os.Stat(dir); err != nil {
+		dir = s.uploadDir(job)
+		if _, err := os.Stat(dir); job.PullRef == "" || err != nil {
 			return nil, fmt.Errorf("the uploaded image is no longer on the gate; upload it again")
 		}
 	default:

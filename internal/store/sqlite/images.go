@@ -42,10 +42,12 @@ func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.
 			if len(sub.Annotations) > 0 {
 				set, args = append(set, "annotations = ?"), append(args, string(ann))
 			}
-			if sub.PullRef != "" {
-				set, args = append(set, "pull_ref = ?", "source = ?"), append(args, sub.PullRef, sub.Source)
-			}
 			if requeue {
+				// The new submission says where to get the image; an image
+				// left queued or analysed keeps its own source.
+				if sub.PullRef != "" {
+					set, args = append(set, "pull_ref = ?", "source = ?"), append(args, sub.PullRef, sub.Source)
+				}
 				queued = true
 				set = append(set, "status = ?", "error = ''", "queued_at = ?", "claimed_by = ''", "attempts = 0")
 				args = append(args, image.StatusQueued, now)
