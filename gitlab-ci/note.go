@@ -1,0 +1,230 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/buildgate/buildgate/internal/report"
+	"github.com/buildgate/buildgate/internal/step"
+)
+
+// maxNoteBytes keeps a note well under GitLab's 1,000,000 characters.
+const maxNoteBytes = 900_000
+
+// maxNotePages bounds the pages of notes read to find ours.
+const maxNotePages = 30
+
+// noter keeps the merge request's note with the report.
+type noter struct {
+	getenv func(string) string
+	token  string
+	http   *http.Client
+	out    io.Writer
+}
+
+func (n *noter) printf(format string, args ...any) {
+	fmt.Fprintf(n.out, "buildgate: "+format+"\n", args...)
+}
+
+// note creates or updates the merge request's note for the image named
+// key, on merge request pipelines with a token; any failure is a
+// warning.
+func (n *noter) note(ctx context.Context, key, markdown string) {
+	iidText := n.getenv("CI_MERGE_REQUEST_IID")
+	if iidText == "" || strings.EqualFold(n.getenv("BUILDGATE_COMMENT"), "false") {
+		return
+	}
+	if n.token == "" {
+		n.printf("no $BUILDGATE_GITLAB_TOKEN: not commenting on merge request !%s", iidText)
+		return
+	}
+	iid, err := strconv.ParseInt(iidText, 10, 64)
+	if err != nil {
+		n.printf("WARNING: $CI_MERGE_REQUEST_IID %q is not a number: not commenting", iidText)
+		return
+	}
+	// The merge request lives in the target project, which is not the
+	// pipeline's for a merge request from a fork.
+	pid := cmp.Or(n.getenv("CI_MERGE_REQUEST_PROJECT_ID"), n.getenv("CI_PROJECT_ID"))
+	api := n.getenv("CI_API_V4_URL")
+	if pid == "" || api == "" {
+		n.printf("WARNING: no $CI_PROJECT_ID or $CI_API_V4_URL: not commenting on merge request !%d", iid)
+		return
+	}
+	c, err := gitlab.NewClient(n.token,
+		gitlab.WithBaseURL(api),
+		gitlab.WithHTTPClient(n.http),
+		gitlab.WithCustomRetryMax(2),
+		gitlab.WithURLWarningLogger(slog.New(slog.DiscardHandler)),
+		gitlab.WithUserAgent("buildgate-gitlab/"+version),
+	)
+	if err != nil {
+		n.printf("WARNING: commenting on merge request !%d: %v", iid, err)
+		return
+	}
+	verb, id, err := upsertNote(ctx, c.Notes, pid, iid, key, noteBody(markdown, key))
+	var er *gitlab.ErrorResponse
+	switch {
+	case errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusForbidden:
+		n.printf("WARNING: the token may not comment on merge request !%d (403: %s): $BUILDGATE_GITLAB_TOKEN needs the api scope and at least the Reporter role", iid, apiMessage(er))
+	case err != nil:
+		n.printf("WARNING: commenting on merge request !%d: %v", iid, err)
+	default:
+		n.printf("%s note %d on merge request !%d", verb, id, iid)
+	}
+}
+
+// apiMessage is the message of GitLab's error answer: {"message": "..."}.
+func apiMessage(er *gitlab.ErrorResponse) string {
+	var body struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(er.Body, &body) == nil && body.Message != "" {
+		return body.Message
+	}
+	return er.Message
+}
+
+// notes is the part of client-go's NotesService the step uses.
+type notes interface {
+	ListMergeRequestNotes(pid any, mergeRequest int64, opt *gitlab.ListMergeRequestNotesOptions, options ...gitlab.RequestOptionFunc) ([]*gitlab.Note, *gitlab.Response, error)
+	CreateMergeRequestNote(pid any, mergeRequest int64, opt *gitlab.CreateMergeRequestNoteOptions, options ...gitlab.RequestOptionFunc) (*gitlab.Note, *gitlab.Response, error)
+	UpdateMergeRequestNote(pid any, mergeRequest, note int64, opt *gitlab.UpdateMergeRequestNoteOptions, options ...gitlab.RequestOptionFunc) (*gitlab.Note, *gitlab.Response, error)
+}
+
+// upsertNote updates the merge request's first note that is the report
+// of the image named key, or creates one; a note that is ours but may not
+// be edited (another user's) is left alone and a new one is created. It
+// returns "created" or "updated" and the note's id.
+func upsertNote(ctx context.Context, s notes, pid string, iid int64, key, body string) (string, int64, error) {
+	existing, err := findNote(ctx, s, pid, iid, key)
+	if err != nil {
+		return "", 0, fmt.Errorf("listing the notes: %w", err)
+	}
+	if existing != 0 {
+		note, _, err := s.UpdateMergeRequestNote(pid, iid, existing, &gitlab.UpdateMergeRequestNoteOptions{Body: &body}, gitlab.WithContext(ctx))
+		if err == nil {
+			return "updated", note.ID, nil
+		}
+		var er *gitlab.ErrorResponse
+		forbidden := errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusForbidden
+		if !forbidden && !errors.Is(err, gitlab.ErrNotFound) {
+			return "", 0, fmt.Errorf("updating note %d: %w", existing, err)
+		}
+	}
+	note, _, err := s.CreateMergeRequestNote(pid, iid, &gitlab.CreateMergeRequestNoteOptions{Body: &body}, gitlab.WithContext(ctx))
+	if err != nil {
+		return "", 0, err
+	}
+	return "created", note.ID, nil
+}
+
+// findNote returns the id of the merge request's first note that is the
+// report of the image named key, 0 when there is none.
+func findNote(ctx context.Context, s notes, pid string, iid int64, key string) (int64, error) {
+	sort, order := "asc", "created_at"
+	opt := &gitlab.ListMergeRequestNotesOptions{ListOptions: gitlab.ListOptions{PerPage: 100, Page: 1}, Sort: &sort, OrderBy: &order}
+	for range maxNotePages {
+		list, resp, err := s.ListMergeRequestNotes(pid, iid, opt, gitlab.WithContext(ctx))
+		if err != nil {
+			return 0, err
+		}
+		for _, nt := range list {
+			if !nt.System && ours(nt.Body, key) {
+				return nt.ID, nil
+			}
+		}
+		if resp == nil || resp.NextPage == 0 {
+			return 0, nil
+		}
+		opt.Page = resp.NextPage
+	}
+	return 0, nil
+}
+
+// markdownOf is the Markdown report the step wrote, or an error report.
+func markdownOf(r *step.Result) string {
+	for _, f := range r.Files {
+		if filepath.Base(f) == report.FileName(report.FormatMarkdown) {
+			if b, err := os.ReadFile(f); err == nil {
+				return string(b)
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString(report.MarkdownMarker + "\n")
+	b.WriteString("## buildgate: **ERROR** — no verdict\n\n")
+	if r.Image != "" {
+		fmt.Fprintf(&b, "- **Image:** `%s`\n\n", strings.ReplaceAll(r.Image, "`", "'"))
+	}
+	b.WriteString("```\n" + strings.ReplaceAll(r.Line(), "```", "'''") + "\n```\n")
+	return b.String()
+}
+
+// noteBody is the report with a second hidden marker naming the image,
+// so that each image of a merge request keeps its own note; cut to
+// maxNoteBytes.
+func noteBody(markdown, key string) string {
+	body := strings.TrimPrefix(markdown, report.MarkdownMarker+"\n")
+	head := report.MarkdownMarker + "\n" + imageMarker(key) + "\n"
+	if len(head)+len(body) > maxNoteBytes {
+		const cut = "\n\n… the report is cut here: the job's artifacts have all of it.\n"
+		n := maxNoteBytes - len(head) - len(cut)
+		if i := strings.LastIndex(body[:n], "\n"); i > 0 {
+			n = i
+		}
+		body = body[:n] + cut
+	}
+	return head + body
+}
+
+// imageMarker is the hidden comment naming the image of a note.
+func imageMarker(key string) string {
+	key = strings.NewReplacer("--", "-", ">", "", "\n", " ").Replace(key)
+	return "<!-- buildgate-image: " + key + " -->"
+}
+
+// ours reports whether a note body is the report of the image named key.
+func ours(body, key string) bool {
+	return strings.HasPrefix(body, report.MarkdownMarker) && strings.Contains(body, imageMarker(key))
+}
+
+// imageKey names the image without its tag or digest, so that rebuilds
+// of one image (a new $CI_COMMIT_SHA tag) share a note: the repository of
+// --tag or of a registry reference, else the local source as given.
+func imageKey(cfg step.Config) string {
+	s := strings.TrimSpace(cfg.Tag)
+	if s == "" {
+		s = strings.TrimSpace(cfg.Image)
+	}
+	if s == "" {
+		return strings.TrimSpace(cfg.SBOM)
+	}
+	if kind, _, ok := strings.Cut(s, ":"); ok {
+		switch kind {
+		case "docker-archive", "oci-archive", "oci-dir":
+			return s
+		case "docker":
+			s = strings.TrimPrefix(s, "docker:")
+		}
+	}
+	if i := strings.Index(s, "@"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
+		s = s[:i]
+	}
+	return s
+}
