@@ -212,7 +212,7 @@ func (m *Main) Open(ctx context.Context) error {
 	})
 	// The web console: pages at / and /ui/ through the same services.
 	console.Route(m.Server.Echo(), console.Config{
-		Images: m.Analysis, Store: m.Store, Policies: m.Verdicts, Registries: m.Registries,
+		Images: m.Analysis, Store: m.Store, Policies: m.Verdicts, Registries: m.Registries, Alerts: m.Alerts,
 		API: m.Server, HashToken: server.HashToken, Log: m.Log,
 	})
 

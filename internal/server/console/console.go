@@ -61,6 +61,8 @@ type Policies interface {
 // Registries keeps registry credentials (analysis.Registries).
 type Registries interface {
 	Add(ctx context.Context, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
+	Update(ctx context.Context, registry string, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
+	Get(ctx context.Context, registry string) (*image.RegistryCredential, error)
 	List(ctx context.Context) ([]image.RegistryCredential, error)
 	Delete(ctx context.Context, registry string) error
 }
@@ -71,6 +73,9 @@ type Config struct {
 	Store      Store
 	Policies   Policies
 	Registries Registries
+	// Alerts manages alerts and channels; nil leaves the Alerts tab read-only
+	// through /v1.
+	Alerts Alerts
 	// API serves /v1 (the gate's own handler): downloads go through it with
 	// the session's token.
 	API http.Handler
@@ -135,13 +140,27 @@ func Route(e *echo.Echo, cfg Config) *Console {
 	g.POST("/policies/:id/rules/delete", c.deleteRule, admin)
 	g.POST("/policies/:id/allowlist", c.addAllowlistItem, admin)
 	g.POST("/policies/:id/allowlist/delete", c.deleteAllowlistItem, admin)
+	g.POST("/policies/:id/mappings", c.addMapping, admin)
+	g.POST("/policies/:id/mappings/delete", c.deleteMapping, admin)
+	g.POST("/policies/:id/mappings/up", c.moveMappingUp, admin)
 	g.GET("/policies/:id/delete", c.confirmDeletePolicy, admin)
 	g.POST("/policies/:id/delete", c.deletePolicy, admin)
 	g.GET("/runtime", c.runtime)
-	g.GET("/alerts", c.alerts, admin)
+	g.GET("/alerts", c.alertsIndex, admin)
+	g.GET("/alerts/new", c.newAlert, admin)
+	g.POST("/alerts", c.saveAlert, admin)
+	g.GET("/alerts/:id", c.alertPage, admin)
+	g.POST("/alerts/:id", c.saveAlert, admin)
+	g.POST("/alerts/:id/delete", c.deleteAlert, admin)
+	g.POST("/channels", c.addChannel, admin)
+	g.POST("/channels/:id/delete", c.deleteChannel, admin)
+	g.POST("/channels/:id/test", c.testChannel, admin)
 	g.GET("/registries", c.registries, admin)
 	g.POST("/registries", c.addRegistry, admin)
 	g.POST("/registries/delete", c.deleteRegistry, admin)
+	g.GET("/registries/edit", c.editRegistryPage, admin)
+	g.POST("/registries/edit", c.editRegistry, admin)
+	g.POST("/registries/validate", c.validateRegistry, admin)
 	return c
 }
 
@@ -374,7 +393,7 @@ func contains(list []string, s string) bool {
 }
 
 func parsePages() map[string]*template.Template {
-	names := []string{"login", "error", "repositories", "image", "policies", "policy", "confirm", "registries", "runtime", "alerts"}
+	names := []string{"login", "error", "repositories", "image", "policies", "policy", "confirm", "registries", "runtime", "alerts", "alert", "registry"}
 	out := map[string]*template.Template{}
 	for _, n := range names {
 		out[n] = template.Must(template.New(n).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+n+".html"))
