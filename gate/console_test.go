@@ -198,7 +198,7 @@ func TestConsole(t *testing.T) {
 	g := startGate(t, nil)
 	reg := testRegistry(t)
 	ref := reg + "/team/app:v1"
-	push(t, ref, sharedImage(t, "bullseye-dpkgonly"))
+	push(t, ref, sharedImage(t, "bullseye-minbase"))
 	ciToken := anchoreToken(t, g, "console-ci", image.RoleCI)
 	r := consoleRun{t: t, ctx: ctx, url: g.URL, dir: screenshotDir(t)}
 
@@ -239,7 +239,7 @@ func TestConsole(t *testing.T) {
 	all := r.column("#vulns", 0)
 	sevs := r.column("#vulns", 1)
 	if len(all) < 2 {
-		t.Fatalf("want vulnerabilities in bullseye-dpkgonly, got %q", all)
+		t.Fatalf("want vulnerabilities in bullseye-minbase, got %q", all)
 	}
 	r.shot("05-vulnerabilities")
 	sev := strings.ToLower(strings.TrimSpace(sevs[len(sevs)-1]))
