@@ -134,8 +134,18 @@ func eval[T any](r consoleRun, what, expr string, await bool) T {
 	return v
 }
 
+// unlabeledControls finds form controls on the page with no label.
+const unlabeledControls = `Array.from(document.querySelectorAll('input,select,textarea')).filter(e =>
+	!['hidden', 'submit', 'button'].includes(e.type) && !(e.labels && e.labels.length) &&
+	!e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')).map(e => e.name || e.id || e.outerHTML.slice(0, 80))`
+
+// shot saves a screenshot of the page, after checking that every form
+// control on it has a label.
 func (r consoleRun) shot(name string) {
 	r.t.Helper()
+	if missing := eval[[]string](r, "labels on "+name, unlabeledControls, false); len(missing) > 0 {
+		r.t.Errorf("page %s has form controls without a label: %v", name, missing)
+	}
 	png, err := chromedp.Run(r.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		r.fatal("screenshot "+name, err)
