@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/report"
+	"github.com/buildgate/buildgate/internal/step"
 )
 
 // maxCommentBytes keeps a comment under GitHub's 65,536 characters.
@@ -53,32 +53,9 @@ func (a *action) comment(ctx context.Context, markdown string) {
 	}
 }
 
-// commentBody is the report with a second hidden marker naming the image
-// (its SARIF category), so that each image of a pull request keeps its
-// own comment; cut to maxCommentBytes.
+// commentBody is the report as one PR comment, cut to GitHub's limit.
 func commentBody(markdown, key string) string {
-	body := strings.TrimPrefix(markdown, report.MarkdownMarker+"\n")
-	head := report.MarkdownMarker + "\n" + imageMarker(key) + "\n"
-	if len(head)+len(body) > maxCommentBytes {
-		const cut = "\n\n… the report is cut here: the job summary and the SARIF file have all of it.\n"
-		n := maxCommentBytes - len(head) - len(cut)
-		if i := strings.LastIndex(body[:n], "\n"); i > 0 {
-			n = i
-		}
-		body = body[:n] + cut
-	}
-	return head + body
-}
-
-// imageMarker is the hidden comment naming the image of a comment.
-func imageMarker(key string) string {
-	key = strings.NewReplacer("--", "-", ">", "", "\n", " ").Replace(key)
-	return "<!-- buildgate-image: " + key + " -->"
-}
-
-// ours reports whether a comment body is this image's report.
-func ours(body, key string) bool {
-	return strings.HasPrefix(body, report.MarkdownMarker) && strings.Contains(body, imageMarker(key))
+	return step.CommentBody(markdown, key, maxCommentBytes, "the job summary and the SARIF file have all of it.")
 }
 
 // commenter talks to GitHub's REST API about one pull request.
@@ -141,7 +118,7 @@ func (c *commenter) find(ctx context.Context, key string) (int64, error) {
 			return 0, fmt.Errorf("listing the comments: %w", err)
 		}
 		for _, cm := range comments {
-			if ours(cm.Body, key) {
+			if step.IsImageReport(cm.Body, key) {
 				return cm.ID, nil
 			}
 		}

@@ -103,7 +103,7 @@ func readInputs(gh *githubactions.Action, getenv func(string) string) (inputs, e
 	in.junitFile = gh.GetInput("junit-file")
 	in.category = gh.GetInput("category")
 	if in.category == "" {
-		in.category = "buildgate/" + imageKey(in.cfg)
+		in.category = "buildgate/" + step.ImageKey(in.cfg)
 	}
 	in.pr, err = pullRequest(getenv)
 	if err != nil {
@@ -201,33 +201,4 @@ func contextAnnotations(getenv func(string) string, pr pullRequestInfo) map[stri
 		set("github.head_sha", pr.HeadSHA)
 	}
 	return m
-}
-
-// imageKey names the image without its tag or digest, so that rebuilds
-// of one image share a SARIF category and a pull-request comment: the
-// repository of --tag or of a registry reference, else the local source
-// as given.
-func imageKey(cfg step.Config) string {
-	s := strings.TrimSpace(cfg.Tag)
-	if s == "" {
-		s = strings.TrimSpace(cfg.Image)
-	}
-	if s == "" {
-		return strings.TrimSpace(cfg.SBOM)
-	}
-	if kind, _, ok := strings.Cut(s, ":"); ok {
-		switch kind {
-		case "docker-archive", "oci-archive", "oci-dir":
-			return s
-		case "docker":
-			s = strings.TrimPrefix(s, "docker:")
-		}
-	}
-	if i := strings.Index(s, "@"); i >= 0 {
-		s = s[:i]
-	}
-	if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
-		s = s[:i]
-	}
-	return s
 }

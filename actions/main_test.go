@@ -447,7 +447,7 @@ func TestImageKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := imageKey(tt.cfg); got != tt.want {
+			if got := step.ImageKey(tt.cfg); got != tt.want {
 				t.Errorf("imageKey = %q, want %q", got, tt.want)
 			}
 		})
@@ -461,7 +461,7 @@ func TestCommentBody(t *testing.T) {
 	}
 	long := md + strings.Repeat("| row | row |\n", 10000)
 	got := commentBody(long, "k")
-	if len(got) > maxCommentBytes || !strings.HasSuffix(got, "| row | row |\n\n… the report is cut here: the job summary and the SARIF file have all of it.\n") || !ours(got, "k") {
+	if len(got) > maxCommentBytes || !strings.HasSuffix(got, "| row | row |\n\n… the report is cut here: the job summary and the SARIF file have all of it.\n") || !step.IsImageReport(got, "k") {
 		t.Errorf("cut body: %d bytes, ends %q", len(got), got[len(got)-120:])
 	}
 }

@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	r := step.Execute(ctx, cfg, out)
 	n := &noter{getenv: getenv, token: glToken, http: hc, out: out}
-	n.note(ctx, imageKey(cfg), markdownOf(r))
+	n.note(ctx, step.ImageKey(cfg), markdownOf(r))
 	fmt.Fprintln(errw, r.Line())
 	return r.ExitCode
 }

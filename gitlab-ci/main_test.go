@@ -332,7 +332,7 @@ func TestImageKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := imageKey(tt.cfg); got != tt.want {
+			if got := step.ImageKey(tt.cfg); got != tt.want {
 				t.Errorf("imageKey = %q, want %q", got, tt.want)
 			}
 		})

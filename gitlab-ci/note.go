@@ -142,7 +142,7 @@ func findNote(ctx context.Context, s notes, pid string, iid int64, key string) (
 			return 0, err
 		}
 		for _, nt := range list {
-			if !nt.System && ours(nt.Body, key) {
+			if !nt.System && step.IsImageReport(nt.Body, key) {
 				return nt.ID, nil
 			}
 		}
@@ -173,58 +173,7 @@ func markdownOf(r *step.Result) string {
 	return b.String()
 }
 
-// noteBody is the report with a second hidden marker naming the image,
-// so that each image of a merge request keeps its own note; cut to
-// maxNoteBytes.
+// noteBody is the report as one MR note, cut to GitLab's limit.
 func noteBody(markdown, key string) string {
-	body := strings.TrimPrefix(markdown, report.MarkdownMarker+"\n")
-	head := report.MarkdownMarker + "\n" + imageMarker(key) + "\n"
-	if len(head)+len(body) > maxNoteBytes {
-		const cut = "\n\n… the report is cut here: the job's artifacts have all of it.\n"
-		n := maxNoteBytes - len(head) - len(cut)
-		if i := strings.LastIndex(body[:n], "\n"); i > 0 {
-			n = i
-		}
-		body = body[:n] + cut
-	}
-	return head + body
-}
-
-// imageMarker is the hidden comment naming the image of a note.
-func imageMarker(key string) string {
-	key = strings.NewReplacer("--", "-", ">", "", "\n", " ").Replace(key)
-	return "<!-- buildgate-image: " + key + " -->"
-}
-
-// ours reports whether a note body is the report of the image named key.
-func ours(body, key string) bool {
-	return strings.HasPrefix(body, report.MarkdownMarker) && strings.Contains(body, imageMarker(key))
-}
-
-// imageKey names the image without its tag or digest, so that rebuilds
-// of one image (a new $CI_COMMIT_SHA tag) share a note: the repository of
-// --tag or of a registry reference, else the local source as given.
-func imageKey(cfg step.Config) string {
-	s := strings.TrimSpace(cfg.Tag)
-	if s == "" {
-		s = strings.TrimSpace(cfg.Image)
-	}
-	if s == "" {
-		return strings.TrimSpace(cfg.SBOM)
-	}
-	if kind, _, ok := strings.Cut(s, ":"); ok {
-		switch kind {
-		case "docker-archive", "oci-archive", "oci-dir":
-			return s
-		case "docker":
-			s = strings.TrimPrefix(s, "docker:")
-		}
-	}
-	if i := strings.Index(s, "@"); i >= 0 {
-		s = s[:i]
-	}
-	if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
-		s = s[:i]
-	}
-	return s
+	return step.CommentBody(markdown, key, maxNoteBytes, "the job's artifacts have all of it.")
 }
