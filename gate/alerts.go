@@ -60,6 +60,7 @@ func (m *Main) openAlerts(reg alert.Registry) error {
 		image.ChannelSlack:   notify.Slack{UserAgent: ua},
 		image.ChannelEmail:   notify.Email{},
 	}, m.Analysis, reg, m.Log)
+	m.Alerts.Now = m.Now
 	m.Verdicts.OnChange = m.Alerts.VerdictChanged
 	m.Server.RouteAlerts(m.Alerts)
 	return nil

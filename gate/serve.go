@@ -129,6 +129,10 @@ type Main struct {
 	Log    *slog.Logger
 	// Out receives the one-time admin token.
 	Out io.Writer
+	// Now is the one clock of the gate: the store, the queue, verdicts,
+	// alerts and the console all stamp and compare times with it (default:
+	// the wall clock, in UTC).
+	Now func() time.Time
 
 	Store    *sqlite.DB
 	VulnDB   *vulndb.Manager
@@ -160,17 +164,20 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Out == nil {
 		m.Out = io.Discard
 	}
+	if m.Now == nil {
+		m.Now = func() time.Time { return time.Now().UTC() }
+	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
 	var err error
-	if m.Store, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "buildgate.db")); err != nil {
+	if m.Store, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "buildgate.db"), sqlite.WithClock(m.Now)); err != nil {
 		return err
 	}
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
 	}
-	if m.VulnDB, err = vulndb.Open(c.DataDir, vulndb.DefaultOptions()); err != nil {
+	if m.VulnDB, err = vulndb.Open(c.DataDir, m.dbOptions()); err != nil {
 		return err
 	}
 	if err := m.openRegistries(ctx); err != nil {
@@ -182,6 +189,7 @@ func (m *Main) Open(ctx context.Context) error {
 		MaxLayerSize: c.MaxLayerSize, MaxImageSize: c.MaxImageSize, UserAgent: "buildgate/" + version,
 	})}
 	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
+	m.Verdicts.Now = m.Now
 	if err := m.Verdicts.InstallDefault(ctx); err != nil {
 		return err
 	}
@@ -189,6 +197,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Analysis = analysis.New(analysis.Config{
 		Workers: c.Workers, Timeout: c.AnalysisTimeout,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
+		Now: m.Now,
 	}, m.Store, reg, catalogAdapter{}, m.VulnDB, analysis.Observer{
 		Finished: func(digest string, outcome image.Status, d time.Duration) {
 			metrics.ObserveAnalysis(digest, outcome, d)
@@ -213,7 +222,7 @@ func (m *Main) Open(ctx context.Context) error {
 	// The web console: pages at / and /ui/ through the same services.
 	console.Route(m.Server.Echo(), console.Config{
 		Images: m.Analysis, Store: m.Store, Policies: m.Verdicts, Registries: m.Registries, Alerts: m.Alerts,
-		API: m.Server, HashToken: server.HashToken, Log: m.Log,
+		API: m.Server, HashToken: server.HashToken, Log: m.Log, Now: m.Now,
 	})
 
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
@@ -296,7 +305,7 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	} else {
 		secret, hash = server.NewToken()
 	}
-	tok := image.Token{ID: newID(), Name: "admin", Role: image.RoleAdmin, CreatedAt: time.Now().UTC()}
+	tok := image.Token{ID: newID(), Name: "admin", Role: image.RoleAdmin, CreatedAt: m.Now()}
 	if err := m.Store.CreateToken(ctx, tok, hash); err != nil {
 		return err
 	}
@@ -349,4 +358,10 @@ func (m *Main) rematch() {
 		return
 	}
 	m.Log.Info("re-matched stored SBOMs", "images", n, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+func (m *Main) dbOptions() vulndb.Options {
+	o := vulndb.DefaultOptions()
+	o.Now = m.Now
+	return o
 }

@@ -200,16 +200,25 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	return newEnvAt(t, time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+}
+
+// newEnvAt starts the service and its store on one test clock set to now:
+// everything that stamps or compares times reads it.
+func newEnvAt(t *testing.T, now time.Time) *env {
+	t.Helper()
+	e := &env{sender: &fakeSender{}, images: &fakeImages{}, now: now}
+	clock := func() time.Time { return e.now }
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), sqlite.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	e.db = db
 	sealer, _ := secret.NewSealer(secret.NewKey())
-	e := &env{db: db, sender: &fakeSender{}, images: &fakeImages{}, now: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
 	e.s = New(Config{RetryBase: 10 * time.Second, RetryMax: 40 * time.Second, MaxAttempts: 4}, db, sealer,
 		map[string]Sender{image.ChannelWebhook: e.sender}, e.images, fakeRegistry{}, nil)
-	e.s.Now = func() time.Time { return e.now }
+	e.s.Now = clock
 	ch, err := e.s.CreateChannel(context.Background(), ChannelInput{Channel: image.Channel{Name: "hook", Type: "webhook", URL: "https://h.example/x"}, Secret: "hook-secret-42"})
 	if err != nil {
 		t.Fatal(err)
@@ -236,8 +245,24 @@ func (e *env) image(t *testing.T, digest string, tags ...string) {
 	}
 }
 
+// clockStarts are the test clock's starting points: the outbox must not
+// read the wall clock anywhere, so it behaves the same far from today.
+var clockStarts = []struct {
+	name string
+	at   time.Time
+}{
+	{"fixed", time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)},
+	{"far past", time.Date(1971, 2, 3, 4, 5, 6, 0, time.UTC)},
+	{"far future", time.Date(2199, 12, 31, 23, 0, 0, 0, time.UTC)},
+}
+
 func TestOutboxRetriesWithBackoff(t *testing.T) {
-	e := newEnv(t)
+	for _, c := range clockStarts {
+		t.Run(c.name, func(t *testing.T) { testOutboxRetries(t, newEnvAt(t, c.at)) })
+	}
+}
+
+func testOutboxRetries(t *testing.T, e *env) {
 	ctx := context.Background()
 	e.sender.fail = func(n int) error {
 		if n <= 2 {
@@ -316,22 +341,25 @@ func TestOutboxGivesUp(t *testing.T) {
 		{"attempts exhausted", errors.New("timeout"), 4},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t)
-			ctx := context.Background()
-			e.sender.fail = func(int) error { return tt.err }
-			a, _ := e.s.CreateAlert(ctx, image.Alert{Name: "all", Enabled: true, Triggers: []image.AlertTrigger{{Type: image.TriggerVerdictChanged}}, Channels: []string{e.hook}})
-			e.image(t, "sha256:aa", "r.example/team/app:1")
-			e.s.VerdictChanged(ctx, image.StoredEvaluation{Digest: "sha256:aa", Tag: "r.example/team/app:1", PolicyID: "p", FinalAction: "go"}, "stop")
-			for range 10 {
-				e.s.DeliverDue(ctx)
-				e.now = e.now.Add(time.Hour)
-			}
-			ds := e.deliveries(t, a.ID)
-			if len(ds) != 1 || ds[0].Status != image.DeliveryFailed || ds[0].Attempts != tt.attempts || len(e.sender.msgs) != tt.attempts {
-				t.Fatalf("deliveries = %+v, sent %d", ds, len(e.sender.msgs))
-			}
-		})
+		for _, c := range clockStarts {
+			t.Run(tt.name+"/"+c.name, func(t *testing.T) { testOutboxGivesUp(t, newEnvAt(t, c.at), tt.err, tt.attempts) })
+		}
+	}
+}
+
+func testOutboxGivesUp(t *testing.T, e *env, sendErr error, attempts int) {
+	ctx := context.Background()
+	e.sender.fail = func(int) error { return sendErr }
+	a, _ := e.s.CreateAlert(ctx, image.Alert{Name: "all", Enabled: true, Triggers: []image.AlertTrigger{{Type: image.TriggerVerdictChanged}}, Channels: []string{e.hook}})
+	e.image(t, "sha256:aa", "r.example/team/app:1")
+	e.s.VerdictChanged(ctx, image.StoredEvaluation{Digest: "sha256:aa", Tag: "r.example/team/app:1", PolicyID: "p", FinalAction: "go"}, "stop")
+	for range 10 {
+		e.s.DeliverDue(ctx)
+		e.now = e.now.Add(time.Hour)
+	}
+	ds := e.deliveries(t, a.ID)
+	if len(ds) != 1 || ds[0].Status != image.DeliveryFailed || ds[0].Attempts != attempts || len(e.sender.msgs) != attempts {
+		t.Fatalf("deliveries = %+v, sent %d", ds, len(e.sender.msgs))
 	}
 }
 

@@ -83,6 +83,8 @@ type Config struct {
 	Poll time.Duration
 	// WorkerID names this gate's workers in claims.
 	WorkerID string
+	// Now is the gate's clock (default: the wall clock, in UTC).
+	Now func() time.Time
 }
 
 // Observer hears about analyses, for metrics and for what follows an
@@ -126,6 +128,9 @@ func New(cfg Config, store Store, reg Registry, cat Cataloger, m Matcher, obs Ob
 	if cfg.WorkerID == "" {
 		host, _ := os.Hostname()
 		cfg.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
 	return &Service{cfg: cfg, store: store, registry: reg, catalog: cat, matcher: m, obs: obs, log: log, wake: make(chan struct{}, 1)}
 }
@@ -264,7 +269,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 		s.store.FailImage(ctx, digest, "matching vulnerabilities: "+err.Error())
 		return nil, fmt.Errorf("matching vulnerabilities: %w", err)
 	}
-	a.Matches, a.DBBuilt, a.MatchedAt = matches, db.Built, time.Now().UTC()
+	a.Matches, a.DBBuilt, a.MatchedAt = matches, db.Built, s.cfg.Now()
 	if err := s.store.SaveAnalysis(ctx, a); err != nil {
 		return nil, err
 	}
@@ -444,7 +449,7 @@ func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis,
 	}
 	a.Matches = matches
 	a.DBBuilt = db.Built
-	a.MatchedAt = time.Now().UTC()
+	a.MatchedAt = s.cfg.Now()
 	return a, nil
 }
 
@@ -465,7 +470,7 @@ func (s *Service) Rematch(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("re-matching %s: %w", d, err)
 		}
-		if err := s.store.UpdateMatches(ctx, d, matches, db.Built, time.Now().UTC()); err != nil {
+		if err := s.store.UpdateMatches(ctx, d, matches, db.Built, s.cfg.Now()); err != nil {
 			return n, err
 		}
 		n++

@@ -43,6 +43,8 @@ type Options struct {
 	// MaxArchiveSize bounds an imported or downloaded archive in bytes;
 	// zero or less means no bound.
 	MaxArchiveSize int64
+	// Now is the clock the DB's age is measured with; nil means the wall clock.
+	Now func() time.Time
 }
 
 // DefaultOptions returns the options a Manager uses unless told otherwise:
@@ -218,7 +220,7 @@ func (m *Manager) Status() Status {
 		s.Ready = true
 		s.SchemaVersion = m.cur.info.SchemaVersion
 		s.Built = m.cur.info.Built
-		s.Age = age(m.cur.info.Built, time.Now())
+		s.Age = age(m.cur.info.Built, m.now())
 		s.Providers = m.cur.info.Providers
 		s.Distros = m.cur.info.Distros
 		s.Path = filepath.Join(m.cur.dir, v6.VulnerabilityDBFileName)
@@ -446,4 +448,11 @@ func (m *Manager) recordAttempt(at time.Time, err error) {
 			_ = os.Rename(tmp, filepath.Join(m.root, lastUpdateFile))
 		}
 	}
+}
+
+func (m *Manager) now() time.Time {
+	if m.opts.Now != nil {
+		return m.opts.Now()
+	}
+	return time.Now()
 }

@@ -84,6 +84,8 @@ type Config struct {
 	Log       *slog.Logger
 	// SessionTTL bounds a session's life (default 12h).
 	SessionTTL time.Duration
+	// Now is the gate's clock (default: the wall clock).
+	Now func() time.Time
 }
 
 // Console is the mounted console.
@@ -111,6 +113,9 @@ const (
 func Route(e *echo.Echo, cfg Config) *Console {
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -213,7 +218,7 @@ func (c *Console) login(ec echo.Context) error {
 	}
 	id := randomString()
 	c.mu.Lock()
-	now := time.Now()
+	now := c.cfg.Now()
 	for k, s := range c.sess {
 		if now.After(s.expires) {
 			delete(c.sess, k)
@@ -260,7 +265,7 @@ func (c *Console) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.mu.Lock()
 		s := c.sess[ck.Value]
-		if s != nil && time.Now().After(s.expires) {
+		if s != nil && c.cfg.Now().After(s.expires) {
 			delete(c.sess, ck.Value)
 			s = nil
 		}

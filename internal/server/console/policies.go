@@ -82,7 +82,7 @@ func (c *Console) policyPageWith(ec echo.Context, status int, errMsg string, val
 	}
 	d := &policyData{Rec: rec, Bundle: b, Gates: policy.Definitions(), Values: values,
 		EditPol: ec.QueryParam("policy"), TrigKey: ec.QueryParam("trigger"), Action: "WARN",
-		Today: time.Now().UTC().Format("2006-01-02")}
+		Today: c.cfg.Now().UTC().Format("2006-01-02")}
 	if values != nil {
 		d.EditPol, d.TrigKey, d.Action = values["policy_id"], values["trigger"], values["action"]
 	}

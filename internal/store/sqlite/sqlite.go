@@ -36,8 +36,17 @@ type DB struct {
 	now func() time.Time
 }
 
+// Option configures Open.
+type Option func(*DB)
+
+// WithClock makes the store stamp rows with now instead of the wall clock;
+// the gate passes the one clock every part of it shares.
+func WithClock(now func() time.Time) Option {
+	return func(s *DB) { s.now = func() time.Time { return now().UTC() } }
+}
+
 // Open opens (creating if needed) the SQLite file at path and migrates it.
-func Open(ctx context.Context, path string) (*DB, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -46,6 +55,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// One connection serialises writers; SQLite allows one writer anyway.
 	db.SetMaxOpenConns(1)
 	s := &DB{db: db, now: func() time.Time { return time.Now().UTC() }}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrating %q: %w", path, err)
