@@ -116,10 +116,34 @@ func (r anchoreReply) failed(t *testing.T, what string, status int) string {
 	if err := json.Unmarshal(r.body, &e); err != nil || r.status != status || e.HTTPCode != status || e.Message == "" || e.Detail.ErrorCodes == nil {
 		t.Fatalf("%s = %d %s, want Anchore's error with %d", what, r.status, r.body, status)
 	}
-	if status == 401 && !slices.Contains(r.header.Values("WWW-Authenticate"), `Basic realm="buildgate"`) {
-		t.Fatalf("%s: 401 without the Basic challenge: %v", what, r.header.Values("WWW-Authenticate"))
+	if status == 401 {
+		r.challenged(t, what, false)
 	}
 	return e.Message
+}
+
+// challenged fails unless the reply is a 401 challenging Bearer, and Basic
+// exactly when basic is set.
+func (r anchoreReply) challenged(t *testing.T, what string, basic bool) {
+	t.Helper()
+	want := []string{`Bearer realm="buildgate"`}
+	if basic {
+		want = append(want, `Basic realm="buildgate"`)
+	}
+	if got := r.header.Values("WWW-Authenticate"); r.status != 401 || !slices.Equal(got, want) {
+		t.Fatalf("%s = %d challenging %q, want 401 challenging %q", what, r.status, got, want)
+	}
+}
+
+// jenkinsPlugin sends requests as the Anchore Jenkins plugin's Apache
+// HttpClient does: its User-Agent, then auth (nil: none).
+func jenkinsPlugin(auth func(*http.Request)) func(*http.Request) {
+	return func(r *http.Request) {
+		r.Header.Set("User-Agent", "Apache-HttpClient/4.5.14 (Java/17.0.12)")
+		if auth != nil {
+			auth(r)
+		}
+	}
 }
 
 // The fields of Anchore's records that clients read.
@@ -340,7 +364,7 @@ func sameAnchoreVerdict(t *testing.T, c anchoreCheck, v *policy.Verdict, digest,
 const anchoreDockerfile = "FROM debian:bullseye-slim\nRUN apt-get update\nCMD [\"bash\"]\n"
 
 func TestAnchoreAPI(t *testing.T) {
-	g := startGate(t, nil)
+	g := startGate(t, func(c *Config) { c.HTTP.AnchoreBasicChallenge = true })
 	host := testRegistry(t)
 	tag := host + "/team/minbase:1.0"
 	push(t, tag, sharedImage(t, "bullseye-minbase"))
@@ -376,12 +400,19 @@ func TestAnchoreAPI(t *testing.T) {
 		}
 		anchoreClient{g, anchore.Prefix, nil}.do(t, "GET", "/images", nil).failed(t, "no credentials", 401)
 		anchoreClient{g, anchore.Prefix, anchoreBasic("nope", "None")}.do(t, "GET", "/images", nil).failed(t, "bad token", 401)
-		anchoreClient{g, "/v1", nil}.do(t, "POST", "/images", map[string]string{"tag": tag}).failed(t, "Jenkins' first add", 401)
-		// The gate's own API challenges with Basic too.
-		r := anchoreClient{g, "/v1", nil}.do(t, "GET", "/images", nil)
-		if r.status != 401 || !slices.Contains(r.header.Values("WWW-Authenticate"), `Basic realm="buildgate"`) {
-			t.Errorf("/v1/images without credentials = %d %v", r.status, r.header.Values("WWW-Authenticate"))
+		// Only Bearer is challenged, so no browser ever prompts for a
+		// token it would then send on its own; with
+		// --anchore-basic-challenge the Jenkins plugin's client (and only
+		// it) is challenged with Basic too.
+		anchoreClient{g, "/v1", nil}.do(t, "POST", "/images", map[string]string{"tag": tag}).challenged(t, "a bare add", false)
+		anchoreClient{g, "/v1", nil}.do(t, "GET", "/images", nil).challenged(t, "/v1/images without credentials", false)
+		anchoreClient{g, "/v1", jenkinsPlugin(nil)}.do(t, "POST", "/images", map[string]string{"tag": tag}).challenged(t, "Jenkins' first add", true)
+		anchoreClient{g, anchore.Prefix, jenkinsPlugin(nil)}.do(t, "GET", "/images", nil).challenged(t, "Jenkins' first list", true)
+		fromPage := func(r *http.Request) {
+			jenkinsPlugin(nil)(r)
+			r.Header.Set("Sec-Fetch-Mode", "no-cors")
 		}
+		anchoreClient{g, "/v1", fromPage}.do(t, "GET", "/images", nil).challenged(t, "a browser naming the plugin's client", false)
 	})
 
 	t.Run("image add, get, wait, list", func(t *testing.T) {
@@ -708,13 +739,14 @@ func TestAnchoreAPI(t *testing.T) {
 	t.Run("Anchore Jenkins plugin", func(t *testing.T) {
 		// The plugin talks to Anchore Engine's /v1 with Apache HttpClient and
 		// no auth cache: each request goes out bare, meets the Basic
-		// challenge, and is sent again with the token as user name.
+		// challenge (--anchore-basic-challenge), and is sent again with the
+		// token as user name.
 		jenkinsTag := host + "/team/jenkins:7"
 		push(t, jenkinsTag, sharedImage(t, "bullseye-dpkgonly"))
 		send := func(method, path string, body any) anchoreReply {
 			t.Helper()
-			anchoreClient{g, "/v1", nil}.do(t, method, path, body).failed(t, "bare "+method+" "+path, 401)
-			return anchoreClient{g, "/v1", anchoreBasic(ciToken, "")}.do(t, method, path, body)
+			anchoreClient{g, "/v1", jenkinsPlugin(nil)}.do(t, method, path, body).challenged(t, "bare "+method+" "+path, true)
+			return anchoreClient{g, "/v1", jenkinsPlugin(anchoreBasic(ciToken, ""))}.do(t, method, path, body)
 		}
 		var added []anchoreImage
 		send("POST", "/images", map[string]string{"tag": jenkinsTag}).ok(t, "add", &added)

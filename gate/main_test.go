@@ -295,6 +295,9 @@ func TestAuthAndErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tt.method, g.URL+tt.path, strings.NewReader(tt.body))
 			req.Header.Set("Content-Type", "application/json")
+			if tt.path == "/v1/db/import" {
+				req.Header.Set("Content-Type", "application/octet-stream")
+			}
 			if tt.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tt.token)
 			}

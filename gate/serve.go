@@ -48,6 +48,8 @@ type Config struct {
 	ECREndpoint string
 	// Alerts configures subscriptions' tag polling and alert deliveries.
 	Alerts AlertConfig
+	// HTTP bounds request bodies, concurrent uploads and connection times.
+	HTTP HTTPConfig
 }
 
 // DefaultConfig returns the defaults of gate serve.
@@ -64,6 +66,7 @@ func DefaultConfig() Config {
 		LogFormat:        "text",
 		LogLevel:         "info",
 		Alerts:           defaultAlertConfig(),
+		HTTP:             defaultHTTPConfig(),
 	}
 }
 
@@ -82,6 +85,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start (default: generate and print one)")
 	fs.StringVar(&c.ECREndpoint, "ecr-endpoint", "", "ECR API endpoint for awsecr registry tokens (default: AWS's for the registry's region)")
 	c.Alerts.flags(fs)
+	c.HTTP.flags(fs)
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -167,6 +171,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Now == nil {
 		m.Now = func() time.Time { return time.Now().UTC() }
 	}
+	if err := c.HTTP.validate(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
@@ -208,8 +215,10 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server = server.New(m.Analysis, m.Store, dbAdapter{m.VulnDB, c.DBUpdateURL}, sbomAdapter{}, metrics, m.Log)
 	m.Server.AfterImport = m.rematch
 	m.Server.Version = version
+	m.Server.SetLimits(c.HTTP.limits())
+	m.Server.BasicChallenge = c.HTTP.AnchoreBasicChallenge
 	m.Server.RoutePolicies(m.Verdicts, m.Store)
-	m.Server.RouteUploads(m.Analysis, c.MaxImageSize)
+	m.Server.RouteUploads(m.Analysis)
 	m.Server.RouteRegistries(m.Registries)
 	if err := m.openAlerts(reg); err != nil {
 		return err
@@ -218,6 +227,7 @@ func (m *Main) Open(ctx context.Context) error {
 	anchore.Route(m.Server.Echo(), anchore.Config{
 		Images: m.Analysis, Store: m.Store, Verdicts: m.Verdicts, Registries: m.Registries,
 		DB: dbAdapter{m.VulnDB, c.DBUpdateURL}, Version: version, Log: m.Log,
+		BasicChallenge: c.HTTP.AnchoreBasicChallenge,
 	})
 	// The web console: pages at / and /ui/ through the same services.
 	console.Route(m.Server.Echo(), console.Config{
@@ -232,7 +242,9 @@ func (m *Main) Open(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	m.errc = make(chan error, 1)
-	m.http = &http.Server{Handler: m.Server, ReadHeaderTimeout: 10 * time.Second}
+	m.http = &http.Server{
+		Handler: m.Server, ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, ReadTimeout: c.HTTP.ReadTimeout, IdleTimeout: c.HTTP.IdleTimeout,
+	}
 	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()

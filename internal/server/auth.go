@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -73,5 +74,20 @@ func requireRole(role image.Role) echo.MiddlewareFunc {
 			}
 			return next(c)
 		}
+	}
+}
+
+// Challenge sets the WWW-Authenticate header of a 401. It is always a
+// Bearer challenge: a Basic one makes a browser prompt for credentials and
+// then send them on its own, to any request any page makes to the gate.
+// With legacyBasic (gate serve --anchore-basic-challenge) a Basic challenge
+// is added for one client only, the Anchore Jenkins plugin, whose Apache
+// HttpClient sends its credentials only when challenged: a request that
+// names that client and carries none of the headers every browser sends.
+func Challenge(h http.Header, r *http.Request, legacyBasic bool) {
+	h.Set("WWW-Authenticate", `Bearer realm="buildgate"`)
+	if legacyBasic && strings.HasPrefix(r.Header.Get("User-Agent"), "Apache-HttpClient/") &&
+		r.Header.Get("Origin") == "" && r.Header.Get("Sec-Fetch-Mode") == "" && r.Header.Get("Sec-Fetch-Site") == "" {
+		h.Add("WWW-Authenticate", `Basic realm="buildgate"`)
 	}
 }

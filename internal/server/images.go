@@ -360,11 +360,12 @@ func uploadRequest(c echo.Context, maxSize int64) (analysis.UploadRequest, error
 }
 
 // RouteUploads adds POST /v1/images/upload (an image archive as the body)
-// and POST /v1/sboms (an SBOM document as the body).
-func (s *Server) RouteUploads(u Uploads, maxImage int64) {
+// and POST /v1/sboms (an SBOM document as the body), bounded by the
+// Upload and SBOM limits.
+func (s *Server) RouteUploads(u Uploads) {
 	ci := requireRole(image.RoleCI)
 	s.v1.POST("/images/upload", func(c echo.Context) error {
-		req, err := uploadRequest(c, maxImage)
+		req, err := uploadRequest(c, s.limits.Upload)
 		if err != nil {
 			return err
 		}
@@ -373,9 +374,11 @@ func (s *Server) RouteUploads(u Uploads, maxImage int64) {
 			return err
 		}
 		return c.JSON(http.StatusAccepted, toImage(img))
-	}, ci)
+	}, ci, s.uploadSlot)
 	s.v1.POST("/sboms", func(c echo.Context) error {
-		req, err := uploadRequest(c, 256<<20)
+		// The body is cut at the SBOM limit as it arrives (bound), which
+		// answers 413 when crossed; no second, silent cut here.
+		req, err := uploadRequest(c, 0)
 		if err != nil {
 			return err
 		}
@@ -384,5 +387,5 @@ func (s *Server) RouteUploads(u Uploads, maxImage int64) {
 			return err
 		}
 		return c.JSON(http.StatusCreated, toImage(img))
-	}, ci)
+	}, ci, s.uploadSlot)
 }

@@ -57,11 +57,16 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	v1      *echo.Group
+	limits  Limits
+	uploads chan struct{} // one slot per upload in progress
 	// Version is the gate's version, for reports.
 	Version string
 	// AfterImport runs after a DB import succeeds (re-matching stored
 	// SBOMs); it may be nil.
 	AfterImport func()
+	// BasicChallenge adds a Basic challenge to the 401s of the Anchore
+	// Jenkins plugin's HTTP client (see Challenge); off by default.
+	BasicChallenge bool
 }
 
 // New builds the server and its routes.
@@ -71,6 +76,8 @@ func New(images Images, store Store, db VulnDB, sboms SBOMs, metrics *Metrics, l
 	e.HidePort = true
 	s := &Server{echo: e, images: images, store: store, db: db, sboms: sboms, log: log, metrics: metrics}
 	e.HTTPErrorHandler = s.handleError
+	s.SetLimits(DefaultLimits())
+	e.Pre(s.bound)
 	e.Use(s.logRequests)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
@@ -92,7 +99,7 @@ func New(images Images, store Store, db VulnDB, sboms SBOMs, metrics *Metrics, l
 	v1.GET("/images/:digest/files", s.files, ci)
 	v1.GET("/images/:digest/secrets", s.secrets, ci)
 	v1.GET("/db", s.dbStatus, ci)
-	v1.POST("/db/import", s.dbImport, admin)
+	v1.POST("/db/import", s.dbImport, admin, s.uploadSlot)
 	return s
 }
 
@@ -143,6 +150,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	var he *echo.HTTPError
 	code, msg := image.ErrorCode(err), image.ErrorMessage(err)
 	status := statusOf[code]
+	if tl := BodyTooLarge(c.Request()); tl != nil {
+		// Whatever the handler made of a body cut at the limit.
+		err = echo.NewHTTPError(http.StatusRequestEntityTooLarge, tl.Error())
+	}
 	if errors.As(err, &he) {
 		status = he.Code
 		msg = http.StatusText(he.Code)
@@ -165,10 +176,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
 	if status == http.StatusUnauthorized {
-		// Basic first: clients that send credentials only when challenged
-		// (the Anchore Jenkins plugin) answer Basic with the token as user.
-		c.Response().Header().Set("WWW-Authenticate", `Basic realm="buildgate"`)
-		c.Response().Header().Add("WWW-Authenticate", `Bearer realm="buildgate"`)
+		Challenge(c.Response().Header(), c.Request(), s.BasicChallenge)
 	}
 	if c.Request().Method == http.MethodHead {
 		c.NoContent(status)

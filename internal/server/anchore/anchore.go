@@ -24,13 +24,19 @@
 //     registry_pass, registry_type, registry_verify, policybundle, policyId,
 //     subscription_key or subscription_type).
 //
+// The body is looked at only after the request's token verifies, and then
+// only its first few KiB (maxPeek), walked token by token for top-level
+// keys; the handler reads the body intact. A request without a valid token
+// is routed on its method, path, headers and query alone, and its handler
+// answers 401 before reading anything.
+//
 // The dispatcher rewrites an Anchore request's path from /v1 to Prefix, so
 // one handler serves both base paths and the two route trees never clash,
 // whatever order routes are registered in.
 //
-// Errors are Anchore's {"message", "httpcode", "detail": {"error_codes"}}
-// and every 401 carries WWW-Authenticate: Basic realm="buildgate", for
-// clients that send credentials only when challenged.
+// Errors are Anchore's {"message", "httpcode", "detail": {"error_codes"}}.
+// A 401 carries a Bearer challenge only (server.Challenge): a Basic one
+// would have browsers prompt and then send the token on their own.
 package anchore
 
 import (
@@ -123,7 +129,10 @@ type Config struct {
 	DB         VulnDB
 	// Version is the gate's version, reported by /system.
 	Version string
-	Log     *slog.Logger
+	// BasicChallenge adds a Basic challenge for the Anchore Jenkins
+	// plugin (server.Challenge).
+	BasicChallenge bool
+	Log            *slog.Logger
 }
 
 // API is the Anchore v1 API mounted on an echo instance.
@@ -200,8 +209,13 @@ var anchoreParams = []string{"history", "detail", "policyId", "autosubscribe", "
 // anchoreBodyKeys are top-level JSON body fields in Anchore's spelling.
 var anchoreBodyKeys = []string{"registry_user", "registry_pass", "registry_type", "registry_verify", "policybundle", "policyId", "subscription_key", "subscription_type"}
 
-// maxPeek bounds the body the dispatcher reads to classify a request.
-const maxPeek = 16 << 20
+// maxPeek bounds how much of a body the dispatcher looks at for top-level
+// keys: Anchore's distinguishing keys come first in what its clients send.
+const maxPeek = 8 << 10
+
+// maxBody bounds a JSON body the Anchore handlers decode; the server's
+// per-route limit (--max-body-size) is normally lower and answers first.
+const maxBody = 16 << 20
 
 // dispatch sends Anchore requests under /v1 to the Anchore routes by
 // rewriting their path to Prefix (see the package comment for the rule).
@@ -213,7 +227,7 @@ func (a *API) dispatch(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		anchorePath := Prefix + strings.TrimPrefix(path, "/v1")
-		if a.routed(r, anchorePath) && (!a.routed(r, path) || anchoreShaped(r)) {
+		if a.routed(r, anchorePath) && (!a.routed(r, path) || a.anchoreShaped(r)) {
 			r.URL.Path = Prefix + strings.TrimPrefix(r.URL.Path, "/v1")
 			if r.URL.RawPath != "" {
 				r.URL.RawPath = anchorePath
@@ -240,8 +254,9 @@ func (a *API) routed(r *http.Request, path string) bool {
 }
 
 // anchoreShaped reports whether a request that both APIs could serve comes
-// from an Anchore client.
-func anchoreShaped(r *http.Request) bool {
+// from an Anchore client. It reads the body only once the request's token
+// verifies.
+func (a *API) anchoreShaped(r *http.Request) bool {
 	if scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Basic") {
 		return true
 	}
@@ -251,10 +266,14 @@ func anchoreShaped(r *http.Request) bool {
 			return true
 		}
 	}
-	if r.Method != http.MethodPost && r.Method != http.MethodPut {
+	if r.Method != http.MethodPost && r.Method != http.MethodPut || r.Body == nil || r.Body == http.NoBody {
 		return false
 	}
-	keys := peekJSONKeys(r)
+	if !a.verified(r) {
+		return false
+	}
+	keys, replay := topLevelKeys(r.Body, maxPeek)
+	r.Body = readCloser{replay, r.Body}
 	if r.URL.Path == "/v1/images" && keys["tag"] && !keys["ref"] {
 		return true
 	}
@@ -266,26 +285,63 @@ func anchoreShaped(r *http.Request) bool {
 	return false
 }
 
-// peekJSONKeys returns the top-level keys of a JSON object body and puts
-// the body back for the handler.
-func peekJSONKeys(r *http.Request) map[string]bool {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
+// verified reports whether the request carries a token the store knows.
+func (a *API) verified(r *http.Request) bool {
+	secret := credential(r.Header.Get("Authorization"))
+	if secret == "" {
+		return false
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, maxPeek))
-	r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-	if err != nil {
-		return nil
+	_, err := a.cfg.Store.TokenByHash(r.Context(), server.HashToken(secret))
+	return err == nil
+}
+
+// topLevelKeys reads at most limit bytes of body and returns the keys of
+// the top-level JSON object seen in them, walking the document token by
+// token without building any value, and a reader that replays the whole
+// body, intact, from its first byte. A body that is not a JSON object, or
+// whose keys lie past the limit, yields the keys seen before the stop.
+func topLevelKeys(body io.Reader, limit int64) (map[string]bool, io.Reader) {
+	var seen bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(io.LimitReader(body, limit), &seen))
+	keys := map[string]bool{}
+	replay := func() io.Reader { return io.MultiReader(bytes.NewReader(seen.Bytes()), body) }
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return keys, replay()
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(buf, &obj) != nil {
-		return nil
-	}
-	keys := make(map[string]bool, len(obj))
-	for k := range obj {
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return keys, replay()
+		}
+		k, ok := t.(string)
+		if !ok { // the closing brace
+			return keys, replay()
+		}
 		keys[k] = true
+		if skipValue(dec) != nil {
+			return keys, replay()
+		}
 	}
-	return keys
+}
+
+// skipValue reads one JSON value token by token.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 type readCloser struct {
@@ -381,7 +437,9 @@ func (a *API) handle(h echo.HandlerFunc) echo.HandlerFunc {
 		status, msg := statusOf[image.ErrorCode(err)], image.ErrorMessage(err)
 		var he *echo.HTTPError
 		var se *statusError
-		switch {
+		switch tl := server.BodyTooLarge(c.Request()); {
+		case tl != nil:
+			status, msg = http.StatusRequestEntityTooLarge, tl.Error()
 		case errors.As(err, &se):
 			status, msg = se.status, se.msg
 		case errors.As(err, &he):
@@ -393,7 +451,7 @@ func (a *API) handle(h echo.HandlerFunc) echo.HandlerFunc {
 			a.cfg.Log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		}
 		if status == http.StatusUnauthorized {
-			c.Response().Header().Set("WWW-Authenticate", `Basic realm="buildgate"`)
+			server.Challenge(c.Response().Header(), c.Request(), a.cfg.BasicChallenge)
 		}
 		return c.JSON(status, errorBody{Message: msg, HTTPCode: status, Detail: errorDetail{ErrorCodes: []string{}}})
 	}
@@ -438,12 +496,12 @@ func pathParam(c echo.Context, name string) (string, error) {
 
 // decodeBody reads a JSON body into v.
 func decodeBody(c echo.Context, v any) error {
-	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxPeek+1))
+	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
 	if err != nil {
 		return image.Errorf(image.EINVALID, "reading the body: %v", err)
 	}
-	if len(b) > maxPeek {
-		return image.Errorf(image.EINVALID, "the body is larger than %d bytes", maxPeek)
+	if len(b) > maxBody {
+		return image.Errorf(image.EINVALID, "the body is larger than %d bytes", maxBody)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return image.Errorf(image.EINVALID, "the request has no JSON body")

@@ -10,12 +10,15 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -200,7 +203,28 @@ func safeNext(next string) string {
 	return next
 }
 
+// maxLoginForm bounds the sign-in form: a CSRF token, a token and a path.
+const maxLoginForm = 8 << 10
+
+// login signs in. Nothing of the body is parsed before it is known to be a
+// small URL-encoded form: a multipart body (whose file parts net/http would
+// spool to disk) or a large one is refused unread.
 func (c *Console) login(ec echo.Context) error {
+	r := ec.Request()
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		return ec.String(http.StatusUnsupportedMediaType, "sign-in takes an application/x-www-form-urlencoded form (the sign-in page's), not "+strconv.Quote(r.Header.Get("Content-Type"))+"\n")
+	}
+	if r.ContentLength > maxLoginForm {
+		return ec.String(http.StatusRequestEntityTooLarge, fmt.Sprintf("the sign-in form is larger than %d bytes\n", maxLoginForm))
+	}
+	r.Body = http.MaxBytesReader(ec.Response().Writer, r.Body, maxLoginForm)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return ec.String(http.StatusRequestEntityTooLarge, fmt.Sprintf("the sign-in form is larger than %d bytes\n", maxLoginForm))
+		}
+		return ec.String(http.StatusBadRequest, "the sign-in form is malformed: "+err.Error()+"\n")
+	}
 	ck, err := ec.Cookie(loginCookie)
 	form := ec.FormValue("csrf")
 	if err != nil || form == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(form)) != 1 {
