@@ -167,8 +167,8 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Now == nil {
 		m.Now = func() time.Time { return time.Now().UTC() }
 	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
+	if err := secureDataDir(c.DataDir, m.Log); err != nil {
+		return err
 	}
 	var err error
 	if m.Store, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "buildgate.db"), sqlite.WithClock(m.Now)); err != nil {
