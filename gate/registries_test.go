@@ -438,7 +438,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	g.regCall(t, "PUT", "/v1/registries/"+srv.Host+"?validate=false", api.RegistryRequest{Password: wrongPass}, &answers)
 	g.regCall(t, "POST", "/v1/images", api.SubmitImageRequest{Ref: ref, Force: true}, &answers)
 	g.regCall(t, "GET", "/v1/images", nil, &answers)
-	resp, err := http.Get(g.URL + "/metrics")
+	mreq, _ := http.NewRequest(http.MethodGet, g.URL+"/metrics", nil)
+	mreq.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(mreq)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	// ECREndpoint overrides the ECR API endpoint used to mint awsecr
 	// registry tokens (GATE_ECR_ENDPOINT: a VPC endpoint, or a fake in tests).
 	ECREndpoint string
+	// MetricsPublic serves /metrics without a token
+	// (GATE_METRICS_PUBLIC); by default it needs one, of either role.
+	MetricsPublic bool
 	// Alerts configures subscriptions' tag polling and alert deliveries.
 	Alerts AlertConfig
 }
@@ -81,6 +84,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start (default: generate and print one)")
 	fs.StringVar(&c.ECREndpoint, "ecr-endpoint", "", "ECR API endpoint for awsecr registry tokens (default: AWS's for the registry's region)")
+	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "serve /metrics without a token (default: a token of either role)")
 	c.Alerts.flags(fs)
 }
 
@@ -208,6 +212,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server = server.New(m.Analysis, m.Store, dbAdapter{m.VulnDB, c.DBUpdateURL}, sbomAdapter{}, metrics, m.Log)
 	m.Server.AfterImport = m.rematch
 	m.Server.Version = version
+	m.Server.MetricsPublic = c.MetricsPublic
 	m.Server.RoutePolicies(m.Verdicts, m.Store)
 	m.Server.RouteUploads(m.Analysis, c.MaxImageSize)
 	m.Server.RouteRegistries(m.Registries)

@@ -362,7 +362,7 @@ func uploadRequest(c echo.Context, maxSize int64) (analysis.UploadRequest, error
 // RouteUploads adds POST /v1/images/upload (an image archive as the body)
 // and POST /v1/sboms (an SBOM document as the body).
 func (s *Server) RouteUploads(u Uploads, maxImage int64) {
-	ci := requireRole(image.RoleCI)
+	ci := require(image.ActSubmitImages)
 	s.v1.POST("/images/upload", func(c echo.Context) error {
 		req, err := uploadRequest(c, maxImage)
 		if err != nil {
