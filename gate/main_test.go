@@ -30,7 +30,9 @@ import (
 	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
 )
 
-const testToken = "bg_test_admin_token"
+// testToken is the admin token of test gates: 32 random bytes, as
+// --admin-token requires.
+const testToken = "bg_yI3pLZebFFGlj9nC5Vj43JCGfT2BDiBKKEd3KJm-tnQ"
 
 // testGate runs a gate in-process on a temporary data directory with a DB
 // built from ../shared/vulndata.

@@ -203,7 +203,7 @@ func TestRegistriesAPI(t *testing.T) {
 
 	// Admin only.
 	secretTok, hash := server.NewToken()
-	if err := g.Store.CreateToken(context.Background(), image.Token{ID: newID(), Name: "ci", Role: image.RoleCI, CreatedAt: time.Now()}, hash); err != nil {
+	if err := g.Store.CreateToken(context.Background(), image.Token{ID: "ci-registries", Name: "ci", Role: image.RoleCI, CreatedAt: time.Now()}, hash); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"GET /v1/registries", "GET /v1/registries/docker.io", "POST /v1/registries", "PUT /v1/registries/docker.io", "DELETE /v1/registries/docker.io"} {

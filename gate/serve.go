@@ -82,7 +82,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DBUpdateInterval, "db-update-interval", d.DBUpdateInterval, "how often to check for a DB update; 0: never")
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
-	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start (default: generate and print one)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start, at least 32 random bytes (default: generate and print one)")
 	fs.StringVar(&c.ECREndpoint, "ecr-endpoint", "", "ECR API endpoint for awsecr registry tokens (default: AWS's for the registry's region)")
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "serve /metrics without a token (default: a token of either role)")
 	c.Alerts.flags(fs)
@@ -171,6 +171,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Now == nil {
 		m.Now = func() time.Time { return time.Now().UTC() }
 	}
+	if c.AdminToken != "" {
+		if err := server.CheckSuppliedToken(c.AdminToken); err != nil {
+			return err
+		}
+	}
 	if err := secureDataDir(c.DataDir, m.Log); err != nil {
 		return err
 	}
@@ -216,6 +221,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.RoutePolicies(m.Verdicts, m.Store)
 	m.Server.RouteUploads(m.Analysis, c.MaxImageSize)
 	m.Server.RouteRegistries(m.Registries)
+	m.Server.RouteTokens(m.Store, m.Now)
 	if err := m.openAlerts(reg); err != nil {
 		return err
 	}
@@ -310,7 +316,10 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	} else {
 		secret, hash = server.NewToken()
 	}
-	tok := image.Token{ID: newID(), Name: "admin", Role: image.RoleAdmin, CreatedAt: m.Now()}
+	tok, err := server.NewTokenRecord("admin", image.RoleAdmin, 0, m.Now())
+	if err != nil {
+		return err
+	}
 	if err := m.Store.CreateToken(ctx, tok, hash); err != nil {
 		return err
 	}

@@ -50,10 +50,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		t, err := s.store.TokenByHash(c.Request().Context(), HashToken(secret))
 		if err != nil {
-			if image.ErrorCode(err) == image.EUNAUTHORIZED {
-				return image.Errorf(image.EUNAUTHORIZED, "invalid token")
-			}
-			return err
+			return err // "invalid token", or the token's expiry
 		}
 		c.Set(tokenKey, t)
 		return next(c)

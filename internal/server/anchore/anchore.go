@@ -332,7 +332,7 @@ func (a *API) auth(act image.Action) echo.MiddlewareFunc {
 			t, err := a.cfg.Store.TokenByHash(c.Request().Context(), server.HashToken(secret))
 			if err != nil {
 				if image.ErrorCode(err) == image.EUNAUTHORIZED {
-					return image.Errorf(image.EUNAUTHORIZED, "Unauthorized: invalid token")
+					return image.Errorf(image.EUNAUTHORIZED, "Unauthorized: %s", image.ErrorMessage(err))
 				}
 				return err
 			}
