@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"path"
 	"strings"
@@ -138,10 +136,4 @@ func dbStatus(s vulndb.Status, updateURL string) api.DBStatus {
 		out.Providers = append(out.Providers, api.DBProvider{Name: p.Name, Version: p.Version, Processor: p.Processor, DateCaptured: p.DateCaptured, Records: p.Records})
 	}
 	return out
-}
-
-func newID() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -1037,11 +1037,21 @@ func TestAnchoreAPI(t *testing.T) {
 			}
 			byKey[s.Key][s.Type] = s.Active
 		}
-		// autosubscribe=True turned on tag_update for the CLI's tag; the
-		// Jenkins plugin's tag has its subscriptions, all off.
-		want := map[string]bool{"tag_update": true, "policy_eval": false, "vuln_update": false, "analysis_update": false}
+		// The CLI's autosubscribe=True came with a ci token: it added the
+		// image and its subscriptions, all off (issue 12, finding 10: ci
+		// activates no subscription through any face). The Jenkins
+		// plugin's tag has its subscriptions, all off.
+		want := map[string]bool{"tag_update": false, "policy_eval": false, "vuln_update": false, "analysis_update": false}
 		if !maps.Equal(byKey[tag], want) {
-			t.Errorf("subscriptions of %s = %v", tag, byKey[tag])
+			t.Errorf("subscriptions of %s after ci's autosubscribe = %v", tag, byKey[tag])
+		}
+		// The same add by admin turns tag_update on.
+		admin.do(t, "POST", "/images?autosubscribe=True", map[string]any{"tag": tag}).ok(t, "admin image add", nil)
+		cli.do(t, "GET", "/subscriptions", nil).ok(t, "subscription list", &subs)
+		for _, s := range subs {
+			if s.Key == tag && s.Type == "tag_update" && !s.Active {
+				t.Errorf("admin's autosubscribe left tag_update off")
+			}
 		}
 		if jt := host + "/team/jenkins:7"; len(byKey[jt]) != 4 || byKey[jt]["tag_update"] {
 			t.Errorf("subscriptions of %s = %v", jt, byKey[jt])

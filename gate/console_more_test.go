@@ -222,7 +222,7 @@ func TestConsoleMappings(t *testing.T) {
 	r.shot("26-mappings")
 	r.run("sign out", clickNav(".signout button"), chromedp.WaitVisible(chromedp.CSS("#token")))
 	r.signIn(ciToken)
-	r.run("ci policy", chromedp.Navigate(g.URL+"/ui/policies/console-test"), chromedp.WaitVisible(chromedp.CSS("#mappings")))
+	r.run("ci policy", chromedp.Navigate(g.URL+"/ui/policies/console-test"), chromedp.WaitVisible(chromedp.CSS("#page-error")))
 	if r.exists("#mapping-form") || r.exists(".mapping-up") {
 		t.Fatal("a ci token sees the mapping forms")
 	}

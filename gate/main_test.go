@@ -30,7 +30,9 @@ import (
 	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
 )
 
-const testToken = "bg_test_admin_token"
+// testToken is the admin token of test gates: 32 random bytes, as
+// --admin-token requires.
+const testToken = "bg_yI3pLZebFFGlj9nC5Vj43JCGfT2BDiBKKEd3KJm-tnQ"
 
 // testGate runs a gate in-process on a temporary data directory with a DB
 // built from ../shared/vulndata.
@@ -322,9 +324,22 @@ func TestAuthAndErrors(t *testing.T) {
 	if !st.Ready || len(st.Providers) == 0 {
 		t.Errorf("db status after a corrupt import = %+v", st)
 	}
-	// health, readiness and metrics need no token
+	// health and readiness need no token; metrics need one, of either role
+	// (issue 12), unless --metrics-public.
+	resp, err := http.Get(g.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token = %d, want 401", resp.StatusCode)
+	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
-		resp, err := http.Get(g.URL + p)
+		req, _ := http.NewRequest(http.MethodGet, g.URL+p, nil)
+		if p == "/metrics" {
+			req.Header.Set("Authorization", "Bearer "+ciToken)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -203,7 +203,7 @@ func TestRegistriesAPI(t *testing.T) {
 
 	// Admin only.
 	secretTok, hash := server.NewToken()
-	if err := g.Store.CreateToken(context.Background(), image.Token{ID: newID(), Name: "ci", Role: image.RoleCI, CreatedAt: time.Now()}, hash); err != nil {
+	if err := g.Store.CreateToken(context.Background(), image.Token{ID: "ci-registries", Name: "ci", Role: image.RoleCI, CreatedAt: time.Now()}, hash); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"GET /v1/registries", "GET /v1/registries/docker.io", "POST /v1/registries", "PUT /v1/registries/docker.io", "DELETE /v1/registries/docker.io"} {
@@ -438,7 +438,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	g.regCall(t, "PUT", "/v1/registries/"+srv.Host+"?validate=false", api.RegistryRequest{Password: wrongPass}, &answers)
 	g.regCall(t, "POST", "/v1/images", api.SubmitImageRequest{Ref: ref, Force: true}, &answers)
 	g.regCall(t, "GET", "/v1/images", nil, &answers)
-	resp, err := http.Get(g.URL + "/metrics")
+	mreq, _ := http.NewRequest(http.MethodGet, g.URL+"/metrics", nil)
+	mreq.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(mreq)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	// ECREndpoint overrides the ECR API endpoint used to mint awsecr
 	// registry tokens (GATE_ECR_ENDPOINT: a VPC endpoint, or a fake in tests).
 	ECREndpoint string
+	// MetricsPublic serves /metrics without a token
+	// (GATE_METRICS_PUBLIC); by default it needs one, of either role.
+	MetricsPublic bool
 	// Alerts configures subscriptions' tag polling and alert deliveries.
 	Alerts AlertConfig
 	// HTTP bounds request bodies, concurrent uploads and connection times.
@@ -82,8 +85,9 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DBUpdateInterval, "db-update-interval", d.DBUpdateInterval, "how often to check for a DB update; 0: never")
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
-	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start (default: generate and print one)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start, at least 32 random bytes (default: generate and print one)")
 	fs.StringVar(&c.ECREndpoint, "ecr-endpoint", "", "ECR API endpoint for awsecr registry tokens (default: AWS's for the registry's region)")
+	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "serve /metrics without a token (default: a token of either role)")
 	c.Alerts.flags(fs)
 	c.HTTP.flags(fs)
 }
@@ -174,8 +178,13 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := c.HTTP.validate(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
+	if c.AdminToken != "" {
+		if err := server.CheckSuppliedToken(c.AdminToken); err != nil {
+			return err
+		}
+	}
+	if err := secureDataDir(c.DataDir, m.Log); err != nil {
+		return err
 	}
 	var err error
 	if m.Store, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "buildgate.db"), sqlite.WithClock(m.Now)); err != nil {
@@ -217,9 +226,11 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.Version = version
 	m.Server.SetLimits(c.HTTP.limits())
 	m.Server.BasicChallenge = c.HTTP.AnchoreBasicChallenge
+	m.Server.MetricsPublic = c.MetricsPublic
 	m.Server.RoutePolicies(m.Verdicts, m.Store)
 	m.Server.RouteUploads(m.Analysis)
 	m.Server.RouteRegistries(m.Registries)
+	m.Server.RouteTokens(m.Store, m.Now)
 	if err := m.openAlerts(reg); err != nil {
 		return err
 	}
@@ -317,7 +328,10 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	} else {
 		secret, hash = server.NewToken()
 	}
-	tok := image.Token{ID: newID(), Name: "admin", Role: image.RoleAdmin, CreatedAt: m.Now()}
+	tok, err := server.NewTokenRecord("admin", image.RoleAdmin, 0, m.Now())
+	if err != nil {
+		return err
+	}
 	if err := m.Store.CreateToken(ctx, tok, hash); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"io"
@@ -115,7 +116,7 @@ func gateRun(gate, archive, data, ref string) (cold, again time.Duration, err er
 	}
 	addr := l.Addr().String()
 	l.Close()
-	token := "bg_bench_token"
+	token := "bg_bench_" + rand.Text() + rand.Text() // --admin-token needs 32 random bytes
 	srv := exec.Command(gate, "serve", "--addr", addr, "--data", data, "--db-update-url", "", "--log-level", "warn")
 	srv.Env = append(os.Environ(), "GATE_ADMIN_TOKEN="+token)
 	srv.Stderr = os.Stderr

@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
 	"io"
@@ -98,7 +99,7 @@ func run(gate, shared, imgName string, keep bool) error {
 	if err != nil {
 		return err
 	}
-	token := "bg_demo_" + fmt.Sprint(time.Now().UnixNano())
+	token := "bg_demo_" + rand.Text() + rand.Text() // --admin-token needs 32 random bytes
 	step("starting gate serve on %s (SQLite in %s)", addr, data)
 	srv := exec.Command(gate, "serve", "--addr", addr, "--data", data, "--db-update-url", "", "--log-level", "warn")
 	srv.Env = append(os.Environ(), "GATE_ADMIN_TOKEN="+token)

@@ -200,7 +200,7 @@ func (s *Service) SubmitUpload(ctx context.Context, r io.Reader, req UploadReque
 	tmp := filepath.Join(s.cfg.UploadDir, "tmp-"+randomHex())
 	defer os.RemoveAll(tmp + ".tar")
 	defer os.RemoveAll(tmp)
-	f, err := os.Create(tmp + ".tar")
+	f, err := os.OpenFile(tmp+".tar", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}

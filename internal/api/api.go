@@ -238,3 +238,29 @@ type PolicyVersionList struct {
 	ID       string          `json:"id"`
 	Versions []PolicyVersion `json:"versions"`
 }
+
+// Token is an API token's record, as GET /v1/tokens lists it; the secret is
+// never stored, so never shown again after it is created.
+type Token struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Role       string     `json:"role"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+}
+
+// CreateTokenRequest is the body of POST /v1/tokens. ExpiresIn is a Go
+// duration ("720h"); empty: the token does not expire.
+type CreateTokenRequest struct {
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	ExpiresIn string `json:"expires_in,omitempty"`
+}
+
+// CreatedToken answers POST /v1/tokens: the record and, this once, the
+// secret.
+type CreatedToken struct {
+	Token
+	Secret string `json:"secret"`
+}

@@ -245,6 +245,8 @@ type Token struct {
 	Role       Role       `json:"role"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	// ExpiresAt, when set, is when the token stops being accepted.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // PolicyRecord is a stored policy bundle: its latest version and whether it

@@ -53,7 +53,8 @@ const maxAlertBody = 32 << 20
 // /v1/images/{digest}/vulnerability-changes.
 func (s *Server) RouteAlerts(a Alerts) {
 	v1 := s.v1
-	admin, ci := requireRole(image.RoleAdmin), requireRole(image.RoleCI)
+	admin, read := require(image.ActManageAlerts), require(image.ActReadImages)
+	readSubs, writeSubs := require(image.ActReadSubscriptions), require(image.ActWriteSubscriptions)
 	h := alertHandlers{a: a}
 	v1.POST("/channels", h.createChannel, admin)
 	v1.GET("/channels", h.listChannels, admin)
@@ -69,16 +70,16 @@ func (s *Server) RouteAlerts(a Alerts) {
 	v1.DELETE("/alerts/:id", h.deleteAlert, admin)
 	v1.GET("/alerts/:id/deliveries", h.alertDeliveries, admin)
 
-	v1.POST("/subscriptions", h.createSubscription, admin)
-	v1.GET("/subscriptions", h.listSubscriptions, ci)
-	v1.GET("/subscriptions/:id", h.getSubscription, ci)
-	v1.PUT("/subscriptions/:id", h.updateSubscription, admin)
-	v1.DELETE("/subscriptions/:id", h.deleteSubscription, admin)
-	v1.GET("/subscriptions/:id/deliveries", h.subscriptionDeliveries, admin)
+	v1.POST("/subscriptions", h.createSubscription, writeSubs)
+	v1.GET("/subscriptions", h.listSubscriptions, readSubs)
+	v1.GET("/subscriptions/:id", h.getSubscription, readSubs)
+	v1.PUT("/subscriptions/:id", h.updateSubscription, writeSubs)
+	v1.DELETE("/subscriptions/:id", h.deleteSubscription, writeSubs)
+	v1.GET("/subscriptions/:id/deliveries", h.subscriptionDeliveries, writeSubs)
 
-	v1.POST("/runtime/inventory", h.pushInventory, ci)
-	v1.GET("/runtime/images", h.runtimeImages, ci)
-	v1.GET("/images/:digest/vulnerability-changes", h.vulnerabilityChanges, ci)
+	v1.POST("/runtime/inventory", h.pushInventory, require(image.ActSubmitImages))
+	v1.GET("/runtime/images", h.runtimeImages, read)
+	v1.GET("/images/:digest/vulnerability-changes", h.vulnerabilityChanges, read)
 }
 
 type alertHandlers struct{ a Alerts }

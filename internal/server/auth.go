@@ -51,26 +51,21 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		t, err := s.store.TokenByHash(c.Request().Context(), HashToken(secret))
 		if err != nil {
-			if image.ErrorCode(err) == image.EUNAUTHORIZED {
-				return image.Errorf(image.EUNAUTHORIZED, "invalid token")
-			}
-			return err
+			return err // "invalid token", or the token's expiry
 		}
 		c.Set(tokenKey, t)
 		return next(c)
 	}
 }
 
-// requireRole lets through tokens whose role covers role: admin covers ci.
-func requireRole(role image.Role) echo.MiddlewareFunc {
+// require lets through tokens whose role may do a (image.Role.Can, the one
+// table every face of the gate asks).
+func require(a image.Action) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			t, _ := c.Get(tokenKey).(*image.Token)
-			if t == nil {
-				return image.Errorf(image.EUNAUTHORIZED, "not authenticated")
-			}
-			if t.Role != image.RoleAdmin && t.Role != role {
-				return image.Errorf(image.EFORBIDDEN, "token %q has role %s; this needs %s", t.Name, t.Role, role)
+			if err := image.Allow(t, a); err != nil {
+				return err
 			}
 			return next(c)
 		}

@@ -363,7 +363,7 @@ func uploadRequest(c echo.Context, maxSize int64) (analysis.UploadRequest, error
 // and POST /v1/sboms (an SBOM document as the body), bounded by the
 // Upload and SBOM limits.
 func (s *Server) RouteUploads(u Uploads) {
-	ci := requireRole(image.RoleCI)
+	ci := require(image.ActSubmitImages)
 	s.v1.POST("/images/upload", func(c echo.Context) error {
 		req, err := uploadRequest(c, s.limits.Upload)
 		if err != nil {

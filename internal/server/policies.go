@@ -39,17 +39,17 @@ const maxBundleSize = 16 << 20
 // RoutePolicies adds the policy routes and the image check.
 func (s *Server) RoutePolicies(p Policies, store PolicyStore) {
 	v1 := s.v1
-	admin := requireRole(image.RoleAdmin)
+	read, write := require(image.ActReadPolicies), require(image.ActWritePolicies)
 	h := policyHandlers{p: p, store: store, images: s.store, version: s.Version}
-	v1.POST("/policies", h.create, admin)
-	v1.GET("/policies", h.list, admin)
-	v1.GET("/policies/:id", h.get, admin)
-	v1.PUT("/policies/:id", h.update, admin)
-	v1.DELETE("/policies/:id", h.delete, admin)
-	v1.POST("/policies/:id/activate", h.activate, admin)
-	v1.GET("/policies/:id/versions", h.versions, admin)
-	v1.GET("/images/:digest/check", h.check, requireRole(image.RoleCI))
-	v1.GET("/images/:digest/report", h.report, requireRole(image.RoleCI))
+	v1.POST("/policies", h.create, write)
+	v1.GET("/policies", h.list, read)
+	v1.GET("/policies/:id", h.get, read)
+	v1.PUT("/policies/:id", h.update, write)
+	v1.DELETE("/policies/:id", h.delete, write)
+	v1.POST("/policies/:id/activate", h.activate, write)
+	v1.GET("/policies/:id/versions", h.versions, read)
+	v1.GET("/images/:digest/check", h.check, require(image.ActReadImages))
+	v1.GET("/images/:digest/report", h.report, require(image.ActReadImages))
 }
 
 type policyHandlers struct {

@@ -30,7 +30,7 @@ const maxRegistryBody = 2 << 20
 // RouteRegistries adds the admin routes of /v1/registries. The registry in
 // the path may hold slashes (a path prefix), escaped or not.
 func (s *Server) RouteRegistries(r Registries) {
-	admin := requireRole(image.RoleAdmin)
+	admin := require(image.ActManageRegistries)
 	h := registryHandlers{r: r}
 	s.v1.POST("/registries", h.create, admin)
 	s.v1.GET("/registries", h.list, admin)

@@ -61,6 +61,9 @@ type Server struct {
 	uploads chan struct{} // one slot per upload in progress
 	// Version is the gate's version, for reports.
 	Version string
+	// MetricsPublic serves /metrics without a token (gate serve
+	// --metrics-public); otherwise it needs one that may read metrics.
+	MetricsPublic bool
 	// AfterImport runs after a DB import succeeds (re-matching stored
 	// SBOMs); it may be nil.
 	AfterImport func()
@@ -82,24 +85,23 @@ func New(images Images, store Store, db VulnDB, sboms SBOMs, metrics *Metrics, l
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(metrics.Handler()))
+	e.GET("/metrics", echo.WrapHandler(metrics.Handler()), s.metricsAuth)
 
 	v1 := e.Group("/v1", s.authenticate)
 	s.v1 = v1
-	ci := requireRole(image.RoleCI)
-	admin := requireRole(image.RoleAdmin)
-	v1.POST("/images", s.submitImage, ci)
-	v1.GET("/images", s.listImages, ci)
-	v1.GET("/images/:digest", s.getImage, ci)
-	v1.DELETE("/images/:digest", s.deleteImage, admin)
-	v1.GET("/images/:digest/vulnerabilities", s.vulnerabilities, ci)
-	v1.GET("/images/:digest/packages", s.packages, ci)
-	v1.GET("/images/:digest/sbom", s.sbom, ci)
-	v1.GET("/images/:digest/metadata", s.metadata, ci)
-	v1.GET("/images/:digest/files", s.files, ci)
-	v1.GET("/images/:digest/secrets", s.secrets, ci)
-	v1.GET("/db", s.dbStatus, ci)
-	v1.POST("/db/import", s.dbImport, admin, s.uploadSlot)
+	read := require(image.ActReadImages)
+	v1.POST("/images", s.submitImage, require(image.ActSubmitImages))
+	v1.GET("/images", s.listImages, read)
+	v1.GET("/images/:digest", s.getImage, read)
+	v1.DELETE("/images/:digest", s.deleteImage, require(image.ActDeleteImages))
+	v1.GET("/images/:digest/vulnerabilities", s.vulnerabilities, read)
+	v1.GET("/images/:digest/packages", s.packages, read)
+	v1.GET("/images/:digest/sbom", s.sbom, read)
+	v1.GET("/images/:digest/metadata", s.metadata, read)
+	v1.GET("/images/:digest/files", s.files, read)
+	v1.GET("/images/:digest/secrets", s.secrets, read)
+	v1.GET("/db", s.dbStatus, read)
+	v1.POST("/db/import", s.dbImport, require(image.ActImportDB), s.uploadSlot)
 	return s
 }
 
@@ -108,6 +110,17 @@ func (s *Server) Echo() *echo.Echo { return s.echo }
 
 // ServeHTTP serves a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// metricsAuth asks /metrics for a token unless MetricsPublic.
+func (s *Server) metricsAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	auth := s.authenticate(require(image.ActReadMetrics)(next))
+	return func(c echo.Context) error {
+		if s.MetricsPublic {
+			return next(c)
+		}
+		return auth(c)
+	}
+}
 
 func (s *Server) readyz(c echo.Context) error {
 	if !s.db.Ready() {

@@ -157,7 +157,10 @@ func Route(e *echo.Echo, cfg Config) *API {
 	e.GET("/swagger.json", a.swagger)
 
 	g := e.Group(Prefix)
-	ci, admin := a.auth(image.RoleCI), a.auth(image.RoleAdmin)
+	read, submit := a.auth(image.ActReadImages), a.auth(image.ActSubmitImages)
+	readPolicies, writePolicies := a.auth(image.ActReadPolicies), a.auth(image.ActWritePolicies)
+	registries := a.auth(image.ActManageRegistries)
+	readSubs, writeSubs := a.auth(image.ActReadSubscriptions), a.auth(image.ActWriteSubscriptions)
 	route := func(method, path string, h func(echo.Context) error, m ...echo.MiddlewareFunc) {
 		g.Add(method, path, a.handle(h), m...)
 	}
@@ -165,37 +168,37 @@ func Route(e *echo.Echo, cfg Config) *API {
 	route(http.MethodGet, "/", a.ping)
 	route(http.MethodGet, "/swagger.json", a.swagger)
 
-	route(http.MethodPost, "/images", a.addImage, ci)
-	route(http.MethodGet, "/images", a.listImages, ci)
-	route(http.MethodGet, "/images/by_id/:id", a.imageByID, ci)
-	route(http.MethodGet, "/images/:digest", a.getImage, ci)
-	route(http.MethodDelete, "/images/:digest", a.deleteImage, admin)
-	route(http.MethodGet, "/images/:digest/vuln", a.vulnTypes, ci)
-	route(http.MethodGet, "/images/:digest/vuln/:type", a.vulnerabilities, ci)
-	route(http.MethodGet, "/images/:digest/content", a.contentTypes, ci)
-	route(http.MethodGet, "/images/:digest/content/:type", a.content, ci)
-	route(http.MethodGet, "/images/:digest/check", a.check, ci)
+	route(http.MethodPost, "/images", a.addImage, submit)
+	route(http.MethodGet, "/images", a.listImages, read)
+	route(http.MethodGet, "/images/by_id/:id", a.imageByID, read)
+	route(http.MethodGet, "/images/:digest", a.getImage, read)
+	route(http.MethodDelete, "/images/:digest", a.deleteImage, a.auth(image.ActDeleteImages))
+	route(http.MethodGet, "/images/:digest/vuln", a.vulnTypes, read)
+	route(http.MethodGet, "/images/:digest/vuln/:type", a.vulnerabilities, read)
+	route(http.MethodGet, "/images/:digest/content", a.contentTypes, read)
+	route(http.MethodGet, "/images/:digest/content/:type", a.content, read)
+	route(http.MethodGet, "/images/:digest/check", a.check, read)
 
-	route(http.MethodPost, "/policies", a.addPolicy, admin)
-	route(http.MethodGet, "/policies", a.listPolicies, admin)
-	route(http.MethodGet, "/policies/:id", a.getPolicy, admin)
-	route(http.MethodPut, "/policies/:id", a.updatePolicy, admin)
-	route(http.MethodDelete, "/policies/:id", a.deletePolicy, admin)
+	route(http.MethodPost, "/policies", a.addPolicy, writePolicies)
+	route(http.MethodGet, "/policies", a.listPolicies, readPolicies)
+	route(http.MethodGet, "/policies/:id", a.getPolicy, readPolicies)
+	route(http.MethodPut, "/policies/:id", a.updatePolicy, writePolicies)
+	route(http.MethodDelete, "/policies/:id", a.deletePolicy, writePolicies)
 
-	route(http.MethodPost, "/registries", a.addRegistry, admin)
-	route(http.MethodGet, "/registries", a.listRegistries, admin)
-	route(http.MethodGet, "/registries/*", a.getRegistry, admin)
-	route(http.MethodPut, "/registries/*", a.updateRegistry, admin)
-	route(http.MethodDelete, "/registries/*", a.deleteRegistry, admin)
+	route(http.MethodPost, "/registries", a.addRegistry, registries)
+	route(http.MethodGet, "/registries", a.listRegistries, registries)
+	route(http.MethodGet, "/registries/*", a.getRegistry, registries)
+	route(http.MethodPut, "/registries/*", a.updateRegistry, registries)
+	route(http.MethodDelete, "/registries/*", a.deleteRegistry, registries)
 
-	route(http.MethodGet, "/subscriptions", a.listSubscriptions, ci)
-	route(http.MethodPost, "/subscriptions", a.addSubscription, admin)
-	route(http.MethodGet, "/subscriptions/:id", a.getSubscription, ci)
-	route(http.MethodPut, "/subscriptions/:id", a.updateSubscription, admin)
-	route(http.MethodDelete, "/subscriptions/:id", a.deleteSubscription, admin)
+	route(http.MethodGet, "/subscriptions", a.listSubscriptions, readSubs)
+	route(http.MethodPost, "/subscriptions", a.addSubscription, writeSubs)
+	route(http.MethodGet, "/subscriptions/:id", a.getSubscription, readSubs)
+	route(http.MethodPut, "/subscriptions/:id", a.updateSubscription, writeSubs)
+	route(http.MethodDelete, "/subscriptions/:id", a.deleteSubscription, writeSubs)
 
-	route(http.MethodGet, "/system", a.system, ci)
-	route(http.MethodGet, "/system/feeds", a.feeds, ci)
+	route(http.MethodGet, "/system", a.system, read)
+	route(http.MethodGet, "/system/feeds", a.feeds, read)
 
 	g.RouteNotFound("/*", a.handle(func(c echo.Context) error {
 		return image.Errorf(image.ENOTFOUND, "no such path: %s %s", c.Request().Method, c.Request().URL.Path)
@@ -373,9 +376,9 @@ func credential(header string) string {
 	return ""
 }
 
-// auth authenticates the request and lets through tokens whose role
-// covers role (admin covers ci).
-func (a *API) auth(role image.Role) echo.MiddlewareFunc {
+// auth authenticates the request and lets through tokens whose role may
+// do act (image.Role.Can, the table every face of the gate asks).
+func (a *API) auth(act image.Action) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return a.handle(func(c echo.Context) error {
 			secret := credential(c.Request().Header.Get("Authorization"))
@@ -385,12 +388,12 @@ func (a *API) auth(role image.Role) echo.MiddlewareFunc {
 			t, err := a.cfg.Store.TokenByHash(c.Request().Context(), server.HashToken(secret))
 			if err != nil {
 				if image.ErrorCode(err) == image.EUNAUTHORIZED {
-					return image.Errorf(image.EUNAUTHORIZED, "Unauthorized: invalid token")
+					return image.Errorf(image.EUNAUTHORIZED, "Unauthorized: %s", image.ErrorMessage(err))
 				}
 				return err
 			}
-			if t.Role != image.RoleAdmin && t.Role != role {
-				return image.Errorf(image.EFORBIDDEN, "Not authorized: token %q has role %s; this needs %s", t.Name, t.Role, role)
+			if err := image.Allow(t, act); err != nil {
+				return image.Errorf(image.EFORBIDDEN, "Not authorized: %s", image.ErrorMessage(err))
 			}
 			c.Set(tokenKey, t)
 			return next(c)

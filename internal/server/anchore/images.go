@@ -267,9 +267,11 @@ func (a *API) addImage(c echo.Context) error {
 		return err
 	}
 	// Anchore keeps every subscription of a tag it has seen; autosubscribe
-	// turns on tag_update.
+	// turns on tag_update, for tokens that may write subscriptions. A ci
+	// token's autosubscribe adds the image and the inactive subscriptions
+	// and activates nothing (/v1 and the console keep the same rule).
 	var activate []string
-	if autosubscribe {
+	if t, _ := c.Get(tokenKey).(*image.Token); autosubscribe && t != nil && t.Role.Can(image.ActWriteSubscriptions) {
 		activate = []string{image.SubscriptionTagUpdate}
 	}
 	if err := a.cfg.Store.EnsureSubscriptions(ctx, policy.FullTag(req.Tag), image.SubscriptionTypes(), activate); err != nil {

@@ -131,44 +131,46 @@ func Route(e *echo.Echo, cfg Config) *Console {
 	e.GET("/ui/login", c.loginPage)
 	e.POST("/ui/login", c.login)
 	g := e.Group("/ui", c.authenticate)
-	admin := c.requireAdmin
+	read, submit := c.require(image.ActReadImages), c.require(image.ActSubmitImages)
+	readPolicies, writePolicies := c.require(image.ActReadPolicies), c.require(image.ActWritePolicies)
+	alerts, registries := c.require(image.ActManageAlerts), c.require(image.ActManageRegistries)
 	g.POST("/logout", c.logout)
 	g.GET("/", func(ec echo.Context) error { return ec.Redirect(http.StatusSeeOther, "/ui/repositories") })
-	g.GET("/repositories", c.repositories)
-	g.POST("/scan", c.scan, admin)
-	g.GET("/images/:digest", c.imagePage)
-	g.GET("/images/:digest/status", c.imageStatus)
-	g.GET("/images/:digest/download/:kind", c.download)
-	g.GET("/policies", c.policies)
-	g.POST("/policies/import", c.importPolicy, admin)
-	g.GET("/policies/:id", c.policyPage)
-	g.GET("/policies/:id/export", c.exportPolicy)
-	g.POST("/policies/:id/activate", c.activatePolicy, admin)
-	g.POST("/policies/:id/rules", c.addRule, admin)
-	g.POST("/policies/:id/rules/delete", c.deleteRule, admin)
-	g.POST("/policies/:id/allowlist", c.addAllowlistItem, admin)
-	g.POST("/policies/:id/allowlist/delete", c.deleteAllowlistItem, admin)
-	g.POST("/policies/:id/mappings", c.addMapping, admin)
-	g.POST("/policies/:id/mappings/delete", c.deleteMapping, admin)
-	g.POST("/policies/:id/mappings/up", c.moveMappingUp, admin)
-	g.GET("/policies/:id/delete", c.confirmDeletePolicy, admin)
-	g.POST("/policies/:id/delete", c.deletePolicy, admin)
-	g.GET("/runtime", c.runtime)
-	g.GET("/alerts", c.alertsIndex, admin)
-	g.GET("/alerts/new", c.newAlert, admin)
-	g.POST("/alerts", c.saveAlert, admin)
-	g.GET("/alerts/:id", c.alertPage, admin)
-	g.POST("/alerts/:id", c.saveAlert, admin)
-	g.POST("/alerts/:id/delete", c.deleteAlert, admin)
-	g.POST("/channels", c.addChannel, admin)
-	g.POST("/channels/:id/delete", c.deleteChannel, admin)
-	g.POST("/channels/:id/test", c.testChannel, admin)
-	g.GET("/registries", c.registries, admin)
-	g.POST("/registries", c.addRegistry, admin)
-	g.POST("/registries/delete", c.deleteRegistry, admin)
-	g.GET("/registries/edit", c.editRegistryPage, admin)
-	g.POST("/registries/edit", c.editRegistry, admin)
-	g.POST("/registries/validate", c.validateRegistry, admin)
+	g.GET("/repositories", c.repositories, read)
+	g.POST("/scan", c.scan, submit)
+	g.GET("/images/:digest", c.imagePage, read)
+	g.GET("/images/:digest/status", c.imageStatus, read)
+	g.GET("/images/:digest/download/:kind", c.download, read)
+	g.GET("/policies", c.policies, readPolicies)
+	g.POST("/policies/import", c.importPolicy, writePolicies)
+	g.GET("/policies/:id", c.policyPage, readPolicies)
+	g.GET("/policies/:id/export", c.exportPolicy, readPolicies)
+	g.POST("/policies/:id/activate", c.activatePolicy, writePolicies)
+	g.POST("/policies/:id/rules", c.addRule, writePolicies)
+	g.POST("/policies/:id/rules/delete", c.deleteRule, writePolicies)
+	g.POST("/policies/:id/allowlist", c.addAllowlistItem, writePolicies)
+	g.POST("/policies/:id/allowlist/delete", c.deleteAllowlistItem, writePolicies)
+	g.POST("/policies/:id/mappings", c.addMapping, writePolicies)
+	g.POST("/policies/:id/mappings/delete", c.deleteMapping, writePolicies)
+	g.POST("/policies/:id/mappings/up", c.moveMappingUp, writePolicies)
+	g.GET("/policies/:id/delete", c.confirmDeletePolicy, writePolicies)
+	g.POST("/policies/:id/delete", c.deletePolicy, writePolicies)
+	g.GET("/runtime", c.runtime, read)
+	g.GET("/alerts", c.alertsIndex, alerts)
+	g.GET("/alerts/new", c.newAlert, alerts)
+	g.POST("/alerts", c.saveAlert, alerts)
+	g.GET("/alerts/:id", c.alertPage, alerts)
+	g.POST("/alerts/:id", c.saveAlert, alerts)
+	g.POST("/alerts/:id/delete", c.deleteAlert, alerts)
+	g.POST("/channels", c.addChannel, alerts)
+	g.POST("/channels/:id/delete", c.deleteChannel, alerts)
+	g.POST("/channels/:id/test", c.testChannel, alerts)
+	g.GET("/registries", c.registries, registries)
+	g.POST("/registries", c.addRegistry, registries)
+	g.POST("/registries/delete", c.deleteRegistry, registries)
+	g.GET("/registries/edit", c.editRegistryPage, registries)
+	g.POST("/registries/edit", c.editRegistry, registries)
+	g.POST("/registries/validate", c.validateRegistry, registries)
 	return c
 }
 
@@ -317,21 +319,29 @@ func (c *Console) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (c *Console) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(ec echo.Context) error {
-		if t, _ := ec.Get(ctxToken).(*image.Token); t == nil || t.Role != image.RoleAdmin {
-			return c.fail(ec, http.StatusForbidden, "This page needs an admin token; the token you signed in with is read-only.")
+// require lets through sessions whose token may do a (image.Role.Can, the
+// table every face of the gate asks).
+func (c *Console) require(a image.Action) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(ec echo.Context) error {
+			t, _ := ec.Get(ctxToken).(*image.Token)
+			if err := image.Allow(t, a); err != nil {
+				return c.fail(ec, http.StatusForbidden, "This page needs an admin token: "+image.ErrorMessage(err)+".")
+			}
+			return next(ec)
 		}
-		return next(ec)
 	}
 }
 
 // page is what every template receives.
 type page struct {
-	Title  string
-	Nav    string
-	Token  *image.Token
-	Admin  bool
+	Title string
+	Nav   string
+	Token *image.Token
+	Admin bool
+	// Can says what the signed-in token may do, by action name (see
+	// image.Action): templates show only the forms it may use.
+	Can    map[string]bool
 	CSRF   string
 	Error  string
 	Notice string
@@ -344,6 +354,10 @@ func (c *Console) newPage(ec echo.Context, title, nav string, data any) *page {
 	if t, _ := ec.Get(ctxToken).(*image.Token); t != nil {
 		p.Token = t
 		p.Admin = t.Role == image.RoleAdmin
+		p.Can = map[string]bool{}
+		for _, a := range image.Actions() {
+			p.Can[string(a)] = t.Role.Can(a)
+		}
 	}
 	if s, _ := ec.Get(ctxSession).(*session); s != nil {
 		p.CSRF = s.csrf

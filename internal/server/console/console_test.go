@@ -128,7 +128,7 @@ func TestSessionsCSRFAndRoles(t *testing.T) {
 		c      *http.Client
 		form   url.Values
 		status int
-	}{name: "ci cannot scan", c: ci, form: url.Values{"ref": {"r/b:1"}, "csrf": {ciCSRF}}, status: http.StatusForbidden})
+	}{name: "ci scans, as POST /v1/images lets it", c: ci, form: url.Values{"ref": {"r/b:1"}, "csrf": {ciCSRF}}, status: http.StatusOK})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -147,8 +147,19 @@ func TestSessionsCSRFAndRoles(t *testing.T) {
 			}
 		})
 	}
-	if strings.Join(imgs.submitted, ",") != "r/a:1" {
+	if strings.Join(imgs.submitted, ",") != "r/a:1,r/b:1" {
 		t.Fatalf("submitted %q", imgs.submitted)
+	}
+	// ci reads no policy, as /v1/policies refuses it (issue 12, finding 12).
+	for _, path := range []string{"/ui/policies", "/ui/policies/p1", "/ui/policies/p1/export"} {
+		resp, err := ci.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("ci GET %s = %d, want 403", path, resp.StatusCode)
+		}
 	}
 	// Signing out ends the session.
 	resp, err = admin.PostForm(srv.URL+"/ui/logout", url.Values{"csrf": {csrf}})

@@ -38,7 +38,7 @@ import (
 )
 
 // AdminToken is the admin token of every gate Start runs.
-const AdminToken = "bg_steptest_admin_token_5f0c2e"
+const AdminToken = "bg_LHMYMJSMNenrA6my136_3LOYH6pcKaiRDCC7bcmGeQA"
 
 // ModuleRoot returns the directory holding go.mod.
 func ModuleRoot() (string, error) {

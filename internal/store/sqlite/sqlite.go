@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -45,8 +46,15 @@ func WithClock(now func() time.Time) Option {
 	return func(s *DB) { s.now = func() time.Time { return now().UTC() } }
 }
 
-// Open opens (creating if needed) the SQLite file at path and migrates it.
+// Open opens (creating if needed, with mode 0600) the SQLite file at path
+// and migrates it. SQLite gives its -wal and -shm files the database
+// file's mode, so none of them is readable by others.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("creating %q: %w", path, err)
+	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
