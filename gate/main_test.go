@@ -254,16 +254,8 @@ func TestAuthAndErrors(t *testing.T) {
 	g := startGate(t, nil)
 	ciToken := func() string {
 		var out bytes.Buffer
-		cmd := tokenCommand()
-		create := cmd.Subcommands[0]
-		stdout := os.Stdout
-		r, w, _ := os.Pipe()
-		os.Stdout = w
-		err := create.ParseAndRun(context.Background(), []string{"--name", "ci", "--role", "ci", "--data", g.Config.DataDir})
-		w.Close()
-		os.Stdout = stdout
-		io.Copy(&out, r)
-		if err != nil {
+		create := tokenCommandTo(&out).Subcommands[0]
+		if err := create.ParseAndRun(context.Background(), []string{"--name", "ci", "--role", "ci", "--data", g.Config.DataDir}); err != nil {
 			t.Fatal(err)
 		}
 		return strings.TrimSpace(out.String())
