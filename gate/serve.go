@@ -23,6 +23,7 @@ import (
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/server/anchore"
 	"github.com/buildgate/buildgate/internal/server/console"
+	"github.com/buildgate/buildgate/internal/server/openapi"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
 	"github.com/buildgate/buildgate/internal/vulndb"
 )
@@ -232,6 +233,9 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.RouteRegistries(m.Registries)
 	m.Server.RouteTokens(m.Store, m.Now)
 	if err := m.openAlerts(reg); err != nil {
+		return err
+	}
+	if err := openapi.Route(m.Server.Echo()); err != nil {
 		return err
 	}
 	// The Anchore v1 subset joins last: its /v1 dispatcher reads the routes above.
