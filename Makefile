@@ -12,6 +12,7 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gate-jenkins ./jenkins
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gate-action ./actions
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gate-gitlab ./gitlab-ci
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gatectl ./gatectl
 
 vet:
 	$(GO) vet ./...

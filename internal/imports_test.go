@@ -95,3 +95,15 @@ func TestStepBinariesStayThin(t *testing.T) {
 		})
 	}
 }
+
+// TestGatectlImportsOnlyClientAndAPI keeps gatectl a thin client: of the
+// module it imports only the client and the wire types, and nothing else
+// outside the standard library.
+func TestGatectlImportsOnlyClientAndAPI(t *testing.T) {
+	allowed := map[string]bool{module + "/internal/client": true, module + "/internal/api": true}
+	for _, d := range deps(t, module+"/gatectl") {
+		if !allowed[d] {
+			t.Errorf("gatectl imports %s; it may import only internal/client, internal/api and the standard library", d)
+		}
+	}
+}

@@ -264,3 +264,30 @@ type CreatedToken struct {
 	Token
 	Secret string `json:"secret"`
 }
+
+// Verdict is the answer of GET /v1/images/{digest}/check, in the fields
+// clients read; the server answers more (see the OpenAPI document).
+type Verdict struct {
+	FinalAction   string     `json:"final_action"`
+	Reason        string     `json:"reason"`
+	BundleID      string     `json:"bundle_id"`
+	BundleName    string     `json:"bundle_name"`
+	BundleVersion int        `json:"bundle_version"`
+	MappingID     string     `json:"mapping_id"`
+	Tag           string     `json:"tag"`
+	ImageDigest   string     `json:"image_digest"`
+	EvaluatedAt   time.Time  `json:"evaluated_at"`
+	DBBuilt       *time.Time `json:"db_built,omitempty"`
+	Findings      []Finding  `json:"findings"`
+}
+
+// Finding is one finding of a Verdict.
+type Finding struct {
+	TriggerID string `json:"trigger_id"`
+	Gate      string `json:"gate"`
+	Trigger   string `json:"trigger"`
+	Action    string `json:"action"`
+	Message   string `json:"message"`
+	PolicyID  string `json:"policy_id"`
+	RuleID    string `json:"rule_id"`
+}
