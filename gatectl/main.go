@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -555,7 +556,7 @@ func policyAdd(e *env, fs *flag.FlagSet, args []string) error {
 	if !json.Valid(b) {
 		ct = "application/yaml"
 	}
-	raw, err := e.gate.Raw(e.ctx, http.MethodPost, path, strings.NewReader(string(b)), ct)
+	raw, err := e.gate.Raw(e.ctx, http.MethodPost, path, bytes.NewReader(b), ct)
 	if err != nil {
 		return err
 	}
@@ -632,7 +633,12 @@ func registryList(e *env, _ *flag.FlagSet, _ []string) error {
 }
 
 func registryDel(e *env, _ *flag.FlagSet, args []string) error {
-	if err := e.gate.Do(e.ctx, http.MethodDelete, "/v1/registries/"+args[0], nil, nil); err != nil {
+	// The registry may have a path prefix (gcr.io/project): escape each segment.
+	segs := strings.Split(args[0], "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	if err := e.gate.Do(e.ctx, http.MethodDelete, "/v1/registries/"+strings.Join(segs, "/"), nil, nil); err != nil {
 		return err
 	}
 	if e.json {
