@@ -105,7 +105,7 @@ func TestAgainstGate(t *testing.T) {
 	if err := os.WriteFile(file, bundle, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	want(t, gatectl(t, ci, "", "policy", "add", file), exitError, "403", "needs admin")
+	want(t, gatectl(t, ci, "", "policy", "add", file), exitError, "403", "use an admin token")
 	r = gatectl(t, admin, "", "policy", "add", file, "--json")
 	want(t, r, exitOK)
 	p := decode[api.Policy](t, r)
