@@ -119,7 +119,15 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		t.Error("the reference page has a script")
 	}
 
-	// Real answers of the gate validate against the document.
+	// Real answers of the gate validate against the document, those about
+	// an analysed Debian image with vulnerabilities included.
+	host := testRegistry(t)
+	push(t, host+"/team/app:1", sharedImage(t, "bullseye-dpkgonly"))
+	img := g.submitAndWait(t, host+"/team/app:1")
+	if img.Status != "analyzed" {
+		t.Fatalf("analysis: %s %s", img.Status, img.Error)
+	}
+	d := "/v1/images/" + img.Digest
 	for _, tc := range []struct {
 		name, method, path, body, token string
 		status                          int
@@ -131,6 +139,17 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		{name: "unknown image", method: "GET", path: "/v1/images/sha256:" + strings.Repeat("0", 64), token: testToken, status: 404},
 		{name: "bad status", method: "GET", path: "/v1/images?status=done", token: testToken, status: 400},
 		{name: "no token", method: "GET", path: "/v1/images", status: 401},
+		{name: "image", method: "GET", path: d, token: testToken, status: 200},
+		{name: "image list", method: "GET", path: "/v1/images?status=analyzed", token: testToken, status: 200},
+		{name: "vulnerabilities", method: "GET", path: d + "/vulnerabilities?type=os", token: testToken, status: 200},
+		{name: "packages", method: "GET", path: d + "/packages", token: testToken, status: 200},
+		{name: "metadata", method: "GET", path: d + "/metadata", token: testToken, status: 200},
+		{name: "files", method: "GET", path: d + "/files", token: testToken, status: 200},
+		{name: "secrets", method: "GET", path: d + "/secrets", token: testToken, status: 200},
+		{name: "check", method: "GET", path: d + "/check", token: testToken, status: 200},
+		{name: "vulnerability changes", method: "GET", path: d + "/vulnerability-changes", token: testToken, status: 200},
+		{name: "policies with the default", method: "GET", path: "/v1/policies", token: testToken, status: 200},
+		{name: "tokens", method: "GET", path: "/v1/tokens", token: testToken, status: 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, g.URL+tc.path, strings.NewReader(tc.body))
@@ -162,7 +181,14 @@ func validateAnswer(t *testing.T, doc *openapi3.T, req *http.Request, resp *http
 		Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true},
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
-		t.Errorf("the answer to %s %s does not match the document: %v\n%s", req.Method, req.URL.Path, err, body)
+		if len(body) > 2000 {
+			body = append(body[:2000:2000], "..."...)
+		}
+		msg := err.Error()
+		if len(msg) > 2000 {
+			msg = msg[:2000] + "..."
+		}
+		t.Errorf("the answer to %s %s does not match the document: %s\n%s", req.Method, req.URL.Path, msg, body)
 	}
 }
 
