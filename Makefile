@@ -1,7 +1,15 @@
 # buildgate: see README.md.
 GO      ?= go
+# Version stamping (internal/buildinfo): the git tag, the commit and its
+# time, passed explicitly so they hold with -buildvcs=false. The commit time
+# is also SOURCE_DATE_EPOCH, the one timestamp of the images and archives.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+DATE    ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+BI      := github.com/buildgate/buildgate/internal/buildinfo
+LDFLAGS := -s -w -X $(BI).Version=$(VERSION) -X $(BI).Commit=$(COMMIT) -X $(BI).Date=$(DATE)
+export SOURCE_DATE_EPOCH
 SHARED  ?= ../shared
 
 .PHONY: build test e2e demo bench vet fmt-check clean
