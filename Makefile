@@ -1,10 +1,18 @@
 # buildgate: see README.md.
 GO      ?= go
+# Version stamping (internal/buildinfo): the git tag, the commit and its
+# time, passed explicitly so they hold with -buildvcs=false. The commit time
+# is also SOURCE_DATE_EPOCH, the one timestamp of the images and archives.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+DATE    ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+BI      := github.com/buildgate/buildgate/internal/buildinfo
+LDFLAGS := -s -w -X $(BI).Version=$(VERSION) -X $(BI).Commit=$(COMMIT) -X $(BI).Date=$(DATE)
+export SOURCE_DATE_EPOCH
 SHARED  ?= ../shared
 
-.PHONY: build test e2e demo bench vet fmt-check clean
+.PHONY: build test e2e demo bench vet fmt-check clean cross image release chart
 
 build:
 	@mkdir -p bin
@@ -34,5 +42,49 @@ demo: build
 bench: build
 	bash bench/run.sh
 
+# Static binaries for other platforms: dist/bin/<os>_<arch>/<name>.
+# BINS are name=package pairs; -trimpath and the stamps above make them
+# the same on every machine for one commit.
+BINS           ?= gate=./gate gate-jenkins=./jenkins gate-action=./actions gate-gitlab=./gitlab-ci
+PLATFORMS      ?= linux/amd64 linux/arm64
+cross:
+	@set -e; for p in $(PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; \
+	  for b in $(BINS); do n=$${b%%=*}; pkg=$${b#*=}; \
+	    echo "build $$n $$os/$$arch"; \
+	    CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o dist/bin/$${os}_$${arch}/$$n $$pkg; \
+	  done; done
+
+# The gate and step images (linux/amd64 and linux/arm64), without Docker:
+# dist/gate.oci/, dist/gate-step.oci/ (crane push), dist/*.docker.tar
+# (docker load), dist/*.sbom.*.json, dist/*.digest.
+image:
+	$(MAKE) cross PLATFORMS="linux/amd64 linux/arm64"
+	$(GO) run ./tools/imagebuild -bin dist/bin -out dist -version $(VERSION) -revision $(COMMIT) -epoch $(SOURCE_DATE_EPOCH)
+
+# Release archives (one tar.gz per binary and platform, with the licence),
+# the images and their SBOMs, the packaged chart, and dist/SHA256SUMS.
+# CI runs it as a snapshot; .github/workflows/release.yml on tags.
+GATE_PLATFORMS ?= linux/amd64 linux/arm64
+STEP_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+STEP_BINS      := gate-jenkins=./jenkins gate-action=./actions gate-gitlab=./gitlab-ci
+TAR            := tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner --mode=go-w
+release: image chart
+	$(MAKE) cross PLATFORMS="$(STEP_PLATFORMS)" BINS="$(STEP_BINS)"
+	@set -e; mkdir -p dist/release; \
+	arch() { for p in $$2; do os=$${p%/*}; a=$${p#*/}; \
+	  $(TAR) -cf - -C dist/bin/$${os}_$${a} $$1 -C $(CURDIR) LICENSE | gzip -9n > dist/release/$${1}_$(VERSION)_$${os}_$${a}.tar.gz; \
+	done; }; \
+	arch gate "$(GATE_PLATFORMS)"; \
+	for b in gate-jenkins gate-action gate-gitlab; do arch $$b "$(STEP_PLATFORMS)"; done; \
+	cp dist/*.sbom.spdx.json dist/*.sbom.syft.json dist/release/; \
+	cd dist/release && sha256sum *.tar.gz *.tgz *.json > SHA256SUMS && cat SHA256SUMS
+
+# The Helm chart, linted and packaged with appVersion = the binaries' version.
+HELM  := $(GO) tool -modfile=tools/helm.mod helm
+CHART_VERSION ?= $(patsubst v%,%,$(shell git describe --tags --abbrev=0 2>/dev/null || echo 0.1.0))
+chart:
+	$(HELM) lint deploy/helm/buildgate
+	$(HELM) package deploy/helm/buildgate --version $(CHART_VERSION) --app-version $(VERSION) -d dist/release
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

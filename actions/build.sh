@@ -60,7 +60,7 @@ else
   tmp=$bin.tmp.$$
   trap 'rm -f "$tmp"' EXIT
   start=$SECONDS
-  go build -buildvcs=false -ldflags "-s -w -X main.version=${ACTION_REF:-dev}+$key" -o "$tmp" ./actions
+  go build -buildvcs=false -ldflags "-s -w -X github.com/buildgate/buildgate/internal/buildinfo.Version=${ACTION_REF:-dev}+$key" -o "$tmp" ./actions
   mv -f "$tmp" "$bin"
   echo "buildgate: built gate-action $key in $((SECONDS - start))s ($bin)"
   echo "::endgroup::"

@@ -38,13 +38,20 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/buildgate/buildgate/internal/buildinfo"
 	"github.com/buildgate/buildgate/internal/step"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the stamped release version (internal/buildinfo).
+var version = buildinfo.Version
 
 func main() {
+	// The action takes its inputs from the environment; --version is its
+	// one argument.
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println(buildinfo.String("gate-action"))
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Getenv, os.Stdout, os.Stderr, &http.Client{Timeout: 30 * time.Second})
 	stop()

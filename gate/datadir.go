@@ -49,3 +49,24 @@ func secureDataDir(dir string, log *slog.Logger) error {
 		return nil
 	})
 }
+
+// prepareDataDir makes the data directory and proves the gate can write
+// into it, so that a volume the gate's user does not own stops the gate at
+// once with the path and the reason, rather than at the first write.
+func prepareDataDir(dir string) error {
+	hint := fmt.Sprintf("the gate runs as uid %d: give that user the directory (the image's user is 65532; "+
+		"Kubernetes: securityContext.fsGroup; docker: a named volume, or chown the host directory)", os.Getuid())
+	if err := os.MkdirAll(dir, dataDirMode); err != nil {
+		return fmt.Errorf("data directory %s cannot be created: %w; %s", dir, err, hint)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w; %s", dir, err, hint)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("data directory %s: removing %s: %w", dir, filepath.Base(name), err)
+	}
+	return nil
+}

@@ -12,13 +12,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/buildgate/buildgate/internal/buildinfo"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/peterbourgon/ff/v3/ffyaml"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the stamped release version (internal/buildinfo).
+var version = buildinfo.Version
 
 func main() {
 	privateUmask()
@@ -43,18 +44,27 @@ func parseOptions() []ff.Option {
 }
 
 func run(ctx context.Context, args []string) error {
+	printVersion := func(context.Context, []string) error { fmt.Println(buildinfo.String("gate")); return nil }
+	rootFlags := flag.NewFlagSet("gate", flag.ContinueOnError)
+	showVersion := rootFlags.Bool("version", false, "print the version, commit and build date")
 	root := &ffcli.Command{
 		Name:       "gate",
-		ShortUsage: "gate <serve|db|token|version> [flags]",
+		ShortUsage: "gate <serve|db|token|secrets|version> [flags]",
 		ShortHelp:  "buildgate's server",
+		FlagSet:    rootFlags,
 		Subcommands: []*ffcli.Command{
 			serveCommand(), dbCommand(), tokenCommand(), secretsCommand(),
 			{
-				Name: "version", ShortUsage: "gate version", ShortHelp: "print the version",
-				Exec: func(context.Context, []string) error { fmt.Println(version); return nil },
+				Name: "version", ShortUsage: "gate version", ShortHelp: "print the version, commit and build date",
+				Exec: printVersion,
 			},
 		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
+		Exec: func(ctx context.Context, args []string) error {
+			if *showVersion {
+				return printVersion(ctx, args)
+			}
+			return flag.ErrHelp
+		},
 	}
 	return root.ParseAndRun(ctx, args)
 }

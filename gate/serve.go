@@ -184,6 +184,9 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := prepareDataDir(c.DataDir); err != nil {
+		return err
+	}
 	if err := secureDataDir(c.DataDir, m.Log); err != nil {
 		return err
 	}

@@ -39,11 +39,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buildgate/buildgate/internal/buildinfo"
 	"github.com/buildgate/buildgate/internal/step"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the stamped release version (internal/buildinfo).
+var version = buildinfo.Version
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -113,7 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return step.ExitError
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, "gate-gitlab", version)
+		fmt.Fprintln(stdout, buildinfo.String("gate-gitlab"))
 		return step.ExitPass
 	}
 

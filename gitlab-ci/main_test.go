@@ -338,3 +338,11 @@ func TestImageKey(t *testing.T) {
 		})
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	var out, errw strings.Builder
+	code := run(context.Background(), []string{"--version"}, func(string) string { return "" }, &out, &errw, http.DefaultClient)
+	if code != 0 || !strings.HasPrefix(out.String(), "gate-gitlab dev (commit ") || !strings.Contains(out.String(), ", built ") {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q; want exit 0 and \"gate-gitlab dev (commit ..., built ...)\"", code, out.String(), errw.String())
+	}
+}

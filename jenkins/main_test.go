@@ -287,3 +287,11 @@ func TestBadFlags(t *testing.T) {
 		}
 	})
 }
+
+func TestVersionFlag(t *testing.T) {
+	var out, errw strings.Builder
+	code := run(context.Background(), []string{"--version"}, func(string) string { return "" }, &out, &errw)
+	if code != 0 || !strings.HasPrefix(out.String(), "gate-jenkins dev (commit ") || !strings.Contains(out.String(), ", built ") {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q; want exit 0 and \"gate-jenkins dev (commit ..., built ...)\"", code, out.String(), errw.String())
+	}
+}
