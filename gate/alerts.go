@@ -56,9 +56,9 @@ func (m *Main) openAlerts(reg alert.Registry) error {
 	m.Alerts = alert.New(alert.Config{
 		TagPollInterval: c.TagPollInterval, RetryBase: c.DeliveryRetry, RetryMax: c.DeliveryRetryMax, MaxAttempts: c.DeliveryAttempts,
 	}, m.Store, sealer, map[string]alert.Sender{
-		image.ChannelWebhook: notify.Webhook{UserAgent: ua},
-		image.ChannelSlack:   notify.Slack{UserAgent: ua},
-		image.ChannelEmail:   notify.Email{},
+		image.ChannelWebhook: notify.Webhook{UserAgent: ua, Client: m.Guard.Client(0, 0)},
+		image.ChannelSlack:   notify.Slack{UserAgent: ua, Client: m.Guard.Client(0, 0)},
+		image.ChannelEmail:   notify.Email{Dial: m.Guard.DialContext},
 	}, m.Analysis, reg, m.Log)
 	m.Alerts.Now = m.Now
 	m.Verdicts.OnChange = m.Alerts.VerdictChanged
