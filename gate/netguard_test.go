@@ -242,11 +242,15 @@ func TestWebhookToLoopbackRefused(t *testing.T) {
 	}
 }
 
-// TestDBUpdateURLGuarded: the DB update URL goes through the same guard.
+// TestDBUpdateURLGuarded: the DB update URL goes through the same guard,
+// and its credentials (userinfo, query token) are in no answer (/v1/db,
+// the Anchore /system) and no log line.
 func TestDBUpdateURLGuarded(t *testing.T) {
+	const pass, token = "PASS-db-9137", "DBTOKEN-4242"
 	srv, requests := countingServer(t, "127.0.0.1:0", http.NotFoundHandler())
-	g := startGuardedGate(t, "", io.Discard, func(c *Config) {
-		c.DBUpdateURL = srv.URL + "/latest.json"
+	logs := &syncBuffer{}
+	g := startGuardedGate(t, "", logs, func(c *Config) {
+		c.DBUpdateURL = "http://mirror:" + pass + "@" + strings.TrimPrefix(srv.URL, "http://") + "/v6/latest.json?token=" + token
 		c.DBUpdateInterval = time.Hour
 	})
 	var st api.DBStatus
@@ -256,6 +260,49 @@ func TestDBUpdateURLGuarded(t *testing.T) {
 	})
 	if !strings.Contains(st.LastUpdateError, "--allow-private-networks") || requests.Load() != 0 {
 		t.Fatalf("update from a loopback URL: error %q, %d requests; want refused", st.LastUpdateError, requests.Load())
+	}
+	if want := "http://[REDACTED]@" + strings.TrimPrefix(srv.URL, "http://") + "/v6/latest.json?token=[REDACTED]"; st.UpdateURL != want {
+		t.Errorf("update_url = %q, want %q", st.UpdateURL, want)
+	}
+	var answers []string
+	for _, path := range []string{"/v1/db", "/system", "/system/feeds"} {
+		_, b := g.regCall(t, "GET", path, nil, nil)
+		answers = append(answers, string(b))
+	}
+	waitFor(t, "the update failure in the log", time.Minute, func() bool { return strings.Contains(logs.String(), "update failed") })
+	for _, where := range append(answers, logs.String()) {
+		for _, leak := range []string{pass, token} {
+			if strings.Contains(where, leak) {
+				t.Errorf("%q leaks in %s", leak, where)
+			}
+		}
+	}
+}
+
+// TestWebhookURLRedacted: a webhook URL's token is in no answer, and the
+// redacted URL sent back on update keeps the real one.
+func TestWebhookURLRedacted(t *testing.T) {
+	const token = "HOOKTOKEN-5150"
+	var got atomic.Value
+	recv, _ := countingServer(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.URL.RequestURI())
+	}))
+	g := startGuardedGate(t, "127.0.0.0/8", io.Discard, nil)
+	var ch api.Channel
+	g.mustCall(t, "POST", "/v1/channels", map[string]any{"name": "hook", "type": "webhook", "url": recv.URL + "/hook?token=" + token, "secret": "whsec-guard-0123456789"}, &ch, 201)
+	if ch.URL != recv.URL+"/hook?token=[REDACTED]" {
+		t.Errorf("url answered as %q", ch.URL)
+	}
+	g.mustCall(t, "PUT", "/v1/channels/"+ch.ID, map[string]any{"name": "hook-2", "url": ch.URL}, nil, 200)
+	for _, path := range []string{"/v1/channels", "/v1/channels/" + ch.ID} {
+		if _, b := g.regCall(t, "GET", path, nil, nil); strings.Contains(string(b), token) {
+			t.Errorf("GET %s leaks the token: %s", path, b)
+		}
+	}
+	var res api.ChannelTestResult
+	g.mustCall(t, "POST", "/v1/channels/"+ch.ID+"/test", nil, &res, 200)
+	if uri, _ := got.Load().(string); !res.OK || uri != "/hook?token="+token {
+		t.Fatalf("test after an update with the redacted url = %+v, request %q", res, uri)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/registry"
+	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/server/anchore"
 	"github.com/buildgate/buildgate/internal/server/console"
@@ -371,7 +372,8 @@ func (m *Main) updateDB(ctx context.Context) {
 		updated, err := m.VulnDB.Update(ctx, c.DBUpdateURL)
 		switch {
 		case err != nil:
-			m.Log.Warn("vulnerability DB update failed; keeping the current DB", "url", c.DBUpdateURL, "err", err)
+			m.Log.Warn("vulnerability DB update failed; keeping the current DB", "url", secret.RedactURL(c.DBUpdateURL),
+				"err", secret.Redact(err.Error(), secret.URLSecrets(c.DBUpdateURL)...))
 		case updated:
 			m.Log.Info("vulnerability DB updated", "built", m.VulnDB.Info().Built)
 			m.rematch()

@@ -48,7 +48,7 @@ func (s *Service) CreateChannel(ctx context.Context, in ChannelInput) (*image.Ch
 		return nil, err
 	}
 	s.log.Info("channel created", "channel", out.ID, "name", out.Name, "type", out.Type)
-	return out, nil
+	return display(out), nil
 }
 
 // UpdateChannel replaces a channel's settings with in's. Empty fields
@@ -72,17 +72,37 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, in ChannelInput)
 		return nil, err
 	}
 	s.log.Info("channel updated", "channel", out.ID, "name", out.Name, "secret_changed", sealed != "")
-	return out, nil
+	return display(out), nil
 }
 
-// Channel returns one channel, without its secret.
+// Channel returns one channel, without its secret and with its URL
+// redacted.
 func (s *Service) Channel(ctx context.Context, id string) (*image.Channel, error) {
-	return s.store.Channel(ctx, id)
+	ch, err := s.store.Channel(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return display(ch), nil
 }
 
-// Channels lists the channels, without their secrets.
+// Channels lists the channels, without their secrets and with their URLs
+// redacted.
 func (s *Service) Channels(ctx context.Context) ([]image.Channel, error) {
-	return s.store.ListChannels(ctx)
+	list, err := s.store.ListChannels(ctx)
+	for i := range list {
+		display(&list[i])
+	}
+	return list, err
+}
+
+// display redacts a webhook channel's URL for answers: webhook URLs often
+// carry a token in their userinfo or query. (A Slack channel's record only
+// ever holds its scheme and host.)
+func display(ch *image.Channel) *image.Channel {
+	if ch != nil && ch.Type == image.ChannelWebhook {
+		ch.URL = secret.RedactURL(ch.URL)
+	}
+	return ch
 }
 
 // DeleteChannel deletes a channel that no alert or subscription names.
@@ -174,6 +194,11 @@ func normalizeChannel(in ChannelInput, cur *image.Channel) (image.Channel, secre
 		}
 		if ch.Type != image.ChannelSlack {
 			keep(&ch.URL, cur.URL)
+			// The redacted URL answers and the console show, sent back
+			// unchanged, keeps the stored one.
+			if ch.Type == image.ChannelWebhook && strings.TrimSpace(ch.URL) == secret.RedactURL(cur.URL) {
+				ch.URL = cur.URL
+			}
 		}
 	}
 	ch.Name = strings.TrimSpace(ch.Name)
