@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"time"
 
@@ -61,6 +62,13 @@ func (m *Main) openAlerts(reg alert.Registry) error {
 		image.ChannelEmail:   notify.Email{Dial: m.Guard.DialContext},
 	}, m.Analysis, reg, m.Log)
 	m.Alerts.Now = m.Now
+	n, err := m.Alerts.SealChannelURLs(context.Background())
+	if err != nil {
+		return fmt.Errorf("sealing webhook channel urls: %w", err)
+	}
+	if n > 0 {
+		m.Log.Warn("sealed the webhook urls that were stored in plain text", "channels", n)
+	}
 	m.Verdicts.OnChange = m.Alerts.VerdictChanged
 	m.Server.RouteAlerts(m.Alerts)
 	return nil

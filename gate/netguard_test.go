@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
+	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/notify/notifytest"
 	"github.com/buildgate/buildgate/internal/registry"
 )
@@ -303,6 +307,39 @@ func TestWebhookURLRedacted(t *testing.T) {
 	g.mustCall(t, "POST", "/v1/channels/"+ch.ID+"/test", nil, &res, 200)
 	if uri, _ := got.Load().(string); !res.OK || uri != "/hook?token="+token {
 		t.Fatalf("test after an update with the redacted url = %+v, request %q", res, uri)
+	}
+	// The URL is sealed at rest: the token is in neither the database file
+	// nor its WAL.
+	files, _ := filepath.Glob(filepath.Join(g.Config.DataDir, "buildgate.db*"))
+	if len(files) == 0 {
+		t.Fatal("no database file")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(token)) {
+			t.Errorf("%s holds the webhook url's token in plain text", f)
+		}
+	}
+
+	// A channel stored before URLs were sealed gets its URL sealed at start.
+	old, err := g.Store.CreateChannel(context.Background(), image.Channel{Name: "old", Type: image.ChannelWebhook, URL: recv.URL + "/old?token=" + token}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := g.Alerts.SealChannelURLs(context.Background()); n != 1 || err != nil {
+		t.Fatalf("SealChannelURLs = %d, %v; want the old channel sealed", n, err)
+	}
+	if sealed, _ := g.Store.ChannelURL(context.Background(), old.ID); sealed == "" || strings.Contains(sealed, token) {
+		t.Fatalf("the old channel's url is not sealed: %q", sealed)
+	}
+	if _, b := g.regCall(t, "GET", "/v1/channels/"+old.ID, nil, nil); strings.Contains(string(b), token) {
+		t.Errorf("the old channel leaks its token: %s", b)
+	}
+	if n, _ := g.Alerts.SealChannelURLs(context.Background()); n != 0 {
+		t.Errorf("SealChannelURLs sealed %d channels again", n)
 	}
 }
 

@@ -76,3 +76,6 @@ func RedactURL(rawURL string) string {
 	}
 	return s + query
 }
+
+// Redacted is what redaction puts in place of a secret.
+const Redacted = redacted
