@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds gate-action for action.yml from the action's own checkout
-# ($1, github.action_path) with the runner's Go, once per source: the
-# binary is kept under $BUILDGATE_ACTION_CACHE (default
-# $RUNNER_TOOL_CACHE/buildgate-action) in a directory named after a hash
-# of the Go version and of every Go source, go.mod and go.sum, so a later
-# run of the same commit skips the build. GOCACHE and GOMODCACHE default
-# to directories beside it (kept between runs on self-hosted runners; add
-# actions/cache on that directory on GitHub-hosted ones); values already
-# in the environment are kept.
+# ($1, github.action_path) with the runner's Go, into a fresh private
+# directory under $RUNNER_TEMP (mode 0700; the runner empties RUNNER_TEMP
+# for every job). The binary is never reused across jobs: on a shared
+# runner any job can write the tool cache, so a binary found at a
+# predictable path there could be anyone's. Go's build cache keeps the
+# rebuild to a link step. GOCACHE and GOMODCACHE keep their values from
+# the environment (Go's defaults otherwise); $BUILDGATE_ACTION_CACHE, when
+# set, puts them in that directory instead.
 #
 # With $BUILDGATE_ACTION_BINARY (the input binary) it builds nothing and
 # uses that prebuilt binary.
@@ -33,9 +33,10 @@ if ! command -v go >/dev/null 2>&1; then
   exit 2
 fi
 
-cache=${BUILDGATE_ACTION_CACHE:-${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-/tmp}}/buildgate-action}
-export GOCACHE=${GOCACHE:-$cache/go-build}
-export GOMODCACHE=${GOMODCACHE:-$cache/go-mod}
+if [ -n "${BUILDGATE_ACTION_CACHE:-}" ]; then
+  export GOCACHE=${GOCACHE:-$BUILDGATE_ACTION_CACHE/go-build}
+  export GOMODCACHE=${GOMODCACHE:-$BUILDGATE_ACTION_CACHE/go-mod}
+fi
 
 sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }
 sources() { find actions internal -name '*.go' ! -name '*_test.go' -print0 | LC_ALL=C sort -z; }
@@ -50,19 +51,13 @@ key=$(
     sources | xargs -0 cat
   } | sha256 | cut -c1-16
 )
-bin=$cache/bin/$key/gate-action
+dir=$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/buildgate-action.XXXXXXXX")
+chmod 0700 "$dir"
+bin=$dir/gate-action
 
-if [ -x "$bin" ]; then
-  echo "buildgate: gate-action $key is built already ($bin)"
-else
-  echo "::group::buildgate: building gate-action $key"
-  mkdir -p "$(dirname "$bin")"
-  tmp=$bin.tmp.$$
-  trap 'rm -f "$tmp"' EXIT
-  start=$SECONDS
-  go build -buildvcs=false -ldflags "-s -w -X github.com/buildgate/buildgate/internal/buildinfo.Version=${ACTION_REF:-dev}+$key" -o "$tmp" ./actions
-  mv -f "$tmp" "$bin"
-  echo "buildgate: built gate-action $key in $((SECONDS - start))s ($bin)"
-  echo "::endgroup::"
-fi
+echo "::group::buildgate: building gate-action $key"
+start=$SECONDS
+go build -buildvcs=false -ldflags "-s -w -X github.com/buildgate/buildgate/internal/buildinfo.Version=${ACTION_REF:-dev}+$key" -o "$bin" ./actions
+echo "buildgate: built gate-action $key in $((SECONDS - start))s ($bin)"
+echo "::endgroup::"
 echo "bin=$bin" >>"$out"

@@ -14,6 +14,7 @@ import (
 	"github.com/buildgate/buildgate/internal/catalog"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/registry"
+	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/vulndb"
 )
 
@@ -122,9 +123,12 @@ func (d dbAdapter) Import(ctx context.Context, r io.Reader) error {
 func (d dbAdapter) Status() api.DBStatus { return dbStatus(d.m.Status(), d.updateURL) }
 
 func dbStatus(s vulndb.Status, updateURL string) api.DBStatus {
+	// The update URL may carry credentials (userinfo, a signed query):
+	// answers show it, and the update error quoting it, redacted.
 	out := api.DBStatus{
 		Ready: s.Ready, SchemaVersion: s.SchemaVersion, LastUpdateAttempt: s.LastUpdateAttempt,
-		LastUpdateError: s.LastUpdateError, UpdateURL: updateURL, Providers: []api.DBProvider{},
+		LastUpdateError: secret.Redact(s.LastUpdateError, secret.URLSecrets(updateURL)...),
+		UpdateURL:       secret.RedactURL(updateURL), Providers: []api.DBProvider{},
 	}
 	if !s.Built.IsZero() {
 		b := s.Built

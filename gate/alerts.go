@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"time"
 
@@ -56,11 +57,18 @@ func (m *Main) openAlerts(reg alert.Registry) error {
 	m.Alerts = alert.New(alert.Config{
 		TagPollInterval: c.TagPollInterval, RetryBase: c.DeliveryRetry, RetryMax: c.DeliveryRetryMax, MaxAttempts: c.DeliveryAttempts,
 	}, m.Store, sealer, map[string]alert.Sender{
-		image.ChannelWebhook: notify.Webhook{UserAgent: ua},
-		image.ChannelSlack:   notify.Slack{UserAgent: ua},
-		image.ChannelEmail:   notify.Email{},
+		image.ChannelWebhook: notify.Webhook{UserAgent: ua, Client: m.Guard.Client(0, 0)},
+		image.ChannelSlack:   notify.Slack{UserAgent: ua, Client: m.Guard.Client(0, 0)},
+		image.ChannelEmail:   notify.Email{Dial: m.Guard.DialContext},
 	}, m.Analysis, reg, m.Log)
 	m.Alerts.Now = m.Now
+	n, err := m.Alerts.SealChannelURLs(context.Background())
+	if err != nil {
+		return fmt.Errorf("sealing webhook channel urls: %w", err)
+	}
+	if n > 0 {
+		m.Log.Warn("sealed the webhook urls that were stored in plain text", "channels", n)
+	}
 	m.Verdicts.OnChange = m.Alerts.VerdictChanged
 	m.Server.RouteAlerts(m.Alerts)
 	return nil

@@ -48,6 +48,8 @@ func startGate(t *testing.T, mutate func(*Config)) *testGate {
 	cfg.DataDir = t.TempDir()
 	cfg.DBUpdateURL = ""
 	cfg.AdminToken = testToken
+	// The test registries, webhooks and fake ECR listen on 127.0.0.1.
+	cfg.AllowPrivateNetworks = "127.0.0.0/8"
 	if mutate != nil {
 		mutate(&cfg)
 	}

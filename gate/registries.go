@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/buildgate/buildgate/internal/analysis"
+	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/registry"
 	"github.com/buildgate/buildgate/internal/secret"
 )
@@ -27,9 +29,22 @@ func (m *Main) openRegistries(ctx context.Context) error {
 	}
 	m.RegistryAuth = registry.NewAuth(func(ctx context.Context) ([]registry.Credential, error) {
 		return pullCredentials(ctx, m.Registries)
-	}, registry.AuthConfig{ECR: registry.ECRConfig{Endpoint: m.Config.ECREndpoint, Region: awsRegion()}})
+	}, registry.AuthConfig{
+		Base:  m.Guard.Transport(),
+		Guard: m.Guard,
+		ECR: registry.ECRConfig{
+			Endpoint: m.Config.ECREndpoint, Region: awsRegion(),
+			HTTPClient: m.Guard.Client(time.Minute, 0),
+		},
+	})
 	m.Registries = analysis.NewRegistries(m.Store, sealer, loginAdapter{m.RegistryAuth}, m.Log)
 	m.Registries.Changed = m.RegistryAuth.Invalidate
+	m.Registries.CheckHost = func(c image.RegistryCredential) error {
+		if c.Type != image.RegistryTypeAWSECR {
+			return nil
+		}
+		return registry.CheckECRHost(c.Registry, m.Guard)
+	}
 	// Opening every record now logs the ones this key cannot open.
 	_, err = m.Registries.Credentials(ctx)
 	return err

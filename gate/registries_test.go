@@ -57,6 +57,8 @@ func startRegistryGate(t *testing.T, dir string, withDB bool, logs io.Writer) *t
 	}
 	cfg.DBUpdateURL = ""
 	cfg.AdminToken = testToken
+	// The test registries, webhooks and fake ECR listen on 127.0.0.1.
+	cfg.AllowPrivateNetworks = "127.0.0.0/8"
 	if withDB {
 		if _, err := importDB(t, cfg.DataDir); err != nil {
 			t.Fatal(err)
@@ -365,7 +367,7 @@ func TestRegistriesRealDistribution(t *testing.T) {
 	st, b := g.regCall(t, "POST", "/v1/registries", wrong, nil)
 	t.Logf("POST with a wrong password: %d %s", st, errorMessage(b))
 	if msg := errorMessage(b); st != http.StatusBadRequest || !strings.Contains(msg, "registry "+d.Host) ||
-		!strings.Contains(msg, `refused the credentials of "alice"`) || !strings.Contains(msg, "authentication required") {
+		!strings.Contains(msg, `refused the credentials of "alice"`) || !strings.Contains(msg, "UNAUTHORIZED") {
 		t.Fatalf("POST with a wrong password = %d %q", st, msg)
 	}
 	noCA := good
@@ -395,7 +397,7 @@ func TestRegistriesRealDistribution(t *testing.T) {
 	}
 	st, msg := submit()
 	t.Logf("submit with a wrong stored password: %d %s", st, msg)
-	if st != http.StatusBadRequest || !strings.Contains(msg, "registry "+d.Host+" refused access") || !strings.Contains(msg, "authentication required") {
+	if st != http.StatusBadRequest || !strings.Contains(msg, "registry "+d.Host+" refused access") || !strings.Contains(msg, "UNAUTHORIZED") {
 		t.Fatalf("submit with a wrong stored password = %d %q", st, msg)
 	}
 	// Another user's valid credentials, and verify_tls false instead of the CA.

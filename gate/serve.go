@@ -19,7 +19,9 @@ import (
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/registry"
+	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/server/anchore"
 	"github.com/buildgate/buildgate/internal/server/console"
@@ -50,6 +52,12 @@ type Config struct {
 	// MetricsPublic serves /metrics without a token
 	// (GATE_METRICS_PUBLIC); by default it needs one, of either role.
 	MetricsPublic bool
+	// AllowPrivateNetworks lists the CIDR prefixes (comma-separated) that
+	// outbound requests made for users may reach although they are
+	// loopback, link-local, private or unique-local: registries, webhooks,
+	// Slack, SMTP, the ECR endpoint and the DB update URL
+	// (GATE_ALLOW_PRIVATE_NETWORKS). Empty: none.
+	AllowPrivateNetworks string
 	// Alerts configures subscriptions' tag polling and alert deliveries.
 	Alerts AlertConfig
 	// HTTP bounds request bodies, concurrent uploads and connection times.
@@ -89,6 +97,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start, at least 32 random bytes (default: generate and print one)")
 	fs.StringVar(&c.ECREndpoint, "ecr-endpoint", "", "ECR API endpoint for awsecr registry tokens (default: AWS's for the registry's region)")
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "serve /metrics without a token (default: a token of either role)")
+	fs.StringVar(&c.AllowPrivateNetworks, "allow-private-networks", "", "comma-separated CIDR prefixes (e.g. 127.0.0.0/8,10.0.0.0/8) that registries, webhooks, Slack, SMTP, the ECR endpoint and the DB update URL may be in (default: none: loopback, link-local, private and unique-local destinations are refused)")
 	c.Alerts.flags(fs)
 	c.HTTP.flags(fs)
 }
@@ -155,6 +164,8 @@ type Main struct {
 	Alerts *alert.Service
 	// URL is the server's base URL once Open returns.
 	URL string
+	// Guard checks every outbound connection made for users.
+	Guard *netguard.Guard
 
 	ln     net.Listener
 	http   *http.Server
@@ -190,7 +201,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := secureDataDir(c.DataDir, m.Log); err != nil {
 		return err
 	}
-	var err error
+	allow, err := netguard.ParseAllow(c.AllowPrivateNetworks)
+	if err != nil {
+		return fmt.Errorf("--allow-private-networks: %w", err)
+	}
+	m.Guard = netguard.New(allow)
 	if m.Store, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "buildgate.db"), sqlite.WithClock(m.Now)); err != nil {
 		return err
 	}
@@ -207,6 +222,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Keychain: m.RegistryAuth.Keychain(), Transport: m.RegistryAuth.Transport(),
 		Platform:     registry.DefaultConfig().Platform,
 		MaxLayerSize: c.MaxLayerSize, MaxImageSize: c.MaxImageSize, UserAgent: "buildgate/" + version,
+		Log: m.Log,
 	})}
 	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
 	m.Verdicts.Now = m.Now
@@ -363,7 +379,8 @@ func (m *Main) updateDB(ctx context.Context) {
 		updated, err := m.VulnDB.Update(ctx, c.DBUpdateURL)
 		switch {
 		case err != nil:
-			m.Log.Warn("vulnerability DB update failed; keeping the current DB", "url", c.DBUpdateURL, "err", err)
+			m.Log.Warn("vulnerability DB update failed; keeping the current DB", "url", secret.RedactURL(c.DBUpdateURL),
+				"err", secret.Redact(err.Error(), secret.URLSecrets(c.DBUpdateURL)...))
 		case updated:
 			m.Log.Info("vulnerability DB updated", "built", m.VulnDB.Info().Built)
 			m.rematch()
@@ -395,6 +412,7 @@ func (m *Main) rematch() {
 
 func (m *Main) dbOptions() vulndb.Options {
 	o := vulndb.DefaultOptions()
+	o.HTTPClient = m.Guard.Client(o.HTTPClient.Timeout, 10)
 	o.Now = m.Now
 	return o
 }

@@ -36,12 +36,13 @@ func exists(pkg string) bool {
 
 func TestCoreImportsOnlyStdlib(t *testing.T) {
 	allowed := map[string][]string{
-		"internal/image":  nil,
-		"internal/policy": {"internal/image"},
-		"internal/report": {"internal/image", "internal/policy"},
-		"internal/api":    nil,
-		"internal/client": {"internal/api"},
-		"internal/secret": nil,
+		"internal/image":    nil,
+		"internal/policy":   {"internal/image"},
+		"internal/report":   {"internal/image", "internal/policy"},
+		"internal/api":      nil,
+		"internal/client":   {"internal/api"},
+		"internal/secret":   nil,
+		"internal/netguard": nil,
 	}
 	for pkg, ok := range allowed {
 		if !exists(module + "/" + pkg) {

@@ -117,7 +117,9 @@ func gateRun(gate, archive, data, ref string) (cold, again time.Duration, err er
 	addr := l.Addr().String()
 	l.Close()
 	token := "bg_bench_" + rand.Text() + rand.Text() // --admin-token needs 32 random bytes
-	srv := exec.Command(gate, "serve", "--addr", addr, "--data", data, "--db-update-url", "", "--log-level", "warn")
+	// The bench registry listens on 127.0.0.1: allow loopback.
+	srv := exec.Command(gate, "serve", "--addr", addr, "--data", data, "--db-update-url", "", "--log-level", "warn",
+		"--allow-private-networks", "127.0.0.0/8")
 	srv.Env = append(os.Environ(), "GATE_ADMIN_TOKEN="+token)
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {

@@ -101,7 +101,9 @@ func run(gate, shared, imgName string, keep bool) error {
 	}
 	token := "bg_demo_" + rand.Text() + rand.Text() // --admin-token needs 32 random bytes
 	step("starting gate serve on %s (SQLite in %s)", addr, data)
-	srv := exec.Command(gate, "serve", "--addr", addr, "--data", data, "--db-update-url", "", "--log-level", "warn")
+	// The demo's registry listens on 127.0.0.1: allow loopback.
+	srv := exec.Command(gate, "serve", "--addr", addr, "--data", data, "--db-update-url", "", "--log-level", "warn",
+		"--allow-private-networks", "127.0.0.0/8")
 	srv.Env = append(os.Environ(), "GATE_ADMIN_TOKEN="+token)
 	srv.Stdout, srv.Stderr = os.Stdout, os.Stderr
 	if err := srv.Start(); err != nil {

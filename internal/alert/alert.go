@@ -39,6 +39,8 @@ type Store interface {
 	UpdateChannel(ctx context.Context, c image.Channel, sealed string) (*image.Channel, error)
 	Channel(ctx context.Context, id string) (*image.Channel, error)
 	ChannelSecret(ctx context.Context, id string) (string, error)
+	SetChannelURL(ctx context.Context, id, sealed, display string) error
+	ChannelURL(ctx context.Context, id string) (string, error)
 	ListChannels(ctx context.Context) ([]image.Channel, error)
 	DeleteChannel(ctx context.Context, id string) error
 

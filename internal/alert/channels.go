@@ -43,12 +43,22 @@ func (s *Service) CreateChannel(ctx context.Context, in ChannelInput) (*image.Ch
 	if err != nil {
 		return nil, err
 	}
+	plainURL, sealedURL, err := s.sealURL(&ch)
+	if err != nil {
+		return nil, err
+	}
 	out, err := s.store.CreateChannel(ctx, ch, sealed)
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("channel created", "channel", out.ID, "name", out.Name, "type", out.Type)
-	return out, nil
+	if sealedURL != "" {
+		if err := s.store.SetChannelURL(ctx, out.ID, sealedURL, ch.URL); err != nil {
+			s.store.DeleteChannel(ctx, out.ID)
+			return nil, err
+		}
+	}
+	s.log.Info("channel created", "channel", out.ID, "name", out.Name, "type", out.Type, "url", secret.RedactURL(plainURL))
+	return display(out), nil
 }
 
 // UpdateChannel replaces a channel's settings with in's. Empty fields
@@ -56,6 +66,9 @@ func (s *Service) CreateChannel(ctx context.Context, in ChannelInput) (*image.Ch
 func (s *Service) UpdateChannel(ctx context.Context, id string, in ChannelInput) (*image.Channel, error) {
 	cur, err := s.store.Channel(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.openURL(ctx, cur); err != nil {
 		return nil, err
 	}
 	ch, key, err := normalizeChannel(in, cur)
@@ -67,22 +80,121 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, in ChannelInput)
 	if err != nil {
 		return nil, err
 	}
+	_, sealedURL, err := s.sealURL(&ch)
+	if err != nil {
+		return nil, err
+	}
+	// The record first: a refusal there (a name taken) changes nothing.
 	out, err := s.store.UpdateChannel(ctx, ch, sealed)
 	if err != nil {
 		return nil, err
 	}
+	if sealedURL != "" {
+		if err := s.store.SetChannelURL(ctx, id, sealedURL, ch.URL); err != nil {
+			return nil, err
+		}
+		out.URL = ch.URL
+	}
 	s.log.Info("channel updated", "channel", out.ID, "name", out.Name, "secret_changed", sealed != "")
-	return out, nil
+	return display(out), nil
 }
 
-// Channel returns one channel, without its secret.
+// Channel returns one channel, without its secret and with its URL
+// redacted.
 func (s *Service) Channel(ctx context.Context, id string) (*image.Channel, error) {
-	return s.store.Channel(ctx, id)
+	ch, err := s.store.Channel(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return display(ch), nil
 }
 
-// Channels lists the channels, without their secrets.
+// Channels lists the channels, without their secrets and with their URLs
+// redacted.
 func (s *Service) Channels(ctx context.Context) ([]image.Channel, error) {
-	return s.store.ListChannels(ctx)
+	list, err := s.store.ListChannels(ctx)
+	for i := range list {
+		display(&list[i])
+	}
+	return list, err
+}
+
+// display redacts a webhook channel's URL for answers: webhook URLs often
+// carry a token in their userinfo or query. Records keep the redacted form
+// already (the URL itself is sealed); this covers a record whose URL is not
+// sealed yet. A Slack channel's record only ever holds its scheme and host.
+func display(ch *image.Channel) *image.Channel {
+	if ch == nil || ch.Type != image.ChannelWebhook {
+		return ch
+	}
+	// RedactURL of an already redacted URL with userinfo does not parse
+	// ("[" in userinfo) and comes back whole-redacted: keep it then.
+	if r := secret.RedactURL(ch.URL); r != secret.Redacted {
+		ch.URL = r
+	}
+	return ch
+}
+
+// sealURL seals a webhook channel's URL and puts its redacted form in
+// ch.URL; it returns the URL and its sealed form ("" for other types).
+func (s *Service) sealURL(ch *image.Channel) (plain, sealed string, err error) {
+	if ch.Type != image.ChannelWebhook || ch.URL == "" {
+		return "", "", nil
+	}
+	plain = ch.URL
+	if sealed, err = s.sealer.Seal([]byte(plain)); err != nil {
+		return "", "", fmt.Errorf("sealing a channel url: %w", err)
+	}
+	ch.URL = secret.RedactURL(plain)
+	return plain, sealed, nil
+}
+
+// openURL puts a webhook channel's URL, opened, in ch.URL.
+func (s *Service) openURL(ctx context.Context, ch *image.Channel) error {
+	if ch.Type != image.ChannelWebhook {
+		return nil
+	}
+	sealed, err := s.store.ChannelURL(ctx, ch.ID)
+	if err != nil || sealed == "" {
+		return err
+	}
+	plain, err := s.sealer.Open(sealed)
+	if err != nil {
+		return failure("opening the channel's url: " + err.Error())
+	}
+	ch.URL = string(plain)
+	return nil
+}
+
+// SealChannelURLs seals the URL of every webhook channel stored before
+// URLs were sealed (migration 006) and leaves the redacted form in its
+// record. The gate runs it at start; it returns how many it sealed.
+func (s *Service) SealChannelURLs(ctx context.Context) (int, error) {
+	list, err := s.store.ListChannels(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ch := range list {
+		if ch.Type != image.ChannelWebhook || ch.URL == "" {
+			continue
+		}
+		if sealed, err := s.store.ChannelURL(ctx, ch.ID); err != nil || sealed != "" {
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
+		_, sealed, err := s.sealURL(&ch)
+		if err != nil {
+			return n, err
+		}
+		if err := s.store.SetChannelURL(ctx, ch.ID, sealed, ch.URL); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // DeleteChannel deletes a channel that no alert or subscription names.
@@ -119,6 +231,9 @@ type TestResult struct {
 func (s *Service) TestChannel(ctx context.Context, id string) (*TestResult, error) {
 	ch, err := s.store.Channel(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.openURL(ctx, ch); err != nil {
 		return nil, err
 	}
 	key, err := s.channelSecret(ctx, id)
@@ -174,6 +289,11 @@ func normalizeChannel(in ChannelInput, cur *image.Channel) (image.Channel, secre
 		}
 		if ch.Type != image.ChannelSlack {
 			keep(&ch.URL, cur.URL)
+			// The redacted URL answers and the console show, sent back
+			// unchanged, keeps the stored one.
+			if ch.Type == image.ChannelWebhook && strings.TrimSpace(ch.URL) == secret.RedactURL(cur.URL) {
+				ch.URL = cur.URL
+			}
 		}
 	}
 	ch.Name = strings.TrimSpace(ch.Name)

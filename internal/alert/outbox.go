@@ -112,6 +112,9 @@ func (s *Service) send(ctx context.Context, d image.Delivery) (image.SendResult,
 		}
 		return image.SendResult{}, "", err
 	}
+	if err := s.openURL(ctx, ch); err != nil {
+		return image.SendResult{}, "", err
+	}
 	key, err := s.channelSecret(ctx, ch.ID)
 	if err != nil {
 		return image.SendResult{}, "", err

@@ -63,6 +63,10 @@ type Registries struct {
 	// Changed, when set, is called after a record is added, changed or
 	// deleted (the pull path drops its cached credentials).
 	Changed func()
+	// CheckHost, when set, refuses a record whose host its type may not
+	// name (an awsecr record for a host that is not an ECR registry) with
+	// an image.EINVALID error; nothing is stored then.
+	CheckHost func(c image.RegistryCredential) error
 }
 
 // NewRegistries returns the service. checker may be nil when nothing is
@@ -85,7 +89,7 @@ const (
 // validate is false, and stores it with its password sealed. Nothing is
 // stored when any step fails.
 func (r *Registries) Add(ctx context.Context, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error) {
-	c, err := normalizeCredential(cred, password)
+	c, err := r.normalize(cred, password)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +163,7 @@ func (r *Registries) Update(ctx context.Context, registry string, cred image.Reg
 		}
 		effective = string(plain)
 	}
-	c, err := normalizeCredential(cred, effective)
+	c, err := r.normalize(cred, effective)
 	if err != nil {
 		return nil, err
 	}
@@ -320,6 +324,21 @@ func suggestRegistry(s string) string {
 		return image.CanonicalRegistry(host)
 	}
 	return image.CanonicalRegistry(host + "/" + path)
+}
+
+// normalize checks a record with normalizeCredential, then its host with
+// CheckHost.
+func (r *Registries) normalize(cred image.RegistryCredential, password string) (image.RegistryCredential, error) {
+	c, err := normalizeCredential(cred, password)
+	if err != nil {
+		return c, err
+	}
+	if r.CheckHost != nil {
+		if err := r.CheckHost(c); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
 }
 
 // normalizeCredential checks a record and fills its defaults. password

@@ -29,6 +29,8 @@ type Email struct {
 	HelloName string
 	// Now stamps the Date header; nil means time.Now.
 	Now func() time.Time
+	// Dial connects to the SMTP server; nil means a plain net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Default SMTP ports.
@@ -58,8 +60,11 @@ func (e Email) Send(ctx context.Context, ch image.Channel, password secret.Secre
 		return image.SendResult{}, err
 	}
 	addr := net.JoinHostPort(ch.SMTPHost, strconv.Itoa(port))
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	dial := e.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return image.SendResult{}, fmt.Errorf("connecting to %s: %w", addr, err)
 	}

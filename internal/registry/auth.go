@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -55,6 +56,9 @@ type AuthConfig struct {
 	Base http.RoundTripper
 	// ECR says how ECR tokens are minted.
 	ECR ECRConfig
+	// Guard says which private addresses are allowed; an awsecr record
+	// may name one of them instead of an ECR host. nil allows none.
+	Guard *netguard.Guard
 	// CacheTTL is how long credentials read from the source are used
 	// before they are read again; Invalidate drops them at once. 0 means
 	// 30 seconds.
@@ -160,9 +164,15 @@ func resourcePath(r authn.Resource) string {
 }
 
 // Match returns the credential whose registry is the longest prefix of
-// path ("host/repository") at a path boundary.
+// path ("host/repository") segment by segment. A path with an empty or dot
+// segment ("host/team-a/../team-b") matches nothing.
 func Match(creds []Credential, path string) (Credential, bool) {
 	path = image.CanonicalRegistry(path)
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return Credential{}, false
+		}
+	}
 	best, found := Credential{}, false
 	for _, c := range creds {
 		r := image.CanonicalRegistry(c.Registry)
@@ -177,6 +187,9 @@ func Match(creds []Credential, path string) (Credential, bool) {
 
 func (a *Auth) authenticator(ctx context.Context, c Credential) (authn.Authenticator, error) {
 	if c.Type == image.RegistryTypeAWSECR {
+		if err := CheckECRHost(c.Host(), a.cfg.Guard); err != nil {
+			return nil, err
+		}
 		user, pass, err := a.ecr.Token(ctx, c)
 		if err != nil {
 			return nil, err

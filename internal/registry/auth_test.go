@@ -76,6 +76,8 @@ func TestMatchLongestPrefix(t *testing.T) {
 		{name: "registry only", path: "quay.io", want: "quay"},
 		{name: "no match", path: "ghcr.io/team/app", want: ""},
 		{name: "host is not a prefix of another host", path: "gcr.io.evil.example/proj/app", want: ""},
+		{name: "no dot segment", path: "gcr.io/proj/team/../other/app", want: ""},
+		{name: "no empty segment", path: "gcr.io/proj//app", want: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

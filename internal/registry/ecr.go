@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -85,6 +86,18 @@ func ECRRegion(host string) string {
 	return m[2]
 }
 
+// CheckECRHost refuses an awsecr registry host that is neither an ECR
+// registry (<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn], or the
+// dual-stack <account>.dkr-ecr[-fips].<region>.on.aws) nor an IP address in
+// a private network the guard allows: the gate's own ECR token goes to
+// that host.
+func CheckECRHost(host string, guard *netguard.Guard) error {
+	if ECRRegion(host) != "" || guard.AllowedPrivate(host) {
+		return nil
+	}
+	return image.Errorf(image.EINVALID, "awsecr registry %q is not an Amazon ECR host: write <account>.dkr.ecr.<region>.amazonaws.com (or .amazonaws.com.cn, dkr.ecr-fips, dkr-ecr.<region>.on.aws), or, for a private endpoint, an IP address in a network allowed with %s", host, netguard.AllowFlag)
+}
+
 // renewMargin is how long before expiry a token is renewed: ten minutes,
 // or half the token's life when that is shorter.
 func renewMargin(life time.Duration) time.Duration {
@@ -103,8 +116,10 @@ func (e *ECRTokens) Token(ctx context.Context, c Credential) (string, secret.Sec
 	if region == "" {
 		return "", "", fmt.Errorf("cannot tell the AWS region of ECR registry %s: its host is not <account>.dkr.ecr.<region>.amazonaws.com", host)
 	}
+	// A token serves one registry host: the key names it, so a token
+	// minted for one host is never handed to another.
 	sum := sha256.Sum256([]byte(c.Password))
-	key := region + "\x00" + c.Username + "\x00" + hex.EncodeToString(sum[:])
+	key := host + "\x00" + region + "\x00" + c.Username + "\x00" + hex.EncodeToString(sum[:])
 
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/registry/registrytest"
 )
 
@@ -193,7 +195,7 @@ func TestECRPull(t *testing.T) {
 	ref := registrytest.Push(t, srv.Host, "team/app:v1", "pusher", "push", randomImage(t), nil)
 	const secretKey = "ecr-secret-access-key-do-not-leak"
 	cred := Credential{Registry: srv.Host, Type: image.RegistryTypeAWSECR, Username: "AKIDPULL", Password: secretKey, VerifyTLS: true}
-	auth := NewAuth(static(cred), AuthConfig{ECR: ECRConfig{Endpoint: fake.URL, Region: "eu-central-1", Now: clock.Now}})
+	auth := NewAuth(static(cred), AuthConfig{Guard: loopback, ECR: ECRConfig{Endpoint: fake.URL, Region: "eu-central-1", Now: clock.Now}})
 
 	if err := auth.Login(context.Background(), cred); err != nil {
 		t.Fatalf("Login: %v", err)
@@ -219,12 +221,12 @@ func TestECRPull(t *testing.T) {
 
 	bad := cred
 	bad.Username = "AKIDBAD"
-	err := NewAuth(static(), AuthConfig{ECR: ECRConfig{Endpoint: fake.URL, Region: "eu-central-1"}}).Login(context.Background(), bad)
+	err := NewAuth(static(), AuthConfig{Guard: loopback, ECR: ECRConfig{Endpoint: fake.URL, Region: "eu-central-1"}}).Login(context.Background(), bad)
 	if err == nil || image.ErrorCode(err) != image.EINVALID || !strings.Contains(err.Error(), srv.Host) ||
 		!strings.Contains(err.Error(), "UnrecognizedClientException") || strings.Contains(err.Error(), secretKey) {
 		t.Fatalf("Login with a bad access key: %v", err)
 	}
-	noRegion := NewAuth(static(), AuthConfig{ECR: ECRConfig{Endpoint: fake.URL}}).Login(context.Background(), cred)
+	noRegion := NewAuth(static(), AuthConfig{Guard: loopback, ECR: ECRConfig{Endpoint: fake.URL}}).Login(context.Background(), cred)
 	if noRegion == nil || !strings.Contains(noRegion.Error(), "region") {
 		t.Fatalf("Login without a region: %v", noRegion)
 	}
@@ -248,5 +250,74 @@ func TestECRAutoUsesDefaultChain(t *testing.T) {
 	}
 	if calls := fake.Calls(); len(calls) != 1 || calls[0] != (ecrCall{"AKIDFROMENV", "ap-southeast-2"}) {
 		t.Fatalf("ECR calls %+v", calls)
+	}
+}
+
+// loopback allows the test registries on 127.0.0.1 as private endpoints.
+var loopback = netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+
+// TestECRHostMustBeECR: an awsecr record for a host that is not an ECR
+// registry (nor an allowed private endpoint) never gets the gate's token,
+// and no token is minted for it.
+func TestECRHostMustBeECR(t *testing.T) {
+	noAWSEnvironment(t)
+	clock := &fakeClock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	fake := newFakeECR(t, clock, time.Hour)
+	tests := []struct {
+		name  string
+		host  string
+		guard *netguard.Guard
+		ok    bool
+	}{
+		{name: "ecr", host: "123456789012.dkr.ecr.us-west-2.amazonaws.com", ok: true},
+		{name: "ecr china", host: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", ok: true},
+		{name: "ecr fips", host: "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", ok: true},
+		{name: "ecr dual-stack", host: "123456789012.dkr-ecr.us-east-1.on.aws", ok: true},
+		{name: "lookalike", host: "123456789012.dkr.ecr.us-west-2.amazonaws.com.evil.example"},
+		{name: "any host", host: "registry.evil.example"},
+		{name: "private endpoint not allowed", host: "127.0.0.1:5000"},
+		{name: "allowed private endpoint", host: "127.0.0.1:5000", guard: loopback, ok: true},
+		{name: "allowance is for addresses", host: "localhost:5000", guard: loopback},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckECRHost(tt.host, tt.guard)
+			if tt.ok != (err == nil) {
+				t.Fatalf("CheckECRHost(%q) = %v, want ok %v", tt.host, err, tt.ok)
+			}
+			if err != nil && (!strings.Contains(err.Error(), "dkr.ecr.<region>.amazonaws.com") || !strings.Contains(err.Error(), "--allow-private-networks")) {
+				t.Errorf("refusal %q does not say what a host must be", err)
+			}
+		})
+	}
+	before := fake.Calls()
+	auth := NewAuth(static(Credential{Registry: "registry.evil.example", Type: image.RegistryTypeAWSECR, Username: "AKIDEXAMPLE", Password: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
+		AuthConfig{ECR: ECRConfig{Endpoint: fake.URL, Region: "us-west-2", Now: clock.Now}})
+	ref, _ := name.ParseReference("registry.evil.example/team/app:v1")
+	if _, err := auth.Keychain().Resolve(ref.Context()); err == nil || !strings.Contains(err.Error(), "not an Amazon ECR host") {
+		t.Fatalf("keychain for a non-ECR awsecr host = %v, want a refusal", err)
+	}
+	if len(fake.Calls()) != len(before) {
+		t.Fatalf("a token was minted for a non-ECR host")
+	}
+}
+
+// TestECRTokenCacheKeyedByHost: two ECR registries with the same keys in
+// the same region each get their own token.
+func TestECRTokenCacheKeyedByHost(t *testing.T) {
+	noAWSEnvironment(t)
+	clock := &fakeClock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	fake := newFakeECR(t, clock, time.Hour)
+	tokens := NewECRTokens(ECRConfig{Endpoint: fake.URL, Now: clock.Now})
+	var got []string
+	for _, host := range []string{"111111111111.dkr.ecr.us-west-2.amazonaws.com", "222222222222.dkr.ecr.us-west-2.amazonaws.com"} {
+		_, pass, err := tokens.Token(context.Background(), Credential{Registry: host, Type: image.RegistryTypeAWSECR, Username: "AKIDEXAMPLE", Password: "same-secret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(pass))
+	}
+	if tokens.Mints() != 2 || got[0] == got[1] {
+		t.Fatalf("tokens %v after %d mints: want one token per host", got, tokens.Mints())
 	}
 }

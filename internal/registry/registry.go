@@ -11,10 +11,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/netguard"
 )
 
 // Config says how the client talks to registries and how much it pulls.
@@ -41,6 +44,9 @@ type Config struct {
 	MaxImageSize int64
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Log receives registry errors in full (callers get them without the
+	// registry's answer); nil means discard.
+	Log *slog.Logger
 }
 
 // DefaultConfig returns linux/amd64, anonymous access, 2 GiB a layer and
@@ -64,12 +70,18 @@ func New(cfg Config) *Client {
 	if cfg.Platform.OS == "" {
 		cfg.Platform = DefaultConfig().Platform
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	return &Client{cfg: cfg}
 }
 
 // ParseReference parses a tag or digest reference such as
 // "host/repo:tag" or "host/repo@sha256:...". A missing registry means
-// docker.io and a missing tag means latest.
+// docker.io and a missing tag means latest. The reference must follow the
+// distribution reference grammar (github.com/distribution/reference):
+// lowercase path components joined by single separators, so no empty or
+// dot segment ("team-a/../team-b") can reach a credential match.
 func ParseReference(s string) (name.Reference, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -78,12 +90,18 @@ func ParseReference(s string) (name.Reference, error) {
 	if strings.Contains(s, "://") {
 		return nil, image.Errorf(image.EINVALID, "invalid image reference %q: write it without a scheme, as host/repository:tag", s)
 	}
+	if _, err := reference.ParseNormalizedNamed(s); err != nil {
+		return nil, image.Errorf(image.EINVALID, "invalid image reference %q: %v (%s)", s, err, grammar)
+	}
 	ref, err := name.ParseReference(s)
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "invalid image reference %q: %v", s, err)
+		return nil, image.Errorf(image.EINVALID, "invalid image reference %q: %v (%s)", s, err, grammar)
 	}
 	return ref, nil
 }
+
+// grammar is the reference grammar, in words, for refusals.
+const grammar = "want host[:port]/path/name[:tag][@sha256:digest], path components of lowercase letters and digits joined by single ., _, __ or -"
 
 // FullTag returns the normalised "registry/repository:tag" of a tag
 // reference the way Anchore spells it: docker.io when no registry is named,
@@ -137,17 +155,17 @@ func (c *Client) options(ctx context.Context) []remote.Option {
 func (c *Client) Resolve(ctx context.Context, ref name.Reference) (Resolved, error) {
 	desc, err := remote.Get(ref, c.options(ctx)...)
 	if err != nil {
-		return Resolved{}, describe(ref, err)
+		return Resolved{}, c.describe(ref, err)
 	}
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return Resolved{}, describe(ref, err)
+			return Resolved{}, c.describe(ref, err)
 		}
 		m, err := idx.IndexManifest()
 		if err != nil {
-			return Resolved{}, describe(ref, err)
+			return Resolved{}, c.describe(ref, err)
 		}
 		var seen []string
 		for _, d := range m.Manifests {
@@ -164,11 +182,11 @@ func (c *Client) Resolve(ctx context.Context, ref name.Reference) (Resolved, err
 	case desc.MediaType.IsImage():
 		img, err := desc.Image()
 		if err != nil {
-			return Resolved{}, describe(ref, err)
+			return Resolved{}, c.describe(ref, err)
 		}
 		m, err := img.Manifest()
 		if err != nil {
-			return Resolved{}, describe(ref, err)
+			return Resolved{}, c.describe(ref, err)
 		}
 		if !isImageConfig(m.Config.MediaType) {
 			return Resolved{}, image.Errorf(image.EINVALID, "%s is not a container image: its config media type is %q", ref, m.Config.MediaType)
@@ -189,7 +207,7 @@ func (c *Client) Pull(ctx context.Context, r Resolved, dir string) (v1.Image, er
 	dref := r.Ref.Context().Digest(r.Digest)
 	img, err := remote.Image(dref, c.options(ctx)...)
 	if err != nil {
-		return nil, describe(r.Ref, err)
+		return nil, c.describe(r.Ref, err)
 	}
 	if err := c.CheckSize(img); err != nil {
 		return nil, err
@@ -199,7 +217,7 @@ func (c *Client) Pull(ctx context.Context, r Resolved, dir string) (v1.Image, er
 		return nil, fmt.Errorf("creating layout %q: %w", dir, err)
 	}
 	if err := p.AppendImage(img); err != nil {
-		return nil, describe(r.Ref, err)
+		return nil, c.describe(r.Ref, err)
 	}
 	return img, nil
 }
@@ -224,15 +242,24 @@ func (c *Client) CheckSize(img v1.Image) error {
 	return nil
 }
 
+// Unreachable is the one answer callers get when the gate cannot connect
+// to a registry: a closed port, a filtered one and an address the private
+// network guard refuses look alike, so submissions cannot map the gate's
+// networks. The cause is logged.
+const Unreachable = "cannot connect to it (closed, filtered, or in a private network, which needs " + netguard.AllowFlag + "); the gate's log has the cause"
+
 // describe turns a registry error into an *image.Error whose message names
-// the reference and the registry's answer.
-func describe(ref name.Reference, err error) error {
+// the reference and what failed, never the registry's answer body (a
+// reference may point at any HTTP service): the full error is logged.
+func (c *Client) describe(ref name.Reference, err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	reg := ref.Context().RegistryStr()
+	c.cfg.Log.Warn("registry request failed", "registry", reg, "ref", ref.String(), "err", err)
 	// A TLS failure first: the plain-HTTP fallback of a loopback registry
 	// adds a less telling error beside it.
 	var uaErr x509.UnknownAuthorityError
@@ -240,33 +267,33 @@ func describe(ref name.Reference, err error) error {
 	var certErr *tls.CertificateVerificationError
 	if errors.As(err, &uaErr) || errors.As(err, &hostErr) || errors.As(err, &certErr) {
 		return image.Errorf(image.EINVALID, "registry %s of %s: its TLS certificate is not trusted (%s): store its CA as the ca_cert of its registry credentials, or set verify_tls: false",
-			ref.Context().RegistryStr(), ref, tlsReason(err))
+			reg, ref, tlsReason(err))
 	}
 	var terr *transport.Error
 	if errors.As(err, &terr) {
 		for _, d := range terr.Errors {
 			switch d.Code {
 			case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode:
-				return image.Errorf(image.EINVALID, "%s not found in registry %s: %s", ref, ref.Context().RegistryStr(), d.Message)
+				return image.Errorf(image.EINVALID, "%s not found in registry %s (%s)", ref, reg, d.Code)
 			case transport.UnauthorizedErrorCode, transport.DeniedErrorCode:
-				return image.Errorf(image.EINVALID, "registry %s refused access to %s: %s", ref.Context().RegistryStr(), ref, d.Message)
+				return image.Errorf(image.EINVALID, "registry %s refused access to %s (%s)", reg, ref, d.Code)
 			}
 		}
 		switch terr.StatusCode {
 		case http.StatusNotFound:
-			return image.Errorf(image.EINVALID, "%s not found in registry %s", ref, ref.Context().RegistryStr())
+			return image.Errorf(image.EINVALID, "%s not found in registry %s", ref, reg)
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return image.Errorf(image.EINVALID, "registry %s refused access to %s (HTTP %d)", ref.Context().RegistryStr(), ref, terr.StatusCode)
+			return image.Errorf(image.EINVALID, "registry %s refused access to %s (HTTP %d)", reg, ref, terr.StatusCode)
 		}
-		return image.Errorf(image.EINVALID, "registry %s answered for %s: %v", ref.Context().RegistryStr(), ref, terr)
+		return image.Errorf(image.EINVALID, "registry %s answered HTTP %d for %s; the gate's log has its answer", reg, terr.StatusCode, ref)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return image.Errorf(image.EINVALID, "registry host %q of %s cannot be resolved: %v", ref.Context().RegistryStr(), ref, dnsErr)
+		return image.Errorf(image.EINVALID, "registry host %q of %s cannot be resolved", reg, ref)
 	}
 	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		return image.Errorf(image.EINVALID, "registry %s of %s is unreachable: %v", ref.Context().RegistryStr(), ref, opErr)
+	if errors.As(err, &opErr) || errors.Is(err, netguard.ErrRefused) {
+		return image.Errorf(image.EINVALID, "registry %s of %s: %s", reg, ref, Unreachable)
 	}
 	return image.Errorf(image.EINVALID, "pulling %s: %v", ref, err)
 }

@@ -45,6 +45,13 @@ func TestParseReference(t *testing.T) {
 		{name: "scheme", in: "https://host/repo:tag", wantErr: "without a scheme"},
 		{name: "bad chars", in: "Host/UPPER:tag", wantErr: "invalid image reference"},
 		{name: "bad tag", in: "repo:tag:more", wantErr: "invalid image reference"},
+		{name: "dot-dot segment", in: "host.example/team-a/../team-b/app:1", wantErr: "path components"},
+		{name: "dot segment", in: "host.example/team-a/./app:1", wantErr: "path components"},
+		{name: "empty segment", in: "host.example/team-a//app:1", wantErr: "invalid image reference"},
+		{name: "leading separator", in: "host.example/-team/app:1", wantErr: "invalid image reference"},
+		{name: "double dot in component", in: "host.example/team..a/app:1", wantErr: "invalid image reference"},
+		{name: "tag too long", in: "host.example/app:" + strings.Repeat("t", 129), wantErr: "invalid image reference"},
+		{name: "separators", in: "host.example/team_a/app.x__y-z:v1.2_3-rc", fullTag: "host.example/team_a/app.x__y-z:v1.2_3-rc"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,4 +179,46 @@ func TestPullLimits(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "over the limit") {
 		t.Fatalf("Pull error = %v, want a size limit error", err)
 	}
+}
+
+// FuzzParseReference: whatever ParseReference accepts has a repository of
+// distribution path components only (no empty or dot segment), and a
+// credential for "host/team-a" matches it only when its path starts with
+// the segment team-a.
+func FuzzParseReference(f *testing.F) {
+	for _, s := range []string{
+		"nginx", "library/nginx:1", "127.0.0.1:5000/team-a/app:v1", "host.example/team-a/../team-b/app:1",
+		"host.example/team-ab/app", "quay.io/a/b@sha256:" + strings.Repeat("a", 64), "host.example/team-a/app:1@sha256:" + strings.Repeat("b", 64),
+		"[::1]:5000/team-a/x", "Host/UPPER:tag", "a/./b", "a//b", "localhost/team-a",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ref, err := ParseReference(s)
+		if err != nil {
+			if image.ErrorCode(err) != image.EINVALID {
+				t.Fatalf("ParseReference(%q) error %v is not EINVALID", s, err)
+			}
+			return
+		}
+		repo := ref.Context().RepositoryStr()
+		for _, seg := range strings.Split(repo, "/") {
+			if seg == "" || seg == "." || seg == ".." || strings.HasPrefix(seg, ".") {
+				t.Fatalf("ParseReference(%q) accepted repository %q with segment %q", s, repo, seg)
+			}
+		}
+		host := ref.Context().RegistryStr()
+		path := host + "/" + repo
+		creds := []Credential{{Registry: host + "/team-a", Username: "a"}}
+		_, ok := Match(creds, path)
+		want := strings.HasPrefix(repo, "team-a/") || repo == "team-a"
+		if ok != want {
+			t.Fatalf("Match(host/team-a, %q) = %v, want %v", path, ok, want)
+		}
+		if full := FullTag(s, ref); full != "" {
+			if _, err := ParseReference(full); err != nil {
+				t.Fatalf("FullTag %q of %q does not parse again: %v", full, s, err)
+			}
+		}
+	})
 }

@@ -158,7 +158,9 @@ func Start(dbArchive string) (*Gate, error) {
 	}
 	g := &Gate{URL: "http://" + addr, Bin: bin, DataDir: data, log: &syncWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
 	g.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", data, "--db-update-url", "",
-		"--log-level", "warn", "--workers", "4", "--analysis-timeout", "2m")
+		"--log-level", "warn", "--workers", "4", "--analysis-timeout", "2m",
+		// The test registries and webhooks listen on 127.0.0.1.
+		"--allow-private-networks", "127.0.0.0/8")
 	g.cmd.Env = append(os.Environ(), "GATE_ADMIN_TOKEN="+AdminToken)
 	g.cmd.SysProcAttr = dieWithParent()
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log

@@ -146,6 +146,32 @@ func (s *DB) ChannelSecret(ctx context.Context, id string) (string, error) {
 	return sealed, nil
 }
 
+// SetChannelURL stores a channel's sealed URL and the redacted form its
+// record shows.
+func (s *DB) SetChannelURL(ctx context.Context, id, sealed, display string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE channels SET url_sealed = ?, config = json_set(config, '$.url', ?) WHERE id = ?`, sealed, display, id)
+	if err != nil {
+		return fmt.Errorf("storing the url of channel %q: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound("channel", id)
+	}
+	return nil
+}
+
+// ChannelURL returns a channel's sealed URL ("" when it has none sealed).
+func (s *DB) ChannelURL(ctx context.Context, id string) (string, error) {
+	var sealed string
+	err := s.db.QueryRowContext(ctx, `SELECT url_sealed FROM channels WHERE id = ?`, id).Scan(&sealed)
+	if isNoRows(err) {
+		return "", notFound("channel", id)
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the url of channel %q: %w", id, err)
+	}
+	return sealed, nil
+}
+
 // ListChannels returns every channel, by name.
 func (s *DB) ListChannels(ctx context.Context) ([]image.Channel, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+channelCols+` FROM channels ORDER BY name`)
@@ -197,9 +223,20 @@ func (s *DB) DeleteChannel(ctx context.Context, id string) error {
 	})
 }
 
-// resealChannels re-seals the secret of every channel inside a rotation.
+// resealChannels re-seals the secret and the URL of every channel inside a
+// rotation.
 func resealChannels(ctx context.Context, tx *sql.Tx, fn func(sealed string) (string, error)) (int, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, secret_sealed FROM channels WHERE secret_sealed <> '' ORDER BY id`)
+	n, err := resealColumn(ctx, tx, "secret_sealed", "secret", fn)
+	if err != nil {
+		return 0, err
+	}
+	m, err := resealColumn(ctx, tx, "url_sealed", "url", fn)
+	return n + m, err
+}
+
+// resealColumn re-seals one sealed column of channels; col is one of ours.
+func resealColumn(ctx context.Context, tx *sql.Tx, col, what string, fn func(sealed string) (string, error)) (int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, `+col+` FROM channels WHERE `+col+` <> '' ORDER BY id`)
 	if err != nil {
 		return 0, err
 	}
@@ -220,9 +257,9 @@ func resealChannels(ctx context.Context, tx *sql.Tx, fn func(sealed string) (str
 	for _, r := range recs {
 		resealed, err := fn(r.sealed)
 		if err != nil {
-			return 0, fmt.Errorf("re-sealing the secret of channel %q: %w", r.id, err)
+			return 0, fmt.Errorf("re-sealing the %s of channel %q: %w", what, r.id, err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE channels SET secret_sealed = ? WHERE id = ?`, resealed, r.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE channels SET `+col+` = ? WHERE id = ?`, resealed, r.id); err != nil {
 			return 0, err
 		}
 	}

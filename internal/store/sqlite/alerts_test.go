@@ -68,12 +68,21 @@ func TestChannelsAndAlerts(t *testing.T) {
 		t.Errorf("subscription channels = %v", m)
 	}
 	db.UpdateChannel(ctx, *mail, "sealed-2")
+	if err := db.SetChannelURL(ctx, mail.ID, "sealed-url", "https://hooks.example/x?token=[REDACTED]"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := db.Channel(ctx, mail.ID); c.URL != "https://hooks.example/x?token=[REDACTED]" {
+		t.Errorf("channel url after SetChannelURL = %q, want the redacted form", c.URL)
+	}
 	n, err := db.ResealSecrets(ctx, func(s string) (string, error) { return "new-" + s, nil })
-	if err != nil || n != 1 {
-		t.Fatalf("reseal = %d %v", n, err)
+	if err != nil || n != 2 {
+		t.Fatalf("reseal = %d %v, want the channel secret and the url", n, err)
 	}
 	if s, _ := db.ChannelSecret(ctx, mail.ID); s != "new-sealed-2" {
 		t.Errorf("resealed channel secret = %q", s)
+	}
+	if s, _ := db.ChannelURL(ctx, mail.ID); s != "new-sealed-url" {
+		t.Errorf("resealed channel url = %q", s)
 	}
 	if err := db.DeleteSubscription(ctx, sub.ID); err != nil {
 		t.Fatal(err)
