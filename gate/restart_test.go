@@ -106,7 +106,7 @@ func TestRestartResumesQueue(t *testing.T) {
 	blobRequests.Store(0)
 
 	addr := freePort(t)
-	args := []string{"serve", "--addr", addr, "--data", data, "--db-update-url", "", "--workers", "1", "--log-level", "warn"}
+	args := []string{"serve", "--addr", addr, "--data", data, "--db-update-url", "", "--workers", "1", "--log-level", "warn", "--job-lease", "3s"}
 	first := gateProcess(t, args...)
 	c := client.New("http://"+addr, testToken, nil)
 	waitFor(t, "the first gate", 30*time.Second, func() bool {

@@ -50,6 +50,10 @@ type Config struct {
 	// MetricsPublic serves /metrics without a token
 	// (GATE_METRICS_PUBLIC); by default it needs one, of either role.
 	MetricsPublic bool
+	// JobLease is how long a claim on an analysis holds without a
+	// heartbeat; JobAttempts bounds the claims of one image.
+	JobLease    time.Duration
+	JobAttempts int
 	// Alerts configures subscriptions' tag polling and alert deliveries.
 	Alerts AlertConfig
 	// HTTP bounds request bodies, concurrent uploads and connection times.
@@ -71,6 +75,8 @@ func DefaultConfig() Config {
 		LogLevel:         "info",
 		Alerts:           defaultAlertConfig(),
 		HTTP:             defaultHTTPConfig(),
+		JobLease:         time.Minute,
+		JobAttempts:      3,
 	}
 }
 
@@ -80,6 +86,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data", d.DataDir, "data directory (SQLite file, vulnerability DB, work space)")
 	fs.IntVar(&c.Workers, "workers", d.Workers, "concurrent analyses")
 	fs.DurationVar(&c.AnalysisTimeout, "analysis-timeout", d.AnalysisTimeout, "time limit of one analysis")
+	fs.DurationVar(&c.JobLease, "job-lease", d.JobLease, "how long a claimed analysis holds without a heartbeat; the work of a gate that died is taken again after it")
+	fs.IntVar(&c.JobAttempts, "job-attempts", d.JobAttempts, "claims of one image before it fails with the reason of its last interrupted attempt")
 	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
 	fs.StringVar(&c.DBUpdateURL, "db-update-url", d.DBUpdateURL, "vulnerability DB listing (latest.json) to update from; empty: never")
@@ -212,7 +220,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	metrics := server.NewMetrics(m.Store.QueueDepth, func() time.Time { return m.VulnDB.Info().Built })
 	m.Analysis = analysis.New(analysis.Config{
-		Workers: c.Workers, Timeout: c.AnalysisTimeout,
+		Workers: c.Workers, Timeout: c.AnalysisTimeout, Lease: c.JobLease, MaxAttempts: c.JobAttempts,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
 		Now: m.Now,
 	}, m.Store, reg, catalogAdapter{}, m.VulnDB, analysis.Observer{
