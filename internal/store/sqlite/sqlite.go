@@ -40,7 +40,11 @@ func WithClock(now func() time.Time) Option { return sqlstore.WithClock(now) }
 
 // Dialect is SQLite's: "?" placeholders, no row locks (one connection
 // serialises writers), no migration lock (one process owns the file).
-var Dialect = sqlstore.Dialect{Name: "sqlite", Migrations: migrationFS}
+var Dialect = sqlstore.Dialect{
+	Name:        "sqlite",
+	Migrations:  migrationFS,
+	TablesQuery: `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`,
+}
 
 // Open opens (creating if needed, with mode 0600) the SQLite file at path
 // and migrates it. SQLite gives its -wal and -shm files the database

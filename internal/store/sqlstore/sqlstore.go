@@ -39,6 +39,8 @@ type Dialect struct {
 	MigrationLock string
 	// Migrations holds the ordered .sql files under migrations/.
 	Migrations fs.FS
+	// TablesQuery lists the names of the store's tables.
+	TablesQuery string
 }
 
 // DB is the store over one database/sql handle.
