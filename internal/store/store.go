@@ -30,13 +30,11 @@ type Store interface {
 }
 
 // Admin is what the gate's own commands use: the first admin token, key
-// rotation, health, shutdown.
+// rotation, shutdown.
 type Admin interface {
 	CreateToken(ctx context.Context, t image.Token, hash string) error
 	CountTokens(ctx context.Context) (int, error)
 	// ResealSecrets rewrites every sealed secret with fn, all or nothing.
 	ResealSecrets(ctx context.Context, fn func(sealed string) (string, error)) (int, error)
-	// Ping checks that the database answers.
-	Ping(ctx context.Context) error
 	Close() error
 }

@@ -15,7 +15,7 @@ var Tables = []string{
 	"policies", "policy_versions", "evaluations",
 	"registries", "subscriptions", "channels", "alerts", "alert_channels", "subscription_channels",
 	"deliveries", "delivery_attempts",
-	"runtime_clusters", "runtime_containers", "vulnerability_changes", "tag_digests",
+	"runtime_clusters", "runtime_containers", "vulnerability_changes", "tag_digests", "rounds",
 }
 
 // TableCount is what Copy did with one table.

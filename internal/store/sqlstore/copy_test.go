@@ -59,6 +59,8 @@ func fill(t *testing.T, db store.Store) {
 	must(db.ReplaceInventory(ctx, image.RuntimeInventory{Cluster: "c", ObservedAt: t0, Containers: []image.RuntimeContainer{{Namespace: "n", Pod: "p", Container: "c", Image: "r/x:1"}}}))
 	must(db.SaveVulnerabilityChange(ctx, image.VulnerabilityChange{Digest: "sha256:a", DBBuilt: t0, ChangedAt: t0}))
 	must(db.SetTagDigest(ctx, "r/x:1", "sha256:a", "", t0))
+	_, err = db.ClaimRound(ctx, "tag-poll", t0, time.Minute)
+	must(err)
 }
 
 // TestCopySQLiteToPostgres copies a store that uses every table from

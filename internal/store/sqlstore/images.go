@@ -21,14 +21,22 @@ func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.
 		return nil, false, err
 	}
 	err = s.tx(ctx, func(tx *Tx) error {
+		// Insert-if-missing first: of gates submitting one new digest at
+		// once, one inserts and the others wait for it and find the row.
+		res, err := tx.ExecContext(ctx, `INSERT INTO images (digest, source, pull_ref, index_digest, status, dockerfile, annotations, created_at, updated_at, queued_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
+			sub.Digest, sub.Source, sub.PullRef, sub.IndexDigest, image.StatusQueued, sub.Dockerfile, string(ann), now, now, now)
+		if err != nil {
+			return err
+		}
 		var status string
-		err := tx.QueryRowContext(ctx, `SELECT status FROM images WHERE digest = ?`, sub.Digest).Scan(&status)
-		switch {
-		case isNoRows(err):
+		if n, _ := res.RowsAffected(); n == 1 {
 			queued = true
-			_, err = tx.ExecContext(ctx, `INSERT INTO images (digest, source, pull_ref, index_digest, status, dockerfile, annotations, created_at, updated_at, queued_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				sub.Digest, sub.Source, sub.PullRef, sub.IndexDigest, image.StatusQueued, sub.Dockerfile, string(ann), now, now, now)
+		} else {
+			err = tx.QueryRowContext(ctx, `SELECT status FROM images WHERE digest = ?`, sub.Digest).Scan(&status)
+		}
+		switch {
+		case queued:
 		case err != nil:
 			return err
 		default:

@@ -14,18 +14,18 @@ import (
 func (s *DB) SavePolicy(ctx context.Context, id, name string, bundle []byte, activate bool) (*image.PolicyRecord, error) {
 	now := s.now()
 	err := s.tx(ctx, func(tx *Tx) error {
-		var version int
-		err := tx.QueryRowContext(ctx, `SELECT version FROM policies WHERE id = ?`, id).Scan(&version)
-		switch {
-		case isNoRows(err):
-			version = 1
-			_, err = tx.ExecContext(ctx, `INSERT INTO policies (id, name, active, version, created_at, updated_at) VALUES (?, ?, 0, ?, ?, ?)`,
-				id, name, version, now, now)
-		case err == nil:
-			version++
-			_, err = tx.ExecContext(ctx, `UPDATE policies SET name = ?, version = ?, updated_at = ? WHERE id = ?`, name, version, now, id)
+		// Insert-if-missing then increment: the UPDATE locks the row, so
+		// gates saving the same policy at once (two replicas installing the
+		// default at their first start) each get their own version.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO policies (id, name, active, version, created_at, updated_at) VALUES (?, ?, 0, 0, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, id, name, now, now); err != nil {
+			return err
 		}
-		if err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE policies SET name = ?, version = version + 1, updated_at = ? WHERE id = ?`, name, now, id); err != nil {
+			return err
+		}
+		var version int
+		if err := tx.QueryRowContext(ctx, `SELECT version FROM policies WHERE id = ?`, id).Scan(&version); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO policy_versions (policy_id, version, bundle, created_at) VALUES (?, ?, ?, ?)`,

@@ -368,3 +368,50 @@ func testTokens(t *testing.T, db store.Store, _ *Clock) {
 		t.Errorf("count = %d", n)
 	}
 }
+
+func testRounds(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	claim := func(at time.Time) bool {
+		t.Helper()
+		ok, err := db.ClaimRound(ctx, "tag-poll", at, 9*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !claim(t0) {
+		t.Fatal("the first round was not claimed")
+	}
+	if claim(t0.Add(3 * time.Minute)) {
+		t.Error("a replica ticking 3 minutes later claimed the same round")
+	}
+	if !claim(t0.Add(9 * time.Minute)) {
+		t.Error("the next round was not claimed")
+	}
+	if ok, _ := db.ClaimRound(ctx, "other", t0.Add(9*time.Minute), 9*time.Minute); !ok {
+		t.Error("another kind of work shares the round")
+	}
+	// Of replicas claiming together, one wins.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := db.ClaimRound(ctx, "tag-poll", t0.Add(20*time.Minute), 9*time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Errorf("%d of 4 concurrent claims won the round", won)
+	}
+}

@@ -56,12 +56,14 @@ func Run(t *testing.T, open Opener) {
 		run  func(t *testing.T, db store.Store, clock *Clock)
 	}{
 		{"SubmitDedupesByDigest", testSubmitDedupes},
+		{"ConcurrentSubmits", testConcurrentSubmits},
 		{"ImagesListAndDelete", testImagesListAndDelete},
 		{"ClaimIsExclusive", testClaimIsExclusive},
 		{"Leases", testLeases},
 		{"AttemptsLimit", testAttemptsLimit},
 		{"AnalysisRoundTrip", testAnalysisRoundTrip},
 		{"PolicyVersionsAndActive", testPolicyVersions},
+		{"ConcurrentPolicySaves", testConcurrentPolicySaves},
 		{"Evaluations", testEvaluations},
 		{"RegistriesCRUD", testRegistriesCRUD},
 		{"ResealIsAllOrNothing", testResealAllOrNothing},
@@ -73,6 +75,7 @@ func Run(t *testing.T, open Opener) {
 		{"ImageOriginAndMetadata", testOriginAndMetadata},
 		{"RuntimeInventory", testRuntimeInventory},
 		{"Tokens", testTokens},
+		{"Rounds", testRounds},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,6 +137,35 @@ func testSubmitDedupes(t *testing.T, db store.Store, _ *Clock) {
 	sub.Force = false
 	if _, queued, _ := db.SubmitImage(ctx, sub); !queued {
 		t.Fatal("a failed image was not queued again")
+	}
+}
+
+// testConcurrentSubmits: clients of several gates submitting one new
+// digest at once all succeed, and exactly one of them queues it.
+func testConcurrentSubmits(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	queuedBy := 0
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, queued, err := db.SubmitImage(ctx, image.Submission{Digest: "sha256:a", Tag: fmt.Sprintf("r/x:%d", i), Source: "registry"})
+			if err != nil {
+				t.Error(err)
+			}
+			if queued {
+				mu.Lock()
+				queuedBy++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	img, err := db.Image(ctx, "sha256:a")
+	if err != nil || queuedBy != 1 || len(img.Tags) != 8 {
+		t.Fatalf("queued by %d submissions, image %+v %v; want one and 8 tags", queuedBy, img, err)
 	}
 }
 
@@ -390,6 +422,31 @@ func testPolicyVersions(t *testing.T, db store.Store, _ *Clock) {
 	}
 	if _, err := db.Policy(ctx, "a"); image.ErrorCode(err) != image.ENOTFOUND {
 		t.Fatalf("deleted policy still there: %v", err)
+	}
+}
+
+// testConcurrentPolicySaves: gates saving one new policy at once (replicas
+// installing the default at their first start) all succeed, each with its
+// own version.
+func testConcurrentPolicySaves(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := db.SavePolicy(ctx, "default", "Default", []byte(`{"v":1}`), true); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	vs, err := db.PolicyVersions(ctx, "default")
+	if err != nil || len(vs) != 4 || vs[0].Version != 4 || vs[3].Version != 1 {
+		t.Fatalf("versions = %+v %v", vs, err)
+	}
+	if act, err := db.ActivePolicy(ctx); err != nil || act.ID != "default" || act.Version != 4 {
+		t.Fatalf("active = %+v %v", act, err)
 	}
 }
 
