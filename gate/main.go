@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string) error {
 		ShortUsage: "gate <serve|db|token|version> [flags]",
 		ShortHelp:  "buildgate's server",
 		Subcommands: []*ffcli.Command{
-			serveCommand(), dbCommand(), tokenCommand(), secretsCommand(),
+			serveCommand(), dbCommand(), tokenCommand(), secretsCommand(), storeCommand(),
 			{
 				Name: "version", ShortUsage: "gate version", ShortHelp: "print the version",
 				Exec: func(context.Context, []string) error { fmt.Println(version); return nil },

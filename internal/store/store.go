@@ -24,6 +24,7 @@ type Store interface {
 	alert.Store
 	server.Store
 	server.PolicyStore
+	server.Tokens
 	anchore.Store
 	console.Store
 	Admin

@@ -345,7 +345,7 @@ func testTagDigests(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testTokens(t *testing.T, db store.Store, _ *Clock) {
+func testTokens(t *testing.T, db store.Store, clock *Clock) {
 	ctx := context.Background()
 	if n, err := db.CountTokens(ctx); err != nil || n != 0 {
 		t.Fatalf("tokens of an empty store = %d %v", n, err)
@@ -358,14 +358,35 @@ func testTokens(t *testing.T, db store.Store, _ *Clock) {
 		t.Error("two tokens with one hash")
 	}
 	got, err := db.TokenByHash(ctx, "hash-1")
-	if err != nil || got.ID != "t1" || got.Name != "ci" || got.Role != image.RoleAdmin || !got.CreatedAt.Equal(t0) || got.LastUsedAt != nil {
+	if err != nil || got.ID != "t1" || got.Name != "ci" || got.Role != image.RoleAdmin || !got.CreatedAt.Equal(t0) ||
+		got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0) {
 		t.Fatalf("token = %+v %v", got, err)
 	}
 	if _, err := db.TokenByHash(ctx, "hash-2"); image.ErrorCode(err) != image.EUNAUTHORIZED {
 		t.Errorf("unknown token: %v", err)
 	}
+	exp := t0.Add(time.Hour)
+	if err := db.CreateToken(ctx, image.Token{ID: "t3", Name: "short", Role: image.RoleCI, CreatedAt: t0, ExpiresAt: &exp}, "hash-3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.TokenByHash(ctx, "hash-3"); err != nil {
+		t.Errorf("a token before it expires: %v", err)
+	}
+	clock.Set(exp)
+	if _, err := db.TokenByHash(ctx, "hash-3"); image.ErrorCode(err) != image.EUNAUTHORIZED {
+		t.Errorf("an expired token: %v", err)
+	}
+	if list, _ := db.ListTokens(ctx); len(list) != 2 {
+		t.Errorf("tokens = %+v", list)
+	}
+	if _, err := db.RevokeToken(ctx, "t1"); image.ErrorCode(err) != image.ECONFLICT {
+		t.Errorf("revoking the last admin token: %v", err)
+	}
+	if _, err := db.RevokeToken(ctx, "short"); err != nil {
+		t.Fatal(err)
+	}
 	if n, _ := db.CountTokens(ctx); n != 1 {
-		t.Errorf("count = %d", n)
+		t.Errorf("count after a revoke = %d", n)
 	}
 }
 
