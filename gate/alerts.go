@@ -4,13 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/notify"
-	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // AlertConfig is the part of gate serve's configuration about
@@ -47,8 +45,8 @@ func (c *AlertConfig) flags(fs *flag.FlagSet) {
 // the analysis service and tag polling through the registry adapter. It
 // hooks Verdicts and adds the routes; the analysis Observer calls it
 // through m.Alerts.
-func (m *Main) openAlerts(reg alert.Registry) error {
-	sealer, _, err := secret.Load(m.Config.DataDir, os.Getenv(secret.EnvKey))
+func (m *Main) openAlerts(ctx context.Context, reg alert.Registry) error {
+	sealer, _, err := m.loadSealer(ctx)
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string) error {
 		ShortHelp:  "buildgate's server",
 		FlagSet:    rootFlags,
 		Subcommands: []*ffcli.Command{
-			serveCommand(), dbCommand(), tokenCommand(), secretsCommand(),
+			serveCommand(), dbCommand(), tokenCommand(), secretsCommand(), storeCommand(),
 			{
 				Name: "version", ShortUsage: "gate version", ShortHelp: "print the version, commit and build date",
 				Exec: printVersion,

@@ -16,7 +16,7 @@ import (
 // <data>/secret.key, created on first start), and wires the
 // registry-credential service to the store and the pull path.
 func (m *Main) openRegistries(ctx context.Context) error {
-	sealer, src, err := secret.Load(m.Config.DataDir, os.Getenv(secret.EnvKey))
+	sealer, src, err := m.loadSealer(ctx)
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,7 @@ func TestRestartResumesQueue(t *testing.T) {
 
 	addr := freePort(t)
 	args := []string{"serve", "--addr", addr, "--data", data, "--db-update-url", "", "--workers", "1", "--log-level", "warn",
-		"--allow-private-networks", "127.0.0.0/8"}
+		"--allow-private-networks", "127.0.0.0/8", "--job-lease", "3s"}
 	first := gateProcess(t, args...)
 	c := client.New("http://"+addr, testToken, nil)
 	waitFor(t, "the first gate", 30*time.Second, func() bool {

@@ -26,7 +26,7 @@ import (
 	"github.com/buildgate/buildgate/internal/server/anchore"
 	"github.com/buildgate/buildgate/internal/server/console"
 	"github.com/buildgate/buildgate/internal/server/openapi"
-	"github.com/buildgate/buildgate/internal/store/sqlite"
+	"github.com/buildgate/buildgate/internal/store"
 	"github.com/buildgate/buildgate/internal/vulndb"
 )
 
@@ -58,6 +58,16 @@ type Config struct {
 	// Slack, SMTP, the ECR endpoint and the DB update URL
 	// (GATE_ALLOW_PRIVATE_NETWORKS). Empty: none.
 	AllowPrivateNetworks string
+	// JobLease is how long a claim on an analysis holds without a
+	// heartbeat; JobAttempts bounds the claims of one image.
+	JobLease    time.Duration
+	JobAttempts int
+	// Store is the store: sqlite:PATH or postgres://... (GATE_STORE;
+	// default sqlite:<data>/buildgate.db).
+	Store string
+	// SecretKeyFile holds the key that seals stored secrets, instead of
+	// GATE_SECRET_KEY or <data>/secret.key.
+	SecretKeyFile string
 	// Alerts configures subscriptions' tag polling and alert deliveries.
 	Alerts AlertConfig
 	// HTTP bounds request bodies, concurrent uploads and connection times.
@@ -79,6 +89,8 @@ func DefaultConfig() Config {
 		LogLevel:         "info",
 		Alerts:           defaultAlertConfig(),
 		HTTP:             defaultHTTPConfig(),
+		JobLease:         time.Minute,
+		JobAttempts:      3,
 	}
 }
 
@@ -88,6 +100,10 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data", d.DataDir, "data directory (SQLite file, vulnerability DB, work space)")
 	fs.IntVar(&c.Workers, "workers", d.Workers, "concurrent analyses")
 	fs.DurationVar(&c.AnalysisTimeout, "analysis-timeout", d.AnalysisTimeout, "time limit of one analysis")
+	fs.DurationVar(&c.JobLease, "job-lease", d.JobLease, "how long a claimed analysis holds without a heartbeat; the work of a gate that died is taken again after it")
+	fs.IntVar(&c.JobAttempts, "job-attempts", d.JobAttempts, "claims of one image before it fails with the reason of its last interrupted attempt")
+	fs.StringVar(&c.Store, "store", "", "the store: sqlite:PATH or postgres://USER@HOST/DB (default sqlite:<data>/buildgate.db); PostgreSQL serves several replicas")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file with the key that seals stored secrets (default GATE_SECRET_KEY, else <data>/secret.key; required with PostgreSQL unless GATE_SECRET_KEY is set)")
 	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
 	fs.StringVar(&c.DBUpdateURL, "db-update-url", d.DBUpdateURL, "vulnerability DB listing (latest.json) to update from; empty: never")
@@ -152,7 +168,7 @@ type Main struct {
 	// the wall clock, in UTC).
 	Now func() time.Time
 
-	Store    *sqlite.DB
+	Store    store.Store
 	VulnDB   *vulndb.Manager
 	Analysis *analysis.Service
 	Verdicts *analysis.Verdicts
@@ -172,6 +188,8 @@ type Main struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errc   chan error
+	// sharedStore says other gates may share the store (PostgreSQL).
+	sharedStore bool
 }
 
 // Open opens the store and the DB, installs the first admin token, and
@@ -206,9 +224,15 @@ func (m *Main) Open(ctx context.Context) error {
 		return fmt.Errorf("--allow-private-networks: %w", err)
 	}
 	m.Guard = netguard.New(allow)
-	if m.Store, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "buildgate.db"), sqlite.WithClock(m.Now)); err != nil {
+	spec := c.Store
+	if spec == "" {
+		spec = defaultStore(c.DataDir)
+	}
+	db, err := openStore(ctx, spec, m.Now)
+	if err != nil {
 		return err
 	}
+	m.Store, m.sharedStore = db, db.shared
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
 	}
@@ -231,7 +255,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	metrics := server.NewMetrics(m.Store.QueueDepth, func() time.Time { return m.VulnDB.Info().Built })
 	m.Analysis = analysis.New(analysis.Config{
-		Workers: c.Workers, Timeout: c.AnalysisTimeout,
+		Workers: c.Workers, Timeout: c.AnalysisTimeout, Lease: c.JobLease, MaxAttempts: c.JobAttempts,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
 		Now: m.Now,
 	}, m.Store, reg, catalogAdapter{}, m.VulnDB, analysis.Observer{
@@ -251,7 +275,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.RouteUploads(m.Analysis)
 	m.Server.RouteRegistries(m.Registries)
 	m.Server.RouteTokens(m.Store, m.Now)
-	if err := m.openAlerts(reg); err != nil {
+	if err := m.openAlerts(ctx, reg); err != nil {
 		return err
 	}
 	if err := openapi.Route(m.Server.Echo()); err != nil {
@@ -356,6 +380,10 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 		return err
 	}
 	if err := m.Store.CreateToken(ctx, tok, hash); err != nil {
+		// Replicas starting at once on one store race to install it.
+		if n, cerr := m.Store.CountTokens(ctx); cerr == nil && n > 0 && m.Config.AdminToken != "" {
+			return nil
+		}
 		return err
 	}
 	if m.Config.AdminToken == "" {

@@ -58,6 +58,9 @@ type Store interface {
 	SetSubscriptionChannels(ctx context.Context, id string, channels []string) error
 	SubscriptionChannels(ctx context.Context) (map[string][]string, error)
 	TagDigest(ctx context.Context, tag string) (string, error)
+	// ClaimRound claims a round of once-per-cluster work unless a gate
+	// started one after at-every.
+	ClaimRound(ctx context.Context, name string, at time.Time, every time.Duration) (bool, error)
 	SetTagDigest(ctx context.Context, tag, digest, pollErr string, at time.Time) error
 
 	EnqueueDeliveries(ctx context.Context, ds []image.Delivery) (int, error)

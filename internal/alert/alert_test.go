@@ -422,7 +422,7 @@ func TestInventoryUnscanned(t *testing.T) {
 	notify, _ := e.s.CreateAlert(ctx, image.Alert{Name: "notify", Enabled: true,
 		Triggers: []image.AlertTrigger{{Type: image.TriggerUnscannedImage}}, Channels: []string{e.hook}})
 	e.image(t, "sha256:known", "r.example/team/known:1")
-	e.db.ClaimJob(ctx, "w")
+	e.db.ClaimJob(ctx, "w", time.Minute, 3)
 	e.db.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: "sha256:known"}, SBOM: []byte("{}")})
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	inv := image.RuntimeInventory{Cluster: "prod", Containers: []image.RuntimeContainer{

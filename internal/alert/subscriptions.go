@@ -177,15 +177,26 @@ func (s *Service) runTagPoller(ctx context.Context) {
 	}
 	t := time.NewTicker(s.cfg.TagPollInterval)
 	defer t.Stop()
+	asked := false
 	for {
-		if err := s.PollTags(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("polling subscribed tags", "err", err)
+		// Replicas sharing a store poll in turn: a timed round is polled by
+		// the gate that claims it; a poll asked of this gate always runs.
+		claimed, err := s.store.ClaimRound(ctx, "tag-poll", s.Now(), s.cfg.TagPollInterval*9/10)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("claiming a round of tag polling", "err", err)
+		}
+		if asked || claimed {
+			if err := s.PollTags(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("polling subscribed tags", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			asked = false
 		case <-s.pollNow:
+			asked = true
 		}
 	}
 }

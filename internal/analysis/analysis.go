@@ -26,8 +26,13 @@ import (
 type Store interface {
 	Image(ctx context.Context, digest string) (*image.Image, error)
 	SubmitImage(ctx context.Context, sub image.Submission) (*image.Image, bool, error)
-	ClaimJob(ctx context.Context, worker string) (*image.Job, error)
-	RequeueInterrupted(ctx context.Context) (int, error)
+	// ClaimJob takes a queued job, or one whose lease ran out, for worker
+	// until now+lease; after maxAttempts claims the image fails instead.
+	ClaimJob(ctx context.Context, worker string, lease time.Duration, maxAttempts int) (*image.Job, error)
+	// ExtendLease renews a claim; it is a conflict when the claim was lost.
+	ExtendLease(ctx context.Context, digest, worker string, lease time.Duration) error
+	// ReleaseJob queues a claimed job again without counting the attempt.
+	ReleaseJob(ctx context.Context, digest, worker string) error
 	FailImage(ctx context.Context, digest, msg string) error
 	SaveAnalysis(ctx context.Context, a *image.Analysis) error
 	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
@@ -83,6 +88,13 @@ type Config struct {
 	Poll time.Duration
 	// WorkerID names this gate's workers in claims.
 	WorkerID string
+	// Lease is how long a claim holds without a heartbeat: the work of a
+	// gate that died is taken again by another one after it. Workers
+	// renew their claims every third of it.
+	Lease time.Duration
+	// MaxAttempts bounds the claims of one image whose analyses keep
+	// being interrupted; then the image fails with the last reason.
+	MaxAttempts int
 	// Now is the gate's clock (default: the wall clock, in UTC).
 	Now func() time.Time
 }
@@ -124,6 +136,12 @@ func New(cfg Config, store Store, reg Registry, cat Cataloger, m Matcher, obs Ob
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Minute
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = time.Minute
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
 	}
 	if cfg.WorkerID == "" {
 		host, _ := os.Hostname()
@@ -324,17 +342,11 @@ func (s *Service) Wake() {
 	}
 }
 
-// Run requeues analyses interrupted by a previous stop, then runs the
-// workers until ctx ends. Analyses cut short by the end of ctx stay in the
-// queue for the next start.
+// Run runs the workers until ctx ends. Analyses cut short by the end of
+// ctx go back to the queue, for this gate's next start or another replica;
+// the analyses of a gate that died are taken again when their leases run
+// out.
 func (s *Service) Run(ctx context.Context) error {
-	n, err := s.store.RequeueInterrupted(ctx)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		s.log.Info("requeued interrupted analyses", "count", n)
-	}
 	for i := range s.cfg.Workers {
 		s.wg.Add(1)
 		go func() {
@@ -350,7 +362,7 @@ func (s *Service) work(ctx context.Context, worker string) {
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
 	for ctx.Err() == nil {
-		job, err := s.store.ClaimJob(ctx, worker)
+		job, err := s.store.ClaimJob(ctx, worker, s.cfg.Lease, s.cfg.MaxAttempts)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("claiming a job", "err", err)
@@ -364,22 +376,31 @@ func (s *Service) work(ctx context.Context, worker string) {
 			}
 			continue
 		}
-		s.run(ctx, job)
+		s.run(ctx, worker, job)
 		s.Wake() // let a sibling look for more work
 	}
 }
 
-func (s *Service) run(ctx context.Context, job *image.Job) {
+func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 	start := time.Now()
 	log := s.log.With("digest", job.Digest, "attempt", job.Attempts)
 	log.Info("analysis started", "ref", job.PullRef, "source", job.Source)
 	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	lost := s.heartbeat(actx, cancel, worker, job.Digest, log)
 	a, err := s.analyse(actx, job)
+	cancel()
+	if <-lost {
+		// Another worker holds the job now: its outcome is that worker's.
+		log.Warn("analysis abandoned: the lease on the job was lost")
+		return
+	}
 	if ctx.Err() != nil {
-		// The gate is stopping: the job stays "analyzing" and is requeued
-		// at the next start.
+		// The gate is stopping: the job goes back to the queue.
 		log.Info("analysis interrupted by shutdown")
+		if rerr := s.store.ReleaseJob(context.WithoutCancel(ctx), job.Digest, worker); rerr != nil {
+			log.Error("releasing the job", "err", rerr)
+		}
 		return
 	}
 	if job.Source == "upload" {
@@ -407,6 +428,35 @@ func (s *Service) run(ctx context.Context, job *image.Job) {
 	if outcome == image.StatusAnalyzed && s.obs.Analyzed != nil {
 		s.obs.Analyzed(context.WithoutCancel(ctx), job.Digest)
 	}
+}
+
+// heartbeat renews worker's lease on digest every third of the lease until
+// ctx ends. When the claim is lost it cancels the analysis; the channel
+// then says whether it was lost, once ctx has ended.
+func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, worker, digest string, log *slog.Logger) <-chan bool {
+	lost := make(chan bool, 1)
+	go func() {
+		t := time.NewTicker(s.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				lost <- false
+				return
+			case <-t.C:
+			}
+			err := s.store.ExtendLease(ctx, digest, worker, s.cfg.Lease)
+			switch {
+			case image.ErrorCode(err) == image.ECONFLICT:
+				cancel()
+				lost <- true
+				return
+			case err != nil && ctx.Err() == nil:
+				log.Warn("renewing the lease on the job", "err", err)
+			}
+		}
+	}()
+	return lost
 }
 
 func failureMessage(err error, timeout time.Duration) string {

@@ -32,6 +32,8 @@ type Store interface {
 	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
 	TokenByHash(ctx context.Context, hash string) (*image.Token, error)
 	QueueDepth(ctx context.Context) (queued, analyzing int, err error)
+	// Ping checks that the database answers, for /readyz.
+	Ping(ctx context.Context) error
 }
 
 // VulnDB is the vulnerability DB as the server sees it.
@@ -125,6 +127,12 @@ func (s *Server) metricsAuth(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) readyz(c echo.Context) error {
 	if !s.db.Ready() {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "no vulnerability database loaded"})
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("the store does not answer", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "the store does not answer"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

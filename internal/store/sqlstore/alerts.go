@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -193,7 +193,7 @@ func (s *DB) ListChannels(ctx context.Context) ([]image.Channel, error) {
 // DeleteChannel deletes a channel. A channel an alert or a subscription
 // still names is a conflict.
 func (s *DB) DeleteChannel(ctx context.Context, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var users []string
 		rows, err := tx.QueryContext(ctx, `SELECT 'alert ' || a.name FROM alert_channels ac JOIN alerts a ON a.id = ac.alert_id WHERE ac.channel_id = ?
 			UNION ALL SELECT 'subscription ' || sc.subscription_id FROM subscription_channels sc WHERE sc.channel_id = ?`, id, id)
@@ -225,7 +225,7 @@ func (s *DB) DeleteChannel(ctx context.Context, id string) error {
 
 // resealChannels re-seals the secret and the URL of every channel inside a
 // rotation.
-func resealChannels(ctx context.Context, tx *sql.Tx, fn func(sealed string) (string, error)) (int, error) {
+func resealChannels(ctx context.Context, tx *Tx, fn func(sealed string) (string, error)) (int, error) {
 	n, err := resealColumn(ctx, tx, "secret_sealed", "secret", fn)
 	if err != nil {
 		return 0, err
@@ -235,7 +235,7 @@ func resealChannels(ctx context.Context, tx *sql.Tx, fn func(sealed string) (str
 }
 
 // resealColumn re-seals one sealed column of channels; col is one of ours.
-func resealColumn(ctx context.Context, tx *sql.Tx, col, what string, fn func(sealed string) (string, error)) (int, error) {
+func resealColumn(ctx context.Context, tx *Tx, col, what string, fn func(sealed string) (string, error)) (int, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, `+col+` FROM channels WHERE `+col+` <> '' ORDER BY id`)
 	if err != nil {
 		return 0, err
@@ -288,7 +288,7 @@ func scanAlert(row interface{ Scan(...any) error }) (*image.Alert, error) {
 }
 
 // setChannels replaces the channels of an alert or a subscription.
-func setChannels(ctx context.Context, tx *sql.Tx, table, col, id string, channels []string) error {
+func setChannels(ctx context.Context, tx *Tx, table, col, id string, channels []string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+col+` = ?`, id); err != nil {
 		return err
 	}
@@ -349,7 +349,7 @@ func (s *DB) CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, erro
 		return nil, err
 	}
 	now := s.now()
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO alerts (`+alertCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.Name, a.Description, boolInt(a.Enabled), scope, triggers, now, now)
 		if isUnique(err) {
@@ -380,7 +380,7 @@ func (s *DB) UpdateAlert(ctx context.Context, a image.Alert) (*image.Alert, erro
 	if err != nil {
 		return nil, err
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE alerts SET name = ?, description = ?, enabled = ?, scope = ?, triggers = ?, updated_at = ? WHERE id = ?`,
 			a.Name, a.Description, boolInt(a.Enabled), scope, triggers, s.now(), a.ID)
 		if isUnique(err) {
@@ -457,7 +457,7 @@ func (s *DB) ListAlerts(ctx context.Context) ([]image.Alert, error) {
 
 // DeleteAlert deletes an alert and its deliveries.
 func (s *DB) DeleteAlert(ctx context.Context, id string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM alerts WHERE id = ?`, id)
 		if err != nil {
 			return fmt.Errorf("deleting alert %q: %w", id, err)
@@ -472,7 +472,7 @@ func (s *DB) DeleteAlert(ctx context.Context, id string) error {
 
 // SetSubscriptionChannels replaces the channels a subscription notifies.
 func (s *DB) SetSubscriptionChannels(ctx context.Context, id string, channels []string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM subscriptions WHERE id = ?`, id).Scan(&n); err != nil {
 			return err

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -20,15 +20,23 @@ func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.
 	if err != nil {
 		return nil, false, err
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *Tx) error {
+		// Insert-if-missing first: of gates submitting one new digest at
+		// once, one inserts and the others wait for it and find the row.
+		res, err := tx.ExecContext(ctx, `INSERT INTO images (digest, source, pull_ref, index_digest, status, dockerfile, annotations, created_at, updated_at, queued_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
+			sub.Digest, sub.Source, sub.PullRef, sub.IndexDigest, image.StatusQueued, sub.Dockerfile, string(ann), now, now, now)
+		if err != nil {
+			return err
+		}
 		var status string
-		err := tx.QueryRowContext(ctx, `SELECT status FROM images WHERE digest = ?`, sub.Digest).Scan(&status)
-		switch {
-		case isNoRows(err):
+		if n, _ := res.RowsAffected(); n == 1 {
 			queued = true
-			_, err = tx.ExecContext(ctx, `INSERT INTO images (digest, source, pull_ref, index_digest, status, dockerfile, annotations, created_at, updated_at, queued_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				sub.Digest, sub.Source, sub.PullRef, sub.IndexDigest, image.StatusQueued, sub.Dockerfile, string(ann), now, now, now)
+		} else {
+			err = tx.QueryRowContext(ctx, `SELECT status FROM images WHERE digest = ?`, sub.Digest).Scan(&status)
+		}
+		switch {
+		case queued:
 		case err != nil:
 			return err
 		default:
@@ -49,7 +57,7 @@ func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.
 					set, args = append(set, "pull_ref = ?", "source = ?"), append(args, sub.PullRef, sub.Source)
 				}
 				queued = true
-				set = append(set, "status = ?", "error = ''", "queued_at = ?", "claimed_by = ''", "attempts = 0")
+				set = append(set, "status = ?", "error = ''", "queued_at = ?", "claimed_by = ''", "claimed_until = NULL", "attempts = 0")
 				args = append(args, image.StatusQueued, now)
 			}
 			args = append(args, sub.Digest)
@@ -182,50 +190,84 @@ func (s *DB) DeleteImage(ctx context.Context, digest string) error {
 	return nil
 }
 
-// ClaimJob takes the oldest queued image and marks it analyzing for worker.
-// It returns nil when the queue is empty. The claim is one conditional
-// UPDATE, so several workers (or gates sharing a database) never take the
-// same job.
-func (s *DB) ClaimJob(ctx context.Context, worker string) (*image.Job, error) {
-	for {
+// ClaimJob takes the oldest job a worker may take and marks it analyzing
+// for worker until now+lease: a queued image, or one whose worker let its
+// lease run out (its process died). An image whose lease ran out after
+// maxAttempts claims fails instead, with the reason of its last attempt.
+// It returns nil when there is nothing to take. The pick and the claim are
+// one transaction that skips rows another claimer holds (SKIP LOCKED on
+// PostgreSQL; SQLite has one writer), so two workers, in one process or in
+// several, never take the same job.
+func (s *DB) ClaimJob(ctx context.Context, worker string, lease time.Duration, maxAttempts int) (*image.Job, error) {
+	now := s.now()
+	var job *image.Job
+	err := s.tx(ctx, func(tx *Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE images SET status = ?, error = 'gave up after ' || attempts || ' attempts: ' || error,
+			claimed_by = '', claimed_until = NULL, updated_at = ? WHERE status = ? AND claimed_until < ? AND attempts >= ?`,
+			image.StatusFailed, now, image.StatusAnalyzing, now, maxAttempts); err != nil {
+			return fmt.Errorf("failing exhausted jobs: %w", err)
+		}
 		var j image.Job
-		err := s.db.QueryRowContext(ctx, `SELECT digest, pull_ref, source, attempts FROM images WHERE status = ? ORDER BY queued_at, digest LIMIT 1`, image.StatusQueued).
-			Scan(&j.Digest, &j.PullRef, &j.Source, &j.Attempts)
+		var status, owner string
+		err := tx.QueryRowContext(ctx, `SELECT digest, pull_ref, source, attempts, status, claimed_by FROM images
+			WHERE status = ? OR (status = ? AND claimed_until < ?) ORDER BY queued_at, digest LIMIT 1`+s.dialect.SkipLocked,
+			image.StatusQueued, image.StatusAnalyzing, now).Scan(&j.Digest, &j.PullRef, &j.Source, &j.Attempts, &status, &owner)
 		if isNoRows(err) {
-			return nil, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("claiming a job: %w", err)
+			return err
 		}
-		now := s.now()
-		res, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, claimed_by = ?, claimed_at = ?, attempts = attempts + 1, updated_at = ? WHERE digest = ? AND status = ?`,
-			image.StatusAnalyzing, worker, now, now, j.Digest, image.StatusQueued)
-		if err != nil {
-			return nil, fmt.Errorf("claiming %s: %w", j.Digest, err)
+		reason := ""
+		if image.Status(status) == image.StatusAnalyzing {
+			reason = fmt.Sprintf("attempt %d was interrupted: worker %s stopped renewing its lease", j.Attempts, owner)
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			j.Attempts++
-			return &j, nil
+		if _, err := tx.ExecContext(ctx, `UPDATE images SET status = ?, error = ?, claimed_by = ?, claimed_at = ?, claimed_until = ?,
+			attempts = attempts + 1, updated_at = ? WHERE digest = ?`,
+			image.StatusAnalyzing, reason, worker, now, now.Add(lease), now, j.Digest); err != nil {
+			return err
 		}
-		// Another worker took it first; try the next one.
+		j.Attempts++
+		job = &j
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claiming a job: %w", err)
 	}
+	return job, nil
 }
 
-// RequeueInterrupted puts back in the queue every analysis that was running
-// when the gate stopped. It returns how many it requeued.
-func (s *DB) RequeueInterrupted(ctx context.Context) (int, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, claimed_by = '', updated_at = ? WHERE status = ?`,
-		image.StatusQueued, s.now(), image.StatusAnalyzing)
+// ExtendLease renews worker's claim on an image until now+lease, the
+// heartbeat of a running analysis. It is a conflict when the worker no
+// longer holds the claim (its lease ran out and another worker took it).
+func (s *DB) ExtendLease(ctx context.Context, digest, worker string, lease time.Duration) error {
+	now := s.now()
+	res, err := s.db.ExecContext(ctx, `UPDATE images SET claimed_until = ? WHERE digest = ? AND status = ? AND claimed_by = ?`,
+		now.Add(lease), digest, image.StatusAnalyzing, worker)
 	if err != nil {
-		return 0, fmt.Errorf("requeueing interrupted analyses: %w", err)
+		return fmt.Errorf("renewing the lease on %s: %w", digest, err)
 	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
+	if n, _ := res.RowsAffected(); n == 0 {
+		return image.Errorf(image.ECONFLICT, "worker %s no longer holds %s", worker, digest)
+	}
+	return nil
+}
+
+// ReleaseJob puts an image worker holds back in the queue without counting
+// the attempt, for a worker that stops before it finishes (a gate shutting
+// down): any replica takes it again at once.
+func (s *DB) ReleaseJob(ctx context.Context, digest, worker string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, claimed_by = '', claimed_until = NULL, attempts = attempts - 1, updated_at = ?
+		WHERE digest = ? AND status = ? AND claimed_by = ?`, image.StatusQueued, s.now(), digest, image.StatusAnalyzing, worker)
+	if err != nil {
+		return fmt.Errorf("releasing %s: %w", digest, err)
+	}
+	return nil
 }
 
 // FailImage marks an analysis failed with a message for the user.
 func (s *DB) FailImage(ctx context.Context, digest, msg string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, error = ?, claimed_by = '', updated_at = ? WHERE digest = ?`,
+	_, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, error = ?, claimed_by = '', claimed_until = NULL, updated_at = ? WHERE digest = ?`,
 		image.StatusFailed, msg, s.now(), digest)
 	if err != nil {
 		return fmt.Errorf("failing %s: %w", digest, err)
@@ -240,7 +282,7 @@ func (s *DB) SaveAnalysis(ctx context.Context, a *image.Analysis) error {
 		return fmt.Errorf("encoding analysis of %s: %w", a.Digest, err)
 	}
 	now := s.now()
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO analyses (digest, sbom, metadata, packages, files, secrets, content, matches, db_built, matched_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (digest) DO UPDATE SET sbom = excluded.sbom, metadata = excluded.metadata, packages = excluded.packages,
@@ -250,7 +292,7 @@ func (s *DB) SaveAnalysis(ctx context.Context, a *image.Analysis) error {
 		if err != nil {
 			return fmt.Errorf("saving analysis of %s: %w", a.Digest, err)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE images SET status = ?, error = '', claimed_by = '', analyzed_at = ?, updated_at = ? WHERE digest = ?`,
+		_, err = tx.ExecContext(ctx, `UPDATE images SET status = ?, error = '', claimed_by = '', claimed_until = NULL, analyzed_at = ?, updated_at = ? WHERE digest = ?`,
 			image.StatusAnalyzed, now, now, a.Digest)
 		return err
 	})

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func boolInt(b bool) int {
 // record for the same registry is a conflict.
 func (s *DB) CreateRegistry(ctx context.Context, c image.RegistryCredential, sealed string) error {
 	now := s.now()
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM registries WHERE registry = ?`, c.Registry).Scan(&n); err != nil {
 			return fmt.Errorf("looking up registry %q: %w", c.Registry, err)
@@ -154,7 +154,7 @@ func (s *DB) DeleteRegistry(ctx context.Context, registry string) error {
 // every secret is re-sealed or none is. It returns how many it re-sealed.
 func (s *DB) ResealSecrets(ctx context.Context, fn func(sealed string) (string, error)) (int, error) {
 	n := 0
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT registry, password_sealed FROM registries ORDER BY registry`)
 		if err != nil {
 			return err

@@ -1,16 +1,17 @@
-package sqlite
+package storetest
 
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/store"
 )
 
-func TestChannelsAndAlerts(t *testing.T) {
-	db := open(t)
+func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
 	hook, err := db.CreateChannel(ctx, image.Channel{Name: "sec", Type: image.ChannelWebhook, URL: "https://hooks.example/x"}, "sealed-1")
 	if err != nil || hook.ID == "" || hook.SecretSetAt == nil || hook.URL != "https://hooks.example/x" {
@@ -92,11 +93,9 @@ func TestChannelsAndAlerts(t *testing.T) {
 	}
 }
 
-func TestOutbox(t *testing.T) {
-	db := open(t)
+func testOutbox(t *testing.T, db store.Store, clock *Clock) {
 	ctx := context.Background()
-	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	db.now = func() time.Time { return now }
+	now := clock.Now()
 	d := image.Delivery{SourceType: image.SourceAlert, SourceID: "a1", ChannelID: "c1", EventType: "policy_eval_failed", EventKey: "k1",
 		Message: image.Message{Event: "policy_eval_failed", Title: "t", Body: []byte(`{"x":1}`)}}
 	n, err := db.EnqueueDeliveries(ctx, []image.Delivery{d, d})
@@ -154,10 +153,8 @@ func TestOutbox(t *testing.T) {
 	}
 }
 
-func TestRuntimeInventory(t *testing.T) {
-	db := open(t)
+func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
-	t0 := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	inv := image.RuntimeInventory{Cluster: "prod-1", ObservedAt: t0, Containers: []image.RuntimeContainer{
 		{Namespace: "web", Pod: "p1", Container: "app", Image: "r.example/team/app:1", Tag: "r.example/team/app:1"},
 		{Namespace: "db", Pod: "p2", Container: "pg", Image: "postgres:16", Tag: "docker.io/postgres:16", ImageDigest: "sha256:idx"},
@@ -210,5 +207,241 @@ func TestRuntimeInventory(t *testing.T) {
 	db.DeleteImage(ctx, "sha256:man")
 	if ch, _ := db.VulnerabilityChanges(ctx, "sha256:man"); len(ch) != 0 {
 		t.Errorf("changes of a deleted image remain")
+	}
+}
+
+func testSubscriptions(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	const key = "docker.io/nginx:latest"
+	types := image.SubscriptionTypes()
+	if err := db.EnsureSubscriptions(ctx, key, types, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Ensuring again creates nothing new and activates what is asked.
+	if err := db.EnsureSubscriptions(ctx, key, types, []string{image.SubscriptionTagUpdate}); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := db.ListSubscriptions(ctx, key, "")
+	if err != nil || len(subs) != 4 {
+		t.Fatalf("list = %+v %v", subs, err)
+	}
+	for _, s := range subs {
+		if s.Active != (s.Type == image.SubscriptionTagUpdate) || s.ID == "" || s.CreatedAt.IsZero() {
+			t.Errorf("subscription %+v", s)
+		}
+	}
+	vu, err := db.ListSubscriptions(ctx, key, image.SubscriptionVulnUpdate)
+	if err != nil || len(vu) != 1 {
+		t.Fatalf("by type = %+v %v", vu, err)
+	}
+	s, err := db.SetSubscriptionActive(ctx, vu[0].ID, true)
+	if err != nil || !s.Active {
+		t.Fatalf("activate = %+v %v", s, err)
+	}
+	if _, err := db.AddSubscription(ctx, key, image.SubscriptionVulnUpdate, false); image.ErrorCode(err) != image.ECONFLICT {
+		t.Errorf("adding a duplicate: %v", err)
+	}
+	added, err := db.AddSubscription(ctx, "docker.io/other:1", image.SubscriptionPolicyEval, true)
+	if err != nil || !added.Active {
+		t.Fatalf("add = %+v %v", added, err)
+	}
+	if err := db.DeleteSubscription(ctx, added.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Subscription(ctx, added.ID); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("deleted subscription: %v", err)
+	}
+	if _, err := db.SetSubscriptionActive(ctx, "nosuch", true); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("unknown subscription: %v", err)
+	}
+	all, _ := db.ListSubscriptions(ctx, "", "")
+	if len(all) != 4 {
+		t.Errorf("all = %d", len(all))
+	}
+}
+
+func testOriginAndMetadata(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	sub := image.Submission{Digest: "sha256:a", Tag: "r.example/x:1", PullRef: "r.example/x@sha256:a", IndexDigest: "sha256:i", Source: "registry"}
+	if _, _, err := db.SubmitImage(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	o, err := db.ImageOrigin(ctx, "sha256:a")
+	if err != nil || o.IndexDigest != "sha256:i" || o.PullRef != sub.PullRef || o.TagsSeen["r.example/x:1"].IsZero() {
+		t.Fatalf("origin = %+v %v", o, err)
+	}
+	if _, err := db.ImageMetadata(ctx, "sha256:a"); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("metadata before analysis: %v", err)
+	}
+	j := claim(t, db, "w")
+	md := image.Metadata{ImageID: "sha256:c", Distro: "debian", LayerCount: 2}
+	if err := db.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: j.Digest, Metadata: md}, SBOM: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.ImageMetadata(ctx, "sha256:a")
+	if err != nil || got.ImageID != "sha256:c" || got.Distro != "debian" || got.LayerCount != 2 {
+		t.Fatalf("metadata = %+v %v", got, err)
+	}
+	if _, err := db.ImageOrigin(ctx, "sha256:nosuch"); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("unknown image: %v", err)
+	}
+}
+
+func testOutboxExclusive(t *testing.T, db store.Store, clock *Clock) {
+	ctx := context.Background()
+	var ds []image.Delivery
+	for i := range 30 {
+		ds = append(ds, image.Delivery{SourceType: image.SourceAlert, SourceID: "a1", ChannelID: "c1", EventType: "e",
+			EventKey: strings.Repeat("k", i+1), Message: image.Message{Event: "e", Body: []byte("{}")}})
+	}
+	if n, err := db.EnqueueDeliveries(ctx, ds); err != nil || n != 30 {
+		t.Fatalf("enqueue = %d %v", n, err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := db.ClaimDeliveries(ctx, "w"+strings.Repeat("x", w), clock.Now(), time.Minute, 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range got {
+					seen[d.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 30 {
+		t.Fatalf("claimed %d of 30 deliveries", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("delivery %s claimed %d times", id, n)
+		}
+	}
+}
+
+func testTagDigests(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	if d, err := db.TagDigest(ctx, "r/x:1"); err != nil || d != "" {
+		t.Fatalf("unknown tag = %q %v", d, err)
+	}
+	if err := db.SetTagDigest(ctx, "r/x:1", "sha256:a", "", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetTagDigest(ctx, "r/x:1", "", "registry down", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := db.TagDigest(ctx, "r/x:1"); d != "sha256:a" {
+		t.Errorf("a failed poll forgot the digest: %q", d)
+	}
+	if err := db.SetTagDigest(ctx, "r/x:1", "sha256:b", "", t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := db.TagDigest(ctx, "r/x:1"); d != "sha256:b" {
+		t.Errorf("digest = %q", d)
+	}
+}
+
+func testTokens(t *testing.T, db store.Store, clock *Clock) {
+	ctx := context.Background()
+	if n, err := db.CountTokens(ctx); err != nil || n != 0 {
+		t.Fatalf("tokens of an empty store = %d %v", n, err)
+	}
+	tok := image.Token{ID: "t1", Name: "ci", Role: image.RoleAdmin, CreatedAt: t0}
+	if err := db.CreateToken(ctx, tok, "hash-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateToken(ctx, image.Token{ID: "t2", Name: "dup", Role: image.RoleAdmin, CreatedAt: t0}, "hash-1"); err == nil {
+		t.Error("two tokens with one hash")
+	}
+	got, err := db.TokenByHash(ctx, "hash-1")
+	if err != nil || got.ID != "t1" || got.Name != "ci" || got.Role != image.RoleAdmin || !got.CreatedAt.Equal(t0) ||
+		got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0) {
+		t.Fatalf("token = %+v %v", got, err)
+	}
+	if _, err := db.TokenByHash(ctx, "hash-2"); image.ErrorCode(err) != image.EUNAUTHORIZED {
+		t.Errorf("unknown token: %v", err)
+	}
+	exp := t0.Add(time.Hour)
+	if err := db.CreateToken(ctx, image.Token{ID: "t3", Name: "short", Role: image.RoleCI, CreatedAt: t0, ExpiresAt: &exp}, "hash-3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.TokenByHash(ctx, "hash-3"); err != nil {
+		t.Errorf("a token before it expires: %v", err)
+	}
+	clock.Set(exp)
+	if _, err := db.TokenByHash(ctx, "hash-3"); image.ErrorCode(err) != image.EUNAUTHORIZED {
+		t.Errorf("an expired token: %v", err)
+	}
+	if list, _ := db.ListTokens(ctx); len(list) != 2 {
+		t.Errorf("tokens = %+v", list)
+	}
+	if _, err := db.RevokeToken(ctx, "t1"); image.ErrorCode(err) != image.ECONFLICT {
+		t.Errorf("revoking the last admin token: %v", err)
+	}
+	if _, err := db.RevokeToken(ctx, "short"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.CountTokens(ctx); n != 1 {
+		t.Errorf("count after a revoke = %d", n)
+	}
+}
+
+func testRounds(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	claim := func(at time.Time) bool {
+		t.Helper()
+		ok, err := db.ClaimRound(ctx, "tag-poll", at, 9*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !claim(t0) {
+		t.Fatal("the first round was not claimed")
+	}
+	if claim(t0.Add(3 * time.Minute)) {
+		t.Error("a replica ticking 3 minutes later claimed the same round")
+	}
+	if !claim(t0.Add(9 * time.Minute)) {
+		t.Error("the next round was not claimed")
+	}
+	if ok, _ := db.ClaimRound(ctx, "other", t0.Add(9*time.Minute), 9*time.Minute); !ok {
+		t.Error("another kind of work shares the round")
+	}
+	// Of replicas claiming together, one wins.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := db.ClaimRound(ctx, "tag-poll", t0.Add(20*time.Minute), 9*time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Errorf("%d of 4 concurrent claims won the round", won)
 	}
 }

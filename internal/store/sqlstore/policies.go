@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -13,19 +13,19 @@ import (
 // active bundle.
 func (s *DB) SavePolicy(ctx context.Context, id, name string, bundle []byte, activate bool) (*image.PolicyRecord, error) {
 	now := s.now()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var version int
-		err := tx.QueryRowContext(ctx, `SELECT version FROM policies WHERE id = ?`, id).Scan(&version)
-		switch {
-		case isNoRows(err):
-			version = 1
-			_, err = tx.ExecContext(ctx, `INSERT INTO policies (id, name, active, version, created_at, updated_at) VALUES (?, ?, 0, ?, ?, ?)`,
-				id, name, version, now, now)
-		case err == nil:
-			version++
-			_, err = tx.ExecContext(ctx, `UPDATE policies SET name = ?, version = ?, updated_at = ? WHERE id = ?`, name, version, now, id)
+	err := s.tx(ctx, func(tx *Tx) error {
+		// Insert-if-missing then increment: the UPDATE locks the row, so
+		// gates saving the same policy at once (two replicas installing the
+		// default at their first start) each get their own version.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO policies (id, name, active, version, created_at, updated_at) VALUES (?, ?, 0, 0, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, id, name, now, now); err != nil {
+			return err
 		}
-		if err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE policies SET name = ?, version = version + 1, updated_at = ? WHERE id = ?`, name, now, id); err != nil {
+			return err
+		}
+		var version int
+		if err := tx.QueryRowContext(ctx, `SELECT version FROM policies WHERE id = ?`, id).Scan(&version); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO policy_versions (policy_id, version, bundle, created_at) VALUES (?, ?, ?, ?)`,
@@ -43,7 +43,7 @@ func (s *DB) SavePolicy(ctx context.Context, id, name string, bundle []byte, act
 	return s.Policy(ctx, id)
 }
 
-func activateTx(ctx context.Context, tx *sql.Tx, id string) error {
+func activateTx(ctx context.Context, tx *Tx, id string) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE policies SET active = 0 WHERE active <> 0 AND id <> ?`, id); err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func (s *DB) ActivatePolicy(ctx context.Context, id string) error {
 	if _, err := s.Policy(ctx, id); err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error { return activateTx(ctx, tx, id) })
+	return s.tx(ctx, func(tx *Tx) error { return activateTx(ctx, tx, id) })
 }
 
 const policyCols = `p.id, p.name, p.active, p.version, p.created_at, p.updated_at, v.bundle`
@@ -153,7 +153,7 @@ func (s *DB) DeletePolicy(ctx context.Context, id string) error {
 	if p.Active {
 		return image.Errorf(image.EINVALID, "policy %q is the active bundle: activate another before deleting it", id)
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM policy_versions WHERE policy_id = ?`, id); err != nil {
 			return err
 		}

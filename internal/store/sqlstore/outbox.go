@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -23,7 +23,7 @@ func (s *DB) EnqueueDeliveries(ctx context.Context, ds []image.Delivery) (int, e
 	}
 	now := s.now()
 	n := 0
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		for _, d := range ds {
 			if d.ID == "" {
 				d.ID = randomID()
@@ -129,7 +129,7 @@ func (s *DB) ClaimDeliveries(ctx context.Context, worker string, now time.Time, 
 // the delivery becomes status (delivered, failed for good, or pending
 // again until next).
 func (s *DB) RecordAttempt(ctx context.Context, id string, a image.DeliveryAttempt, status string, next time.Time) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, at, ok, status_code, answer, error, duration_ms)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
 			id, a.Attempt, a.At.UTC(), boolInt(a.OK), a.StatusCode, a.Answer, a.Error, a.DurationMS); err != nil {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // observed before the stored one is a conflict: pushes that arrive out of
 // order never roll the cluster back.
 func (s *DB) ReplaceInventory(ctx context.Context, inv image.RuntimeInventory) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		var prev time.Time
 		err := tx.QueryRowContext(ctx, `SELECT observed_at FROM runtime_clusters WHERE cluster = ?`, inv.Cluster).Scan(&prev)
 		switch {

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -94,7 +94,7 @@ func (s *DB) ListTokens(ctx context.Context) ([]image.Token, error) {
 // revoked. It returns the revoked record.
 func (s *DB) RevokeToken(ctx context.Context, id string) (*image.Token, error) {
 	var t *image.Token
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		var err error
 		t, err = scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id))
 		if isNoRows(err) {

@@ -1,9 +1,8 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -35,7 +34,7 @@ func scanSubscription(row interface{ Scan(...any) error }) (*image.Subscription,
 // type is in activate.
 func (s *DB) EnsureSubscriptions(ctx context.Context, key string, types, activate []string) error {
 	now := s.now()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *Tx) error {
 		for _, t := range types {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionCols+`) VALUES (?, ?, ?, 0, ?, ?)
 				ON CONFLICT (sub_key, sub_type) DO NOTHING`, newSubscriptionID(), key, t, now, now); err != nil {

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+
+	"github.com/buildgate/buildgate/internal/api"
+	"github.com/buildgate/buildgate/internal/client"
+	"github.com/buildgate/buildgate/internal/secret"
+	"github.com/buildgate/buildgate/internal/store/postgres/pgtest"
+)
+
+// replicas starts n `gate serve` processes on one PostgreSQL database, each
+// with its own data directory and DB, and waits until each answers.
+func replicas(t *testing.T, n int, pgURL string, extra ...string) ([]*client.Client, []string, []*exec.Cmd) {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "secret.key")
+	if err := secret.WriteKeyFile(key, secret.NewKey()); err != nil {
+		t.Fatal(err)
+	}
+	var clients []*client.Client
+	var args [][]string
+	var bases []string
+	var cmds []*exec.Cmd
+	for range n {
+		data := t.TempDir()
+		if _, err := importDB(t, data); err != nil {
+			t.Fatal(err)
+		}
+		addr := freePort(t)
+		a := append([]string{"serve", "--addr", addr, "--data", data, "--store", pgURL, "--secret-key-file", key,
+			"--db-update-url", "", "--log-level", "warn"}, extra...)
+		args = append(args, a)
+		bases = append(bases, "http://"+addr)
+		clients = append(clients, client.New("http://"+addr, testToken, nil))
+	}
+	// Start them together: their migrations meet the advisory lock.
+	for _, a := range args {
+		cmds = append(cmds, gateProcess(t, a...))
+	}
+	for i, c := range clients {
+		waitFor(t, fmt.Sprintf("replica %d", i), time.Minute, func() bool {
+			_, err := c.DBStatus(context.Background())
+			return err == nil
+		})
+	}
+	return clients, bases, cmds
+}
+
+// analysesTotal reads buildgate_analyses_total by outcome from /metrics.
+func analysesTotal(t *testing.T, base string) map[string]int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %s", base, resp.Status)
+	}
+	out := map[string]int{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "buildgate_analyses_total{") {
+			continue
+		}
+		outcome := line[strings.Index(line, `"`)+1 : strings.LastIndex(line, `"`)]
+		v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		out[outcome] += int(v)
+	}
+	return out
+}
+
+// TestReplicasShareOneQueue: three gates on one PostgreSQL and one
+// registry; 50 clients submit 20 distinct images spread over the replicas
+// and wait for verdicts on another replica. No request fails, and the
+// replicas' buildgate_analyses_total sum to exactly one analysis per image.
+func TestReplicasShareOneQueue(t *testing.T) {
+	pgtest.Skip(t)
+	if testing.Short() {
+		t.Skip("starts gate processes")
+	}
+	srv := startPostgres(t)
+	reg := testRegistry(t)
+	var refs []string
+	for i := range 20 {
+		img, err := random.Image(512, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := fmt.Sprintf("%s/team/app:v%d", reg, i)
+		push(t, ref, img)
+		refs = append(refs, ref)
+	}
+	clients, bases, _ := replicas(t, 3, srv.NewDatabase(t), "--workers", "2")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var errs atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, err := clients[i%3].SubmitImage(ctx, api.SubmitImageRequest{Ref: refs[i%20]})
+			if err != nil {
+				errs.Add(1)
+				t.Errorf("client %d submitting: %v", i, err)
+				return
+			}
+			done, err := clients[(i+1)%3].WaitAnalyzed(ctx, img.Digest, 200*time.Millisecond, nil)
+			if err != nil || done.Status != api.StatusAnalyzed {
+				errs.Add(1)
+				t.Errorf("client %d waiting: %+v %v", i, done, err)
+			}
+		}()
+	}
+	wg.Wait()
+	sum := map[string]int{}
+	for _, b := range bases {
+		for k, v := range analysesTotal(t, b) {
+			sum[k] += v
+		}
+	}
+	t.Logf("errors %d; analyses over the replicas: %v", errs.Load(), sum)
+	if errs.Load() != 0 || sum["analyzed"] != 20 || sum["failed"] != 0 {
+		t.Fatalf("errors %d, analyses %v: want 0 errors and each of the 20 images analysed once", errs.Load(), sum)
+	}
+}
+
+// TestReplicaKilledMidAnalysis: the replica analysing an image is killed;
+// the other takes the job when the lease runs out and the client, asking
+// the live replica, gets its verdict.
+func TestReplicaKilledMidAnalysis(t *testing.T) {
+	pgtest.Skip(t)
+	if testing.Short() {
+		t.Skip("starts gate processes")
+	}
+	srv := startPostgres(t)
+	var hold atomic.Bool
+	var blobRequests atomic.Int32
+	hold.Store(true)
+	r := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.Contains(req.URL.Path, "/blobs/") && req.Method == http.MethodGet && hold.Load() {
+			blobRequests.Add(1)
+			for hold.Load() {
+				select {
+				case <-req.Context().Done():
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+		r.ServeHTTP(w, req)
+	}))
+	defer rs.Close()
+	ref := strings.TrimPrefix(rs.URL, "http://") + "/team/app:v1"
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold.Store(false)
+	push(t, ref, img)
+	hold.Store(true)
+
+	pgURL := srv.NewDatabase(t)
+	// Only the first replica runs workers until it holds the job.
+	clients, _, cmds := replicas(t, 1, pgURL, "--workers", "1", "--job-lease", "3s")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sub, err := clients[0].SubmitImage(ctx, api.SubmitImageRequest{Ref: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first replica to start pulling", time.Minute, func() bool { return blobRequests.Load() > 0 })
+	second, secondBase, _ := replicas(t, 1, pgURL, "--workers", "1", "--job-lease", "3s")
+	if err := cmds[0].Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	hold.Store(false)
+	done, err := second[0].WaitAnalyzed(ctx, sub.Digest, 200*time.Millisecond, nil)
+	if err != nil || done.Status != api.StatusAnalyzed {
+		t.Fatalf("after the kill: %+v %v", done, err)
+	}
+	if n := analysesTotal(t, secondBase[0])["analyzed"]; n != 1 {
+		t.Fatalf("the live replica analysed %d images, want the one the dead replica held", n)
+	}
+}

@@ -1,0 +1,6 @@
+-- Rounds of once-per-cluster work (tag polling): the replica that claims
+-- a round does it.
+CREATE TABLE rounds (
+    name       TEXT PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL
+);
