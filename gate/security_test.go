@@ -251,7 +251,7 @@ func TestBodyLimits(t *testing.T) {
 	}
 }
 
-// TestUploadCap holds the one upload slot with an upload that does not
+// TestUploadCap holds the one upload slot with a DB import that does not
 // finish; a second upload is refused 429 with Retry-After naming the cap,
 // and once the first ends uploads are taken again.
 func TestUploadCap(t *testing.T) {
@@ -262,8 +262,10 @@ func TestUploadCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	fmt.Fprintf(slow, "POST /v1/images/upload?tag=team/slow:1 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/x-tar\r\nContent-Length: %d\r\n\r\n", u.Host, testToken, 10<<20)
-	slow.Write(make([]byte, 4096))
+	// A DB import that never finishes holds the slot (uploads, SBOMs and
+	// imports share the cap).
+	fmt.Fprintf(slow, "POST /v1/db/import HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/gzip\r\nContent-Length: %d\r\n\r\n", u.Host, testToken, 10<<20)
+	slow.Write([]byte{0x1f, 0x8b})
 
 	second := func() rawReply {
 		return rawRequest(t, g.URL, http.MethodPost, "/v1/sboms?tag=team/app:1", bearerHeader(testToken, "application/json"), strings.NewReader(`{}`), 2)
@@ -276,7 +278,9 @@ func TestUploadCap(t *testing.T) {
 		runtime.Gosched()
 	}
 	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "--max-concurrent-uploads") {
-		t.Fatalf("an upload beyond the cap = %d %v %s, want 429 with Retry-After naming --max-concurrent-uploads", r.status, r.header, r.body)
+		slow.SetReadDeadline(time.Now().Add(time.Second))
+		answer, _ := io.ReadAll(slow)
+		t.Fatalf("an upload beyond the cap = %d %v %s, want 429 with Retry-After naming --max-concurrent-uploads (the held upload got %q)", r.status, r.header, r.body, answer)
 	}
 	slow.Close()
 	for deadline := time.Now().Add(time.Minute); ; {
