@@ -206,6 +206,7 @@ func TestBodyLimits(t *testing.T) {
 		{"200 MB Dockerfile, declared", "/v1/images", "application/json", dockerfile, 200<<20 + 57, "--max-body-size"},
 		{"200 MB Dockerfile, chunked", "/v1/images", "application/json", dockerfile, -1, "--max-body-size"},
 		{"Anchore add with a 200 MB Dockerfile", "/api/scanning/v1/anchore/images", "application/json", dockerfile, -1, "--max-body-size"},
+		{"Anchore add with a 200 MB Dockerfile, declared", "/api/scanning/v1/anchore/images", "application/json", dockerfile, 200<<20 + 57, "--max-body-size"},
 		{"a policy of 2 MiB", "/v1/policies", "application/yaml", func() io.Reader { return io.LimitReader(filler('#'), 2<<20) }, -1, "--max-body-size"},
 		{"an SBOM over its limit", "/v1/sboms?tag=team/app:1", "application/json", func() io.Reader {
 			return io.MultiReader(strings.NewReader(`{"bomFormat": "CycloneDX", "specVersion": "1.5", "x": "`), io.LimitReader(filler('b'), 300<<10), strings.NewReader(`"}`))
@@ -221,6 +222,9 @@ func TestBodyLimits(t *testing.T) {
 			})
 			if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(r.body, tt.flag) {
 				t.Fatalf("= %d %s, want 413 naming %s", r.status, r.body, tt.flag)
+			}
+			if strings.HasPrefix(tt.path, "/api/scanning/v1/anchore/") && !strings.Contains(r.body, `"httpcode":413`) {
+				t.Errorf("the Anchore API answered %s, not Anchore's error", r.body)
 			}
 			t.Logf("413 after the gate took %d KiB; the process allocated %d KiB", r.sent>>10, alloc>>10)
 			if alloc > 32<<20 {
@@ -247,7 +251,7 @@ func TestBodyLimits(t *testing.T) {
 	}
 }
 
-// TestUploadCap holds the one upload slot with an upload that does not
+// TestUploadCap holds the one upload slot with a DB import that does not
 // finish; a second upload is refused 429 with Retry-After naming the cap,
 // and once the first ends uploads are taken again.
 func TestUploadCap(t *testing.T) {
@@ -258,8 +262,10 @@ func TestUploadCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	fmt.Fprintf(slow, "POST /v1/images/upload?tag=team/slow:1 HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/x-tar\r\nContent-Length: %d\r\n\r\n", u.Host, testToken, 10<<20)
-	slow.Write(make([]byte, 4096))
+	// A DB import that never finishes holds the slot (uploads, SBOMs and
+	// imports share the cap).
+	fmt.Fprintf(slow, "POST /v1/db/import HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/gzip\r\nContent-Length: %d\r\n\r\n", u.Host, testToken, 10<<20)
+	slow.Write([]byte{0x1f, 0x8b})
 
 	second := func() rawReply {
 		return rawRequest(t, g.URL, http.MethodPost, "/v1/sboms?tag=team/app:1", bearerHeader(testToken, "application/json"), strings.NewReader(`{}`), 2)
@@ -272,7 +278,9 @@ func TestUploadCap(t *testing.T) {
 		runtime.Gosched()
 	}
 	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "--max-concurrent-uploads") {
-		t.Fatalf("an upload beyond the cap = %d %v %s, want 429 with Retry-After naming --max-concurrent-uploads", r.status, r.header, r.body)
+		slow.SetReadDeadline(time.Now().Add(time.Second))
+		answer, _ := io.ReadAll(slow)
+		t.Fatalf("an upload beyond the cap = %d %v %s, want 429 with Retry-After naming --max-concurrent-uploads (the held upload got %q)", r.status, r.header, r.body, answer)
 	}
 	slow.Close()
 	for deadline := time.Now().Add(time.Minute); ; {
@@ -402,16 +410,22 @@ func (j *cookieJar) value(name string) string {
 
 // TestSlowClientsAreCut: a client that never finishes its headers, or its
 // JSON body, has its connection closed after the read-header and read
-// timeouts.
+// timeouts; a stalled upload after the upload timeout, never before.
 func TestSlowClientsAreCut(t *testing.T) {
+	const uploadTimeout = 5 * time.Second
 	g := startGate(t, func(c *Config) {
 		c.HTTP.ReadHeaderTimeout = 300 * time.Millisecond
 		c.HTTP.ReadTimeout = 600 * time.Millisecond
+		c.HTTP.UploadTimeout = uploadTimeout
 	})
 	u, _ := url.Parse(g.URL)
-	tests := []struct{ name, send string }{
-		{"headers never end", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "},
-		{"the body never ends", fmt.Sprintf("POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ref\": ", testToken)},
+	tests := []struct {
+		name, send string
+		atLeast    time.Duration
+	}{
+		{"headers never end", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", 0},
+		{"the body never ends", fmt.Sprintf("POST /v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"ref\": ", testToken), 0},
+		{"an upload stalls", fmt.Sprintf("POST /v1/images/upload?tag=team/app:1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/x-tar\r\nContent-Length: 100000\r\n\r\nabc", testToken), uploadTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -420,16 +434,20 @@ func TestSlowClientsAreCut(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
+			start := time.Now()
 			io.WriteString(conn, tt.send)
 			// The gate closes the connection; the test's own deadline is
 			// only a backstop.
 			conn.SetReadDeadline(time.Now().Add(time.Minute))
-			start := time.Now()
 			_, err = io.Copy(io.Discard, conn)
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Fatalf("the gate kept the connection open for a minute")
 			}
-			t.Logf("closed after %s", time.Since(start).Round(time.Millisecond))
+			took := time.Since(start)
+			if took < tt.atLeast {
+				t.Errorf("closed after %s, before the %s it should have had", took, tt.atLeast)
+			}
+			t.Logf("closed after %s", took.Round(time.Millisecond))
 		})
 	}
 	if code := g.get(t, "/healthz", nil); code != 200 {

@@ -48,10 +48,9 @@ func DefaultLimits() Limits {
 
 // routeLimit is the body limit of one route and the flag that sets it.
 type routeLimit struct {
-	max    int64
-	flag   string
-	upload bool
-	types  []string // accepted media types; a "+json" entry matches any ...+json
+	max   int64
+	flag  string
+	types []string // accepted media types; a "+json" entry matches any ...+json
 }
 
 var (
@@ -64,13 +63,13 @@ var (
 func (l Limits) limitOf(path string) routeLimit {
 	switch path {
 	case "/v1/images/upload":
-		return routeLimit{l.Upload, "--max-upload-size", true, archiveTypes}
+		return routeLimit{l.Upload, "--max-upload-size", archiveTypes}
 	case "/v1/sboms":
-		return routeLimit{l.SBOM, "--max-sbom-size", true, sbomMediaTypes}
+		return routeLimit{l.SBOM, "--max-sbom-size", sbomMediaTypes}
 	case "/v1/db/import":
-		return routeLimit{l.DBImport, "--max-db-import-size", true, archiveTypes}
+		return routeLimit{l.DBImport, "--max-db-import-size", archiveTypes}
 	}
-	return routeLimit{l.Body, "--max-body-size", false, jsonTypes}
+	return routeLimit{l.Body, "--max-body-size", jsonTypes}
 }
 
 // SetLimits replaces the request limits (DefaultLimits until called); call
@@ -130,8 +129,8 @@ func BodyTooLarge(r *http.Request) *BodyTooLargeError {
 
 // bound is the first middleware of every request: it refuses a declared
 // body over the route's limit before reading any of it, cuts the body at
-// the limit, refuses API writes whose content type a cross-site page could
-// send, and gives upload routes their longer read deadline.
+// the limit, and refuses API writes whose content type a cross-site page
+// could send.
 func (s *Server) bound(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -141,12 +140,6 @@ func (s *Server) bound(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if r.ContentLength > rl.max {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, (&BodyTooLargeError{rl.max, rl.flag}).Error())
-		}
-		if rl.upload && s.limits.UploadTimeout > 0 {
-			// The server's read timeout suits JSON bodies; an upload gets
-			// its own deadline. The error only says the connection cannot
-			// have one (HTTP/2 over h2c, a test recorder).
-			_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(s.limits.UploadTimeout))
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			b := &limitedBody{ReadCloser: http.MaxBytesReader(c.Response().Writer, r.Body, rl.max), err: &BodyTooLargeError{rl.max, rl.flag}}
@@ -158,13 +151,20 @@ func (s *Server) bound(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // uploadSlot holds one of the --max-concurrent-uploads slots while an
-// upload runs, and refuses the upload when none is free. It runs after
-// authentication, so only callers with a token hold slots.
+// upload runs, and refuses the upload when none is free; the upload's body
+// may then take --upload-timeout to arrive. It runs after authentication,
+// so only callers with a token hold slots or long deadlines.
 func (s *Server) uploadSlot(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		select {
 		case s.uploads <- struct{}{}:
 			defer func() { <-s.uploads }()
+			if s.limits.UploadTimeout > 0 {
+				// The server's read timeout suits JSON bodies; an
+				// authenticated upload gets its own deadline. The error
+				// only says the connection cannot have one (a recorder).
+				_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(s.limits.UploadTimeout))
+			}
 			return next(c)
 		default:
 			c.Response().Header().Set("Retry-After", "10")

@@ -154,6 +154,16 @@ func Route(e *echo.Echo, cfg Config) *API {
 	}
 	a := &API{cfg: cfg, e: e}
 	e.Pre(a.dispatch)
+	// Refusals before routing (a body over its limit, a content type a
+	// browser form could send) answer Anchore's error under Prefix too.
+	gateErrors := e.HTTPErrorHandler
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if p := c.Request().URL.Path; p == Prefix || strings.HasPrefix(p, Prefix+"/") {
+			a.handle(func(echo.Context) error { return err })(c)
+			return
+		}
+		gateErrors(err, c)
+	}
 	e.GET("/swagger.json", a.swagger)
 
 	g := e.Group(Prefix)
