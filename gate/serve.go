@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/buildgate/buildgate/internal/admission"
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
@@ -54,6 +56,10 @@ type Config struct {
 	Alerts AlertConfig
 	// HTTP bounds request bodies, concurrent uploads and connection times.
 	HTTP HTTPConfig
+	// Admission configures the Kubernetes admission webhook; TLS the
+	// gate's own HTTPS.
+	Admission AdmissionConfig
+	TLS       TLSConfig
 }
 
 // DefaultConfig returns the defaults of gate serve.
@@ -71,6 +77,7 @@ func DefaultConfig() Config {
 		LogLevel:         "info",
 		Alerts:           defaultAlertConfig(),
 		HTTP:             defaultHTTPConfig(),
+		Admission:        defaultAdmissionConfig(),
 	}
 }
 
@@ -91,6 +98,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "serve /metrics without a token (default: a token of either role)")
 	c.Alerts.flags(fs)
 	c.HTTP.flags(fs)
+	c.Admission.flags(fs)
+	c.TLS.flags(fs)
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -153,6 +162,8 @@ type Main struct {
 	RegistryAuth *registry.Auth
 	// Alerts keeps alerts, channels, subscriptions and runtime inventories.
 	Alerts *alert.Service
+	// Admission answers Kubernetes admission reviews.
+	Admission *admission.Service
 	// URL is the server's base URL once Open returns.
 	URL string
 
@@ -222,6 +233,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Finished: func(digest string, outcome image.Status, d time.Duration) {
 			metrics.ObserveAnalysis(digest, outcome, d)
 			m.alertFinished(digest, outcome, d)
+			m.admissionFinished()
 		},
 		Analyzed: m.Verdicts.Reevaluate, Rematched: m.alertRematched,
 	}, m.Log)
@@ -238,6 +250,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.openAlerts(reg); err != nil {
 		return err
 	}
+	m.openAdmission(reg)
 	if err := openapi.Route(m.Server.Echo()); err != nil {
 		return err
 	}
@@ -253,10 +266,21 @@ func (m *Main) Open(ctx context.Context) error {
 		API: m.Server, HashToken: server.HashToken, Log: m.Log, Now: m.Now,
 	})
 
+	tlsConfig, err := c.TLS.serverTLS(m.Log)
+	if err != nil {
+		return err
+	}
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
 		return fmt.Errorf("listening on %s: %w", c.Addr, err)
 	}
 	m.URL = "http://" + m.ln.Addr().String()
+	if tlsConfig != nil {
+		m.ln = tls.NewListener(m.ln, tlsConfig)
+		m.URL = "https://" + m.ln.Addr().String()
+	}
+	if m.Admission.UIURL == "" {
+		m.Admission.UIURL = m.URL
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	m.errc = make(chan error, 1)
@@ -311,6 +335,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.Admission != nil {
+		m.Admission.Close()
+	}
 	var errs []error
 	if m.VulnDB != nil {
 		errs = append(errs, m.VulnDB.Close())
