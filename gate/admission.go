@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/buildgate/buildgate/internal/admission"
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/server"
 )
 
 // AdmissionConfig is the part of gate serve's configuration about the
@@ -16,6 +20,10 @@ type AdmissionConfig struct {
 	// PublicURL is the base URL people reach the gate's console at, for
 	// links in admission messages (default: the URL the gate listens on).
 	PublicURL string
+	// Token, when set, is installed as a token of the admission role (the
+	// Kubernetes API server's) on start, unless it already is
+	// (GATE_ADMISSION_TOKEN).
+	Token string
 }
 
 func defaultAdmissionConfig() AdmissionConfig {
@@ -26,6 +34,38 @@ func (c *AdmissionConfig) flags(fs *flag.FlagSet) {
 	d := defaultAdmissionConfig()
 	fs.DurationVar(&c.Timeout, "admission-timeout", d.Timeout, "longest time to answer an admission review (and longest rule wait); keep it under the webhook's timeoutSeconds")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL of the gate's console, for links in admission messages (default: the listen URL)")
+	fs.StringVar(&c.Token, "admission-token", "", "token of the admission role (the Kubernetes API server's) to install on start")
+}
+
+// ensureAdmissionToken installs Config.Admission.Token with the admission
+// role unless a token with that secret exists.
+func (m *Main) ensureAdmissionToken(ctx context.Context) error {
+	secret := m.Config.Admission.Token
+	if secret == "" {
+		return nil
+	}
+	if err := server.CheckSuppliedToken(secret); err != nil {
+		return fmt.Errorf("--admission-token (GATE_ADMISSION_TOKEN) must carry at least 32 random bytes, as --admin-token must: generate one with `openssl rand -base64 32`")
+	}
+	hash := server.HashToken(secret)
+	t, err := m.Store.TokenByHash(ctx, hash)
+	switch {
+	case err == nil && t.Role != image.RoleAdmission:
+		return fmt.Errorf("--admission-token is already the token %q of role %s: give the admission role its own token", t.Name, t.Role)
+	case err == nil:
+		return nil
+	case image.ErrorCode(err) != image.EUNAUTHORIZED:
+		return err
+	}
+	tok, err := server.NewTokenRecord("admission", image.RoleAdmission, 0, m.Now())
+	if err != nil {
+		return err
+	}
+	if err := m.Store.CreateToken(ctx, tok, hash); err != nil {
+		return err
+	}
+	m.Log.Info("installed the admission token", "name", tok.Name)
+	return nil
 }
 
 // openAdmission wires the admission service: stored verdicts and rules,

@@ -208,6 +208,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
 	}
+	if err := m.ensureAdmissionToken(ctx); err != nil {
+		return err
+	}
 	if m.VulnDB, err = vulndb.Open(c.DataDir, m.dbOptions()); err != nil {
 		return err
 	}
@@ -263,7 +266,7 @@ func (m *Main) Open(ctx context.Context) error {
 	// The web console: pages at / and /ui/ through the same services.
 	console.Route(m.Server.Echo(), console.Config{
 		Images: m.Analysis, Store: m.Store, Policies: m.Verdicts, Registries: m.Registries, Alerts: m.Alerts,
-		API: m.Server, HashToken: server.HashToken, Log: m.Log, Now: m.Now,
+		Admission: m.Admission, API: m.Server, HashToken: server.HashToken, Log: m.Log, Now: m.Now,
 	})
 
 	tlsConfig, err := c.TLS.serverTLS(m.Log)

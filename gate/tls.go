@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"time"
 )
 
 // TLSConfig is the gate's own HTTPS: a certificate and key, reloaded when
@@ -38,6 +37,9 @@ func (c TLSConfig) serverTLS(log *slog.Logger) (*tls.Config, error) {
 	if c.Cert == "" || c.Key == "" {
 		return nil, fmt.Errorf("--tls-cert and --tls-key go together: give both")
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	r := &certReloader{certFile: c.Cert, keyFile: c.Key, log: log}
 	if err := r.load(); err != nil {
 		return nil, err
@@ -62,16 +64,16 @@ func (c TLSConfig) serverTLS(log *slog.Logger) (*tls.Config, error) {
 
 // certReloader serves a certificate and key from files, loading them
 // again when either file's size or modification time changes (a rotation
-// by cert-manager or by hand), checked at most once a second. A pair that
-// does not load (a rotation half written) keeps the previous one.
+// by cert-manager or by hand), checked at each TLS handshake (two stats;
+// connections are kept alive). A pair that does not load (a rotation half
+// written) keeps the previous one.
 type certReloader struct {
 	certFile, keyFile string
 	log               *slog.Logger
 
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	stamp   string
-	checked time.Time
+	mu    sync.Mutex
+	cert  *tls.Certificate
+	stamp string
 }
 
 func fileStamp(paths ...string) (string, error) {
@@ -95,33 +97,22 @@ func (r *certReloader) load() error {
 	if err != nil {
 		return fmt.Errorf("loading the TLS certificate %s and key %s: %w", r.certFile, r.keyFile, err)
 	}
-	r.mu.Lock()
 	r.cert, r.stamp = &cert, stamp
-	r.mu.Unlock()
 	return nil
 }
 
 // GetCertificate is tls.Config's hook.
 func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
-	now := time.Now()
-	due := now.Sub(r.checked) >= time.Second
-	if due {
-		r.checked = now
-	}
-	cert, stamp := r.cert, r.stamp
-	r.mu.Unlock()
-	if !due {
-		return cert, nil
-	}
-	if s, err := fileStamp(r.certFile, r.keyFile); err == nil && s != stamp {
+	defer r.mu.Unlock()
+	if s, err := fileStamp(r.certFile, r.keyFile); err == nil && s != r.stamp {
 		if err := r.load(); err != nil {
+			// Not again until the files change once more.
+			r.stamp = s
 			r.log.Warn("keeping the current TLS certificate: the new one does not load", "err", err)
 		} else {
 			r.log.Info("TLS certificate reloaded", "cert", r.certFile)
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	return r.cert, nil
 }

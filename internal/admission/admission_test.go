@@ -335,7 +335,7 @@ func TestSummary(t *testing.T) {
 			Vulnerability: &image.Match{VulnerabilityID: "CVE-0", Severity: image.SeverityCritical}},
 	}}}
 	got := summary(v, policy.ActionStop)
-	want := "4 critical vulnerabilities with fixes (CVE-1, CVE-2, CVE-3, ...); 1 critical vulnerabilities without fixes (CVE-9); 1 dockerfile/instruction findings"
+	want := "4 critical vulnerabilities with fixes (CVE-1, CVE-2, CVE-3, ...); 1 critical vulnerability without a fix (CVE-9); 1 dockerfile/instruction finding"
 	if got != want {
 		t.Errorf("summary =\n%s\nwant\n%s", got, want)
 	}

@@ -114,10 +114,14 @@ func (s *Service) fallback(req Request, problem string) image.AdmissionDecision 
 	s.mu.Lock()
 	rules := s.rules
 	s.mu.Unlock()
-	return decideProblem(rules, rules != nil, req, problem)
+	// Namespace labels are not read here: the store may be what is slow.
+	return decideProblem(rules, rules != nil, req, problem, func(image.AdmissionRule) bool { return false })
 }
 
-func decideProblem(rules []image.AdmissionRule, known bool, req Request, problem string) image.AdmissionDecision {
+// decideProblem answers a review that cannot be judged by the on_error of
+// the first rule whose namespace selector holds the namespace; labelsOK
+// says whether a rule's namespace_labels hold.
+func decideProblem(rules []image.AdmissionRule, known bool, req Request, problem string, labelsOK func(image.AdmissionRule) bool) image.AdmissionDecision {
 	d := image.AdmissionDecision{Images: imagesOf(req)}
 	if !known {
 		d.Allowed = false
@@ -125,7 +129,7 @@ func decideProblem(rules []image.AdmissionRule, known bool, req Request, problem
 		return d
 	}
 	for _, r := range rules {
-		if req.Namespace != "" && !namespaceMatch(r, req.Namespace) {
+		if req.Namespace != "" && !namespaceMatch(r, req.Namespace) || len(r.NamespaceLabels) > 0 && !labelsOK(r) {
 			continue
 		}
 		d.RuleID, d.RuleName, d.Mode = r.ID, r.Name, r.Mode
@@ -165,8 +169,23 @@ func (s *Service) decide(ctx context.Context, req Request) image.AdmissionDecisi
 	s.mu.Lock()
 	s.rules = rules
 	s.mu.Unlock()
+	var labels map[string]string
+	labelsRead := false
+	labelsOK := func(r image.AdmissionRule) bool {
+		if !labelsRead {
+			labelsRead = true
+			if req.Namespace == "" {
+				return false
+			}
+			labels, err = s.store.NamespaceLabels(ctx, req.Cluster, req.Namespace)
+			if err != nil && image.ErrorCode(err) != image.ENOTFOUND {
+				s.log.Warn("reading namespace labels", "namespace", req.Namespace, "err", err)
+			}
+		}
+		return labels != nil && labelsMatch(r.NamespaceLabels, labels)
+	}
 	if req.Problem != "" {
-		return decideProblem(rules, true, req, req.Problem)
+		return decideProblem(rules, true, req, req.Problem, labelsOK)
 	}
 	if req.Kind == KindNamespace {
 		if !req.DryRun {
@@ -176,8 +195,6 @@ func (s *Service) decide(ctx context.Context, req Request) image.AdmissionDecisi
 		}
 		return image.AdmissionDecision{Allowed: true, Images: []image.AdmissionImage{}}
 	}
-	var labels map[string]string
-	labelsRead := false
 	rulesOf := make([]*image.AdmissionRule, len(req.Containers))
 	for i, c := range req.Containers {
 		for j := range rules {
@@ -185,17 +202,8 @@ func (s *Service) decide(ctx context.Context, req Request) image.AdmissionDecisi
 			if !namespaceMatch(*r, req.Namespace) || !scopeMatch(r.Scope, c.Image) {
 				continue
 			}
-			if len(r.NamespaceLabels) > 0 {
-				if !labelsRead {
-					labels, err = s.store.NamespaceLabels(ctx, req.Cluster, req.Namespace)
-					if err != nil && image.ErrorCode(err) != image.ENOTFOUND {
-						s.log.Warn("reading namespace labels", "namespace", req.Namespace, "err", err)
-					}
-					labelsRead = true
-				}
-				if !labelsMatch(r.NamespaceLabels, labels) {
-					continue
-				}
+			if len(r.NamespaceLabels) > 0 && !labelsOK(*r) {
+				continue
 			}
 			rulesOf[i] = r
 			break
@@ -519,22 +527,30 @@ func summary(v *policy.Verdict, action policy.Action) string {
 	var parts []string
 	for _, g := range groups {
 		slices.Sort(g.ids)
-		fix := "without fixes"
+		n := len(g.ids)
+		fix := plural(n, "without a fix", "without fixes")
 		if g.fixed {
-			fix = "with fixes"
+			fix = plural(n, "with a fix", "with fixes")
 		}
 		ids := g.ids
 		more := ""
 		if len(ids) > 3 {
 			ids, more = ids[:3], ", ..."
 		}
-		parts = append(parts, fmt.Sprintf("%d %s vulnerabilities %s (%s%s)", len(g.ids), strings.ToLower(g.sev.String()), fix, strings.Join(ids, ", "), more))
+		parts = append(parts, fmt.Sprintf("%d %s %s %s (%s%s)", n, strings.ToLower(g.sev.String()), plural(n, "vulnerability", "vulnerabilities"), fix, strings.Join(ids, ", "), more))
 	}
 	for _, k := range otherOrder {
-		parts = append(parts, fmt.Sprintf("%d %s findings", others[k], k))
+		parts = append(parts, fmt.Sprintf("%d %s %s", others[k], k, plural(others[k], "finding", "findings")))
 	}
 	if len(parts) == 0 {
 		return string(v.Reason)
 	}
 	return strings.Join(parts, "; ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

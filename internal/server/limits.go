@@ -52,6 +52,9 @@ type routeLimit struct {
 	flag   string
 	upload bool
 	types  []string // accepted media types; a "+json" entry matches any ...+json
+	// own: the handler bounds the body itself and answers one over max
+	// (an admission review is always answered with an AdmissionReview).
+	own bool
 }
 
 var (
@@ -64,13 +67,15 @@ var (
 func (l Limits) limitOf(path string) routeLimit {
 	switch path {
 	case "/v1/images/upload":
-		return routeLimit{l.Upload, "--max-upload-size", true, archiveTypes}
+		return routeLimit{l.Upload, "--max-upload-size", true, archiveTypes, false}
 	case "/v1/sboms":
-		return routeLimit{l.SBOM, "--max-sbom-size", true, sbomMediaTypes}
+		return routeLimit{l.SBOM, "--max-sbom-size", true, sbomMediaTypes, false}
 	case "/v1/db/import":
-		return routeLimit{l.DBImport, "--max-db-import-size", true, archiveTypes}
+		return routeLimit{l.DBImport, "--max-db-import-size", true, archiveTypes, false}
+	case "/v1/admission/review":
+		return routeLimit{MaxAdmissionReview, "", false, jsonTypes, true}
 	}
-	return routeLimit{l.Body, "--max-body-size", false, jsonTypes}
+	return routeLimit{l.Body, "--max-body-size", false, jsonTypes, false}
 }
 
 // SetLimits replaces the request limits (DefaultLimits until called); call
@@ -138,6 +143,9 @@ func (s *Server) bound(next echo.HandlerFunc) echo.HandlerFunc {
 		rl := s.limits.limitOf(r.URL.Path)
 		if err := checkContentType(r, rl.types); err != nil {
 			return err
+		}
+		if rl.own {
+			return next(c)
 		}
 		if r.ContentLength > rl.max {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, (&BodyTooLargeError{rl.max, rl.flag}).Error())
