@@ -146,12 +146,10 @@ func decideProblem(rules []image.AdmissionRule, known bool, req Request, problem
 		return d
 	}
 	d.Allowed = true
-	d.Message = problem + "; admitted: no admission rule covers namespace " + strconvQuote(req.Namespace)
+	d.Message = fmt.Sprintf("%s; admitted: no admission rule covers namespace %q", problem, req.Namespace)
 	d.Warnings = []string{d.Message}
 	return d
 }
-
-func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
 
 func imagesOf(req Request) []image.AdmissionImage {
 	out := make([]image.AdmissionImage, 0, len(req.Containers))
