@@ -41,7 +41,7 @@ type testGate struct {
 	c *client.Client
 }
 
-func startGate(t *testing.T, mutate func(*Config)) *testGate {
+func startGate(t testing.TB, mutate func(*Config)) *testGate {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -64,7 +64,7 @@ func startGate(t *testing.T, mutate func(*Config)) *testGate {
 	return &testGate{Main: m, c: client.New(m.URL, testToken, nil)}
 }
 
-func importDB(t *testing.T, data string) (string, error) {
+func importDB(t testing.TB, data string) (string, error) {
 	archive := vulndbtest.Archive(t)
 	var out bytes.Buffer
 	cmd := dbImportCommand()
@@ -76,14 +76,14 @@ func importDB(t *testing.T, data string) (string, error) {
 }
 
 // testRegistry is go-containerregistry's registry, in process.
-func testRegistry(t *testing.T) string {
+func testRegistry(t testing.TB) string {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-func sharedImage(t *testing.T, name string) v1.Image {
+func sharedImage(t testing.TB, name string) v1.Image {
 	t.Helper()
 	dir, err := vulndbtest.SharedDir()
 	if err != nil {
@@ -96,7 +96,7 @@ func sharedImage(t *testing.T, name string) v1.Image {
 	return img
 }
 
-func push(t *testing.T, ref string, img v1.Image) {
+func push(t testing.TB, ref string, img v1.Image) {
 	t.Helper()
 	r, err := name.ParseReference(ref)
 	if err != nil {
@@ -107,7 +107,7 @@ func push(t *testing.T, ref string, img v1.Image) {
 	}
 }
 
-func (g *testGate) submitAndWait(t *testing.T, ref string) *api.Image {
+func (g *testGate) submitAndWait(t testing.TB, ref string) *api.Image {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

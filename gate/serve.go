@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/buildgate/buildgate/internal/admission"
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
@@ -72,6 +74,10 @@ type Config struct {
 	Alerts AlertConfig
 	// HTTP bounds request bodies, concurrent uploads and connection times.
 	HTTP HTTPConfig
+	// Admission configures the Kubernetes admission webhook; TLS the
+	// gate's own HTTPS.
+	Admission AdmissionConfig
+	TLS       TLSConfig
 }
 
 // DefaultConfig returns the defaults of gate serve.
@@ -91,6 +97,7 @@ func DefaultConfig() Config {
 		HTTP:             defaultHTTPConfig(),
 		JobLease:         time.Minute,
 		JobAttempts:      3,
+		Admission:        defaultAdmissionConfig(),
 	}
 }
 
@@ -116,6 +123,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AllowPrivateNetworks, "allow-private-networks", "", "comma-separated CIDR prefixes (e.g. 127.0.0.0/8,10.0.0.0/8) that registries, webhooks, Slack, SMTP, the ECR endpoint and the DB update URL may be in (default: none: loopback, link-local, private and unique-local destinations are refused)")
 	c.Alerts.flags(fs)
 	c.HTTP.flags(fs)
+	c.Admission.flags(fs)
+	c.TLS.flags(fs)
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -178,6 +187,8 @@ type Main struct {
 	RegistryAuth *registry.Auth
 	// Alerts keeps alerts, channels, subscriptions and runtime inventories.
 	Alerts *alert.Service
+	// Admission answers Kubernetes admission reviews.
+	Admission *admission.Service
 	// URL is the server's base URL once Open returns.
 	URL string
 	// Guard checks every outbound connection made for users.
@@ -236,6 +247,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.ensureAdminToken(ctx); err != nil {
 		return err
 	}
+	if err := m.ensureAdmissionToken(ctx); err != nil {
+		return err
+	}
 	if m.VulnDB, err = vulndb.Open(c.DataDir, m.dbOptions()); err != nil {
 		return err
 	}
@@ -262,6 +276,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Finished: func(digest string, outcome image.Status, d time.Duration) {
 			metrics.ObserveAnalysis(digest, outcome, d)
 			m.alertFinished(digest, outcome, d)
+			m.admissionFinished()
 		},
 		Analyzed: m.Verdicts.Reevaluate, Rematched: m.alertRematched,
 	}, m.Log)
@@ -278,6 +293,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.openAlerts(ctx, reg); err != nil {
 		return err
 	}
+	m.openAdmission(reg)
 	if err := openapi.Route(m.Server.Echo()); err != nil {
 		return err
 	}
@@ -290,13 +306,24 @@ func (m *Main) Open(ctx context.Context) error {
 	// The web console: pages at / and /ui/ through the same services.
 	console.Route(m.Server.Echo(), console.Config{
 		Images: m.Analysis, Store: m.Store, Policies: m.Verdicts, Registries: m.Registries, Alerts: m.Alerts,
-		API: m.Server, HashToken: server.HashToken, Log: m.Log, Now: m.Now,
+		Admission: m.Admission, API: m.Server, HashToken: server.HashToken, Log: m.Log, Now: m.Now,
 	})
 
+	tlsConfig, err := c.TLS.serverTLS(m.Log)
+	if err != nil {
+		return err
+	}
 	if m.ln, err = net.Listen("tcp", c.Addr); err != nil {
 		return fmt.Errorf("listening on %s: %w", c.Addr, err)
 	}
 	m.URL = "http://" + m.ln.Addr().String()
+	if tlsConfig != nil {
+		m.ln = tls.NewListener(m.ln, tlsConfig)
+		m.URL = "https://" + m.ln.Addr().String()
+	}
+	if m.Admission.UIURL == "" {
+		m.Admission.UIURL = m.URL
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	m.errc = make(chan error, 1)
@@ -351,6 +378,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.Admission != nil {
+		m.Admission.Close()
+	}
 	var errs []error
 	if m.VulnDB != nil {
 		errs = append(errs, m.VulnDB.Close())

@@ -31,10 +31,10 @@ func tokenCommandTo(out io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("gate token create", flag.ContinueOnError)
 	data := fs.String("data", DefaultConfig().DataDir, "the gate's data directory")
 	name := fs.String("name", "", "a name for the token (required)")
-	role := fs.String("role", string(image.RoleCI), "role: admin or ci")
+	role := fs.String("role", string(image.RoleCI), "role: admin, ci or admission (may only send admission reviews)")
 	expires := fs.Duration("expires", 0, "lifetime of the token, e.g. 720h (default: it does not expire)")
 	create := &ffcli.Command{
-		Name: "create", ShortUsage: "gate token create --name N --role admin|ci [--expires 720h] --data DIR", ShortHelp: "create an API token and print it",
+		Name: "create", ShortUsage: "gate token create --name N --role admin|ci|admission [--expires 720h] --data DIR", ShortHelp: "create an API token and print it",
 		FlagSet: fs, Options: parseOptions(),
 		Exec: func(ctx context.Context, _ []string) error {
 			if *name == "" {
@@ -42,7 +42,7 @@ func tokenCommandTo(out io.Writer) *ffcli.Command {
 			}
 			r := image.Role(*role)
 			if !r.Valid() {
-				return fmt.Errorf("invalid --role %q: want admin or ci", *role)
+				return fmt.Errorf("invalid --role %q: want admin, ci or admission", *role)
 			}
 			if *expires < 0 {
 				return fmt.Errorf("invalid --expires %s: want a positive duration, or none", *expires)

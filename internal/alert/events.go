@@ -31,6 +31,20 @@ type payload struct {
 	Runtime         *runtimeInfo     `json:"runtime,omitempty"`
 	Analysis        *analysisInfo    `json:"analysis,omitempty"`
 	TagUpdate       *tagUpdateInfo   `json:"tag_update,omitempty"`
+	Admission       *admissionInfo   `json:"admission,omitempty"`
+}
+
+type admissionInfo struct {
+	DecisionID string   `json:"decision_id"`
+	Cluster    string   `json:"cluster,omitempty"`
+	Namespace  string   `json:"namespace"`
+	Kind       string   `json:"kind"`
+	Name       string   `json:"name"`
+	User       string   `json:"user,omitempty"`
+	Rule       string   `json:"rule"`
+	Mode       string   `json:"mode"`
+	Message    string   `json:"message"`
+	Images     []string `json:"images"`
 }
 
 type alertRef struct {
@@ -172,9 +186,11 @@ func (s *Service) dispatch(ctx context.Context, ev event) {
 				if len(in) == 0 {
 					continue
 				}
-				r := *ev.p.Runtime
-				r.Cluster, r.Namespace, r.Pod, r.Container, r.Containers = in[0].Cluster, in[0].Namespace, in[0].Pod, in[0].Container, len(in)
-				p.Runtime = &r
+				if ev.p.Runtime != nil {
+					r := *ev.p.Runtime
+					r.Cluster, r.Namespace, r.Pod, r.Container, r.Containers = in[0].Cluster, in[0].Namespace, in[0].Pod, in[0].Container, len(in)
+					p.Runtime = &r
+				}
 			} else {
 				if !imageInScope(a.Scope, ev.tags) {
 					continue
@@ -344,6 +360,20 @@ func render(p *payload) image.Message {
 		p.Title = "New image for " + u.Tag
 		p.Text = fmt.Sprintf("%s now points at %s (was %s); the gate submitted it for analysis.", u.Tag, u.Digest, cmp.Or(u.Previous, "unknown"))
 		field("Previous digest", u.Previous)
+	case image.TriggerAdmissionDenied:
+		a := p.Admission
+		where := a.Namespace
+		if a.Cluster != "" {
+			where = a.Cluster + "/" + a.Namespace
+		}
+		p.Title = fmt.Sprintf("Admission would have been denied: %s %s in %s", a.Kind, a.Name, where)
+		p.Text = fmt.Sprintf("Rule %s (audit mode) admitted %s %s in %s, which it would have denied: %s", a.Rule, a.Kind, a.Name, where, a.Message)
+		field("Cluster", a.Cluster)
+		field("Namespace", a.Namespace)
+		field("Object", a.Kind+" "+a.Name)
+		field("User", a.User)
+		field("Rule", a.Rule)
+		field("Images", strings.Join(a.Images, "\n"))
 	case "test":
 		p.Title = "buildgate test message"
 		p.Text = "This channel works: buildgate can reach it."
@@ -561,4 +591,36 @@ func (s *Service) VulnerabilityChanges(ctx context.Context, digest string) ([]im
 		return nil, err
 	}
 	return s.store.VulnerabilityChanges(ctx, digest)
+}
+
+// AdmissionDenied is the admission service's hook: an audit rule admitted
+// an object it would have denied. It fires admission_denied for the
+// alerts whose scope holds one of the object's images, cluster and
+// namespace.
+func (s *Service) AdmissionDenied(ctx context.Context, d image.AdmissionDecision) {
+	info := &admissionInfo{
+		DecisionID: d.ID, Cluster: d.Cluster, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, User: d.User,
+		Rule: d.RuleName, Mode: d.Mode, Message: d.Message, Images: []string{},
+	}
+	var containers []image.RuntimeContainer
+	var tags []string
+	for _, img := range d.Images {
+		info.Images = append(info.Images, img.Image)
+		containers = append(containers, image.RuntimeContainer{
+			Cluster: d.Cluster, Namespace: d.Namespace, Pod: d.Name, Container: img.Container,
+			Image: img.Image, ImageDigest: img.Digest, Tag: img.Tag,
+		})
+		if img.Tag != "" {
+			tags = append(tags, img.Tag)
+		}
+	}
+	var ref *imageRef
+	if len(d.Images) > 0 {
+		ref = &imageRef{Digest: d.Images[0].Digest, Tag: d.Images[0].Tag, Tags: tags}
+	}
+	s.dispatch(ctx, event{
+		typ: image.TriggerAdmissionDenied, key: image.TriggerAdmissionDenied + ":" + d.ID,
+		tags: tags, containers: containers,
+		p: payload{Type: image.TriggerAdmissionDenied, Image: ref, Admission: info, CreatedAt: d.CreatedAt},
+	})
 }

@@ -66,11 +66,14 @@ const (
 	TriggerNewVulnerabilities = "new_vulnerabilities"
 	// TriggerVerdictChanged fires when a stored verdict changes.
 	TriggerVerdictChanged = "verdict_changed"
+	// TriggerAdmissionDenied fires when an admission rule in audit mode
+	// admits an object that its judgement would have denied.
+	TriggerAdmissionDenied = "admission_denied"
 )
 
 // TriggerTypes lists the alert trigger types.
 func TriggerTypes() []string {
-	return []string{TriggerPolicyEvalFailed, TriggerUnscannedImage, TriggerNewVulnerabilities, TriggerVerdictChanged}
+	return []string{TriggerPolicyEvalFailed, TriggerUnscannedImage, TriggerNewVulnerabilities, TriggerVerdictChanged, TriggerAdmissionDenied}
 }
 
 // Actions of the unscanned_image trigger.

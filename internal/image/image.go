@@ -232,10 +232,13 @@ type Analysis struct {
 // Role is what a token may do.
 type Role string
 
-// Roles: admin does everything; ci submits and reads images and evaluations.
+// Roles: admin does everything; ci submits and reads images and
+// evaluations; admission only sends admission reviews (the Kubernetes API
+// server's token).
 const (
-	RoleAdmin Role = "admin"
-	RoleCI    Role = "ci"
+	RoleAdmin     Role = "admin"
+	RoleCI        Role = "ci"
+	RoleAdmission Role = "admission"
 )
 
 // Token is an API token's record; the secret itself is never stored.

@@ -39,6 +39,11 @@ const (
 	ActManageTokens Action = "manage tokens"
 	// ActReadMetrics: read /metrics.
 	ActReadMetrics Action = "read metrics"
+	// ActReviewAdmission: send Kubernetes admission reviews (the API
+	// server's).
+	ActReviewAdmission Action = "review admissions"
+	// ActManageAdmission: admission rules, and the decisions they made.
+	ActManageAdmission Action = "manage admission rules"
 )
 
 // Actions lists every action, in the order of the README's table.
@@ -48,6 +53,7 @@ func Actions() []Action {
 		ActReadPolicies, ActWritePolicies, ActManageRegistries,
 		ActReadSubscriptions, ActWriteSubscriptions, ActManageAlerts,
 		ActImportDB, ActManageTokens, ActReadMetrics,
+		ActReviewAdmission, ActManageAdmission,
 	}
 }
 
@@ -60,6 +66,9 @@ var grants = map[Role]map[Action]bool{
 		ActReadSubscriptions: true,
 		ActReadMetrics:       true,
 	},
+	RoleAdmission: {
+		ActReviewAdmission: true,
+	},
 }
 
 // Can reports whether a token of role r may do a.
@@ -71,7 +80,7 @@ func (r Role) Can(a Action) bool {
 }
 
 // Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleAdmin || r == RoleCI }
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleCI || r == RoleAdmission }
 
 // Allow returns nil when t may do a and an EFORBIDDEN error naming the
 // token, its role and the action otherwise.

@@ -124,3 +124,13 @@ func FullTag(s string) string {
 	}
 	return reg + "/" + repo + ":" + tag
 }
+
+// Glob reports whether s matches the glob g, where "*" matches any run of
+// characters ("/" included) and every other character is literal; an
+// empty g matches everything, as in alert and admission scopes.
+func Glob(g, s string) bool {
+	if g == "" {
+		return true
+	}
+	return globPattern(g).match(s)
+}

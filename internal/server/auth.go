@@ -47,6 +47,10 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		secret := bearer(c.Request().Header.Get("Authorization"))
 		if secret == "" {
+			if t := clientCertToken(c.Request()); t != nil {
+				c.Set(tokenKey, t)
+				return next(c)
+			}
 			return image.Errorf(image.EUNAUTHORIZED, "missing bearer token: send Authorization: Bearer <token>")
 		}
 		t, err := s.store.TokenByHash(c.Request().Context(), HashToken(secret))
@@ -56,6 +60,17 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(tokenKey, t)
 		return next(c)
 	}
+}
+
+// clientCertToken maps a client certificate the TLS handshake verified
+// against the gate's --tls-client-ca to the admission role: the
+// Kubernetes API server may authenticate with one instead of a token.
+func clientCertToken(r *http.Request) *image.Token {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	cert := r.TLS.VerifiedChains[0][0]
+	return &image.Token{ID: "client-cert", Name: "client certificate " + cert.Subject.CommonName, Role: image.RoleAdmission}
 }
 
 // require lets through tokens whose role may do a (image.Role.Can, the one

@@ -51,6 +51,9 @@ type routeLimit struct {
 	max   int64
 	flag  string
 	types []string // accepted media types; a "+json" entry matches any ...+json
+	// own: the handler bounds the body itself and answers one over max
+	// (an admission review is always answered with an AdmissionReview).
+	own bool
 }
 
 var (
@@ -63,13 +66,15 @@ var (
 func (l Limits) limitOf(path string) routeLimit {
 	switch path {
 	case "/v1/images/upload":
-		return routeLimit{l.Upload, "--max-upload-size", archiveTypes}
+		return routeLimit{max: l.Upload, flag: "--max-upload-size", types: archiveTypes}
 	case "/v1/sboms":
-		return routeLimit{l.SBOM, "--max-sbom-size", sbomMediaTypes}
+		return routeLimit{max: l.SBOM, flag: "--max-sbom-size", types: sbomMediaTypes}
 	case "/v1/db/import":
-		return routeLimit{l.DBImport, "--max-db-import-size", archiveTypes}
+		return routeLimit{max: l.DBImport, flag: "--max-db-import-size", types: archiveTypes}
+	case "/v1/admission/review":
+		return routeLimit{max: MaxAdmissionReview, types: jsonTypes, own: true}
 	}
-	return routeLimit{l.Body, "--max-body-size", jsonTypes}
+	return routeLimit{max: l.Body, flag: "--max-body-size", types: jsonTypes}
 }
 
 // SetLimits replaces the request limits (DefaultLimits until called); call
@@ -137,6 +142,9 @@ func (s *Server) bound(next echo.HandlerFunc) echo.HandlerFunc {
 		rl := s.limits.limitOf(r.URL.Path)
 		if err := checkContentType(r, rl.types); err != nil {
 			return err
+		}
+		if rl.own {
+			return next(c)
 		}
 		if r.ContentLength > rl.max {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, (&BodyTooLargeError{rl.max, rl.flag}).Error())

@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"github.com/buildgate/buildgate/internal/admission"
 
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
@@ -27,6 +28,7 @@ type Store interface {
 	server.Tokens
 	anchore.Store
 	console.Store
+	admission.Store
 	Admin
 }
 

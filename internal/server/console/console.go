@@ -79,6 +79,8 @@ type Config struct {
 	// Alerts manages alerts and channels; nil leaves the Alerts tab read-only
 	// through /v1.
 	Alerts Alerts
+	// Admission manages admission rules and decisions; nil hides the page.
+	Admission Admission
 	// API serves /v1 (the gate's own handler): downloads go through it with
 	// the session's token.
 	API http.Handler
@@ -156,6 +158,10 @@ func Route(e *echo.Echo, cfg Config) *Console {
 	g.GET("/policies/:id/delete", c.confirmDeletePolicy, writePolicies)
 	g.POST("/policies/:id/delete", c.deletePolicy, writePolicies)
 	g.GET("/runtime", c.runtime, read)
+	admission := c.require(image.ActManageAdmission)
+	g.GET("/admission", c.admission, admission)
+	g.POST("/admission/rules", c.addAdmissionRule, admission)
+	g.POST("/admission/rules/:id/delete", c.deleteAdmissionRule, admission)
 	g.GET("/alerts", c.alertsIndex, alerts)
 	g.GET("/alerts/new", c.newAlert, alerts)
 	g.POST("/alerts", c.saveAlert, alerts)
@@ -436,7 +442,7 @@ func contains(list []string, s string) bool {
 }
 
 func parsePages() map[string]*template.Template {
-	names := []string{"login", "error", "repositories", "image", "policies", "policy", "confirm", "registries", "runtime", "alerts", "alert", "registry"}
+	names := []string{"login", "error", "repositories", "image", "policies", "policy", "confirm", "registries", "runtime", "alerts", "alert", "registry", "admission"}
 	out := map[string]*template.Template{}
 	for _, n := range names {
 		out[n] = template.Must(template.New(n).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+n+".html"))
