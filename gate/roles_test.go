@@ -99,6 +99,9 @@ func TestOneRulePerRole(t *testing.T) {
 			} else {
 				req, _ := http.NewRequest(c.method, g.URL+c.path, strings.NewReader("{}"))
 				req.Header.Set("Content-Type", "application/json")
+				if strings.HasSuffix(c.path, "/db/import") {
+					req.Header.Set("Content-Type", "application/gzip")
+				}
 				req.Header.Set("Authorization", "Bearer "+role.token)
 				resp, err = http.DefaultClient.Do(req)
 			}
