@@ -70,10 +70,15 @@ func (r registryAdapter) NormalizeTag(tag string) (string, error) {
 }
 
 // catalogAdapter serves analysis.Cataloger with syft.
-type catalogAdapter struct{}
+type catalogAdapter struct {
+	// limits bound what an image may unpack to.
+	limits catalog.Limits
+}
 
-func (catalogAdapter) Catalog(ctx context.Context, dir string) (*image.Analysis, error) {
-	r, err := catalog.Catalog(ctx, dir, catalog.DefaultConfig())
+func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*image.Analysis, error) {
+	cfg := catalog.DefaultConfig()
+	cfg.Limits = c.limits
+	r, err := catalog.Catalog(ctx, dir, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/buildgate/buildgate/internal/admission"
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
+	"github.com/buildgate/buildgate/internal/catalog"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/registry"
@@ -35,12 +36,16 @@ import (
 // Config is gate serve's configuration: flags, then GATE_* environment
 // variables, then an optional YAML file.
 type Config struct {
-	Addr             string
-	DataDir          string
-	Workers          int
-	AnalysisTimeout  time.Duration
-	MaxLayerSize     int64
-	MaxImageSize     int64
+	Addr            string
+	DataDir         string
+	Workers         int
+	AnalysisTimeout time.Duration
+	MaxLayerSize    int64
+	MaxImageSize    int64
+	// Unpack bounds what one image may unpack to (--max-unpacked-size,
+	// --max-files, --max-file-size, --max-path-length, --max-layers,
+	// --max-config-size, --max-manifest-size).
+	Unpack           catalog.Limits
 	DBUpdateURL      string
 	DBUpdateInterval time.Duration
 	LogFormat        string
@@ -89,6 +94,7 @@ func DefaultConfig() Config {
 		AnalysisTimeout:  10 * time.Minute,
 		MaxLayerSize:     2 << 30,
 		MaxImageSize:     8 << 30,
+		Unpack:           catalog.DefaultLimits(),
 		DBUpdateURL:      vulndb.DefaultUpdateURL,
 		DBUpdateInterval: 6 * time.Hour,
 		LogFormat:        "text",
@@ -113,6 +119,13 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file with the key that seals stored secrets (default GATE_SECRET_KEY, else <data>/secret.key; required with PostgreSQL unless GATE_SECRET_KEY is set)")
 	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
+	fs.Int64Var(&c.Unpack.MaxUnpackedSize, "max-unpacked-size", d.Unpack.MaxUnpackedSize, "largest total of an image's uncompressed layers, in bytes")
+	fs.IntVar(&c.Unpack.MaxFiles, "max-files", d.Unpack.MaxFiles, "most entries in an image's layers")
+	fs.Int64Var(&c.Unpack.MaxFileSize, "max-file-size", d.Unpack.MaxFileSize, "largest file in an image, in bytes")
+	fs.IntVar(&c.Unpack.MaxPathLength, "max-path-length", d.Unpack.MaxPathLength, "longest path in an image's layers, in bytes")
+	fs.IntVar(&c.Unpack.MaxLayers, "max-layers", d.Unpack.MaxLayers, "most layers in an image")
+	fs.Int64Var(&c.Unpack.MaxConfigSize, "max-config-size", d.Unpack.MaxConfigSize, "largest image config, in bytes")
+	fs.Int64Var(&c.Unpack.MaxManifestSize, "max-manifest-size", d.Unpack.MaxManifestSize, "largest image manifest, in bytes")
 	fs.StringVar(&c.DBUpdateURL, "db-update-url", d.DBUpdateURL, "vulnerability DB listing (latest.json) to update from; empty: never")
 	fs.DurationVar(&c.DBUpdateInterval, "db-update-interval", d.DBUpdateInterval, "how often to check for a DB update; 0: never")
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
@@ -272,7 +285,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Workers: c.Workers, Timeout: c.AnalysisTimeout, Lease: c.JobLease, MaxAttempts: c.JobAttempts,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
 		Now: m.Now,
-	}, m.Store, reg, catalogAdapter{}, m.VulnDB, analysis.Observer{
+	}, m.Store, reg, catalogAdapter{limits: c.Unpack}, m.VulnDB, analysis.Observer{
 		Finished: func(digest string, outcome image.Status, d time.Duration) {
 			metrics.ObserveAnalysis(digest, outcome, d)
 			m.alertFinished(digest, outcome, d)

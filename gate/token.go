@@ -23,8 +23,13 @@ func openTokenStore(ctx context.Context, data string) (*sqlite.DB, error) {
 }
 
 func tokenCommand() *ffcli.Command {
-	return tokenCommandTo(os.Stdout)
+	return tokenCommandTo(stdout{})
 }
+
+// stdout writes to os.Stdout as it is when written to.
+type stdout struct{}
+
+func (stdout) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
 
 // tokenCommandTo is gate token, printing to out.
 func tokenCommandTo(out io.Writer) *ffcli.Command {

@@ -157,11 +157,14 @@ func New(cfg Config, store Store, reg Registry, cat Cataloger, m Matcher, obs Ob
 type SubmitRequest struct {
 	Ref string
 	// Tag, when set, is the repo:tag recorded for the image instead of
-	// the one Ref names.
+	// the one Ref names. It is bound to the digest only when its registry
+	// serves that digest, or when BindTag; otherwise it is a label.
 	Tag         string
 	Dockerfile  string
 	Annotations map[string]string
 	Force       bool
+	// BindTag binds Tag without asking its registry (an admin's request).
+	BindTag bool
 }
 
 // Submit resolves the reference to a digest and queues the image unless it
@@ -174,13 +177,19 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, 
 	if err != nil {
 		return nil, err
 	}
+	label := false
 	if req.Tag != "" {
-		if r.Tag, err = s.normalizeTag(req.Tag); err != nil {
+		tag, err := s.normalizeTag(req.Tag)
+		if err != nil {
 			return nil, err
 		}
+		if tag != r.Tag && !req.BindTag {
+			label = !s.serves(ctx, tag, r)
+		}
+		r.Tag = tag
 	}
 	img, queued, err := s.store.SubmitImage(ctx, image.Submission{
-		Digest: r.Digest, Tag: r.Tag, PullRef: r.PullRef, IndexDigest: r.IndexDigest,
+		Digest: r.Digest, Tag: r.Tag, Label: label, PullRef: r.PullRef, IndexDigest: r.IndexDigest,
 		Source: "registry", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
 	})
 	if err != nil {
@@ -193,10 +202,28 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, 
 	return img, nil
 }
 
+// serves reports whether tag's registry serves the image r resolved to
+// (the tag names its digest, or the index it came from).
+func (s *Service) serves(ctx context.Context, tag string, r Resolved) bool {
+	got, err := s.registry.Resolve(ctx, tag)
+	if err != nil {
+		s.log.Info("keeping a tag as a label: its registry does not answer for it", "tag", tag, "digest", r.Digest, "err", err)
+		return false
+	}
+	if got.Digest == r.Digest || (got.IndexDigest != "" && got.IndexDigest == r.IndexDigest) || got.IndexDigest == r.Digest {
+		return true
+	}
+	s.log.Info("keeping a tag as a label: its registry serves another digest", "tag", tag, "digest", r.Digest, "registry_digest", got.Digest)
+	return false
+}
+
 // UploadRequest describes an uploaded image archive or SBOM.
 type UploadRequest struct {
 	// Tag is the "repo:tag" the upload stands for, for policy mappings.
-	Tag         string
+	// It is kept as a label (see image.Submission.Label) unless BindTag.
+	Tag string
+	// BindTag binds Tag to the upload's digest (an admin's upload).
+	BindTag     bool
 	Dockerfile  string
 	Annotations map[string]string
 	Force       bool
@@ -276,7 +303,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	a.Digest = digest
 	img, _, err := s.store.SubmitImage(ctx, image.Submission{
-		Digest: digest, Tag: tag, Source: "sbom", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: true,
+		Digest: digest, Tag: tag, Label: tag != "" && !req.BindTag, Source: "sbom", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: true,
 	})
 	if err != nil {
 		return nil, err
@@ -312,7 +339,7 @@ func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req
 		return nil, fmt.Errorf("keeping upload of %s: %w", digest, err)
 	}
 	img, queued, err := s.store.SubmitImage(ctx, image.Submission{
-		Digest: digest, Tag: tag, PullRef: name, Source: "upload", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
+		Digest: digest, Tag: tag, Label: tag != "" && !req.BindTag, PullRef: name, Source: "upload", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
 	})
 	if err != nil {
 		os.RemoveAll(dst)

@@ -49,8 +49,12 @@ const (
 
 // Image is an image record.
 type Image struct {
-	Digest      string            `json:"digest"`
-	Tags        []string          `json:"tags"`
+	Digest string   `json:"digest"`
+	Tags   []string `json:"tags"`
+	// Labels are the tags that only label the image (an upload's or an
+	// SBOM's by a ci token): a tag lookup finds them only when no image
+	// is bound to the tag by its registry or an admin.
+	Labels      []string          `json:"labels,omitempty"`
 	Status      string            `json:"status"`
 	Error       string            `json:"error,omitempty"`
 	Source      string            `json:"source"`

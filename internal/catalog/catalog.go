@@ -65,6 +65,9 @@ type Config struct {
 	// content_regex_match); each that matches a line of a file reports
 	// the file's path.
 	ContentRules []Rule
+	// Limits bound what the image may unpack to; zero fields take
+	// DefaultLimits' values.
+	Limits Limits
 }
 
 // DefaultConfig returns the configuration that catalogs like the grype CLI
@@ -134,6 +137,10 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	lim := cfg.Limits.orDefaults()
+	if err := lim.checkDocuments(img); err != nil {
+		return nil, err
+	}
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("computing image digest: %w", err)
@@ -157,13 +164,24 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 
 	// stereoscope decompresses each layer once, for syft; the files pass
 	// scans the same stream as it goes by (see layerTaps)
+	// and counts what they unpack to against the limits
+	b := newBudget(lim)
 	taps := newLayerTaps(ctx, len(layers), func(ctx context.Context, r io.Reader) (*layerScan, error) {
-		return newScanner(cfg, secretRules, contentRules).scanLayer(ctx, r)
+		sc := newScanner(cfg, secretRules, contentRules)
+		sc.budget = b
+		return sc.scanLayer(ctx, r)
 	})
+	taps.budget = b
 	src, err := openSource(ctx, img, name, digest.String(), taps)
 	if err != nil {
 		cancel()
 		taps.wg.Wait()
+		if lerr := b.failed(); lerr != nil {
+			return nil, lerr
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("unpacking layers: %w", cerr)
+		}
 		return nil, err
 	}
 	defer src.Close()

@@ -69,6 +69,8 @@ type scanner struct {
 	secretRules  []compiledRule
 	contentRules []compiledRule
 	maxSize      int64
+	// budget, when set, counts the entries read against the limits.
+	budget *budget
 
 	hasher  hash.Hash // SHA-256
 	md5     hash.Hash
@@ -105,6 +107,11 @@ func (sc *scanner) scanLayer(ctx context.Context, r io.Reader) (*layerScan, erro
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading tar: %w", err)
+		}
+		if sc.budget != nil {
+			if err := sc.budget.entry(hdr); err != nil {
+				return nil, err
+			}
 		}
 		p := absPath(hdr.Name)
 		if p == "/" {

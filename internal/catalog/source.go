@@ -80,6 +80,9 @@ func (l tappedLayer) Uncompressed() (io.ReadCloser, error) {
 type layerTaps struct {
 	ctx  context.Context
 	scan func(ctx context.Context, r io.Reader) (*layerScan, error)
+	// budget, when set, bounds what stereoscope unpacks: a read past a
+	// limit, or after ctx ends, fails stereoscope's read.
+	budget *budget
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -113,7 +116,7 @@ func (t *layerTaps) attach(idx int, rc io.ReadCloser) io.ReadCloser {
 			t.mu.Unlock()
 		}
 	})
-	return &tapReader{rc: rc, pw: pw}
+	return &tapReader{rc: rc, pw: pw, ctx: t.ctx, budget: t.budget}
 }
 
 // finish waits for the scans to end and returns every layer's scan,
@@ -150,10 +153,20 @@ type tapReader struct {
 	pw     *io.PipeWriter
 	done   bool
 	broken bool
+	ctx    context.Context
+	budget *budget
 }
 
 func (r *tapReader) Read(p []byte) (int, error) {
+	if err := r.stop(); err != nil {
+		return 0, err
+	}
 	n, err := r.rc.Read(p)
+	if r.budget != nil {
+		if berr := r.budget.read(n); berr != nil {
+			n, err = 0, berr
+		}
+	}
 	if n > 0 && !r.broken {
 		if _, werr := r.pw.Write(p[:n]); werr != nil {
 			r.broken = true
@@ -168,6 +181,20 @@ func (r *tapReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// stop returns why reading must stop: the context ended or a limit was
+// crossed (counted here or by the scan of the stream).
+func (r *tapReader) stop() error {
+	if r.ctx != nil {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if r.budget != nil {
+		return r.budget.failed()
+	}
+	return nil
 }
 
 func (r *tapReader) Close() error {

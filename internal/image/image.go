@@ -24,8 +24,11 @@ const (
 // Image is one image, identified by its manifest digest, with the tags it
 // was submitted under.
 type Image struct {
-	Digest      string            `json:"digest"`
-	Tags        []string          `json:"tags"`
+	Digest string   `json:"digest"`
+	Tags   []string `json:"tags"`
+	// Labels are the Tags that are labels, not bound to the digest by its
+	// registry or an admin (see Submission.Label).
+	Labels      []string          `json:"labels,omitempty"`
 	Status      Status            `json:"status"`
 	Error       string            `json:"error,omitempty"`
 	Dockerfile  string            `json:"dockerfile,omitempty"`

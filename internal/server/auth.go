@@ -101,3 +101,9 @@ func Challenge(h http.Header, r *http.Request, legacyBasic bool) {
 		h.Add("WWW-Authenticate", `Basic realm="buildgate"`)
 	}
 }
+
+// may reports whether the request's token may do a.
+func may(c echo.Context, a image.Action) bool {
+	t, _ := c.Get(tokenKey).(*image.Token)
+	return t != nil && t.Role.Can(a)
+}

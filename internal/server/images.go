@@ -23,6 +23,7 @@ func (s *Server) submitImage(c echo.Context) error {
 	}
 	img, err := s.images.Submit(c.Request().Context(), analysis.SubmitRequest{
 		Ref: req.Ref, Tag: req.Tag, Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
+		BindTag: may(c, image.ActBindTags),
 	})
 	if err != nil {
 		return err
@@ -301,7 +302,7 @@ func nonNil[T any](s []T) []T {
 
 func toImage(img *image.Image) api.Image {
 	return api.Image{
-		Digest: img.Digest, Tags: nonNil(img.Tags), Status: string(img.Status), Error: img.Error,
+		Digest: img.Digest, Tags: nonNil(img.Tags), Labels: img.Labels, Status: string(img.Status), Error: img.Error,
 		Source: img.Source, Dockerfile: img.Dockerfile != "", Annotations: orEmptyMap(img.Annotations),
 		CreatedAt: img.CreatedAt, UpdatedAt: img.UpdatedAt, AnalyzedAt: img.AnalyzedAt,
 	}
@@ -338,7 +339,7 @@ type Uploads interface {
 // uploadRequest reads ?tag=, ?force=, ?annotation=k=v (repeatable) and the
 // base64 Dockerfile in the X-Buildgate-Dockerfile header.
 func uploadRequest(c echo.Context, maxSize int64) (analysis.UploadRequest, error) {
-	req := analysis.UploadRequest{Tag: c.QueryParam("tag"), Force: boolParam(c, "force"), MaxSize: maxSize}
+	req := analysis.UploadRequest{Tag: c.QueryParam("tag"), BindTag: may(c, image.ActBindTags), Force: boolParam(c, "force"), MaxSize: maxSize}
 	if h := c.Request().Header.Get("X-Buildgate-Dockerfile"); h != "" {
 		b, err := base64.StdEncoding.DecodeString(h)
 		if err != nil {

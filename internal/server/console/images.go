@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,6 +22,8 @@ type repoRow struct {
 	Tag, Full, Digest, Status, Error, Verdict string
 	Counts                                    []int // by severities
 	Evaluated                                 *time.Time
+	// Label marks a tag that only labels the image (see image.Image.Labels).
+	Label bool
 }
 
 type repoGroup struct {
@@ -81,7 +84,8 @@ func (c *Console) repositoriesPage(ec echo.Context, status int, errMsg, ref stri
 				g = &repoGroup{Registry: reg, Repository: repo}
 				groups[key] = g
 			}
-			row := repoRow{Tag: t, Full: tag, Digest: img.Digest, Status: string(img.Status), Error: img.Error, Counts: counts}
+			row := repoRow{Tag: t, Full: tag, Digest: img.Digest, Status: string(img.Status), Error: img.Error, Counts: counts,
+				Label: slices.Contains(img.Labels, tag)}
 			if active != nil && img.Status == image.StatusAnalyzed {
 				if e, err := c.cfg.Store.Evaluation(ctx, img.Digest, tag, active.ID); err == nil {
 					row.Verdict = e.FinalAction

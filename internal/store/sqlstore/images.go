@@ -67,7 +67,10 @@ func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.
 			return err
 		}
 		if sub.Tag != "" {
-			_, err = tx.ExecContext(ctx, `INSERT INTO image_tags (digest, tag, detected_at) VALUES (?, ?, ?) ON CONFLICT (digest, tag) DO NOTHING`, sub.Digest, sub.Tag, now)
+			// A bound tag stays bound; a label becomes bound when the
+			// registry (or an admin) binds it.
+			_, err = tx.ExecContext(ctx, `INSERT INTO image_tags (digest, tag, detected_at, label) VALUES (?, ?, ?, ?)
+				ON CONFLICT (digest, tag) DO UPDATE SET label = 0 WHERE excluded.label = 0`, sub.Digest, sub.Tag, now, sub.Label)
 		}
 		return err
 	})
@@ -114,39 +117,45 @@ func (s *DB) Image(ctx context.Context, digest string) (*image.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s: %w", digest, err)
 	}
-	tags, err := s.tags(ctx, digest)
-	if err != nil {
+	if err := s.tags(ctx, img); err != nil {
 		return nil, err
 	}
-	img.Tags = tags
 	return img, nil
 }
 
-func (s *DB) tags(ctx context.Context, digest string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT tag FROM image_tags WHERE digest = ? ORDER BY detected_at, tag`, digest)
+// tags fills img.Tags (bound tags first, then labels) and img.Labels.
+func (s *DB) tags(ctx context.Context, img *image.Image) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT tag, label FROM image_tags WHERE digest = ? ORDER BY label, detected_at, tag`, img.Digest)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	tags := []string{}
+	img.Tags = []string{}
 	for rows.Next() {
 		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, err
+		var label bool
+		if err := rows.Scan(&t, &label); err != nil {
+			return err
 		}
-		tags = append(tags, t)
+		img.Tags = append(img.Tags, t)
+		if label {
+			img.Labels = append(img.Labels, t)
+		}
 	}
-	return tags, rows.Err()
+	return rows.Err()
 }
 
 // ListImages returns images, newest first, those with tag and status
-// only when they are not empty.
+// only when they are not empty. A tag looks up the images bound to it; its
+// labels count only when no image is bound to it, so an upload or SBOM
+// labelled with a tag never shadows the image the tag's registry serves.
 func (s *DB) ListImages(ctx context.Context, tag string, status image.Status) ([]image.Image, error) {
 	q := `SELECT ` + imageCols + ` FROM images WHERE 1=1`
 	var args []any
 	if tag != "" {
-		q += ` AND digest IN (SELECT digest FROM image_tags WHERE tag = ?)`
-		args = append(args, tag)
+		q += ` AND digest IN (SELECT digest FROM image_tags WHERE tag = ? AND (label = 0
+			OR NOT EXISTS (SELECT 1 FROM image_tags b WHERE b.tag = ? AND b.label = 0)))`
+		args = append(args, tag, tag)
 	}
 	if status != "" {
 		q += ` AND status = ?`
@@ -171,7 +180,7 @@ func (s *DB) ListImages(ctx context.Context, tag string, status image.Status) ([
 		return nil, err
 	}
 	for i := range out {
-		if out[i].Tags, err = s.tags(ctx, out[i].Digest); err != nil {
+		if err := s.tags(ctx, &out[i]); err != nil {
 			return nil, err
 		}
 	}
