@@ -189,7 +189,9 @@ func (s *DB) DeleteImage(ctx context.Context, digest string) error {
 func (s *DB) ClaimJob(ctx context.Context, worker string) (*image.Job, error) {
 	for {
 		var j image.Job
-		err := s.db.QueryRowContext(ctx, `SELECT digest, pull_ref, source, attempts FROM images WHERE status = ? ORDER BY queued_at, digest LIMIT 1`, image.StatusQueued).
+		// An SBOM upload is matched by the request that stored it: a worker
+		// has nothing to pull, and failing it would race with that request.
+		err := s.db.QueryRowContext(ctx, `SELECT digest, pull_ref, source, attempts FROM images WHERE status = ? AND source <> 'sbom' ORDER BY queued_at, digest LIMIT 1`, image.StatusQueued).
 			Scan(&j.Digest, &j.PullRef, &j.Source, &j.Attempts)
 		if isNoRows(err) {
 			return nil, nil
