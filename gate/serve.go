@@ -227,7 +227,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Workers: c.Workers, Timeout: c.AnalysisTimeout,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
 		Now: m.Now,
-	}, m.Store, reg, catalogAdapter{}, m.VulnDB, analysis.Observer{
+	}, m.Store, reg, catalogAdapter{policies: m.Store}, m.VulnDB, analysis.Observer{
 		Finished: func(digest string, outcome image.Status, d time.Duration) {
 			metrics.ObserveAnalysis(digest, outcome, d)
 			m.alertFinished(digest, outcome, d)
