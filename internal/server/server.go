@@ -148,6 +148,16 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// HTTPStatus returns the HTTP status that answers err, by its code
+// (image.ErrorCode): the one table that /v1, the Anchore subset and the
+// console answer errors with.
+func HTTPStatus(err error) int {
+	if status, ok := statusOf[image.ErrorCode(err)]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
 var statusOf = map[string]int{
 	image.EINVALID:      http.StatusBadRequest,
 	image.ENOTFOUND:     http.StatusNotFound,
