@@ -6,7 +6,6 @@ package analysis
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -189,7 +188,7 @@ func (s *Service) SubmitUpload(ctx context.Context, r io.Reader, req UploadReque
 	if err := os.MkdirAll(s.cfg.UploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating upload dir: %w", err)
 	}
-	tmp := filepath.Join(s.cfg.UploadDir, "tmp-"+randomHex())
+	tmp := filepath.Join(s.cfg.UploadDir, "tmp-"+image.NewID()[:16])
 	defer os.RemoveAll(tmp + ".tar")
 	defer os.RemoveAll(tmp)
 	f, err := os.OpenFile(tmp+".tar", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -223,12 +222,6 @@ func (s *Service) normalizeTag(tag string) (string, error) {
 		return "", nil
 	}
 	return s.registry.NormalizeTag(tag)
-}
-
-func randomHex() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // SubmitSBOM reads an SBOM document a user made elsewhere, matches it and
@@ -280,7 +273,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 // its own that the queue records (as the job's pull reference): two uploads
 // of one digest at once never share, or delete, each other's layout.
 func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req UploadRequest) (*image.Image, error) {
-	name := dirName(digest) + "-" + randomHex()
+	name := dirName(digest) + "-" + image.NewID()[:16]
 	dst := filepath.Join(s.cfg.UploadDir, name)
 	if err := os.Rename(dir, dst); err != nil {
 		return nil, fmt.Errorf("keeping upload of %s: %w", digest, err)
