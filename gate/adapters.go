@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/catalog"
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/registry"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/vulndb"
@@ -73,11 +76,20 @@ func (r registryAdapter) NormalizeTag(tag string) (string, error) {
 type catalogAdapter struct {
 	// limits bound what an image may unpack to.
 	limits catalog.Limits
+	// policies lists the stored bundles, whose content rules each
+	// analysis searches file contents for.
+	policies interface {
+		ListPolicies(ctx context.Context) ([]image.PolicyRecord, error)
+	}
 }
 
 func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*image.Analysis, error) {
 	cfg := catalog.DefaultConfig()
 	cfg.Limits = c.limits
+	var err error
+	if cfg.ContentRules, err = c.contentRules(ctx); err != nil {
+		return nil, err
+	}
 	r, err := catalog.Catalog(ctx, dir, cfg)
 	if err != nil {
 		return nil, err
@@ -89,6 +101,34 @@ func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*image.Analysi
 		},
 		SBOM: r.SBOM,
 	}, nil
+}
+
+// contentRules returns a content rule for each regex that a
+// files/content_regex_match rule of a stored bundle names, named after the
+// regex itself (the regex_name the rule fires for).
+func (c catalogAdapter) contentRules(ctx context.Context) ([]catalog.Rule, error) {
+	recs, err := c.policies.ListPolicies(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the content rules of stored policies: %w", err)
+	}
+	var res []string
+	for _, rec := range recs {
+		b, err := policy.ParseBundle(rec.Bundle)
+		if err != nil {
+			return nil, fmt.Errorf("reading the content rules of policy %q: %w", rec.ID, err)
+		}
+		r, err := b.ContentRegexes()
+		if err != nil {
+			return nil, fmt.Errorf("reading the content rules of policy %q: %w", rec.ID, err)
+		}
+		res = append(res, r...)
+	}
+	slices.Sort(res)
+	rules := make([]catalog.Rule, 0, len(res))
+	for _, re := range slices.Compact(res) {
+		rules = append(rules, catalog.Rule{Name: re, Regexp: re})
+	}
+	return rules, nil
 }
 
 func (catalogAdapter) DecodeSBOM(r io.Reader) (*image.Analysis, error) {

@@ -23,14 +23,21 @@ var version = buildinfo.Version
 
 func main() {
 	privateUmask()
+	os.Exit(cli(os.Args[1:]))
+}
+
+// cli runs the command line until it ends or SIGINT or SIGTERM asks it
+// to stop, and returns the exit code.
+func cli(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	if err := run(ctx, args); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "gate:", err)
 		}
-		os.Exit(2)
+		return 2
 	}
+	return 0
 }
 
 // parseOptions reads flags, then GATE_* environment variables, then an

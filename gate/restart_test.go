@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log"
 	"net"
@@ -24,22 +23,24 @@ import (
 
 // The test binary doubles as the gate: with BUILDGATE_RUN_GATE=1 it runs
 // the gate command line instead of the tests, so restart tests drive a real
-// `gate serve` process without building another binary.
+// `gate serve` process, signals included, without building another binary.
 func init() {
 	if os.Getenv("BUILDGATE_RUN_GATE") == "1" {
-		if err := run(context.Background(), os.Args[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, "gate:", err)
-			os.Exit(2)
-		}
-		os.Exit(0)
+		os.Exit(cli(os.Args[1:]))
 	}
 }
 
 func gateProcess(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
+	return gateProcessLogging(t, os.Stderr, args...)
+}
+
+// gateProcessLogging starts a gate process whose log goes to stderr.
+func gateProcessLogging(t *testing.T, stderr *os.File, args ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "BUILDGATE_RUN_GATE=1", "GATE_ADMIN_TOKEN="+testToken)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,10 +13,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/buildgate/buildgate/internal/admission"
 	"github.com/buildgate/buildgate/internal/alert"
@@ -83,6 +84,9 @@ type Config struct {
 	// gate's own HTTPS.
 	Admission AdmissionConfig
 	TLS       TLSConfig
+	// ShutdownGrace bounds how long Close waits for requests, analyses and
+	// background work (re-matches, re-evaluations, deliveries) to stop.
+	ShutdownGrace time.Duration
 }
 
 // DefaultConfig returns the defaults of gate serve.
@@ -104,6 +108,7 @@ func DefaultConfig() Config {
 		JobLease:         time.Minute,
 		JobAttempts:      3,
 		Admission:        defaultAdmissionConfig(),
+		ShutdownGrace:    10 * time.Second,
 	}
 }
 
@@ -134,6 +139,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ECREndpoint, "ecr-endpoint", "", "ECR API endpoint for awsecr registry tokens (default: AWS's for the registry's region)")
 	fs.BoolVar(&c.MetricsPublic, "metrics-public", false, "serve /metrics without a token (default: a token of either role)")
 	fs.StringVar(&c.AllowPrivateNetworks, "allow-private-networks", "", "comma-separated CIDR prefixes (e.g. 127.0.0.0/8,10.0.0.0/8) that registries, webhooks, Slack, SMTP, the ECR endpoint and the DB update URL may be in (default: none: loopback, link-local, private and unique-local destinations are refused)")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", d.ShutdownGrace, "how long shutdown waits for requests and background work to stop")
 	c.Alerts.flags(fs)
 	c.HTTP.flags(fs)
 	c.Admission.flags(fs)
@@ -170,10 +176,11 @@ func serveCommand() *ffcli.Command {
 			}
 			m := &Main{Config: cfg, Log: log, Out: os.Stdout}
 			if err := m.Open(ctx); err != nil {
-				return err
+				return errors.Join(err, m.Close())
 			}
-			defer m.Close()
-			return m.Wait(ctx)
+			err = m.Wait(ctx)
+			m.Log.Info("gate stopping", "grace", m.Config.ShutdownGrace)
+			return errors.Join(err, m.Close())
 		},
 	}
 }
@@ -210,10 +217,12 @@ type Main struct {
 	ln     net.Listener
 	http   *http.Server
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errc   chan error
 	// sharedStore says other gates may share the store (PostgreSQL).
 	sharedStore bool
+	// group owns every goroutine the gate runs; runCtx is its context,
+	// ended by Close or by the first part that fails.
+	group  *errgroup.Group
+	runCtx context.Context
 }
 
 // Open opens the store and the DB, installs the first admin token, and
@@ -285,7 +294,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Workers: c.Workers, Timeout: c.AnalysisTimeout, Lease: c.JobLease, MaxAttempts: c.JobAttempts,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
 		Now: m.Now,
-	}, m.Store, reg, catalogAdapter{limits: c.Unpack}, m.VulnDB, analysis.Observer{
+	}, m.Store, reg, catalogAdapter{limits: c.Unpack, policies: m.Store}, m.VulnDB, analysis.Observer{
 		Finished: func(digest string, outcome image.Status, d time.Duration) {
 			metrics.ObserveAnalysis(digest, outcome, d)
 			m.alertFinished(digest, outcome, d)
@@ -294,7 +303,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Analyzed: m.Verdicts.Reevaluate, Rematched: m.alertRematched,
 	}, m.Log)
 	m.Server = server.New(m.Analysis, m.Store, dbAdapter{m.VulnDB, c.DBUpdateURL}, sbomAdapter{}, metrics, m.Log)
-	m.Server.AfterImport = m.rematch
+	m.Server.AfterImport = m.requestRematch
 	m.Server.Version = version
 	m.Server.SetLimits(c.HTTP.limits())
 	m.Server.BasicChallenge = c.HTTP.AnchoreBasicChallenge
@@ -337,64 +346,73 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Admission.UIURL == "" {
 		m.Admission.UIURL = m.URL
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m.cancel = cancel
-	m.errc = make(chan error, 1)
-	m.http = &http.Server{
-		Handler: m.Server, ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, ReadTimeout: c.HTTP.ReadTimeout, IdleTimeout: c.HTTP.IdleTimeout,
-	}
-	m.wg.Add(3)
-	go func() {
-		defer m.wg.Done()
-		if err := m.http.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.errc <- err
-		}
-	}()
-	go func() {
-		defer m.wg.Done()
-		if err := m.Analysis.Run(runCtx); err != nil {
-			m.errc <- err
-		}
-	}()
-	go func() {
-		defer m.wg.Done()
-		m.updateDB(runCtx)
-	}()
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.Alerts.Run(runCtx)
-	}()
+	m.start(ctx)
 	m.Log.Info("gate serving", "addr", m.ln.Addr().String(), "data", c.DataDir, "workers", c.Workers, "db_ready", m.VulnDB.Ready())
 	return nil
 }
 
-// Wait blocks until ctx ends or the server fails.
+// start runs the HTTP server, the analysis workers, re-matches,
+// re-evaluations, the DB updater and alerts, all in m.group.
+func (m *Main) start(ctx context.Context) {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.group, m.runCtx = errgroup.WithContext(runCtx)
+	c := m.Config.HTTP
+	m.http = &http.Server{
+		Handler: m.Server, ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout,
+	}
+	m.group.Go(func() error {
+		if err := m.http.Serve(m.ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving http: %w", err)
+		}
+		return nil
+	})
+	m.group.Go(func() error { return m.Analysis.Run(m.runCtx) })
+	m.group.Go(func() error { m.Analysis.RunRematches(m.runCtx); return nil })
+	m.group.Go(func() error { m.Verdicts.Run(m.runCtx); return nil })
+	m.group.Go(func() error { m.updateDB(m.runCtx); return nil })
+	m.group.Go(func() error { m.Alerts.Run(m.runCtx); return nil })
+}
+
+// Wait blocks until ctx ends or a part of the gate fails.
 func (m *Main) Wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-m.errc:
-		return err
+	case <-m.runCtx.Done():
+		return context.Cause(m.runCtx)
 	}
 }
 
-// Close stops the server and the workers (an analysis cut short stays
-// queued for the next start) and closes the store and the DB.
+// Close stops the server and every background part within the shutdown
+// grace period (an analysis cut short stays queued, a re-match cut short
+// stays pending, for the next start) and closes the store and the DB.
 func (m *Main) Close() error {
-	if m.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		m.http.Shutdown(sctx)
-		cancel()
-	}
-	if m.cancel != nil {
+	var errs []error
+	if m.group != nil {
+		grace := cmp.Or(m.Config.ShutdownGrace, DefaultConfig().ShutdownGrace)
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		if err := m.http.Shutdown(sctx); err != nil {
+			m.Log.Warn("closing http connections", "err", err)
+		}
 		m.cancel()
+		stopped := make(chan error, 1)
+		go func() { stopped <- m.group.Wait() }()
+		select {
+		case err := <-stopped:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				errs = append(errs, err)
+			}
+		case <-sctx.Done():
+			// Closing the store under running work is what the grace
+			// period exists to avoid: report it and leave the files be.
+			return fmt.Errorf("background work did not stop within the shutdown grace period (%s; --shutdown-grace)", grace)
+		}
 	}
-	m.wg.Wait()
 	if m.Admission != nil {
 		m.Admission.Close()
 	}
-	var errs []error
 	if m.VulnDB != nil {
 		errs = append(errs, m.VulnDB.Close())
 	}
@@ -454,7 +472,9 @@ func (m *Main) updateDB(ctx context.Context) {
 				"err", secret.Redact(err.Error(), secret.URLSecrets(c.DBUpdateURL)...))
 		case updated:
 			m.Log.Info("vulnerability DB updated", "built", m.VulnDB.Info().Built)
-			m.rematch()
+			if err := m.requestRematch(ctx); err != nil {
+				m.Log.Error("requesting the re-match of stored SBOMs", "err", err)
+			}
 		}
 	}
 	check()
@@ -470,15 +490,10 @@ func (m *Main) updateDB(ctx context.Context) {
 	}
 }
 
-// rematch re-matches every stored SBOM against the current DB.
-func (m *Main) rematch() {
-	start := time.Now()
-	n, err := m.Analysis.Rematch(context.Background())
-	if err != nil {
-		m.Log.Error("re-matching stored SBOMs", "err", err, "done", n)
-		return
-	}
-	m.Log.Info("re-matched stored SBOMs", "images", n, "duration", time.Since(start).Round(time.Millisecond))
+// requestRematch records a re-match of every stored SBOM against the
+// current DB; m.Analysis.RunRematches does it.
+func (m *Main) requestRematch(ctx context.Context) error {
+	return m.Analysis.RequestRematch(ctx, m.VulnDB.Info().Built)
 }
 
 func (m *Main) dbOptions() vulndb.Options {

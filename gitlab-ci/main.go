@@ -54,28 +54,28 @@ func main() {
 }
 
 // buildgateVars maps the step's flags to the template's variables.
-var buildgateVars = []struct{ flag, env string }{
-	{"gate", "BUILDGATE_URL"},
-	{"token", "BUILDGATE_TOKEN"},
-	{"image", "BUILDGATE_IMAGE"},
-	{"dockerfile", "BUILDGATE_DOCKERFILE"},
-	{"policy", "BUILDGATE_POLICY"},
-	{"fail-on", "BUILDGATE_FAIL_ON"},
-	{"tag", "BUILDGATE_TAG"},
-	{"timeout", "BUILDGATE_TIMEOUT"},
-	{"on-error", "BUILDGATE_ON_ERROR"},
-	{"out", "BUILDGATE_OUT"},
+var buildgateVars = map[string]string{
+	"gate":       "BUILDGATE_URL",
+	"token":      "BUILDGATE_TOKEN",
+	"image":      "BUILDGATE_IMAGE",
+	"dockerfile": "BUILDGATE_DOCKERFILE",
+	"policy":     "BUILDGATE_POLICY",
+	"fail-on":    "BUILDGATE_FAIL_ON",
+	"tag":        "BUILDGATE_TAG",
+	"timeout":    "BUILDGATE_TIMEOUT",
+	"on-error":   "BUILDGATE_ON_ERROR",
+	"out":        "BUILDGATE_OUT",
 }
 
 // gitlabAnnotations maps the pipeline's variables to the annotations
 // stored with the image.
-var gitlabAnnotations = []struct{ env, key string }{
-	{"CI_PROJECT_PATH", "gitlab.project"},
-	{"CI_COMMIT_SHA", "gitlab.commit_sha"},
-	{"CI_COMMIT_REF_NAME", "gitlab.ref"},
-	{"CI_PIPELINE_URL", "gitlab.pipeline_url"},
-	{"CI_JOB_URL", "gitlab.job_url"},
-	{"CI_MERGE_REQUEST_IID", "gitlab.merge_request_iid"},
+var gitlabAnnotations = map[string]string{
+	"CI_PROJECT_PATH":      "gitlab.project",
+	"CI_COMMIT_SHA":        "gitlab.commit_sha",
+	"CI_COMMIT_REF_NAME":   "gitlab.ref",
+	"CI_PIPELINE_URL":      "gitlab.pipeline_url",
+	"CI_JOB_URL":           "gitlab.job_url",
+	"CI_MERGE_REQUEST_IID": "gitlab.merge_request_iid",
 }
 
 const usage = `usage: gate-gitlab [flags]
@@ -134,19 +134,8 @@ func configure(cfg *step.Config, fs *flag.FlagSet, args []string, getenv func(st
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, v := range buildgateVars {
-		val := getenv(v.env)
-		if set[v.flag] || val == "" {
-			continue
-		}
-		if err := fs.Set(v.flag, val); err != nil {
-			if v.flag == "token" {
-				return fmt.Errorf("$%s: invalid value", v.env)
-			}
-			return fmt.Errorf("$%s: invalid value %q: %v", v.env, val, err)
-		}
+	if err := step.SetFromEnv(fs, buildgateVars, getenv); err != nil {
+		return err
 	}
 	if err := cfg.ParseFlags(fs, nil, getenv); err != nil {
 		return err
@@ -155,17 +144,6 @@ func configure(cfg *step.Config, fs *flag.FlagSet, args []string, getenv func(st
 	if cfg.Image == "" && cfg.SBOM == "" && getenv("CI_REGISTRY_IMAGE") != "" && getenv("CI_COMMIT_SHA") != "" {
 		cfg.Image = getenv("CI_REGISTRY_IMAGE") + ":" + getenv("CI_COMMIT_SHA")
 	}
-	for _, a := range gitlabAnnotations {
-		v := getenv(a.env)
-		if v == "" {
-			continue
-		}
-		if cfg.Annotations == nil {
-			cfg.Annotations = map[string]string{}
-		}
-		if _, given := cfg.Annotations[a.key]; !given {
-			cfg.Annotations[a.key] = v
-		}
-	}
+	cfg.AnnotateFromEnv(gitlabAnnotations, getenv)
 	return nil
 }

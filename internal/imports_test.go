@@ -1,10 +1,13 @@
-// Package internal_test asserts DESIGN.md's import rules: the core imports
-// only the standard library, adapters never import each other, and the thin
-// CI step binaries never pull in syft, grype, SQLite or echo.
+// Package internal_test asserts the import rules of docs/architecture.md:
+// the core imports only the standard library, the use cases point inward,
+// adapters never import each other, and the thin CI step binaries never
+// pull in syft, grype, SQLite or echo. A rule naming a package that does
+// not exist fails.
 package internal_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -30,8 +33,29 @@ func deps(t *testing.T, pkg string) []string {
 	return list
 }
 
-func exists(pkg string) bool {
-	return exec.Command("go", "list", pkg).Run() == nil
+// mustExist fails the test when pkg is not a package of the module: a
+// rule about a package that was renamed or removed must be updated, not
+// skipped.
+func mustExist(t *testing.T, pkg string) {
+	t.Helper()
+	if out, err := exec.Command("go", "list", pkg).CombinedOutput(); err != nil {
+		t.Fatalf("the import rules name %s, which is not a package (renamed or removed? update the rule): %v\n%s", pkg, err, out)
+	}
+}
+
+// assertOnly fails for each module package pkg depends on that is not in
+// allowed (paths relative to the module).
+func assertOnly(t *testing.T, pkg string, allowed []string) {
+	t.Helper()
+	mustExist(t, module+"/"+pkg)
+	for _, d := range deps(t, module+"/"+pkg) {
+		if !strings.HasPrefix(d, module+"/") {
+			continue
+		}
+		if !slices.Contains(allowed, strings.TrimPrefix(d, module+"/")) {
+			t.Errorf("%s imports %s; of this module it may import only %v", pkg, d, allowed)
+		}
+	}
 }
 
 func TestCoreImportsOnlyStdlib(t *testing.T) {
@@ -45,10 +69,8 @@ func TestCoreImportsOnlyStdlib(t *testing.T) {
 		"internal/netguard": nil,
 	}
 	for pkg, ok := range allowed {
-		if !exists(module + "/" + pkg) {
-			continue
-		}
 		t.Run(pkg, func(t *testing.T) {
+			mustExist(t, module+"/"+pkg)
 			for _, d := range deps(t, module+"/"+pkg) {
 				okDep := false
 				for _, a := range ok {
@@ -68,6 +90,7 @@ func TestAdaptersDoNotImportEachOther(t *testing.T) {
 	adapters := []string{"internal/registry", "internal/catalog", "internal/vulndb", "internal/store/sqlite", "internal/store/postgres", "internal/server", "internal/notify"}
 	for _, a := range adapters {
 		t.Run(a, func(t *testing.T) {
+			mustExist(t, module+"/"+a)
 			for _, d := range deps(t, module+"/"+a) {
 				for _, other := range adapters {
 					if other != a && (d == module+"/"+other || strings.HasPrefix(d, module+"/"+other+"/")) {
@@ -82,10 +105,8 @@ func TestAdaptersDoNotImportEachOther(t *testing.T) {
 func TestStepBinariesStayThin(t *testing.T) {
 	heavy := []string{"github.com/anchore/", "modernc.org/sqlite", "github.com/glebarez/", "github.com/labstack/echo", "github.com/google/go-containerregistry/pkg/v1/remote"}
 	for _, pkg := range []string{"internal/step", "jenkins", "actions", "gitlab-ci"} {
-		if !exists(module + "/" + pkg) {
-			continue
-		}
 		t.Run(pkg, func(t *testing.T) {
+			mustExist(t, module+"/"+pkg)
 			for _, d := range deps(t, module+"/"+pkg) {
 				for _, h := range heavy {
 					if strings.HasPrefix(d, h) {
@@ -106,5 +127,24 @@ func TestGatectlImportsOnlyClientAndAPI(t *testing.T) {
 		if !allowed[d] {
 			t.Errorf("gatectl imports %s; it may import only internal/client, internal/api and the standard library", d)
 		}
+	}
+}
+
+// TestUseCasesPointInward asserts that the use cases depend only on the
+// core and on each other inward: analysis on the domain, policies and
+// sealing; alert on the same, never on analysis (it declares the small
+// interfaces it needs) and never on an adapter.
+func TestUseCasesPointInward(t *testing.T) {
+	tests := []struct {
+		name    string
+		allowed []string
+	}{
+		{name: "internal/analysis", allowed: []string{"internal/image", "internal/policy", "internal/secret"}},
+		{name: "internal/alert", allowed: []string{"internal/image", "internal/policy", "internal/secret"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assertOnly(t, tt.name, tt.allowed)
+		})
 	}
 }

@@ -39,12 +39,12 @@ func main() {
 
 // jenkinsAnnotations maps Jenkins' environment variables to the
 // annotations the step stores with each image.
-var jenkinsAnnotations = []struct{ env, key string }{
-	{"BUILD_URL", "jenkins.build_url"},
-	{"JOB_NAME", "jenkins.job_name"},
-	{"BUILD_NUMBER", "jenkins.build_number"},
-	{"GIT_COMMIT", "jenkins.git_commit"},
-	{"CHANGE_ID", "jenkins.change_id"},
+var jenkinsAnnotations = map[string]string{
+	"BUILD_URL":    "jenkins.build_url",
+	"JOB_NAME":     "jenkins.job_name",
+	"BUILD_NUMBER": "jenkins.build_number",
+	"GIT_COMMIT":   "jenkins.git_commit",
+	"CHANGE_ID":    "jenkins.change_id",
 }
 
 // maxParallel bounds the images gated at once from an images file.
@@ -107,18 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func jenkinsConfig(cfg *step.Config, fs *flag.FlagSet, getenv func(string) string, imagesFile string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, a := range jenkinsAnnotations {
-		v := getenv(a.env)
-		if v == "" {
-			continue
-		}
-		if cfg.Annotations == nil {
-			cfg.Annotations = map[string]string{}
-		}
-		if _, given := cfg.Annotations[a.key]; !given {
-			cfg.Annotations[a.key] = v
-		}
-	}
+	cfg.AnnotateFromEnv(jenkinsAnnotations, getenv)
 	if ws := getenv("WORKSPACE"); ws != "" && !set["out"] {
 		cfg.OutDir = filepath.Join(ws, "buildgate-reports")
 	}

@@ -28,7 +28,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/secret"
 )
@@ -95,14 +94,14 @@ type Sender interface {
 	Send(ctx context.Context, ch image.Channel, key secret.Secret, msg image.Message) (image.SendResult, error)
 }
 
-// Images submits images for analysis (analysis.Service).
+// Images submits images for analysis (the analysis service).
 type Images interface {
-	Submit(ctx context.Context, req analysis.SubmitRequest) (*image.Image, error)
+	Submit(ctx context.Context, req image.SubmitRequest) (*image.Image, error)
 }
 
 // Registry resolves tags with the gate's stored credentials.
 type Registry interface {
-	Resolve(ctx context.Context, ref string) (analysis.Resolved, error)
+	Resolve(ctx context.Context, ref string) (image.Resolved, error)
 	// NormalizeTag returns the full tag a user's "repo:tag" stands for.
 	NormalizeTag(tag string) (string, error)
 }

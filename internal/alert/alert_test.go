@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/secret"
@@ -168,7 +167,7 @@ type fakeImages struct {
 	refs []string
 }
 
-func (f *fakeImages) Submit(_ context.Context, req analysis.SubmitRequest) (*image.Image, error) {
+func (f *fakeImages) Submit(_ context.Context, req image.SubmitRequest) (*image.Image, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.refs = append(f.refs, req.Ref)
@@ -183,8 +182,8 @@ func (f *fakeImages) submitted() []string {
 
 type fakeRegistry struct{}
 
-func (fakeRegistry) Resolve(context.Context, string) (analysis.Resolved, error) {
-	return analysis.Resolved{}, errors.New("no registry")
+func (fakeRegistry) Resolve(context.Context, string) (image.Resolved, error) {
+	return image.Resolved{}, errors.New("no registry")
 }
 
 func (fakeRegistry) NormalizeTag(tag string) (string, error) { return policy.FullTag(tag), nil }

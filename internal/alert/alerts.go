@@ -164,29 +164,10 @@ func trigger(a image.Alert, typ string) (image.AlertTrigger, bool) {
 	return image.AlertTrigger{}, false
 }
 
-// glob matches s against a scope glob: "*" matches any run of characters,
-// "/" included; every other character is literal; "" and "*" match all.
+// glob matches s against a scope glob (policy.MatchGlob: "*" matches any
+// run of characters, "/" included); an empty scope field matches all.
 func glob(pattern, s string) bool {
-	if pattern == "" || pattern == "*" {
-		return true
-	}
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return len(s) >= len(last) && strings.HasSuffix(s, last)
+	return pattern == "" || policy.MatchGlob(pattern, s)
 }
 
 // wildcard reports whether a glob matches everything.

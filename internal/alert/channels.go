@@ -244,7 +244,7 @@ func (s *Service) TestChannel(ctx context.Context, id string) (*TestResult, erro
 	if sender == nil {
 		return nil, image.Errorf(image.EINVALID, "no sender for channel type %q", ch.Type)
 	}
-	p := &payload{Type: "test", CreatedAt: s.Now(), DeliveryID: "test-" + randomID()[:12]}
+	p := &payload{Type: "test", CreatedAt: s.Now(), DeliveryID: "test-" + image.NewID()[:12]}
 	msg := render(p)
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	defer cancel()

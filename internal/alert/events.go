@@ -3,8 +3,6 @@ package alert
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -145,12 +143,6 @@ type event struct {
 	p                     payload
 }
 
-func randomID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func isTrigger(t string) bool { return slices.Contains(image.TriggerTypes(), t) }
 
 func isSubscriptionType(t string) bool { return slices.Contains(image.SubscriptionTypes(), t) }
@@ -275,7 +267,7 @@ func (s *Service) dispatch(ctx context.Context, ev event) {
 
 // delivery renders p for one source and channel.
 func (s *Service) delivery(sourceType, sourceID, channel string, ev event, p payload) image.Delivery {
-	id := randomID()
+	id := image.NewID()
 	p.DeliveryID = id
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = s.Now()

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 )
@@ -117,7 +116,7 @@ func (s *Service) scan(ctx context.Context, cluster string, refs []string) {
 			return
 		}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		img, err := s.images.Submit(sctx, analysis.SubmitRequest{Ref: ref, Annotations: map[string]string{"buildgate.runtime.cluster": cluster}})
+		img, err := s.images.Submit(sctx, image.SubmitRequest{Ref: ref, Annotations: map[string]string{"buildgate.runtime.cluster": cluster}})
 		cancel()
 		if err != nil {
 			s.log.Warn("submitting an unscanned running image", "cluster", cluster, "image", ref, "err", err)

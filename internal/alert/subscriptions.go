@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
 )
 
@@ -243,7 +242,7 @@ func (s *Service) pollTag(ctx context.Context, tag string) {
 	}
 	// Submit by digest, keeping the tag, so the digest analysed is the
 	// one just seen.
-	if _, err := s.images.Submit(rctx, analysis.SubmitRequest{Ref: strings.TrimSuffix(tag, "@"+res.Digest) + "@" + res.Digest}); err != nil {
+	if _, err := s.images.Submit(rctx, image.SubmitRequest{Ref: strings.TrimSuffix(tag, "@"+res.Digest) + "@" + res.Digest}); err != nil {
 		log.Warn("submitting a tag's new digest", "digest", res.Digest, "err", err)
 		return
 	}

@@ -6,7 +6,6 @@ package analysis
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -38,17 +37,15 @@ type Store interface {
 	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
 	AnalyzedDigests(ctx context.Context) ([]string, error)
 	UpdateMatches(ctx context.Context, digest string, matches []image.Match, dbBuilt, at time.Time) error
+	DigestsNotMatchedWith(ctx context.Context, dbBuilt time.Time) ([]string, error)
+	SetPendingWork(ctx context.Context, kind, arg string) error
+	PendingWork(ctx context.Context, kind string) (arg string, ok bool, err error)
+	ClearPendingWork(ctx context.Context, kind, arg string) error
 }
 
-// Resolved is a reference resolved at submit time.
-type Resolved struct {
-	Digest      string
-	IndexDigest string
-	// PullRef is "repository@digest".
-	PullRef string
-	// Tag is the normalised full tag, empty for a digest reference.
-	Tag string
-}
+// Resolved is a reference resolved at submit time (image.Resolved, which
+// alert uses too without importing this package).
+type Resolved = image.Resolved
 
 // Registry resolves references and pulls images into OCI layouts.
 type Registry interface {
@@ -122,8 +119,9 @@ type Service struct {
 	obs      Observer
 	log      *slog.Logger
 
-	wake chan struct{}
-	wg   sync.WaitGroup
+	wake    chan struct{}
+	wg      sync.WaitGroup
+	rematch *Trigger
 }
 
 // New returns a service. Call Run to start its workers.
@@ -150,22 +148,12 @@ func New(cfg Config, store Store, reg Registry, cat Cataloger, m Matcher, obs Ob
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
-	return &Service{cfg: cfg, store: store, registry: reg, catalog: cat, matcher: m, obs: obs, log: log, wake: make(chan struct{}, 1)}
+	return &Service{cfg: cfg, store: store, registry: reg, catalog: cat, matcher: m, obs: obs, log: log, wake: make(chan struct{}, 1), rematch: NewTrigger()}
 }
 
-// SubmitRequest is what a user submits.
-type SubmitRequest struct {
-	Ref string
-	// Tag, when set, is the repo:tag recorded for the image instead of
-	// the one Ref names. It is bound to the digest only when its registry
-	// serves that digest, or when BindTag; otherwise it is a label.
-	Tag         string
-	Dockerfile  string
-	Annotations map[string]string
-	Force       bool
-	// BindTag binds Tag without asking its registry (an admin's request).
-	BindTag bool
-}
+// SubmitRequest is what a user submits (image.SubmitRequest, which alert
+// uses too without importing this package).
+type SubmitRequest = image.SubmitRequest
 
 // Submit resolves the reference to a digest and queues the image unless it
 // is already analysed (or queued) and not forced.
@@ -242,7 +230,7 @@ func (s *Service) SubmitUpload(ctx context.Context, r io.Reader, req UploadReque
 	if err := os.MkdirAll(s.cfg.UploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating upload dir: %w", err)
 	}
-	tmp := filepath.Join(s.cfg.UploadDir, "tmp-"+randomHex())
+	tmp := filepath.Join(s.cfg.UploadDir, "tmp-"+image.NewID()[:16])
 	defer os.RemoveAll(tmp + ".tar")
 	defer os.RemoveAll(tmp)
 	f, err := os.OpenFile(tmp+".tar", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -276,12 +264,6 @@ func (s *Service) normalizeTag(tag string) (string, error) {
 		return "", nil
 	}
 	return s.registry.NormalizeTag(tag)
-}
-
-func randomHex() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // SubmitSBOM reads an SBOM document a user made elsewhere, matches it and
@@ -333,7 +315,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 // its own that the queue records (as the job's pull reference): two uploads
 // of one digest at once never share, or delete, each other's layout.
 func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req UploadRequest) (*image.Image, error) {
-	name := dirName(digest) + "-" + randomHex()
+	name := dirName(digest) + "-" + image.NewID()[:16]
 	dst := filepath.Join(s.cfg.UploadDir, name)
 	if err := os.Rename(dir, dst); err != nil {
 		return nil, fmt.Errorf("keeping upload of %s: %w", digest, err)
@@ -530,16 +512,82 @@ func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis,
 	return a, nil
 }
 
-// Rematch matches every stored SBOM against the current DB again (no pull)
-// and stores the new matches. It returns how many images it re-matched.
-func (s *Service) Rematch(ctx context.Context) (int, error) {
-	digests, err := s.store.AnalyzedDigests(ctx)
+// rematchWork is the kind of pending work a re-match is recorded as; its
+// argument is the DB build to match against.
+const rematchWork = "rematch"
+
+// RequestRematch records that every stored SBOM must be matched against
+// the DB built at built and wakes RunRematches. The record is in the
+// store, so a re-match cut short by a restart resumes at the next start.
+func (s *Service) RequestRematch(ctx context.Context, built time.Time) error {
+	if err := s.store.SetPendingWork(ctx, rematchWork, built.UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("requesting a re-match: %w", err)
+	}
+	s.rematch.Request()
+	return nil
+}
+
+// RunRematches runs requested re-matches until ctx ends, first resuming
+// one left pending by an earlier run of the gate. Requests made while a
+// re-match runs make one more re-match after it.
+func (s *Service) RunRematches(ctx context.Context) {
+	s.rematch.Request()
+	s.rematch.Run(ctx, s.rematchPending)
+}
+
+// rematchPending re-matches the images not yet matched against the DB of
+// the pending re-match, then clears it. Cut short, it leaves the record
+// (and what it has not re-matched yet) for the next run.
+func (s *Service) rematchPending(ctx context.Context) {
+	arg, ok, err := s.store.PendingWork(ctx, rematchWork)
+	if err != nil || !ok {
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("reading the pending re-match", "err", err)
+		}
+		return
+	}
+	built, err := time.Parse(time.RFC3339Nano, arg)
+	if err != nil {
+		s.log.Error("dropping a pending re-match with an unreadable DB build", "build", arg, "err", err)
+		if err := s.store.ClearPendingWork(ctx, rematchWork, arg); err != nil {
+			s.log.Error("clearing the pending re-match", "err", err)
+		}
+		return
+	}
+	start := time.Now()
+	n, err := s.Rematch(ctx, built)
+	switch {
+	case ctx.Err() != nil:
+		s.log.Info("re-match interrupted; it resumes at the next start", "db_built", arg, "images", n)
+		return
+	case err != nil:
+		s.log.Error("re-matching stored SBOMs; it is retried at the next DB change or start", "db_built", arg, "images", n, "err", err)
+		return
+	}
+	if err := s.store.ClearPendingWork(ctx, rematchWork, arg); err != nil {
+		s.log.Error("clearing the pending re-match", "err", err)
+		return
+	}
+	s.log.Info("re-matched stored SBOMs", "db_built", arg, "images", n, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// Rematch matches every stored SBOM not yet matched against the DB built
+// at built again (no pull) and stores the new matches. It stops between
+// two images when ctx ends and returns how many images it re-matched.
+func (s *Service) Rematch(ctx context.Context, built time.Time) (int, error) {
+	digests, err := s.store.DigestsNotMatchedWith(ctx, built)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, d := range digests {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
 		a, err := s.store.Analysis(ctx, d)
+		if image.ErrorCode(err) == image.ENOTFOUND {
+			continue // deleted since it was listed
+		}
 		if err != nil {
 			return n, err
 		}
@@ -547,7 +595,11 @@ func (s *Service) Rematch(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("re-matching %s: %w", d, err)
 		}
-		if err := s.store.UpdateMatches(ctx, d, matches, db.Built, s.cfg.Now()); err != nil {
+		err = s.store.UpdateMatches(ctx, d, matches, db.Built, s.cfg.Now())
+		if image.ErrorCode(err) == image.ENOTFOUND {
+			continue
+		}
+		if err != nil {
 			return n, err
 		}
 		n++

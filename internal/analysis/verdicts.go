@@ -47,11 +47,19 @@ type Verdicts struct {
 
 	mu     sync.Mutex // serialises re-evaluations
 	saveMu sync.Mutex // makes reading the previous verdict and saving one atomic
+	reeval *Trigger   // re-evaluations of every verdict, run by Run
 }
 
 // NewVerdicts returns the policy service.
 func NewVerdicts(store PolicyStore, db DBInfo, log *slog.Logger) *Verdicts {
-	return &Verdicts{store: store, db: db, log: log, Now: func() time.Time { return time.Now().UTC() }}
+	return &Verdicts{store: store, db: db, log: log, Now: func() time.Time { return time.Now().UTC() }, reeval: NewTrigger()}
+}
+
+// Run re-evaluates every stored verdict each time the active bundle
+// changes, until ctx ends; changes made during a re-evaluation make one
+// more after it.
+func (v *Verdicts) Run(ctx context.Context) {
+	v.reeval.Run(ctx, v.ReevaluateAll)
 }
 
 // InstallDefault installs and activates Anchore's default bundle when no
@@ -75,7 +83,7 @@ func (v *Verdicts) InstallDefault(ctx context.Context) error {
 
 // Save validates a bundle (JSON) and stores it as a new version. When id
 // is not empty it must equal the bundle's id (an update of that policy).
-// Saving the active bundle re-evaluates stored verdicts.
+// Saving the active bundle re-evaluates stored verdicts (through Run).
 func (v *Verdicts) Save(ctx context.Context, id string, data []byte, activate bool) (*image.PolicyRecord, error) {
 	b, err := policy.ParseBundle(data)
 	if err != nil {
@@ -93,17 +101,18 @@ func (v *Verdicts) Save(ctx context.Context, id string, data []byte, activate bo
 		return nil, err
 	}
 	if rec.Active {
-		go v.ReevaluateAll(context.WithoutCancel(ctx))
+		v.reeval.Request()
 	}
 	return rec, nil
 }
 
-// Activate makes a policy the active bundle and re-evaluates stored verdicts.
+// Activate makes a policy the active bundle and re-evaluates stored
+// verdicts (through Run).
 func (v *Verdicts) Activate(ctx context.Context, id string) error {
 	if err := v.store.ActivatePolicy(ctx, id); err != nil {
 		return err
 	}
-	go v.ReevaluateAll(context.WithoutCancel(ctx))
+	v.reeval.Request()
 	return nil
 }
 
@@ -230,7 +239,11 @@ func (v *Verdicts) ReevaluateAll(ctx context.Context) {
 		v.log.Error("listing images to re-evaluate", "err", err)
 		return
 	}
-	for _, d := range digests {
+	for i, d := range digests {
+		if ctx.Err() != nil {
+			v.log.Info("re-evaluation of stored verdicts interrupted", "images", i, "of", len(digests))
+			return
+		}
 		v.Reevaluate(ctx, d)
 	}
 	v.log.Info("re-evaluated stored verdicts", "images", len(digests))

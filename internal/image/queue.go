@@ -24,3 +24,27 @@ type Job struct {
 	Source   string
 	Attempts int
 }
+
+// SubmitRequest is an image reference submitted for analysis.
+type SubmitRequest struct {
+	Ref string
+	// Tag, when set, is the repo:tag recorded for the image instead of
+	// the one Ref names. It is bound to the digest only when its registry
+	// serves that digest, or when BindTag; otherwise it is a label.
+	Tag         string
+	Dockerfile  string
+	Annotations map[string]string
+	Force       bool
+	// BindTag binds Tag without asking its registry (an admin's request).
+	BindTag bool
+}
+
+// Resolved is a reference resolved at submit time.
+type Resolved struct {
+	Digest      string
+	IndexDigest string
+	// PullRef is "repository@digest".
+	PullRef string
+	// Tag is the normalised full tag, empty for a digest reference.
+	Tag string
+}

@@ -316,11 +316,11 @@ var gates = []GateDef{
 		Triggers: []TriggerDef{
 			{
 				Name:        "content_regex_match",
-				Description: "Fires for each file where a named content rule matched.",
+				Description: "Fires for each file with a line where a content regex matched. The gate searches the text files of each image it analyses for the regex_name of every stored bundle's rules; images analysed before a regex was added are searched for it at their next analysis.",
 				TriggerID:   "hash",
 				Params: []ParamDef{
-					{Name: "regex_name", Type: TypeString, Example: "PASSWORD",
-						Description: "Only fire for this content rule; unset fires for every rule."},
+					{Name: "regex_name", Type: TypeRegex, Example: "PASSWORD *=",
+						Description: "Regular expression (RE2) searched for in each line of the image's text files; the rule fires for the files where it matched. Unset fires for every content regex that matched."},
 				},
 			},
 			{

@@ -11,8 +11,8 @@ import (
 	"github.com/buildgate/buildgate/internal/image"
 )
 
-// instruction is one Dockerfile instruction.
-type instruction struct {
+// Instruction is one Dockerfile instruction.
+type Instruction struct {
 	Cmd  string   // upper-case: RUN, USER, ...
 	Raw  string   // the arguments as written, continuation lines joined
 	Args []string // the JSON-array form's items, else Raw split on spaces
@@ -20,12 +20,12 @@ type instruction struct {
 	Line int      // first line, 1-based (0 when guessed from history)
 }
 
-// parseDockerfile parses a Dockerfile into instructions. It handles the
+// ParseDockerfile parses a Dockerfile into instructions. It handles the
 // escape parser directive, line continuations (joined as Anchore does:
 // each line trimmed, the escape removed, then concatenated), comment and
 // blank lines (also inside continuations), instructions in any case,
 // JSON-array arguments and here-documents (<<EOF ... EOF, kept in Raw).
-func parseDockerfile(src string) []instruction {
+func ParseDockerfile(src string) []Instruction {
 	lines := strings.Split(strings.ReplaceAll(src, "\r\n", "\n"), "\n")
 	escape := `\`
 	for _, l := range lines {
@@ -42,7 +42,7 @@ func parseDockerfile(src string) []instruction {
 		}
 	}
 
-	var out []instruction
+	var out []Instruction
 	var buf strings.Builder
 	start := 0
 	for i := 0; i < len(lines); i++ {
@@ -87,13 +87,13 @@ func parseDockerfile(src string) []instruction {
 var heredocRE = regexp.MustCompile(`<<(-?)\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?`)
 
 // splitInstruction splits "CMD args" into an instruction.
-func splitInstruction(line string, lineNo int) instruction {
+func splitInstruction(line string, lineNo int) Instruction {
 	line = strings.TrimSpace(line)
 	cmd, rest := line, ""
 	if i := strings.IndexAny(line, " \t"); i >= 0 {
 		cmd, rest = line[:i], line[i+1:]
 	}
-	ins := instruction{Cmd: strings.ToUpper(cmd), Raw: strings.TrimSpace(rest), Line: lineNo}
+	ins := Instruction{Cmd: strings.ToUpper(cmd), Raw: strings.TrimSpace(rest), Line: lineNo}
 	if strings.HasPrefix(ins.Raw, "[") {
 		var arr []string
 		if err := json.Unmarshal([]byte(ins.Raw), &arr); err == nil {
@@ -110,8 +110,8 @@ func splitInstruction(line string, lineNo int) instruction {
 // prefixes are stripped ("#(nop) EXPOSE 80/tcp" is EXPOSE), other shell
 // lines are RUN, BuildKit's "RUN /bin/sh -c x # buildkit" is RUN x, and
 // "EXPOSE map[80/tcp:{}]" is EXPOSE 80/tcp.
-func guessInstructions(history []image.HistoryEntry) []instruction {
-	var out []instruction
+func guessInstructions(history []image.HistoryEntry) []Instruction {
+	var out []Instruction
 	for _, h := range history {
 		if line := historyLine(h.CreatedBy); line != "" {
 			out = append(out, splitInstruction(line, 0))
@@ -152,7 +152,7 @@ func historyLine(s string) string {
 // dockerfileInfo is what the dockerfile gate evaluates.
 type dockerfileInfo struct {
 	mode   string
-	instrs []instruction
+	instrs []Instruction
 	// exposed are the exposed ports: the final stage's EXPOSE arguments for
 	// an actual Dockerfile; for a guessed one the image config's exposed
 	// ports, or the history's EXPOSE lines when the config has none.
@@ -170,11 +170,11 @@ func (x *evalContext) dockerfile() *dockerfileInfo {
 	}
 	f := &x.in.Facts
 	df := &dockerfileInfo{mode: DockerfileNone}
-	var final []instruction
+	var final []Instruction
 	switch {
 	case f.Dockerfile != "":
 		df.mode = DockerfileActual
-		df.instrs = parseDockerfile(f.Dockerfile)
+		df.instrs = ParseDockerfile(f.Dockerfile)
 		final = df.instrs
 		for i := len(df.instrs) - 1; i >= 0; i-- {
 			if df.instrs[i].Cmd == "FROM" {

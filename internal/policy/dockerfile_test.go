@@ -26,8 +26,8 @@ func TestParseDockerfile(t *testing.T) {
 		"USER [\"app\"]\n" +
 		"ENV A=1 \\\n" +
 		"  B=2"
-	got := parseDockerfile(src)
-	want := []instruction{
+	got := ParseDockerfile(src)
+	want := []Instruction{
 		{Cmd: "FROM", Raw: "golang:1.22 AS build", Args: []string{"golang:1.22", "AS", "build"}, Line: 2},
 		{Cmd: "RUN", Raw: "apt-get update && apt-get install -y curl", Args: []string{"apt-get", "update", "&&", "apt-get", "install", "-y", "curl"}, Line: 5},
 		{Cmd: "EXPOSE", Raw: "22 8080/tcp", Args: []string{"22", "8080/tcp"}, Line: 8},
@@ -42,7 +42,7 @@ func TestParseDockerfile(t *testing.T) {
 	}
 
 	// The escape directive.
-	got = parseDockerfile("# escape=`\nFROM x\nRUN dir `\n  c:\\\n")
+	got = ParseDockerfile("# escape=`\nFROM x\nRUN dir `\n  c:\\\n")
 	if len(got) != 2 || got[1].Raw != `dir c:\` {
 		t.Errorf("escape directive: %+v", got)
 	}

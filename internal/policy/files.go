@@ -310,3 +310,25 @@ func anyOf(attr string, md *image.Metadata, text string, hit func(string) bool) 
 func evalAlways(*compiledRule, *evalContext) []fired {
 	return []fired{{id: "always", msg: "Unconditional trigger match"}}
 }
+
+// ContentRegexes returns the regular expressions the bundle's
+// files/content_regex_match rules name in regex_name, sorted and without
+// duplicates: what an image's file contents must be searched for so that
+// those rules can fire. It returns the bundle's validation error if it is
+// not valid.
+func (b *Bundle) ContentRegexes() ([]string, error) {
+	c, probs := compile(b)
+	if len(probs) > 0 {
+		return nil, &ValidationError{Problems: probs}
+	}
+	var out []string
+	for _, p := range c.policies {
+		for _, r := range p.rules {
+			if r.gate.Name+"/"+r.trig.Name == "files/content_regex_match" && r.p.has("regex_name") {
+				out = append(out, r.p.str("regex_name"))
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}

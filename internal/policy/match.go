@@ -62,6 +62,11 @@ func compileRegex(s string) (*regexp.Regexp, error) {
 	return regexp.Compile(`^(?:` + s + `)`)
 }
 
+// MatchGlob reports whether s matches the glob pattern as Anchore matches
+// mapping fields: "*" matches any run of characters, "/" included, every
+// other character is literal, and the whole of s must match.
+func MatchGlob(pattern, s string) bool { return globPattern(pattern).match(s) }
+
 // matchParts matches s against a glob split at its stars: the first part
 // is a prefix, the last a suffix, the others found leftmost in between.
 func matchParts(parts []string, s string) bool {

@@ -288,7 +288,9 @@ func (s *Server) dbImport(c echo.Context) error {
 		return err
 	}
 	if s.AfterImport != nil {
-		go s.AfterImport()
+		if err := s.AfterImport(c.Request().Context()); err != nil {
+			return fmt.Errorf("the DB was imported but its re-match could not be requested: %w", err)
+		}
 	}
 	return c.JSON(http.StatusOK, s.db.Status())
 }

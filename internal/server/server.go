@@ -66,9 +66,10 @@ type Server struct {
 	// MetricsPublic serves /metrics without a token (gate serve
 	// --metrics-public); otherwise it needs one that may read metrics.
 	MetricsPublic bool
-	// AfterImport runs after a DB import succeeds (re-matching stored
-	// SBOMs); it may be nil.
-	AfterImport func()
+	// AfterImport runs after a DB import succeeds, before the answer: it
+	// requests the re-match of stored SBOMs and must return quickly (the
+	// re-match itself runs in the gate's background work). It may be nil.
+	AfterImport func(ctx context.Context) error
 	// BasicChallenge adds a Basic challenge to the 401s of the Anchore
 	// Jenkins plugin's HTTP client (see Challenge); off by default.
 	BasicChallenge bool
@@ -153,6 +154,16 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			"status", c.Response().Status, "duration", time.Since(start).Round(time.Microsecond))
 		return nil
 	}
+}
+
+// HTTPStatus returns the HTTP status that answers err, by its code
+// (image.ErrorCode): the one table that /v1, the Anchore subset and the
+// console answer errors with.
+func HTTPStatus(err error) int {
+	if status, ok := statusOf[image.ErrorCode(err)]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
 }
 
 var statusOf = map[string]int{

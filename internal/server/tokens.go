@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"math"
 	"net/http"
 	"strings"
@@ -39,9 +37,7 @@ func NewTokenRecord(name string, role image.Role, ttl time.Duration, now time.Ti
 	case ttl < 0:
 		return image.Token{}, image.Errorf(image.EINVALID, "invalid expiry %s: want a positive duration, or none for a token that does not expire", ttl)
 	}
-	b := make([]byte, 12)
-	rand.Read(b)
-	t := image.Token{ID: hex.EncodeToString(b), Name: name, Role: role, CreatedAt: now.UTC()}
+	t := image.Token{ID: image.NewID(), Name: name, Role: role, CreatedAt: now.UTC()}
 	if ttl > 0 {
 		e := now.UTC().Add(ttl)
 		t.ExpiresAt = &e

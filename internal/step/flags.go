@@ -54,15 +54,29 @@ func (c *Config) ParseFlags(fs *flag.FlagSet, args []string, getenv func(string)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
 	}
+	if err := SetFromEnv(fs, EnvVars, getenv); err != nil {
+		return err
+	}
+	if c.DockerHost == "" {
+		c.DockerHost = getenv("DOCKER_HOST")
+	}
+	return nil
+}
+
+// SetFromEnv sets each flag of fs that was not given on the command line
+// and has a non-empty environment variable in vars (flag name to variable
+// name), in flag-name order. A value is checked like the flag's; a bad
+// token is reported without its value.
+func SetFromEnv(fs *flag.FlagSet, vars map[string]string, getenv func(string) string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	names := make([]string, 0, len(EnvVars))
-	for name := range EnvVars {
+	names := make([]string, 0, len(vars))
+	for name := range vars {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		env := EnvVars[name]
+		env := vars[name]
 		v := getenv(env)
 		if set[name] || v == "" || fs.Lookup(name) == nil {
 			continue
@@ -74,10 +88,24 @@ func (c *Config) ParseFlags(fs *flag.FlagSet, args []string, getenv func(string)
 			return fmt.Errorf("$%s: invalid value %q: %v", env, v, err)
 		}
 	}
-	if c.DockerHost == "" {
-		c.DockerHost = getenv("DOCKER_HOST")
-	}
 	return nil
+}
+
+// AnnotateFromEnv adds an annotation for each variable of vars (variable
+// name to annotation key) that is set, unless the annotation was given.
+func (c *Config) AnnotateFromEnv(vars map[string]string, getenv func(string) string) {
+	for env, key := range vars {
+		v := getenv(env)
+		if v == "" {
+			continue
+		}
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		if _, given := c.Annotations[key]; !given {
+			c.Annotations[key] = v
+		}
+	}
 }
 
 // Validate checks a configuration before anything is sent.

@@ -2,8 +2,6 @@ package vulndb
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -367,7 +365,7 @@ func (m *Manager) installArchive(ctx context.Context, staging, archivePath, sour
 
 	// move into its own directory: an open DB's path never changes (grype
 	// opens SQLite immutable and with a shared cache keyed by path)
-	final := filepath.Join(m.root, dbDirPrefix+info.Built.UTC().Format("20060102T150405Z")+"-"+randomSuffix())
+	final := filepath.Join(m.root, dbDirPrefix+info.Built.UTC().Format("20060102T150405Z")+"-"+image.NewID()[:8])
 	if err := os.Rename(dbDir, final); err != nil {
 		return image.DBInfo{}, fmt.Errorf("activating db: %w", err)
 	}
@@ -387,7 +385,7 @@ func (m *Manager) installArchive(ctx context.Context, staging, archivePath, sour
 // swap points the current symlink and the manager at h, then closes and
 // removes the DB it replaced once its running matches are done.
 func (m *Manager) swap(h *handle) error {
-	tmp := filepath.Join(m.root, currentLink+"."+randomSuffix())
+	tmp := filepath.Join(m.root, currentLink+"."+image.NewID()[:8])
 	if err := os.Symlink(filepath.Base(h.dir), tmp); err != nil {
 		return fmt.Errorf("activating db: %w", err)
 	}
@@ -425,12 +423,6 @@ func checkSQLite(path string) error {
 		return fmt.Errorf("%s in the archive is not a SQLite database", v6.VulnerabilityDBFileName)
 	}
 	return nil
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // recordAttempt remembers an update attempt, in memory and on disk.

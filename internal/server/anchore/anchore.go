@@ -422,15 +422,6 @@ type errorDetail struct {
 	ErrorCodes []string `json:"error_codes"`
 }
 
-var statusOf = map[string]int{
-	image.EINVALID:      http.StatusBadRequest,
-	image.ENOTFOUND:     http.StatusNotFound,
-	image.ECONFLICT:     http.StatusConflict,
-	image.EUNAUTHORIZED: http.StatusUnauthorized,
-	image.EFORBIDDEN:    http.StatusForbidden,
-	image.EINTERNAL:     http.StatusInternalServerError,
-}
-
 // statusError is an error answered with a status the error codes do not
 // name (501).
 type statusError struct {
@@ -447,7 +438,7 @@ func (a *API) handle(h echo.HandlerFunc) echo.HandlerFunc {
 		if err == nil || c.Response().Committed {
 			return nil
 		}
-		status, msg := statusOf[image.ErrorCode(err)], image.ErrorMessage(err)
+		status, msg := server.HTTPStatus(err), image.ErrorMessage(err)
 		var he *echo.HTTPError
 		var se *statusError
 		switch tl := server.BodyTooLarge(c.Request()); {

@@ -14,6 +14,7 @@ import (
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
+	"github.com/buildgate/buildgate/internal/server"
 )
 
 var severities = []string{"Critical", "High", "Medium", "Low", "Negligible", "Unknown"}
@@ -317,18 +318,5 @@ func (c *Console) download(ec echo.Context) error {
 	return nil
 }
 
-func statusOf(err error) int {
-	switch image.ErrorCode(err) {
-	case image.ENOTFOUND:
-		return http.StatusNotFound
-	case image.EINVALID:
-		return http.StatusBadRequest
-	case image.ECONFLICT:
-		return http.StatusConflict
-	case image.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case image.EFORBIDDEN:
-		return http.StatusForbidden
-	}
-	return http.StatusInternalServerError
-}
+// statusOf answers an error with the status /v1 answers it with.
+var statusOf = server.HTTPStatus

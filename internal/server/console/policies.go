@@ -312,7 +312,8 @@ func (c *Console) importPolicy(ec echo.Context) error {
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies/"+url.PathEscape(rec.ID)+"?notice=Bundle+imported.")
 }
 
+// newID returns a random id in the UUID shape Anchore's bundles use.
 func newID() string {
-	b := []byte(randomString())
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	id := image.NewID()
+	return id[0:8] + "-" + id[8:12] + "-" + id[12:16] + "-" + id[16:20] + "-" + id[20:32]
 }

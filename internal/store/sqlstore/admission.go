@@ -51,7 +51,7 @@ func admissionRuleJSON(r image.AdmissionRule) (namespaces, labels, scope string,
 // empty). A rule of the same name is a conflict.
 func (s *DB) CreateAdmissionRule(ctx context.Context, r image.AdmissionRule) (*image.AdmissionRule, error) {
 	if r.ID == "" {
-		r.ID = randomID()
+		r.ID = image.NewID()
 	}
 	ns, labels, scope, err := admissionRuleJSON(r)
 	if err != nil {
@@ -134,7 +134,7 @@ func (s *DB) DeleteAdmissionRule(ctx context.Context, id string) error {
 // d.CreatedAt stamped when zero.
 func (s *DB) SaveAdmissionDecision(ctx context.Context, d image.AdmissionDecision) (*image.AdmissionDecision, error) {
 	if d.ID == "" {
-		d.ID = randomID()
+		d.ID = image.NewID()
 	}
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = s.now()

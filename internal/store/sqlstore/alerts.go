@@ -2,9 +2,7 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,12 +13,6 @@ import (
 
 // Channels keep their secret only sealed (internal/secret), in a column
 // no record query reads.
-
-func randomID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // channelConfig is the JSON of a channel's non-secret settings.
 type channelConfig struct {
@@ -75,7 +67,7 @@ func isUnique(err error) bool {
 func (s *DB) CreateChannel(ctx context.Context, c image.Channel, sealed string) (*image.Channel, error) {
 	now := s.now()
 	if c.ID == "" {
-		c.ID = randomID()
+		c.ID = image.NewID()
 	}
 	cfg, err := channelConfigJSON(c)
 	if err != nil {
@@ -342,7 +334,7 @@ func alertJSON(a image.Alert) (scope, triggers string, err error) {
 // it. Its channels must exist; an alert of the same name is a conflict.
 func (s *DB) CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, error) {
 	if a.ID == "" {
-		a.ID = randomID()
+		a.ID = image.NewID()
 	}
 	scope, triggers, err := alertJSON(a)
 	if err != nil {

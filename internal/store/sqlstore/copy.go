@@ -16,7 +16,7 @@ var Tables = []string{
 	"registries", "subscriptions", "channels", "alerts", "alert_channels", "subscription_channels",
 	"deliveries", "delivery_attempts",
 	"runtime_clusters", "runtime_containers", "vulnerability_changes", "tag_digests", "rounds",
-	"admission_rules", "admission_decisions", "admission_namespaces",
+	"admission_rules", "admission_decisions", "admission_namespaces", "pending_work",
 }
 
 // TableCount is what Copy did with one table.

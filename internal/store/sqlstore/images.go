@@ -219,7 +219,7 @@ func (s *DB) ClaimJob(ctx context.Context, worker string, lease time.Duration, m
 		var j image.Job
 		var status, owner string
 		err := tx.QueryRowContext(ctx, `SELECT digest, pull_ref, source, attempts, status, claimed_by FROM images
-			WHERE status = ? OR (status = ? AND claimed_until < ?) ORDER BY queued_at, digest LIMIT 1`+s.dialect.SkipLocked,
+			WHERE (status = ? AND source <> 'sbom') OR (status = ? AND claimed_until < ?) ORDER BY queued_at, digest LIMIT 1`+s.dialect.SkipLocked,
 			image.StatusQueued, image.StatusAnalyzing, now).Scan(&j.Digest, &j.PullRef, &j.Source, &j.Attempts, &status, &owner)
 		if isNoRows(err) {
 			return nil

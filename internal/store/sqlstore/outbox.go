@@ -26,7 +26,7 @@ func (s *DB) EnqueueDeliveries(ctx context.Context, ds []image.Delivery) (int, e
 	err := s.tx(ctx, func(tx *Tx) error {
 		for _, d := range ds {
 			if d.ID == "" {
-				d.ID = randomID()
+				d.ID = image.NewID()
 			}
 			msg, err := json.Marshal(d.Message)
 			if err != nil {

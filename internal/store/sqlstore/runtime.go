@@ -182,7 +182,7 @@ func (s *DB) SaveVulnerabilityChange(ctx context.Context, c image.VulnerabilityC
 		return err
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO vulnerability_changes (id, digest, db_built, changed_at, appeared, disappeared) VALUES (?, ?, ?, ?, ?, ?)`,
-		randomID(), c.Digest, nullTime(c.DBBuilt), c.ChangedAt.UTC(), appeared, disappeared)
+		image.NewID(), c.Digest, nullTime(c.DBBuilt), c.ChangedAt.UTC(), appeared, disappeared)
 	if err != nil {
 		return fmt.Errorf("recording vulnerability changes of %s: %w", c.Digest, err)
 	}

@@ -2,19 +2,11 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
 	"github.com/buildgate/buildgate/internal/image"
 )
-
-func newSubscriptionID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 const subscriptionCols = `id, sub_key, sub_type, active, created_at, updated_at`
 
@@ -37,7 +29,7 @@ func (s *DB) EnsureSubscriptions(ctx context.Context, key string, types, activat
 	err := s.tx(ctx, func(tx *Tx) error {
 		for _, t := range types {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionCols+`) VALUES (?, ?, ?, 0, ?, ?)
-				ON CONFLICT (sub_key, sub_type) DO NOTHING`, newSubscriptionID(), key, t, now, now); err != nil {
+				ON CONFLICT (sub_key, sub_type) DO NOTHING`, image.NewID(), key, t, now, now); err != nil {
 				return err
 			}
 		}
@@ -59,7 +51,7 @@ func (s *DB) EnsureSubscriptions(ctx context.Context, key string, types, activat
 // already has one of that type.
 func (s *DB) AddSubscription(ctx context.Context, key, typ string, active bool) (*image.Subscription, error) {
 	now := s.now()
-	id := newSubscriptionID()
+	id := image.NewID()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		id, key, typ, activeFlag(active), now, now)
 	if err != nil {

@@ -1,0 +1,66 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// SetPendingWork records that background work of a kind is due, with its
+// argument (a re-match's DB build); it replaces an earlier record of the
+// same kind. The record survives a restart until ClearPendingWork.
+func (s *DB) SetPendingWork(ctx context.Context, kind, arg string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO pending_work (kind, arg, requested_at) VALUES (?, ?, ?)
+		ON CONFLICT (kind) DO UPDATE SET arg = excluded.arg, requested_at = excluded.requested_at`, kind, arg, s.now())
+	if err != nil {
+		return fmt.Errorf("recording pending %s: %w", kind, err)
+	}
+	return nil
+}
+
+// PendingWork returns the argument of the pending work of a kind, and
+// false when none is pending.
+func (s *DB) PendingWork(ctx context.Context, kind string) (string, bool, error) {
+	var arg string
+	err := s.db.QueryRowContext(ctx, `SELECT arg FROM pending_work WHERE kind = ?`, kind).Scan(&arg)
+	if isNoRows(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reading pending %s: %w", kind, err)
+	}
+	return arg, true, nil
+}
+
+// ClearPendingWork removes the record of pending work of a kind if its
+// argument is still arg: work requested again meanwhile stays pending.
+func (s *DB) ClearPendingWork(ctx context.Context, kind, arg string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM pending_work WHERE kind = ? AND arg = ?`, kind, arg); err != nil {
+		return fmt.Errorf("clearing pending %s: %w", kind, err)
+	}
+	return nil
+}
+
+// DigestsNotMatchedWith lists the digests of analysed images whose matches
+// do not come from the DB built at built: those a re-match against that
+// DB has still to do.
+func (s *DB) DigestsNotMatchedWith(ctx context.Context, built time.Time) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT digest, db_built FROM analyses ORDER BY digest`)
+	if err != nil {
+		return nil, fmt.Errorf("listing analyses to re-match: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		var b sql.NullTime
+		if err := rows.Scan(&d, &b); err != nil {
+			return nil, fmt.Errorf("listing analyses to re-match: %w", err)
+		}
+		if !b.Valid || !b.Time.Equal(built) {
+			out = append(out, d)
+		}
+	}
+	return out, rows.Err()
+}
