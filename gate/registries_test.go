@@ -367,7 +367,7 @@ func TestRegistriesRealDistribution(t *testing.T) {
 	st, b := g.regCall(t, "POST", "/v1/registries", wrong, nil)
 	t.Logf("POST with a wrong password: %d %s", st, errorMessage(b))
 	if msg := errorMessage(b); st != http.StatusBadRequest || !strings.Contains(msg, "registry "+d.Host) ||
-		!strings.Contains(msg, `refused the credentials of "alice"`) || !strings.Contains(msg, "UNAUTHORIZED") {
+		!strings.Contains(msg, `refused the credentials of "alice"`) || !strings.Contains(msg, "HTTP 401") {
 		t.Fatalf("POST with a wrong password = %d %q", st, msg)
 	}
 	noCA := good
@@ -397,7 +397,7 @@ func TestRegistriesRealDistribution(t *testing.T) {
 	}
 	st, msg := submit()
 	t.Logf("submit with a wrong stored password: %d %s", st, msg)
-	if st != http.StatusBadRequest || !strings.Contains(msg, "registry "+d.Host+" refused access") || !strings.Contains(msg, "UNAUTHORIZED") {
+	if st != http.StatusBadRequest || !strings.Contains(msg, "registry "+d.Host+" refused access") || !strings.Contains(msg, "HTTP 401") {
 		t.Fatalf("submit with a wrong stored password = %d %q", st, msg)
 	}
 	// Another user's valid credentials, and verify_tls false instead of the CA.

@@ -46,7 +46,7 @@ func replicas(t *testing.T, n int, pgURL string, extra ...string) ([]*client.Cli
 		}
 		addr := freePort(t)
 		a := append([]string{"serve", "--addr", addr, "--data", data, "--store", pgURL, "--secret-key-file", key,
-			"--db-update-url", "", "--log-level", "warn"}, extra...)
+			"--db-update-url", "", "--log-level", "warn", "--allow-private-networks", "127.0.0.0/8"}, extra...)
 		args = append(args, a)
 		bases = append(bases, "http://"+addr)
 		clients = append(clients, client.New("http://"+addr, testToken, nil))

@@ -63,6 +63,9 @@ func TestOneRulePerRole(t *testing.T) {
 		{"v1", "POST", "/v1/db/import", image.ActImportDB},
 		{"v1", "GET", "/v1/tokens", image.ActManageTokens},
 		{"v1", "GET", "/metrics", image.ActReadMetrics},
+		{"v1", "POST", "/v1/admission/review", image.ActReviewAdmission},
+		{"v1", "GET", "/v1/admission/rules", image.ActManageAdmission},
+		{"v1", "GET", "/v1/admission/decisions", image.ActManageAdmission},
 		{"anchore", "GET", anchore.Prefix + "/images", image.ActReadImages},
 		{"anchore", "POST", anchore.Prefix + "/images", image.ActSubmitImages},
 		{"anchore", "DELETE", anchore.Prefix + "/images/sha256:00", image.ActDeleteImages},
@@ -129,9 +132,10 @@ func TestOneRulePerRole(t *testing.T) {
 			t.Errorf("no request exercises %q", a)
 		}
 		yes := map[bool]string{true: "yes", false: "no"}
-		row := regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(string(a)) + "`[^|]*\\| (yes|no) \\| (yes|no) \\|$").FindStringSubmatch(string(readme))
-		if row == nil || row[1] != yes[image.RoleAdmin.Can(a)] || row[2] != yes[image.RoleCI.Can(a)] {
-			t.Errorf("the README's role table row for %q = %v, want admin %s, ci %s", a, row, yes[image.RoleAdmin.Can(a)], yes[image.RoleCI.Can(a)])
+		row := regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(string(a)) + "`[^|]*\\| (yes|no) \\| (yes|no) \\| (yes|no) \\|$").FindStringSubmatch(string(readme))
+		if row == nil || row[1] != yes[image.RoleAdmin.Can(a)] || row[2] != yes[image.RoleCI.Can(a)] || row[3] != yes[image.RoleAdmission.Can(a)] {
+			t.Errorf("the README's role table row for %q = %v, want admin %s, ci %s, admission %s", a, row,
+				yes[image.RoleAdmin.Can(a)], yes[image.RoleCI.Can(a)], yes[image.RoleAdmission.Can(a)])
 		}
 	}
 }

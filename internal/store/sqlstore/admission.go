@@ -156,7 +156,7 @@ func (s *DB) SaveAdmissionDecision(ctx context.Context, d image.AdmissionDecisio
 	_, err = s.db.ExecContext(ctx, `INSERT INTO admission_decisions (id, created_at, uid, cluster, namespace, kind, name, operation, username,
 		allowed, would_deny, rule_id, rule_name, mode, message, warnings, images) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.CreatedAt.UTC(), d.UID, d.Cluster, d.Namespace, d.Kind, d.Name, d.Operation, d.User,
-		d.Allowed, d.WouldDeny, d.RuleID, d.RuleName, d.Mode, d.Message, string(warns), string(imgs))
+		boolInt(d.Allowed), boolInt(d.WouldDeny), d.RuleID, d.RuleName, d.Mode, d.Message, string(warns), string(imgs))
 	if err != nil {
 		return nil, fmt.Errorf("storing admission decision: %w", err)
 	}
@@ -191,10 +191,12 @@ func (s *DB) ListAdmissionDecisions(ctx context.Context, f image.AdmissionDecisi
 	for rows.Next() {
 		var d image.AdmissionDecision
 		var warns, imgs string
+		var allowed, wouldDeny int
 		if err := rows.Scan(&d.ID, &d.CreatedAt, &d.UID, &d.Cluster, &d.Namespace, &d.Kind, &d.Name, &d.Operation, &d.User,
-			&d.Allowed, &d.WouldDeny, &d.RuleID, &d.RuleName, &d.Mode, &d.Message, &warns, &imgs); err != nil {
+			&allowed, &wouldDeny, &d.RuleID, &d.RuleName, &d.Mode, &d.Message, &warns, &imgs); err != nil {
 			return nil, err
 		}
+		d.Allowed, d.WouldDeny = allowed != 0, wouldDeny != 0
 		if err := json.Unmarshal([]byte(warns), &d.Warnings); err != nil {
 			return nil, fmt.Errorf("reading admission decision %q: %w", d.ID, err)
 		}

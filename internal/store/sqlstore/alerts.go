@@ -141,7 +141,28 @@ func (s *DB) ChannelSecret(ctx context.Context, id string) (string, error) {
 // SetChannelURL stores a channel's sealed URL and the redacted form its
 // record shows.
 func (s *DB) SetChannelURL(ctx context.Context, id, sealed, display string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE channels SET url_sealed = ?, config = json_set(config, '$.url', ?) WHERE id = ?`, sealed, display, id)
+	// The config is rewritten here, not with a JSON function of the SQL
+	// dialect, so the statement stays portable.
+	var raw string
+	err := s.db.QueryRowContext(ctx, `SELECT config FROM channels WHERE id = ?`, id).Scan(&raw)
+	if isNoRows(err) {
+		return notFound("channel", id)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the config of channel %q: %w", id, err)
+	}
+	cfg := map[string]any{}
+	if raw != "" {
+		if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+			return fmt.Errorf("reading the config of channel %q: %w", id, err)
+		}
+	}
+	cfg["url"] = display
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE channels SET url_sealed = ?, config = ? WHERE id = ?`, sealed, string(b), id)
 	if err != nil {
 		return fmt.Errorf("storing the url of channel %q: %w", id, err)
 	}

@@ -61,6 +61,12 @@ func fill(t *testing.T, db store.Store) {
 	must(db.SetTagDigest(ctx, "r/x:1", "sha256:a", "", t0))
 	_, err = db.ClaimRound(ctx, "tag-poll", t0, time.Minute)
 	must(err)
+	_, err = db.CreateAdmissionRule(ctx, image.AdmissionRule{Name: "prod", Mode: "policy", OnError: "deny", Wait: time.Second})
+	must(err)
+	_, err = db.SaveAdmissionDecision(ctx, image.AdmissionDecision{UID: "u1", Allowed: true})
+	must(err)
+	must(db.SetNamespaceLabels(ctx, "c", "prod", map[string]string{"env": "prod"}))
+	must(db.SetPendingWork(ctx, "rematch", "build-1"))
 }
 
 // TestCopySQLiteToPostgres copies a store that uses every table from

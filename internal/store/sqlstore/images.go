@@ -70,7 +70,7 @@ func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.
 			// A bound tag stays bound; a label becomes bound when the
 			// registry (or an admin) binds it.
 			_, err = tx.ExecContext(ctx, `INSERT INTO image_tags (digest, tag, detected_at, label) VALUES (?, ?, ?, ?)
-				ON CONFLICT (digest, tag) DO UPDATE SET label = 0 WHERE excluded.label = 0`, sub.Digest, sub.Tag, now, sub.Label)
+				ON CONFLICT (digest, tag) DO UPDATE SET label = 0 WHERE excluded.label = 0`, sub.Digest, sub.Tag, now, boolInt(sub.Label))
 		}
 		return err
 	})
@@ -133,12 +133,12 @@ func (s *DB) tags(ctx context.Context, img *image.Image) error {
 	img.Tags = []string{}
 	for rows.Next() {
 		var t string
-		var label bool
+		var label int
 		if err := rows.Scan(&t, &label); err != nil {
 			return err
 		}
 		img.Tags = append(img.Tags, t)
-		if label {
+		if label != 0 {
 			img.Labels = append(img.Labels, t)
 		}
 	}
