@@ -397,7 +397,7 @@ func TestRegistriesRealDistribution(t *testing.T) {
 	}
 	st, msg := submit()
 	t.Logf("submit with a wrong stored password: %d %s", st, msg)
-	if st != http.StatusBadRequest || !strings.Contains(msg, "registry "+d.Host+" refused access") || !strings.Contains(msg, "HTTP 401") {
+	if st != http.StatusBadRequest || !strings.Contains(msg, "registry "+d.Host+" refused access") || !strings.Contains(msg, "UNAUTHORIZED") {
 		t.Fatalf("submit with a wrong stored password = %d %q", st, msg)
 	}
 	// Another user's valid credentials, and verify_tls false instead of the CA.
