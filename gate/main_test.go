@@ -387,7 +387,8 @@ func layerWith(t *testing.T, files map[string]string) v1.Layer {
 		tw.Write([]byte(body))
 	}
 	tw.Close()
-	l, err := tarball.LayerFromReader(&buf)
+	b := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 	if err != nil {
 		t.Fatal(err)
 	}

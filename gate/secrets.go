@@ -122,7 +122,9 @@ func rotateSecrets(ctx context.Context, data, newKeyFile, envKey string, out io.
 	if err != nil {
 		if !fromEnv {
 			if leftover != nil {
-				secret.WriteKeyFile(nextPath, leftover)
+				if werr := secret.WriteKeyFile(nextPath, leftover); werr != nil {
+					err = errors.Join(err, fmt.Errorf("restoring %s: %w", nextPath, werr))
+				}
 			} else {
 				os.Remove(nextPath)
 			}

@@ -379,8 +379,11 @@ func imageAdd(e *env, fs *flag.FlagSet, args []string) error {
 			return fmt.Errorf("waiting for %s: %w", args[0], err)
 		}
 		if img.Status == api.StatusFailed {
-			e.printImages(img)
-			return fmt.Errorf("the analysis of %s failed: %s", img.Digest, img.Error)
+			err := fmt.Errorf("the analysis of %s failed: %s", img.Digest, img.Error)
+			if perr := e.printImages(img); perr != nil {
+				return errors.Join(err, perr)
+			}
+			return err
 		}
 	}
 	return e.printImages(img)
@@ -532,7 +535,7 @@ func (e *env) printPolicy(p *api.Policy) error {
 const maxBundle = 16 << 20
 
 func policyAdd(e *env, fs *flag.FlagSet, args []string) error {
-	var r io.Reader = e.stdin
+	r := e.stdin
 	if args[0] != "-" {
 		f, err := os.Open(args[0])
 		if err != nil {

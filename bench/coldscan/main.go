@@ -125,7 +125,7 @@ func gateRun(gate, archive, data, ref string) (cold, again time.Duration, err er
 	if err := srv.Start(); err != nil {
 		return 0, 0, err
 	}
-	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
+	defer func() { _ = srv.Process.Signal(os.Interrupt); _ = srv.Wait() }()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {

@@ -110,8 +110,8 @@ func run(gate, shared, imgName string, keep bool) error {
 		return err
 	}
 	defer func() {
-		srv.Process.Signal(os.Interrupt)
-		srv.Wait()
+		_ = srv.Process.Signal(os.Interrupt)
+		_ = srv.Wait() // interrupted on purpose: its exit status says nothing
 		step("stopped the gate and the registry")
 	}()
 	base := "http://" + addr

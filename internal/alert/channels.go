@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/mail"
@@ -53,7 +54,9 @@ func (s *Service) CreateChannel(ctx context.Context, in ChannelInput) (*image.Ch
 	}
 	if sealedURL != "" {
 		if err := s.store.SetChannelURL(ctx, out.ID, sealedURL, ch.URL); err != nil {
-			s.store.DeleteChannel(ctx, out.ID)
+			if derr := s.store.DeleteChannel(ctx, out.ID); derr != nil {
+				err = errors.Join(err, fmt.Errorf("removing the half-made channel %s: %w", out.ID, derr))
+			}
 			return nil, err
 		}
 	}

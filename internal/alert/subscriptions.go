@@ -2,6 +2,8 @@ package alert
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -41,7 +43,9 @@ func (s *Service) CreateSubscription(ctx context.Context, in SubscriptionInput) 
 	}
 	if in.Channels != nil && len(*in.Channels) > 0 {
 		if err := s.store.SetSubscriptionChannels(ctx, sub.ID, cleanIDs(*in.Channels)); err != nil {
-			s.store.DeleteSubscription(ctx, sub.ID)
+			if derr := s.store.DeleteSubscription(ctx, sub.ID); derr != nil {
+				err = errors.Join(err, fmt.Errorf("removing the half-made subscription %s: %w", sub.ID, derr))
+			}
 			return nil, err
 		}
 	}
@@ -227,7 +231,9 @@ func (s *Service) pollTag(ctx context.Context, tag string) {
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("polling a subscribed tag", "err", err)
-			s.store.SetTagDigest(ctx, tag, "", truncate(err.Error(), maxError), s.Now())
+			if serr := s.store.SetTagDigest(ctx, tag, "", truncate(err.Error(), maxError), s.Now()); serr != nil {
+				log.Warn("recording a tag poll error", "err", serr)
+			}
 		}
 		return
 	}
@@ -237,7 +243,9 @@ func (s *Service) pollTag(ctx context.Context, tag string) {
 		return
 	}
 	if res.Digest == prev {
-		s.store.SetTagDigest(ctx, tag, prev, "", s.Now())
+		if err := s.store.SetTagDigest(ctx, tag, prev, "", s.Now()); err != nil {
+			log.Warn("recording a tag poll", "err", err)
+		}
 		return
 	}
 	// Submit by digest, keeping the tag, so the digest analysed is the

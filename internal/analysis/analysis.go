@@ -293,8 +293,11 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 	start := time.Now()
 	matches, db, err := s.matcher.Match(ctx, a.SBOM)
 	if err != nil {
-		s.store.FailImage(ctx, digest, "matching vulnerabilities: "+err.Error())
-		return nil, fmt.Errorf("matching vulnerabilities: %w", err)
+		err = fmt.Errorf("matching vulnerabilities: %w", err)
+		if ferr := s.store.FailImage(ctx, digest, err.Error()); ferr != nil {
+			return nil, errors.Join(err, ferr)
+		}
+		return nil, err
 	}
 	a.Matches, a.DBBuilt, a.MatchedAt = matches, db.Built, s.cfg.Now()
 	if err := s.store.SaveAnalysis(ctx, a); err != nil {

@@ -73,7 +73,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	defer resp.Body.Close()
 	if out == nil {
-		io.Copy(io.Discard, resp.Body)
+		_, _ = io.Copy(io.Discard, resp.Body) // drained for reuse; the answer is not wanted
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {

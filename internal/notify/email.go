@@ -69,7 +69,9 @@ func (e Email) Send(ctx context.Context, ch image.Channel, password secret.Secre
 		return image.SendResult{}, fmt.Errorf("connecting to %s: %w", addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		if err := conn.SetDeadline(dl); err != nil {
+			return image.SendResult{}, fmt.Errorf("setting a deadline on the connection to %s: %w", addr, err)
+		}
 	}
 	if mode == image.SMTPTLS {
 		tc := tls.Client(conn, tlsConf)
@@ -129,7 +131,7 @@ func (e Email) Send(ctx context.Context, ch image.Channel, password secret.Secre
 	if err := w.Close(); err != nil {
 		return smtpResult(err, "end of DATA")
 	}
-	c.Quit()
+	_ = c.Quit() // the message is accepted; a failed goodbye changes nothing
 	return image.SendResult{StatusCode: 250, Answer: "accepted for " + strings.Join(ch.To, ", ")}, nil
 }
 
@@ -181,8 +183,8 @@ func (e Email) mail(ch image.Channel, msg image.Message) []byte {
 	header("Content-Transfer-Encoding", "quoted-printable")
 	b.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&b)
-	qp.Write([]byte(EmailText(msg)))
-	qp.Close()
+	_, _ = qp.Write([]byte(EmailText(msg))) // writes to a bytes.Buffer cannot fail
+	_ = qp.Close()
 	return b.Bytes()
 }
 

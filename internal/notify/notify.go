@@ -54,7 +54,7 @@ func truncate(s string, n int) string {
 // a bound), so the connection can be reused.
 func readAnswer(resp *http.Response) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // drained for reuse only
 	return truncate(strings.TrimSpace(string(b)), MaxAnswer)
 }
 

@@ -56,7 +56,7 @@ func (a *Auth) Login(ctx context.Context, c Credential) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // drained for reuse only
 		return nil
 	}
 	return loginError(host, c, transport.CheckError(resp, http.StatusOK))

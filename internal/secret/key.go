@@ -116,7 +116,7 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	d.Sync() // not every file system syncs directories; the rename stands
+	_ = d.Sync() // not every file system syncs directories; the rename stands
 	return nil
 }
 

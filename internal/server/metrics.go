@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/buildgate/buildgate/internal/image"
@@ -55,7 +56,7 @@ func NewMetrics(queue func(ctx context.Context) (queued, analyzing int, err erro
 				}
 				return time.Since(b).Seconds()
 			}),
-		prometheus.NewGoCollector(),
+		collectors.NewGoCollector(),
 	)
 	for _, o := range []image.Status{image.StatusAnalyzed, image.StatusFailed} {
 		m.outcomes.WithLabelValues(string(o))

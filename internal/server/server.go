@@ -211,10 +211,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 		Challenge(c.Response().Header(), c.Request(), s.BasicChallenge)
 	}
 	if c.Request().Method == http.MethodHead {
-		c.NoContent(status)
+		_ = c.NoContent(status) // the client is gone if this fails; nothing left to tell it
 		return
 	}
-	c.JSON(status, api.ErrorResponse{Error: api.ErrorBody{Code: code, Message: msg}})
+	_ = c.JSON(status, api.ErrorResponse{Error: api.ErrorBody{Code: code, Message: msg}})
 }
 
 // digestParam returns the :digest path parameter, unescaped.

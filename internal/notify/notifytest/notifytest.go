@@ -103,7 +103,7 @@ func NewSMTPServer(tb testing.TB, user, password string) *SMTPServer {
 	}
 	addr := l.Addr().(*net.TCPAddr)
 	s.Host, s.Port = "127.0.0.1", addr.Port
-	go srv.Serve(l)
+	go func() { _ = srv.Serve(l) }() // ends with ErrServerClosed at cleanup
 	tb.Cleanup(func() { srv.Close() })
 	return s
 }
@@ -246,7 +246,7 @@ func (r *Receiver) serve(l net.Listener) {
 	r.mu.Lock()
 	r.srv = srv
 	r.mu.Unlock()
-	go srv.Serve(l)
+	go func() { _ = srv.Serve(l) }() // ends with ErrServerClosed at cleanup
 }
 
 // Stop closes the receiver: sends to it are refused.
@@ -272,7 +272,7 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) {
 		Delivery: req.Header.Get(notify.DeliveryHeader), Event: req.Header.Get(notify.EventHeader), Body: bytes.Clone(body), Signed: signed,
 	})
 	r.mu.Unlock()
-	w.Write([]byte("ok"))
+	_, _ = w.Write([]byte("ok"))
 }
 
 // Requests returns the requests accepted so far.

@@ -61,7 +61,7 @@ func NewAuthServer(t testing.TB, check func(user, pass string) bool) *AuthServer
 			w.Header().Set("WWW-Authenticate", `Basic realm="registrytest"`)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}`)
+			_, _ = io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}`)
 			return
 		}
 		s.mu.Lock()
@@ -242,8 +242,8 @@ auth:
 		t.Fatalf("starting docker-registry: %v", err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // killed on purpose
 		lf.Close()
 	})
 	client := &http.Client{Transport: cert.Transport(), Timeout: 2 * time.Second}

@@ -31,7 +31,7 @@ func (c *Console) apiGet(ec echo.Context, path string, out any) (int, string) {
 	}
 	if rec.Code/100 != 2 {
 		var er api.ErrorResponse
-		json.Unmarshal(rec.Body.Bytes(), &er)
+		_ = json.Unmarshal(rec.Body.Bytes(), &er) // a body that is not an error shape keeps the status text below
 		if er.Error.Message == "" {
 			er.Error.Message = http.StatusText(rec.Code)
 		}

@@ -131,7 +131,9 @@ func (s *DB) tx(ctx context.Context, fn func(*Tx) error) error {
 		return err
 	}
 	if err := fn(&Tx{conn{q: tx, numbered: s.dialect.Numbered}}); err != nil {
-		tx.Rollback()
+		if rerr := tx.Rollback(); rerr != nil {
+			return errors.Join(err, fmt.Errorf("rolling back: %w", rerr))
+		}
 		return err
 	}
 	return tx.Commit()
@@ -204,8 +206,8 @@ func Rebind(q string) string {
 func gz(b []byte) []byte {
 	var buf bytes.Buffer
 	w, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	w.Write(b)
-	w.Close()
+	_, _ = w.Write(b) // writes to a bytes.Buffer cannot fail
+	_ = w.Close()
 	return buf.Bytes()
 }
 

@@ -68,7 +68,9 @@ func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
 	if m, _ := db.SubscriptionChannels(ctx); len(m[sub.ID]) != 1 {
 		t.Errorf("subscription channels = %v", m)
 	}
-	db.UpdateChannel(ctx, *mail, "sealed-2")
+	if _, err := db.UpdateChannel(ctx, *mail, "sealed-2"); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.SetChannelURL(ctx, mail.ID, "sealed-url", "https://hooks.example/x?token=[REDACTED]"); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,9 @@ func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 	}
 
 	// An image is found by its index digest, and by tag.
-	db.SubmitImage(ctx, image.Submission{Digest: "sha256:man", IndexDigest: "sha256:idx", Tag: "docker.io/postgres:16", Source: "registry"})
+	if _, _, err := db.SubmitImage(ctx, image.Submission{Digest: "sha256:man", IndexDigest: "sha256:idx", Tag: "docker.io/postgres:16", Source: "registry"}); err != nil {
+		t.Fatal(err)
+	}
 	if img, err := db.LookupImage(ctx, "sha256:idx", ""); err != nil || img.Digest != "sha256:man" {
 		t.Errorf("by index digest = %+v %v", img, err)
 	}
@@ -204,7 +208,9 @@ func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 	if err != nil || len(ch) != 1 || ch[0].Appeared[0].VulnerabilityID != "CVE-1" || ch[0].Disappeared == nil || !ch[0].DBBuilt.Equal(t0) {
 		t.Fatalf("changes = %+v %v", ch, err)
 	}
-	db.DeleteImage(ctx, "sha256:man")
+	if err := db.DeleteImage(ctx, "sha256:man"); err != nil {
+		t.Fatal(err)
+	}
 	if ch, _ := db.VulnerabilityChanges(ctx, "sha256:man"); len(ch) != 0 {
 		t.Errorf("changes of a deleted image remain")
 	}
