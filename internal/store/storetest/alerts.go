@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store"
 )
 
@@ -75,7 +76,12 @@ func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
 	if c, _ := db.Channel(ctx, mail.ID); c.URL != "https://hooks.example/x?token=[REDACTED]" {
 		t.Errorf("channel url after SetChannelURL = %q, want the redacted form", c.URL)
 	}
-	n, err := db.ResealSecrets(ctx, func(s string) (string, error) { return "new-" + s, nil })
+	n, err := db.ResealSecrets(ctx, func(s string, rec secret.Record) (string, error) {
+		if want := map[string]secret.Record{"sealed-2": secret.ChannelSecret(mail.ID), "sealed-url": secret.ChannelURL(mail.ID)}[s]; rec != want {
+			t.Errorf("%q came with record %v, want %v", s, rec, want)
+		}
+		return "new-" + s, nil
+	})
 	if err != nil || n != 2 {
 		t.Fatalf("reseal = %d %v, want the channel secret and the url", n, err)
 	}
