@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
@@ -397,7 +398,14 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	lost := s.heartbeat(actx, cancel, worker, job.Digest, log)
-	a, err := s.analyse(actx, job)
+	var ph phase
+	a, late, err := s.analyseWithin(actx, job, &ph)
+	if late != nil {
+		// The worker owns the abandoned phase: it takes no other job
+		// until the phase has returned, and drops its result.
+		defer func() { <-late }()
+	}
+	timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 	cancel()
 	if <-lost {
 		// Another worker holds the job now: its outcome is that worker's.
@@ -423,7 +431,10 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 	}
 	if err != nil {
 		outcome = image.StatusFailed
-		msg := failureMessage(err, s.cfg.Timeout)
+		msg := err.Error()
+		if timedOut {
+			msg = fmt.Sprintf("analysis exceeded --analysis-timeout %s during %s", s.cfg.Timeout, ph.get())
+		}
 		log.Error("analysis failed", "err", err)
 		if ferr := s.store.FailImage(ctx, job.Digest, msg); ferr != nil {
 			log.Error("recording failure", "err", ferr)
@@ -468,17 +479,50 @@ func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, work
 	return lost
 }
 
-func failureMessage(err error, timeout time.Duration) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("analysis timed out after %s", timeout)
+// phase names the part of an analysis that is running, for the error of
+// an analysis cut by its deadline.
+type phase struct{ name atomic.Value }
+
+func (p *phase) set(name string) { p.name.Store(name) }
+
+func (p *phase) get() string {
+	if n, ok := p.name.Load().(string); ok {
+		return n
 	}
-	return err.Error()
+	return "starting"
 }
 
-func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis, error) {
+// analyseWithin runs analyse and returns when it returns or when ctx ends,
+// whichever comes first, so that a phase that does not heed ctx (grype
+// reads an SBOM and its matches are converted without one) cannot hold
+// the job past its deadline. When ctx ends first, late is closed once
+// analyse has returned; its result is dropped.
+func (s *Service) analyseWithin(ctx context.Context, job *image.Job, ph *phase) (a *image.Analysis, late <-chan struct{}, err error) {
+	type result struct {
+		a   *image.Analysis
+		err error
+	}
+	done := make(chan result, 1)
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		a, err := s.analyse(ctx, job, ph)
+		done <- result{a, err}
+	}()
+	select {
+	case r := <-done:
+		<-returned
+		return r.a, nil, r.err
+	case <-ctx.Done():
+		return nil, returned, ctx.Err()
+	}
+}
+
+func (s *Service) analyse(ctx context.Context, job *image.Job, ph *phase) (*image.Analysis, error) {
 	var dir string
 	switch job.Source {
 	case "upload":
+		ph.set("reading the upload")
 		dir = s.uploadDir(job)
 		if _, err := os.Stat(dir); job.PullRef == "" || err != nil {
 			return nil, fmt.Errorf("the uploaded image is no longer on the gate; upload it again")
@@ -487,6 +531,7 @@ func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis,
 		dir = filepath.Join(s.cfg.WorkDir, dirName(job.Digest))
 		os.RemoveAll(dir)
 		defer os.RemoveAll(dir)
+		ph.set("pulling")
 		if err := s.registry.Pull(ctx, job.PullRef, dir); err != nil {
 			if image.ErrorCode(err) != image.EINTERNAL {
 				return nil, err // the registry adapter's message names the image
@@ -494,6 +539,7 @@ func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis,
 			return nil, fmt.Errorf("pulling %s: %w", job.PullRef, err)
 		}
 	}
+	ph.set("cataloging")
 	a, err := s.catalog.Catalog(ctx, dir)
 	if err != nil {
 		return nil, fmt.Errorf("cataloging: %w", err)
@@ -502,6 +548,7 @@ func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis,
 		return nil, ctx.Err()
 	}
 	a.Digest = job.Digest
+	ph.set("matching")
 	matches, db, err := s.matcher.Match(ctx, a.SBOM)
 	if err != nil {
 		return nil, fmt.Errorf("matching vulnerabilities: %w", err)
