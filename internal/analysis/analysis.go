@@ -292,10 +292,18 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 		return nil, err
 	}
 	start := time.Now()
-	matches, db, err := s.matcher.Match(ctx, a.SBOM)
+	mctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	matches, db, err := s.matcher.Match(mctx, a.SBOM)
 	if err != nil {
-		s.store.FailImage(ctx, digest, "matching vulnerabilities: "+err.Error())
-		return nil, fmt.Errorf("matching vulnerabilities: %w", err)
+		msg := "matching vulnerabilities: " + err.Error()
+		if errors.Is(mctx.Err(), context.DeadlineExceeded) {
+			msg = s.exceeded("matching")
+		}
+		if ferr := s.store.FailImage(ctx, digest, msg); ferr != nil {
+			s.log.Error("recording failure", "digest", digest, "err", ferr)
+		}
+		return nil, fmt.Errorf("%s: %w", msg, err)
 	}
 	a.Matches, a.DBBuilt, a.MatchedAt = matches, db.Built, s.cfg.Now()
 	if err := s.store.SaveAnalysis(ctx, a); err != nil {
@@ -304,9 +312,8 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 	if s.obs.Finished != nil {
 		s.obs.Finished(digest, image.StatusAnalyzed, time.Since(start))
 	}
-	if s.obs.Analyzed != nil {
-		s.obs.Analyzed(context.WithoutCancel(ctx), digest)
-	}
+	deadline, _ := mctx.Deadline()
+	s.evaluate(ctx, deadline, digest, s.log.With("digest", digest))
 	s.log.Info("sbom analysed", "digest", digest, "tag", tag, "packages", len(a.Packages), "vulnerabilities", len(matches))
 	return s.store.Image(ctx, img.Digest)
 }
@@ -406,6 +413,7 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 		defer func() { <-late }()
 	}
 	timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
+	deadline, _ := actx.Deadline()
 	cancel()
 	if <-lost {
 		// Another worker holds the job now: its outcome is that worker's.
@@ -433,7 +441,7 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 		outcome = image.StatusFailed
 		msg := err.Error()
 		if timedOut {
-			msg = fmt.Sprintf("analysis exceeded --analysis-timeout %s during %s", s.cfg.Timeout, ph.get())
+			msg = s.exceeded(ph.get())
 		}
 		log.Error("analysis failed", "err", err)
 		if ferr := s.store.FailImage(ctx, job.Digest, msg); ferr != nil {
@@ -445,8 +453,29 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 	if s.obs.Finished != nil {
 		s.obs.Finished(job.Digest, outcome, time.Since(start))
 	}
-	if outcome == image.StatusAnalyzed && s.obs.Analyzed != nil {
-		s.obs.Analyzed(context.WithoutCancel(ctx), job.Digest)
+	if outcome == image.StatusAnalyzed {
+		s.evaluate(ctx, deadline, job.Digest, log)
+	}
+}
+
+// exceeded is the error of an analysis its deadline cut during phase.
+func (s *Service) exceeded(phase string) string {
+	return fmt.Sprintf("analysis exceeded --analysis-timeout %s during %s", s.cfg.Timeout, phase)
+}
+
+// evaluate runs the Analyzed hook (the evaluation of the stored verdicts)
+// as the last phase of an analysis: it ends at the analysis's deadline,
+// but not sooner when ctx ends (a request answered, a gate stopping). A
+// verdict it had no time to store is evaluated at its next check.
+func (s *Service) evaluate(ctx context.Context, deadline time.Time, digest string, log *slog.Logger) {
+	if s.obs.Analyzed == nil {
+		return
+	}
+	ectx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	s.obs.Analyzed(ectx, digest)
+	if errors.Is(ectx.Err(), context.DeadlineExceeded) {
+		log.Warn("policy evaluation after the analysis was cut by --analysis-timeout; verdicts not stored are evaluated at their next check", "timeout", s.cfg.Timeout)
 	}
 }
 
