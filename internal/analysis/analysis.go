@@ -557,8 +557,14 @@ func (s *Service) analyse(ctx context.Context, job *image.Job, ph *phase) (*imag
 			return nil, fmt.Errorf("the uploaded image is no longer on the gate; upload it again")
 		}
 	default:
-		dir = filepath.Join(s.cfg.WorkDir, dirName(job.Digest))
-		os.RemoveAll(dir)
+		// A directory of its own: an analysis its deadline abandoned may
+		// still hold one for this digest (it removes it when it returns),
+		// and what an interrupted one left is removed here.
+		left, _ := filepath.Glob(filepath.Join(s.cfg.WorkDir, dirName(job.Digest)+"-*"))
+		for _, l := range left {
+			os.RemoveAll(l)
+		}
+		dir = filepath.Join(s.cfg.WorkDir, dirName(job.Digest)+"-"+image.NewID()[:16])
 		defer os.RemoveAll(dir)
 		ph.set("pulling")
 		if err := s.registry.Pull(ctx, job.PullRef, dir); err != nil {
