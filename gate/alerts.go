@@ -9,6 +9,7 @@ import (
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/notify"
+	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // AlertConfig is the part of gate serve's configuration about
@@ -45,11 +46,7 @@ func (c *AlertConfig) flags(fs *flag.FlagSet) {
 // the analysis service and tag polling through the registry adapter. It
 // hooks Verdicts and adds the routes; the analysis Observer calls it
 // through m.Alerts.
-func (m *Main) openAlerts(ctx context.Context, reg alert.Registry) error {
-	sealer, _, err := m.loadSealer(ctx)
-	if err != nil {
-		return err
-	}
+func (m *Main) openAlerts(ctx context.Context, reg alert.Registry, sealer *secret.Sealer) error {
 	c := m.Config.Alerts
 	ua := "buildgate/" + version
 	m.Alerts = alert.New(alert.Config{

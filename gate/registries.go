@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/buildgate/buildgate/internal/analysis"
@@ -12,21 +11,9 @@ import (
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
-// openRegistries loads the sealing key (GATE_SECRET_KEY, or
-// <data>/secret.key, created on first start), and wires the
-// registry-credential service to the store and the pull path.
-func (m *Main) openRegistries(ctx context.Context) error {
-	sealer, src, err := m.loadSealer(ctx)
-	if err != nil {
-		return err
-	}
-	switch src {
-	case secret.SourceCreated:
-		m.Log.Info("created the secret key file that seals registry credentials; back it up with the data",
-			"path", filepath.Join(m.Config.DataDir, secret.KeyFileName), "key_id", sealer.KeyID())
-	case secret.SourceEnv:
-		m.Log.Info("sealing registry credentials with the key from "+secret.EnvKey, "key_id", sealer.KeyID())
-	}
+// openRegistries wires the registry-credential service, with secrets
+// sealed by sealer, to the store and the pull path.
+func (m *Main) openRegistries(ctx context.Context, sealer *secret.Sealer) error {
 	m.RegistryAuth = registry.NewAuth(func(ctx context.Context) ([]registry.Credential, error) {
 		return pullCredentials(ctx, m.Registries)
 	}, registry.AuthConfig{
@@ -46,7 +33,7 @@ func (m *Main) openRegistries(ctx context.Context) error {
 		return registry.CheckECRHost(c.Registry, m.Guard)
 	}
 	// Opening every record now logs the ones this key cannot open.
-	_, err = m.Registries.Credentials(ctx)
+	_, err := m.Registries.Credentials(ctx)
 	return err
 }
 

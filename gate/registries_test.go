@@ -548,7 +548,7 @@ func TestSecretsRotate(t *testing.T) {
 		if id, _ := secret.SealedKeyID(s); id != secret.KeyID(newKey) {
 			t.Errorf("%s is sealed under %s, want the new key %s", r, id, secret.KeyID(newKey))
 		}
-		if _, err := oldSealer.Open(s); err == nil {
+		if _, err := oldSealer.Open(s, secret.RegistryPassword(r)); err == nil {
 			t.Errorf("the old key still opens %s", r)
 		}
 	}

@@ -109,12 +109,8 @@ func rotateSecrets(ctx context.Context, data, newKeyFile, envKey string, out io.
 	if err != nil {
 		return err
 	}
-	n, err := db.ResealSecrets(ctx, func(sealed string) (string, error) {
-		plain, err := opener.Open(sealed)
-		if err != nil {
-			return "", err
-		}
-		return sealer.Seal(plain)
+	n, err := db.ResealSecrets(ctx, func(sealed string, rec secret.Record) (string, error) {
+		return opener.Reseal(sealed, rec, sealer)
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr

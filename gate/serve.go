@@ -275,7 +275,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.VulnDB, err = vulndb.Open(c.DataDir, m.dbOptions()); err != nil {
 		return err
 	}
-	if err := m.openRegistries(ctx); err != nil {
+	sealer, err := m.openSealer(ctx)
+	if err != nil {
+		return err
+	}
+	if err := m.openRegistries(ctx, sealer); err != nil {
 		return err
 	}
 	reg := registryAdapter{client: registry.New(registry.Config{
@@ -312,7 +316,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.RouteUploads(m.Analysis)
 	m.Server.RouteRegistries(m.Registries)
 	m.Server.RouteTokens(m.Store, m.Now)
-	if err := m.openAlerts(ctx, reg); err != nil {
+	if err := m.openAlerts(ctx, reg, sealer); err != nil {
 		return err
 	}
 	m.openAdmission(reg)

@@ -69,21 +69,64 @@ func openStore(ctx context.Context, spec string, now func() time.Time) (*openedS
 	return nil, fmt.Errorf("invalid --store %q: want sqlite:PATH or postgres://USER@HOST/DB", postgres.Redact(spec))
 }
 
+// openSealer loads the key that seals stored secrets (loadSealer), binds
+// every value sealed before values were bound to their record, and, when
+// the key was given rather than found in the data directory, checks that
+// it opens what the store holds.
+//
+// Legacy values are bound here, at start, rather than on their next
+// write: a registry password or a channel secret may never be written
+// again, and until it is bound it could be moved into another record.
+func (m *Main) openSealer(ctx context.Context) (*secret.Sealer, error) {
+	sealer, src, err := m.loadSealer()
+	if err != nil {
+		return nil, err
+	}
+	switch src {
+	case secret.SourceCreated:
+		m.Log.Info("created the secret key file that seals stored secrets; back it up with the data",
+			"path", filepath.Join(m.Config.DataDir, secret.KeyFileName), "key_id", sealer.KeyID())
+	case secret.SourceEnv:
+		m.Log.Info("sealing stored secrets with the key from "+secret.EnvKey, "key_id", sealer.KeyID())
+	}
+	n, err := m.Store.ResealSecrets(ctx, func(sealed string, rec secret.Record) (string, error) {
+		if !secret.IsLegacy(sealed) {
+			return sealed, nil
+		}
+		bound, err := sealer.Reseal(sealed, rec, sealer)
+		if err != nil {
+			// Left as it is: its use (or the check below) says why.
+			m.Log.Warn("a stored secret sealed before records were bound cannot be opened", "record", rec.String(), "err", err)
+			return sealed, nil
+		}
+		return bound, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("binding stored secrets to their records: %w", err)
+	}
+	if n > 0 {
+		m.Log.Info("bound stored secrets sealed by an older gate to their records", "secrets", n)
+	}
+	if src == secret.SourceFile && m.Config.SecretKeyFile != "" || src == secret.SourceEnv && m.sharedStore {
+		if err := m.checkSealer(ctx, sealer); err != nil {
+			return nil, err
+		}
+	}
+	return sealer, nil
+}
+
 // loadSealer loads the key that seals stored secrets. A gate on a shared
 // store (PostgreSQL) takes it from GATE_SECRET_KEY or --secret-key-file
 // only, never a file it would create, since every replica needs the same
-// key; and it refuses a key that cannot open the secrets the store holds.
-func (m *Main) loadSealer(ctx context.Context) (*secret.Sealer, secret.Source, error) {
+// key.
+func (m *Main) loadSealer() (*secret.Sealer, secret.Source, error) {
 	if m.Config.SecretKeyFile != "" {
 		k, err := secret.ReadKeyFile(m.Config.SecretKeyFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("reading --secret-key-file: %w", err)
 		}
 		s, err := secret.NewSealer(k)
-		if err != nil {
-			return nil, "", err
-		}
-		return s, secret.SourceFile, m.checkSealer(ctx, s)
+		return s, secret.SourceFile, err
 	}
 	if !m.sharedStore {
 		return secret.Load(m.Config.DataDir, os.Getenv(secret.EnvKey))
@@ -97,20 +140,19 @@ func (m *Main) loadSealer(ctx context.Context) (*secret.Sealer, secret.Source, e
 		return nil, "", fmt.Errorf("%s: %w", secret.EnvKey, err)
 	}
 	s, err := secret.NewSealer(k)
-	if err != nil {
-		return nil, "", err
-	}
-	return s, secret.SourceEnv, m.checkSealer(ctx, s)
+	return s, secret.SourceEnv, err
 }
 
-// checkSealer fails when s cannot open a secret the store holds.
+// checkSealer fails when a secret the store holds is sealed under a key s
+// does not have. A value that does not open for another reason (moved into
+// another record, corrupt) fails where it is used, and names its record.
 func (m *Main) checkSealer(ctx context.Context, s *secret.Sealer) error {
 	regs, err := m.Store.RegistrySecrets(ctx)
 	if err != nil {
 		return err
 	}
 	for r, sealed := range regs {
-		if _, err := s.Open(sealed); err != nil {
+		if _, err := s.Open(sealed, secret.RegistryPassword(r)); errors.Is(err, secret.ErrUnknownKey) {
 			return fmt.Errorf("the secret key (id %s) cannot open the stored credential of registry %q: start the gate with the key the store's secrets were sealed with: %w", s.KeyID(), r, err)
 		}
 	}
@@ -123,7 +165,7 @@ func (m *Main) checkSealer(ctx context.Context, s *secret.Sealer) error {
 		if err != nil || sealed == "" {
 			continue
 		}
-		if _, err := s.Open(sealed); err != nil {
+		if _, err := s.Open(sealed, secret.ChannelSecret(c.ID)); errors.Is(err, secret.ErrUnknownKey) {
 			return fmt.Errorf("the secret key (id %s) cannot open the stored secret of channel %q: start the gate with the key the store's secrets were sealed with: %w", s.KeyID(), c.Name, err)
 		}
 	}

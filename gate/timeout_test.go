@@ -34,8 +34,8 @@ func TestAnalysisTimeout(t *testing.T) {
 	ref := strings.TrimPrefix(srv.URL, "http://") + "/slow/app:v1"
 	push(t, ref, sharedImage(t, "bullseye-dpkgonly"))
 	img := g.submitAndWait(t, ref)
-	if img.Status != api.StatusFailed || !strings.Contains(img.Error, "timed out after 500ms") {
-		t.Fatalf("image = %s %q, want failed with a timeout", img.Status, img.Error)
+	if img.Status != api.StatusFailed || img.Error != "analysis exceeded --analysis-timeout 500ms during pulling" {
+		t.Fatalf("image = %s %q, want failed naming the timeout and the phase", img.Status, img.Error)
 	}
 }
 

@@ -82,10 +82,11 @@ type Store interface {
 	RuntimeContainersOf(ctx context.Context, digests, tags []string) ([]image.RuntimeContainer, error)
 }
 
-// Sealer seals channel secrets at rest (internal/secret).
+// Sealer seals channel secrets at rest (internal/secret), each for its
+// record.
 type Sealer interface {
-	Seal(plain []byte) (string, error)
-	Open(sealed string) ([]byte, error)
+	Seal(plain []byte, rec secret.Record) (string, error)
+	Open(sealed string, rec secret.Record) ([]byte, error)
 }
 
 // Sender sends a message to one kind of channel. An error whose chain

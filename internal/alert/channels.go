@@ -40,7 +40,9 @@ func (s *Service) CreateChannel(ctx context.Context, in ChannelInput) (*image.Ch
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := s.seal(key)
+	// The id first: the secrets are sealed for the channel's record.
+	ch.ID = image.NewID()
+	sealed, err := s.seal(key, ch.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +81,7 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, in ChannelInput)
 		return nil, err
 	}
 	ch.ID = id
-	sealed, err := s.seal(key)
+	sealed, err := s.seal(key, id)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +147,7 @@ func (s *Service) sealURL(ch *image.Channel) (plain, sealed string, err error) {
 		return "", "", nil
 	}
 	plain = ch.URL
-	if sealed, err = s.sealer.Seal([]byte(plain)); err != nil {
+	if sealed, err = s.sealer.Seal([]byte(plain), secret.ChannelURL(ch.ID)); err != nil {
 		return "", "", fmt.Errorf("sealing a channel url: %w", err)
 	}
 	ch.URL = secret.RedactURL(plain)
@@ -161,7 +163,7 @@ func (s *Service) openURL(ctx context.Context, ch *image.Channel) error {
 	if err != nil || sealed == "" {
 		return err
 	}
-	plain, err := s.sealer.Open(sealed)
+	plain, err := s.sealer.Open(sealed, secret.ChannelURL(ch.ID))
 	if err != nil {
 		return failure("opening the channel's url: " + err.Error())
 	}
@@ -209,11 +211,12 @@ func (s *Service) DeleteChannel(ctx context.Context, id string) error {
 	return nil
 }
 
-func (s *Service) seal(key secret.Secret) (string, error) {
+// seal seals the secret of channel id ("" when there is none).
+func (s *Service) seal(key secret.Secret, id string) (string, error) {
 	if key == "" {
 		return "", nil
 	}
-	sealed, err := s.sealer.Seal([]byte(key))
+	sealed, err := s.sealer.Seal([]byte(key), secret.ChannelSecret(id))
 	if err != nil {
 		return "", fmt.Errorf("sealing a channel secret: %w", err)
 	}

@@ -137,7 +137,7 @@ func (s *Service) channelSecret(ctx context.Context, id string) (secret.Secret, 
 	if err != nil || sealed == "" {
 		return "", err
 	}
-	plain, err := s.sealer.Open(sealed)
+	plain, err := s.sealer.Open(sealed, secret.ChannelSecret(id))
 	if err != nil {
 		return "", failure("opening the channel's secret: " + err.Error())
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
@@ -291,13 +292,18 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 		return nil, err
 	}
 	start := time.Now()
-	matches, db, err := s.matcher.Match(ctx, a.SBOM)
+	mctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	matches, db, err := s.matcher.Match(mctx, a.SBOM)
 	if err != nil {
-		err = fmt.Errorf("matching vulnerabilities: %w", err)
-		if ferr := s.store.FailImage(ctx, digest, err.Error()); ferr != nil {
-			return nil, errors.Join(err, ferr)
+		msg := "matching vulnerabilities: " + err.Error()
+		if errors.Is(mctx.Err(), context.DeadlineExceeded) {
+			msg = s.exceeded("matching")
 		}
-		return nil, err
+		if ferr := s.store.FailImage(ctx, digest, msg); ferr != nil {
+			s.log.Error("recording failure", "digest", digest, "err", ferr)
+		}
+		return nil, fmt.Errorf("%s: %w", msg, err)
 	}
 	a.Matches, a.DBBuilt, a.MatchedAt = matches, db.Built, s.cfg.Now()
 	if err := s.store.SaveAnalysis(ctx, a); err != nil {
@@ -306,9 +312,8 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 	if s.obs.Finished != nil {
 		s.obs.Finished(digest, image.StatusAnalyzed, time.Since(start))
 	}
-	if s.obs.Analyzed != nil {
-		s.obs.Analyzed(context.WithoutCancel(ctx), digest)
-	}
+	deadline, _ := mctx.Deadline()
+	s.evaluate(ctx, deadline, digest, s.log.With("digest", digest))
 	s.log.Info("sbom analysed", "digest", digest, "tag", tag, "packages", len(a.Packages), "vulnerabilities", len(matches))
 	return s.store.Image(ctx, img.Digest)
 }
@@ -400,7 +405,15 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	lost := s.heartbeat(actx, cancel, worker, job.Digest, log)
-	a, err := s.analyse(actx, job)
+	var ph phase
+	a, late, err := s.analyseWithin(actx, job, &ph)
+	if late != nil {
+		// The worker owns the abandoned phase: it takes no other job
+		// until the phase has returned, and drops its result.
+		defer func() { <-late }()
+	}
+	timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
+	deadline, _ := actx.Deadline()
 	cancel()
 	if <-lost {
 		// Another worker holds the job now: its outcome is that worker's.
@@ -426,7 +439,10 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 	}
 	if err != nil {
 		outcome = image.StatusFailed
-		msg := failureMessage(err, s.cfg.Timeout)
+		msg := err.Error()
+		if timedOut {
+			msg = s.exceeded(ph.get())
+		}
 		log.Error("analysis failed", "err", err)
 		if ferr := s.store.FailImage(ctx, job.Digest, msg); ferr != nil {
 			log.Error("recording failure", "err", ferr)
@@ -437,8 +453,29 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 	if s.obs.Finished != nil {
 		s.obs.Finished(job.Digest, outcome, time.Since(start))
 	}
-	if outcome == image.StatusAnalyzed && s.obs.Analyzed != nil {
-		s.obs.Analyzed(context.WithoutCancel(ctx), job.Digest)
+	if outcome == image.StatusAnalyzed {
+		s.evaluate(ctx, deadline, job.Digest, log)
+	}
+}
+
+// exceeded is the error of an analysis its deadline cut during phase.
+func (s *Service) exceeded(phase string) string {
+	return fmt.Sprintf("analysis exceeded --analysis-timeout %s during %s", s.cfg.Timeout, phase)
+}
+
+// evaluate runs the Analyzed hook (the evaluation of the stored verdicts)
+// as the last phase of an analysis: it ends at the analysis's deadline,
+// but not sooner when ctx ends (a request answered, a gate stopping). A
+// verdict it had no time to store is evaluated at its next check.
+func (s *Service) evaluate(ctx context.Context, deadline time.Time, digest string, log *slog.Logger) {
+	if s.obs.Analyzed == nil {
+		return
+	}
+	ectx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	s.obs.Analyzed(ectx, digest)
+	if errors.Is(ectx.Err(), context.DeadlineExceeded) {
+		log.Warn("policy evaluation after the analysis was cut by --analysis-timeout; verdicts not stored are evaluated at their next check", "timeout", s.cfg.Timeout)
 	}
 }
 
@@ -471,25 +508,65 @@ func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, work
 	return lost
 }
 
-func failureMessage(err error, timeout time.Duration) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("analysis timed out after %s", timeout)
+// phase names the part of an analysis that is running, for the error of
+// an analysis cut by its deadline.
+type phase struct{ name atomic.Value }
+
+func (p *phase) set(name string) { p.name.Store(name) }
+
+func (p *phase) get() string {
+	if n, ok := p.name.Load().(string); ok {
+		return n
 	}
-	return err.Error()
+	return "starting"
 }
 
-func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis, error) {
+// analyseWithin runs analyse and returns when it returns or when ctx ends,
+// whichever comes first, so that a phase that does not heed ctx (grype
+// reads an SBOM and its matches are converted without one) cannot hold
+// the job past its deadline. When ctx ends first, late is closed once
+// analyse has returned; its result is dropped.
+func (s *Service) analyseWithin(ctx context.Context, job *image.Job, ph *phase) (a *image.Analysis, late <-chan struct{}, err error) {
+	type result struct {
+		a   *image.Analysis
+		err error
+	}
+	done := make(chan result, 1)
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		a, err := s.analyse(ctx, job, ph)
+		done <- result{a, err}
+	}()
+	select {
+	case r := <-done:
+		<-returned
+		return r.a, nil, r.err
+	case <-ctx.Done():
+		return nil, returned, ctx.Err()
+	}
+}
+
+func (s *Service) analyse(ctx context.Context, job *image.Job, ph *phase) (*image.Analysis, error) {
 	var dir string
 	switch job.Source {
 	case "upload":
+		ph.set("reading the upload")
 		dir = s.uploadDir(job)
 		if _, err := os.Stat(dir); job.PullRef == "" || err != nil {
 			return nil, fmt.Errorf("the uploaded image is no longer on the gate; upload it again")
 		}
 	default:
-		dir = filepath.Join(s.cfg.WorkDir, dirName(job.Digest))
-		os.RemoveAll(dir)
+		// A directory of its own: an analysis its deadline abandoned may
+		// still hold one for this digest (it removes it when it returns),
+		// and what an interrupted one left is removed here.
+		left, _ := filepath.Glob(filepath.Join(s.cfg.WorkDir, dirName(job.Digest)+"-*"))
+		for _, l := range left {
+			os.RemoveAll(l)
+		}
+		dir = filepath.Join(s.cfg.WorkDir, dirName(job.Digest)+"-"+image.NewID()[:16])
 		defer os.RemoveAll(dir)
+		ph.set("pulling")
 		if err := s.registry.Pull(ctx, job.PullRef, dir); err != nil {
 			if image.ErrorCode(err) != image.EINTERNAL {
 				return nil, err // the registry adapter's message names the image
@@ -497,6 +574,7 @@ func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis,
 			return nil, fmt.Errorf("pulling %s: %w", job.PullRef, err)
 		}
 	}
+	ph.set("cataloging")
 	a, err := s.catalog.Catalog(ctx, dir)
 	if err != nil {
 		return nil, fmt.Errorf("cataloging: %w", err)
@@ -505,6 +583,7 @@ func (s *Service) analyse(ctx context.Context, job *image.Job) (*image.Analysis,
 		return nil, ctx.Err()
 	}
 	a.Digest = job.Digest
+	ph.set("matching")
 	matches, db, err := s.matcher.Match(ctx, a.SBOM)
 	if err != nil {
 		return nil, fmt.Errorf("matching vulnerabilities: %w", err)

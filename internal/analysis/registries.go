@@ -31,10 +31,10 @@ type RegistryStore interface {
 	DeleteRegistry(ctx context.Context, registry string) error
 }
 
-// Sealer seals secrets at rest (internal/secret).
+// Sealer seals secrets at rest (internal/secret), each for its record.
 type Sealer interface {
-	Seal(plain []byte) (string, error)
-	Open(sealed string) ([]byte, error)
+	Seal(plain []byte, rec secret.Record) (string, error)
+	Open(sealed string, rec secret.Record) ([]byte, error)
 }
 
 // Credential is a stored registry credential with its secret opened, for
@@ -103,7 +103,7 @@ func (r *Registries) Add(ctx context.Context, cred image.RegistryCredential, pas
 			return nil, err
 		}
 	}
-	sealed, err := r.sealer.Seal([]byte(password))
+	sealed, err := r.sealer.Seal([]byte(password), secret.RegistryPassword(c.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("sealing the password of registry %q: %w", c.Registry, err)
 	}
@@ -157,7 +157,7 @@ func (r *Registries) Update(ctx context.Context, registry string, cred image.Reg
 		if err != nil {
 			return nil, err
 		}
-		plain, err := r.sealer.Open(sealed)
+		plain, err := r.sealer.Open(sealed, secret.RegistryPassword(key))
 		if err != nil {
 			return nil, image.Errorf(image.EINVALID, "the stored password of registry %q cannot be opened (%v): give the password again", key, err)
 		}
@@ -174,7 +174,7 @@ func (r *Registries) Update(ctx context.Context, registry string, cred image.Reg
 	}
 	sealed := ""
 	if password != "" {
-		if sealed, err = r.sealer.Seal([]byte(password)); err != nil {
+		if sealed, err = r.sealer.Seal([]byte(password), secret.RegistryPassword(c.Registry)); err != nil {
 			return nil, fmt.Errorf("sealing the password of registry %q: %w", c.Registry, err)
 		}
 	}
@@ -228,7 +228,7 @@ func (r *Registries) Credentials(ctx context.Context) ([]Credential, error) {
 	}
 	out := make([]Credential, 0, len(recs))
 	for _, rec := range recs {
-		plain, err := r.sealer.Open(sealed[rec.Registry])
+		plain, err := r.sealer.Open(sealed[rec.Registry], secret.RegistryPassword(rec.Registry))
 		if err != nil {
 			r.log.Warn("registry credentials cannot be used", "registry", rec.Registry, "err", err)
 			continue

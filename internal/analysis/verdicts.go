@@ -196,7 +196,8 @@ func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Anal
 		return nil, err
 	}
 	if v.OnChange != nil && previous != stored.FinalAction {
-		v.OnChange(ctx, stored, previous)
+		// The verdict is stored: its alerts follow, deadline or not.
+		v.OnChange(context.WithoutCancel(ctx), stored, previous)
 	}
 	return verdict, nil
 }
@@ -223,6 +224,10 @@ func (v *Verdicts) Reevaluate(ctx context.Context, digest string) {
 		tags = []string{""}
 	}
 	for _, t := range tags {
+		if ctx.Err() != nil {
+			v.log.Warn("evaluation of an image's verdicts cut short", "digest", digest, "err", ctx.Err())
+			return
+		}
 		if _, err := v.evaluate(ctx, img, a, rec, t); err != nil {
 			v.log.Error("evaluating", "digest", digest, "tag", t, "err", err)
 		}

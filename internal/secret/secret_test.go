@@ -16,22 +16,24 @@ import (
 
 const plain = "hunter2-registry-password"
 
+var rec = RegistryPassword("registry.example/team")
+
 func TestSealOpen(t *testing.T) {
 	key := NewKey()
 	s, err := NewSealer(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.Seal([]byte(plain))
+	a, err := s.Seal([]byte(plain), rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := s.Seal([]byte(plain))
+	b, _ := s.Seal([]byte(plain), rec)
 	if a == b {
 		t.Fatal("two seals of one secret are equal: the nonce is not fresh")
 	}
-	if !strings.HasPrefix(a, "v1:"+KeyID(key)+":") {
-		t.Fatalf("sealed %q lacks the v1:<key id>: prefix", a)
+	if !strings.HasPrefix(a, "v2:"+KeyID(key)+":") {
+		t.Fatalf("sealed %q lacks the v2:<key id>: prefix", a)
 	}
 	if strings.Contains(a, plain) {
 		t.Fatal("sealed text holds the secret")
@@ -39,30 +41,116 @@ func TestSealOpen(t *testing.T) {
 	if id, _ := SealedKeyID(a); id != s.KeyID() {
 		t.Fatalf("SealedKeyID = %q, want %q", id, s.KeyID())
 	}
-	got, err := s.Open(a)
+	got, err := s.Open(a, rec)
 	if err != nil || string(got) != plain {
 		t.Fatalf("Open = %q, %v", got, err)
 	}
 
 	other, _ := NewSealer(NewKey())
-	if _, err := other.Open(a); !errors.Is(err, ErrUnknownKey) {
+	if _, err := other.Open(a, rec); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("Open under another key: %v, want ErrUnknownKey", err)
 	}
 	// A sealer with the old key as an older key opens it.
 	rotated, _ := NewSealer(NewKey(), key)
-	if got, err := rotated.Open(a); err != nil || string(got) != plain {
+	if got, err := rotated.Open(a, rec); err != nil || string(got) != plain {
 		t.Fatalf("Open with the old key as older: %q, %v", got, err)
 	}
 
 	for name, bad := range map[string]string{
 		"tampered":        a[:len(a)-2] + "AA",
-		"moved under id":  "v1:" + KeyID(NewKey()) + a[len("v1:")+16:],
+		"moved under id":  "v2:" + KeyID(NewKey()) + a[len("v2:")+16:],
 		"not sealed":      plain,
 		"unknown version": "v9:" + a[3:],
 	} {
-		if _, err := s.Open(bad); err == nil {
+		if _, err := s.Open(bad, rec); err == nil {
 			t.Errorf("%s: Open succeeded", name)
 		}
+	}
+}
+
+// TestSealedForItsRecord moves a sealed value to another row, another
+// column and another table: it opens only in its own record, and the
+// error names the record.
+func TestSealedForItsRecord(t *testing.T) {
+	s, _ := NewSealer(NewKey())
+	a, _ := s.Seal([]byte(plain), rec)
+	for _, elsewhere := range []Record{
+		RegistryPassword("registry.example/other"),
+		RegistryPassword("registry.example/tea"),
+		{Table: "registries", Column: "other_sealed", ID: rec.ID},
+		ChannelSecret(rec.ID),
+		ChannelURL(rec.ID),
+	} {
+		_, err := s.Open(a, elsewhere)
+		if err == nil {
+			t.Errorf("a value sealed for %v opens as %v", rec, elsewhere)
+			continue
+		}
+		if !strings.Contains(err.Error(), elsewhere.String()) || !strings.Contains(err.Error(), "sealed for another record") {
+			t.Errorf("opening as %v: %v, want an error naming the record and the cause", elsewhere, err)
+		}
+	}
+	if got, err := s.Open(a, rec); err != nil || string(got) != plain {
+		t.Fatalf("Open in its own record = %q, %v", got, err)
+	}
+}
+
+// sealLegacy seals as gates did before values were bound to their record.
+func sealLegacy(t *testing.T, key, plain []byte) string {
+	t.Helper()
+	aead, err := newAEAD(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, aead.NonceSize())
+	id := KeyID(key)
+	out := aead.Seal(nonce, nonce, plain, []byte("v1:"+id))
+	return "v1:" + id + ":" + base64.RawStdEncoding.EncodeToString(out)
+}
+
+// TestLegacyValues: a value sealed before records were bound does not
+// open as it is, and Reseal binds it to its record, under the same key or
+// a new one.
+func TestLegacyValues(t *testing.T) {
+	key := NewKey()
+	s, _ := NewSealer(key)
+	old := sealLegacy(t, key, []byte(plain))
+	if !IsLegacy(old) {
+		t.Fatal("IsLegacy of a v1 value is false")
+	}
+	if _, err := s.Open(old, rec); !errors.Is(err, ErrLegacy) || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("Open of a legacy value: %v, want ErrLegacy saying what to do", err)
+	}
+	bound, err := s.Reseal(old, rec, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if IsLegacy(bound) {
+		t.Fatal("Reseal left the value legacy")
+	}
+	if got, err := s.Open(bound, rec); err != nil || string(got) != plain {
+		t.Fatalf("Open of the bound value = %q, %v", got, err)
+	}
+	if _, err := s.Open(bound, ChannelURL(rec.ID)); err == nil {
+		t.Fatal("the bound value opens in another record")
+	}
+	// A rotation: the old key opens, the new one seals for the record.
+	next, _ := NewSealer(NewKey())
+	for _, v := range []string{old, bound} {
+		moved, err := s.Reseal(v, rec, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := next.Open(moved, rec); err != nil || string(got) != plain {
+			t.Fatalf("Open after a rotation = %q, %v", got, err)
+		}
+	}
+	// Reseal checks the record of a bound value too.
+	if _, err := s.Reseal(bound, ChannelSecret(rec.ID), s); err == nil {
+		t.Fatal("Reseal re-bound a value sealed for another record")
+	}
+	if _, err := next.Reseal(old, rec, next); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("Reseal of a legacy value under an unknown key: %v", err)
 	}
 }
 
@@ -175,12 +263,12 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns, _ := NewSealer(next)
-	sealed, _ := ns.Seal([]byte(plain))
+	sealed, _ := ns.Seal([]byte(plain), rec)
 	withNext, _, err := Load(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := withNext.Open(sealed); err != nil || string(got) != plain {
+	if got, err := withNext.Open(sealed, rec); err != nil || string(got) != plain {
 		t.Fatalf("Open of a secret sealed under secret.key.next: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/server/anchore"
 	"github.com/buildgate/buildgate/internal/server/console"
@@ -37,7 +38,8 @@ type Store interface {
 type Admin interface {
 	CreateToken(ctx context.Context, t image.Token, hash string) error
 	CountTokens(ctx context.Context) (int, error)
-	// ResealSecrets rewrites every sealed secret with fn, all or nothing.
-	ResealSecrets(ctx context.Context, fn func(sealed string) (string, error)) (int, error)
+	// ResealSecrets rewrites every sealed secret with fn, given the
+	// record it is stored in, all or nothing.
+	ResealSecrets(ctx context.Context, fn func(sealed string, rec secret.Record) (string, error)) (int, error)
 	Close() error
 }

@@ -23,12 +23,12 @@ func TestNoSecretInTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := secret.NewSealer(secret.NewKey())
-	sealed, _ := s.Seal([]byte(password))
+	sealed, _ := s.Seal([]byte(password), secret.RegistryPassword("registry.example"))
 	ctx := context.Background()
 	if err := db.CreateRegistry(ctx, image.RegistryCredential{Registry: "registry.example", Username: "bob", Type: image.RegistryTypeDockerV2}, sealed); err != nil {
 		t.Fatal(err)
 	}
-	resealed, _ := s.Seal([]byte(password))
+	resealed, _ := s.Seal([]byte(password), secret.RegistryPassword("registry.example"))
 	if err := db.UpdateRegistry(ctx, image.RegistryCredential{Registry: "registry.example", Username: "bob", Type: image.RegistryTypeDockerV2}, resealed); err != nil {
 		t.Fatal(err)
 	}

@@ -236,49 +236,6 @@ func (s *DB) DeleteChannel(ctx context.Context, id string) error {
 	})
 }
 
-// resealChannels re-seals the secret and the URL of every channel inside a
-// rotation.
-func resealChannels(ctx context.Context, tx *Tx, fn func(sealed string) (string, error)) (int, error) {
-	n, err := resealColumn(ctx, tx, "secret_sealed", "secret", fn)
-	if err != nil {
-		return 0, err
-	}
-	m, err := resealColumn(ctx, tx, "url_sealed", "url", fn)
-	return n + m, err
-}
-
-// resealColumn re-seals one sealed column of channels; col is one of ours.
-func resealColumn(ctx context.Context, tx *Tx, col, what string, fn func(sealed string) (string, error)) (int, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, `+col+` FROM channels WHERE `+col+` <> '' ORDER BY id`)
-	if err != nil {
-		return 0, err
-	}
-	type rec struct{ id, sealed string }
-	var recs []rec
-	for rows.Next() {
-		var r rec
-		if err := rows.Scan(&r.id, &r.sealed); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		recs = append(recs, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	for _, r := range recs {
-		resealed, err := fn(r.sealed)
-		if err != nil {
-			return 0, fmt.Errorf("re-sealing the %s of channel %q: %w", what, r.id, err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE channels SET `+col+` = ? WHERE id = ?`, resealed, r.id); err != nil {
-			return 0, err
-		}
-	}
-	return len(recs), nil
-}
-
 const alertCols = `id, name, description, enabled, scope, triggers, created_at, updated_at`
 
 func scanAlert(row interface{ Scan(...any) error }) (*image.Alert, error) {

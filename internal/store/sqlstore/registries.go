@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // The store keeps a registry's secret only sealed (internal/secret): it
@@ -149,48 +150,78 @@ func (s *DB) DeleteRegistry(ctx context.Context, registry string) error {
 	return nil
 }
 
-// ResealSecrets rewrites every sealed secret the store holds with fn (open
-// under the old key, seal under the new one), in one transaction: either
-// every secret is re-sealed or none is. It returns how many it re-sealed.
-func (s *DB) ResealSecrets(ctx context.Context, fn func(sealed string) (string, error)) (int, error) {
+// ResealSecrets rewrites every sealed secret the store holds with fn
+// (open under the old key, seal under the new one; or bind a legacy value
+// to its record), in one transaction: either every secret is re-sealed or
+// none is. A value fn returns unchanged is left alone, and a row is written
+// only while it still holds the value fn was given, so gates sharing the
+// store may run it at once. It returns how many values it rewrote.
+func (s *DB) ResealSecrets(ctx context.Context, fn func(sealed string, rec secret.Record) (string, error)) (int, error) {
 	n := 0
 	err := s.tx(ctx, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT registry, password_sealed FROM registries ORDER BY registry`)
+		var err error
+		n, err = resealColumn(ctx, tx, "registries", "registry", "password_sealed", secret.RegistryPassword, fn)
 		if err != nil {
 			return err
 		}
-		type rec struct{ registry, sealed string }
-		var recs []rec
-		for rows.Next() {
-			var r rec
-			if err := rows.Scan(&r.registry, &r.sealed); err != nil {
-				rows.Close()
-				return err
-			}
-			recs = append(recs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, r := range recs {
-			resealed, err := fn(r.sealed)
-			if err != nil {
-				return fmt.Errorf("re-sealing the secret of registry %q: %w", r.registry, err)
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE registries SET password_sealed = ? WHERE registry = ?`, resealed, r.registry); err != nil {
-				return err
-			}
-			n++
-		}
 		// Alert channels' secrets (a webhook's signing secret, a Slack
-		// URL, an SMTP password) are sealed under the same key.
-		m, err := resealChannels(ctx, tx, fn)
-		n += m
-		return err
+		// URL, an SMTP password) and webhook URLs are sealed under the
+		// same key.
+		for _, c := range []struct {
+			col string
+			rec func(string) secret.Record
+		}{{"secret_sealed", secret.ChannelSecret}, {"url_sealed", secret.ChannelURL}} {
+			m, err := resealColumn(ctx, tx, "channels", "id", c.col, c.rec, fn)
+			if err != nil {
+				return err
+			}
+			n += m
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, err
+	}
+	return n, nil
+}
+
+// resealColumn re-seals one sealed column of a table, whose rows key
+// names; table, key and col are ours.
+func resealColumn(ctx context.Context, tx *Tx, table, key, col string, record func(string) secret.Record, fn func(string, secret.Record) (string, error)) (int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+key+`, `+col+` FROM `+table+` WHERE `+col+` <> '' ORDER BY `+key)
+	if err != nil {
+		return 0, err
+	}
+	type rec struct{ id, sealed string }
+	var recs []rec
+	for rows.Next() {
+		var r rec
+		if err := rows.Scan(&r.id, &r.sealed); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		recs = append(recs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range recs {
+		resealed, err := fn(r.sealed, record(r.id))
+		if err != nil {
+			return 0, fmt.Errorf("re-sealing %s: %w", record(r.id), err)
+		}
+		if resealed == r.sealed {
+			continue
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+col+` = ? WHERE `+key+` = ? AND `+col+` = ?`, resealed, r.id, r.sealed)
+		if err != nil {
+			return 0, err
+		}
+		if m, _ := res.RowsAffected(); m > 0 {
+			n++
+		}
 	}
 	return n, nil
 }

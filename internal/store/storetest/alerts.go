@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store"
 )
 
@@ -77,7 +78,8 @@ func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
 	if c, _ := db.Channel(ctx, mail.ID); c.URL != "https://hooks.example/x?token=[REDACTED]" {
 		t.Errorf("channel url after SetChannelURL = %q, want the redacted form", c.URL)
 	}
-	n, err := db.ResealSecrets(ctx, func(s string) (string, error) { return "new-" + s, nil })
+	recs := map[string]secret.Record{"sealed-2": secret.ChannelSecret(mail.ID), "sealed-url": secret.ChannelURL(mail.ID)}
+	n, err := db.ResealSecrets(ctx, func(s string, rec secret.Record) (string, error) { return "new-" + s, wantRecord(t, s, rec, recs[s]) })
 	if err != nil || n != 2 {
 		t.Fatalf("reseal = %d %v, want the channel secret and the url", n, err)
 	}
@@ -450,4 +452,14 @@ func testRounds(t *testing.T, db store.Store, _ *Clock) {
 	if won != 1 {
 		t.Errorf("%d of 4 concurrent claims won the round", won)
 	}
+}
+
+// wantRecord fails the test when ResealSecrets gave sealed with another
+// record than want.
+func wantRecord(t *testing.T, sealed string, got, want secret.Record) error {
+	t.Helper()
+	if got != want {
+		t.Errorf("%q came with record %v, want %v", sealed, got, want)
+	}
+	return nil
 }

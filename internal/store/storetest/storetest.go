@@ -8,11 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store"
 )
 
@@ -542,7 +544,7 @@ func testResealAllOrNothing(t *testing.T, db store.Store, _ *Clock) {
 			t.Fatal(err)
 		}
 	}
-	_, err := db.ResealSecrets(ctx, func(s string) (string, error) {
+	_, err := db.ResealSecrets(ctx, func(s string, _ secret.Record) (string, error) {
 		if s == "old-b.example" {
 			return "", errors.New("cannot open")
 		}
@@ -557,14 +559,28 @@ func testResealAllOrNothing(t *testing.T, db store.Store, _ *Clock) {
 			t.Fatalf("after a failed reseal %s holds %q", r, s)
 		}
 	}
-	n, err := db.ResealSecrets(ctx, func(s string) (string, error) { return "new-" + s, nil })
-	if err != nil || n != 3 {
-		t.Fatalf("reseal: %d, %v", n, err)
+	// Each value comes with the record it is sealed for; a value given
+	// back unchanged is neither written nor counted.
+	n, err := db.ResealSecrets(ctx, func(s string, rec secret.Record) (string, error) {
+		if want := secret.RegistryPassword(strings.TrimPrefix(s, "old-")); rec != want {
+			t.Errorf("%q came with record %v, want %v", s, rec, want)
+		}
+		if s == "old-c.example" {
+			return s, nil
+		}
+		return "new-" + s, nil
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("reseal: %d, %v, want 2 rewritten", n, err)
 	}
 	secrets, _ = db.RegistrySecrets(ctx)
 	for r, s := range secrets {
-		if s != "new-old-"+r {
-			t.Fatalf("after a reseal %s holds %q", r, s)
+		want := "new-old-" + r
+		if r == "c.example" {
+			want = "old-" + r
+		}
+		if s != want {
+			t.Fatalf("after a reseal %s holds %q, want %q", r, s, want)
 		}
 	}
 }
