@@ -332,7 +332,7 @@ func TestHarborScannerAdapter(t *testing.T) {
 		}
 		return strings.TrimSpace(out.String())
 	}
-	adminToken, ciToken := token("admin", "admin"), token("harbor", "ci")
+	adminToken, ciToken, admissionToken := token("admin", "admin"), token("harbor", "ci"), token("k8s", "admission")
 
 	robotSecret := "robot-secret-" + randomHex(t, 12)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("robot$library+scan-7f3a:"+robotSecret))
@@ -625,6 +625,15 @@ func TestHarborScannerAdapter(t *testing.T) {
 			anon := &harborCall{base: h.base, token: ""}
 			_, resp, body := anon.do(t, "GET", "/harbor/api/v1/metadata", nil, "")
 			if resp.StatusCode != 401 || !strings.Contains(string(body), `"message"`) {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+		})
+
+		t.Run("token of another role", func(t *testing.T) {
+			k8s := &harborCall{base: h.base, token: admissionToken}
+			_, resp, body := k8s.do(t, "POST", "/harbor/api/v1/scan", map[string]string{"Content-Type": mimeScanReq11},
+				scanBody("http://"+regBasic.host, basic, "library/debian", digestBasic, true))
+			if resp.StatusCode != 403 || !strings.Contains(string(body), "submit images") {
 				t.Fatalf("%d %s", resp.StatusCode, body)
 			}
 		})
