@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -79,11 +80,59 @@ func (c *Client) PullAuthorized(ctx context.Context, r Resolved, dir string, a A
 	if c.cfg.UserAgent != "" {
 		opts = append(opts, remote.WithUserAgent(c.cfg.UserAgent))
 	}
-	img, err := c.pull(r, dir, opts)
+	// The registry's answers are logged in full: redact the header from
+	// them too, should a registry echo it.
+	cc := &Client{cfg: c.cfg}
+	cc.cfg.Log = slog.New(redacting{Handler: c.cfg.Log.Handler(), secrets: a.secrets()})
+	img, err := cc.pull(r, dir, opts)
 	if err != nil && image.ErrorCode(err) != image.EINTERNAL {
 		return nil, image.Errorf(image.ErrorCode(err), "%s", secret.Redact(image.ErrorMessage(err), a.secrets()...))
 	}
 	return img, err
+}
+
+// redacting is a log handler that redacts secrets from messages and from
+// string and other non-scalar attribute values (errors).
+type redacting struct {
+	slog.Handler
+	secrets []string
+}
+
+func (h redacting) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, secret.Redact(r.Message, h.secrets...), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(h.redact(a))
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+func (h redacting) redact(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindGroup:
+		attrs := v.Group()
+		out := make([]any, 0, len(attrs))
+		for _, g := range attrs {
+			out = append(out, h.redact(g))
+		}
+		return slog.Group(a.Key, out...)
+	case slog.KindString, slog.KindAny:
+		return slog.String(a.Key, secret.Redact(v.String(), h.secrets...))
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+func (h redacting) WithAttrs(attrs []slog.Attr) slog.Handler {
+	out := make([]slog.Attr, 0, len(attrs))
+	for _, a := range attrs {
+		out = append(out, h.redact(a))
+	}
+	return redacting{Handler: h.Handler.WithAttrs(out), secrets: h.secrets}
+}
+
+func (h redacting) WithGroup(name string) slog.Handler {
+	return redacting{Handler: h.Handler.WithGroup(name), secrets: h.secrets}
 }
 
 // hostKeychain gives auth for host and nothing for any other registry.

@@ -1,10 +1,13 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -58,7 +61,8 @@ func TestPullAuthorized(t *testing.T) {
 				if r.Header.Get("Authorization") != header {
 					w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
 					w.WriteHeader(http.StatusUnauthorized)
-					io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+					// As a careless registry might: the refusal quotes what it got.
+					fmt.Fprintf(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required, not %s"}]}`, r.Header.Get("Authorization"))
 					return
 				}
 				if i := strings.Index(r.URL.Path, "/blobs/sha256:"); i >= 0 && r.Method == http.MethodGet {
@@ -72,7 +76,8 @@ func TestPullAuthorized(t *testing.T) {
 
 			// A stored credential for the host plays no part.
 			stored := NewAuth(static(Credential{Registry: host, Username: "stored", Password: "stored-password", VerifyTLS: true}), AuthConfig{})
-			c := New(Config{Keychain: stored.Keychain(), Transport: stored.Transport()})
+			var logged bytes.Buffer
+			c := New(Config{Keychain: stored.Keychain(), Transport: stored.Transport(), Log: slog.New(slog.NewTextHandler(&logged, nil))})
 			ref, err := ParseDigestReference(host+"/library/app@"+digest.String(), true)
 			if err != nil {
 				t.Fatal(err)
@@ -103,6 +108,9 @@ func TestPullAuthorized(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), strings.Fields(wrong)[1]) {
 				t.Errorf("the refusal quotes the authorization: %v", err)
+			}
+			if !strings.Contains(logged.String(), "authentication required") || strings.Contains(logged.String(), strings.Fields(wrong)[1]) {
+				t.Errorf("the log of the refusal does not quote the registry, or quotes the authorization:\n%s", logged.String())
 			}
 			if _, err := c.PullAuthorized(context.Background(), res, t.TempDir(), Authorization{Host: "127.0.0.1:1", Header: secret.Secret(header)}); err == nil {
 				t.Error("a pull from another host than the authorization's succeeded")
