@@ -303,7 +303,10 @@ type metadata struct {
 // metadata answers the scanner's metadata: v1.1 (with the SBOM capability)
 // unless Harbor asks for v1.0, which knows only vulnerability reports.
 func (a *API) metadata(c echo.Context) error {
-	version := accepts(c.Request().Header.Get("Accept"), mimeMetadata11, mimeMetadata10)
+	version := accepts(c.Request().Header.Get("Accept"), mimeMetadata11, mimeMetadata10, "application/json")
+	if version == "application/json" {
+		version = mimeMetadata11
+	}
 	if version == "" {
 		return image.Errorf(image.EINVALID, "the scanner's metadata is served as %s or %s, not %q", mimeMetadata11, mimeMetadata10, c.Request().Header.Get("Accept"))
 	}
