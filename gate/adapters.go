@@ -56,6 +56,18 @@ func (r registryAdapter) Pull(ctx context.Context, pullRef, dir string) error {
 	return err
 }
 
+// PullWith pulls with an authorization given with the submission, over
+// plain HTTP when its registry URL said so.
+func (r registryAdapter) PullWith(ctx context.Context, pullRef, dir string, auth analysis.PullAuth) error {
+	ref, err := registry.ParseDigestReference(pullRef, auth.PlainHTTP)
+	if err != nil {
+		return err
+	}
+	_, err = r.client.PullAuthorized(ctx, registry.Resolved{Ref: ref, Digest: ref.DigestStr()}, dir,
+		registry.Authorization{Host: auth.Host, Header: auth.Authorization})
+	return err
+}
+
 func (r registryAdapter) ImportArchive(path, dir string) (string, error) {
 	return r.client.ImportArchive(path, dir)
 }

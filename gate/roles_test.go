@@ -12,6 +12,7 @@ import (
 
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/server/anchore"
+	"github.com/buildgate/buildgate/internal/server/harbor"
 )
 
 var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
@@ -40,8 +41,8 @@ func consoleSession(t *testing.T, base, token string) (*http.Client, string) {
 	return c, csrf
 }
 
-// TestOneRulePerRole: every face of the gate (/v1, the Anchore API, the
-// console) refuses a ci token exactly what image.RoleCI.Can refuses, and
+// TestOneRulePerRole: every face of the gate (/v1, the Anchore API,
+// Harbor's scanner API, the console) refuses a ci token exactly what image.RoleCI.Can refuses, and
 // lets admin through; the README's table says the same.
 func TestOneRulePerRole(t *testing.T) {
 	g := startGate(t, nil)
@@ -74,6 +75,8 @@ func TestOneRulePerRole(t *testing.T) {
 		{"anchore", "GET", anchore.Prefix + "/registries", image.ActManageRegistries},
 		{"anchore", "GET", anchore.Prefix + "/subscriptions", image.ActReadSubscriptions},
 		{"anchore", "POST", anchore.Prefix + "/subscriptions", image.ActWriteSubscriptions},
+		{"harbor", "GET", harbor.Prefix + "/api/v1/metadata", image.ActReadImages},
+		{"harbor", "POST", harbor.Prefix + "/api/v1/scan", image.ActSubmitImages},
 		{"console", "GET", "/ui/repositories", image.ActReadImages},
 		{"console", "POST", "/ui/scan", image.ActSubmitImages},
 		{"console", "GET", "/ui/policies", image.ActReadPolicies},

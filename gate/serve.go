@@ -29,6 +29,7 @@ import (
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/server/anchore"
 	"github.com/buildgate/buildgate/internal/server/console"
+	"github.com/buildgate/buildgate/internal/server/harbor"
 	"github.com/buildgate/buildgate/internal/server/openapi"
 	"github.com/buildgate/buildgate/internal/store"
 	"github.com/buildgate/buildgate/internal/vulndb"
@@ -328,6 +329,11 @@ func (m *Main) Open(ctx context.Context) error {
 		Images: m.Analysis, Store: m.Store, Verdicts: m.Verdicts, Registries: m.Registries,
 		DB: dbAdapter{m.VulnDB, c.DBUpdateURL}, Version: version, Log: m.Log,
 		BasicChallenge: c.HTTP.AnchoreBasicChallenge,
+	})
+	// Harbor's scanner adapter API under /harbor.
+	harbor.Route(m.Server.Echo(), harbor.Config{
+		Images: m.Analysis, Store: m.Store, SBOMs: sbomAdapter{}, DB: dbAdapter{m.VulnDB, c.DBUpdateURL},
+		Version: version, Log: m.Log,
 	})
 	// The web console: pages at / and /ui/ through the same services.
 	console.Route(m.Server.Echo(), console.Config{

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // Store is what the service needs from the database.
@@ -52,6 +53,10 @@ type Resolved = image.Resolved
 type Registry interface {
 	Resolve(ctx context.Context, ref string) (Resolved, error)
 	Pull(ctx context.Context, pullRef, dir string) error
+	// PullWith pulls like Pull, authenticating to the pull reference's
+	// registry with auth alone (no stored credentials), and sending auth
+	// to no other host.
+	PullWith(ctx context.Context, pullRef, dir string, auth PullAuth) error
 	// ImportArchive turns an uploaded image archive into an OCI layout at
 	// dir and returns the image's digest.
 	ImportArchive(path, dir string) (digest string, err error)
@@ -123,6 +128,11 @@ type Service struct {
 	wake    chan struct{}
 	wg      sync.WaitGroup
 	rematch *Trigger
+
+	// held are the authorizations of queued SubmitAuthorized jobs, by
+	// digest: in memory only, taken by the job's pull.
+	heldMu sync.Mutex
+	held   map[string]PullAuth
 }
 
 // New returns a service. Call Run to start its workers.
@@ -149,7 +159,7 @@ func New(cfg Config, store Store, reg Registry, cat Cataloger, m Matcher, obs Ob
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
-	return &Service{cfg: cfg, store: store, registry: reg, catalog: cat, matcher: m, obs: obs, log: log, wake: make(chan struct{}, 1), rematch: NewTrigger()}
+	return &Service{cfg: cfg, store: store, registry: reg, catalog: cat, matcher: m, obs: obs, log: log, wake: make(chan struct{}, 1), rematch: NewTrigger(), held: map[string]PullAuth{}}
 }
 
 // SubmitRequest is what a user submits (image.SubmitRequest, which alert
@@ -190,6 +200,80 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, 
 	}
 	return img, nil
 }
+
+// sourceAuthorized is the source of jobs submitted with an authorization
+// of their own (SubmitAuthorized).
+const sourceAuthorized = "harbor"
+
+// PullAuth is a registry authorization that comes with one submission
+// (Harbor's scan request): the HTTP Authorization header to send to Host,
+// and only to Host, for that image's pull. It is never stored.
+type PullAuth struct {
+	// Host is the registry's "host[:port]".
+	Host string
+	// Authorization is "Basic <base64>" or "Bearer <token>".
+	Authorization secret.Secret
+	// PlainHTTP pulls over http:// (the registry URL said so).
+	PlainHTTP bool
+}
+
+// AuthorizedRequest is an image named by digest, with the authorization to
+// pull it.
+type AuthorizedRequest struct {
+	// PullRef is "host/repository@sha256:...", host being Auth.Host.
+	PullRef string
+	Digest  string
+	Auth    PullAuth
+}
+
+// SubmitAuthorized queues the image req names, to be pulled with
+// req.Auth, unless it is already analysed (or queued). Nothing is asked of
+// the registry now: the pull verifies the digest. The authorization is
+// held in this process's memory until the job's pull takes it, and is
+// never written to the store or logged; a job whose authorization is gone
+// (this gate restarted, or another replica claimed the job) fails saying
+// so, and is never pulled without it.
+func (s *Service) SubmitAuthorized(ctx context.Context, req AuthorizedRequest) (*image.Image, error) {
+	if req.PullRef == "" || req.Digest == "" || req.Auth.Host == "" || req.Auth.Authorization == "" {
+		return nil, image.Errorf(image.EINVALID, "an authorized submission needs a pull reference, a digest, a registry host and an authorization")
+	}
+	s.heldMu.Lock()
+	s.held[req.Digest] = req.Auth
+	s.heldMu.Unlock()
+	img, queued, err := s.store.SubmitImage(ctx, image.Submission{Digest: req.Digest, PullRef: req.PullRef, Source: sourceAuthorized})
+	if err != nil || !queued && (img.Status != image.StatusQueued || img.Source != sourceAuthorized) {
+		// Nothing will pull it with this authorization. A job still queued
+		// (by an earlier submission) takes the fresher one.
+		s.heldMu.Lock()
+		if a, ok := s.held[req.Digest]; ok && a == req.Auth {
+			delete(s.held, req.Digest)
+		}
+		s.heldMu.Unlock()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if queued {
+		s.log.Info("image queued with a registry authorization of its own", "digest", req.Digest, "registry", req.Auth.Host)
+		s.Wake()
+	}
+	return img, nil
+}
+
+// takeAuth returns and forgets the authorization held for digest.
+func (s *Service) takeAuth(digest string) (PullAuth, bool) {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	a, ok := s.held[digest]
+	delete(s.held, digest)
+	return a, ok
+}
+
+// errAuthGone is the failure of an authorized job whose authorization is
+// not in this process's memory.
+var errAuthGone = image.Errorf(image.EINVALID, "the registry authorization sent with this scan request is gone: "+
+	"the gate holds it only in the memory of the process that accepted the request, which stopped (or another replica took the job); "+
+	"the image was not pulled; request the scan again")
 
 // serves reports whether tag's registry serves the image r resolved to
 // (the tag names its digest, or the index it came from).
@@ -567,7 +651,17 @@ func (s *Service) analyse(ctx context.Context, job *image.Job, ph *phase) (*imag
 		dir = filepath.Join(s.cfg.WorkDir, dirName(job.Digest)+"-"+image.NewID()[:16])
 		defer os.RemoveAll(dir)
 		ph.set("pulling")
-		if err := s.registry.Pull(ctx, job.PullRef, dir); err != nil {
+		var err error
+		if job.Source == sourceAuthorized {
+			auth, ok := s.takeAuth(job.Digest)
+			if !ok {
+				return nil, errAuthGone
+			}
+			err = s.registry.PullWith(ctx, job.PullRef, dir, auth)
+		} else {
+			err = s.registry.Pull(ctx, job.PullRef, dir)
+		}
+		if err != nil {
 			if image.ErrorCode(err) != image.EINTERNAL {
 				return nil, err // the registry adapter's message names the image
 			}

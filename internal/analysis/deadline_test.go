@@ -23,9 +23,10 @@ type quickRegistry struct{}
 func (quickRegistry) Resolve(context.Context, string) (Resolved, error) {
 	return Resolved{Digest: slowDigest, PullRef: "r.example/slow@" + slowDigest, Tag: "r.example/slow:1"}, nil
 }
-func (quickRegistry) Pull(context.Context, string, string) error   { return nil }
-func (quickRegistry) ImportArchive(string, string) (string, error) { return "", nil }
-func (quickRegistry) NormalizeTag(tag string) (string, error)      { return tag, nil }
+func (quickRegistry) Pull(context.Context, string, string) error               { return nil }
+func (quickRegistry) PullWith(context.Context, string, string, PullAuth) error { return nil }
+func (quickRegistry) ImportArchive(string, string) (string, error)             { return "", nil }
+func (quickRegistry) NormalizeTag(tag string) (string, error)                  { return tag, nil }
 
 // quickCataloger catalogs every layout at once into an empty SBOM.
 type quickCataloger struct{}

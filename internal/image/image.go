@@ -33,7 +33,9 @@ type Image struct {
 	Error       string            `json:"error,omitempty"`
 	Dockerfile  string            `json:"dockerfile,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
-	// Source says where the image came from: "registry", "upload" or "sbom".
+	// Source says where the image came from: "registry", "upload",
+	// "sbom", or "harbor" (a registry pull with the authorization of a
+	// Harbor scan request).
 	Source     string     `json:"source"`
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`

@@ -204,8 +204,12 @@ func isImageConfig(mt types.MediaType) bool {
 // Pull downloads the image r names into a new OCI layout at dir, checking
 // layer and image sizes against the limits before and while downloading.
 func (c *Client) Pull(ctx context.Context, r Resolved, dir string) (v1.Image, error) {
+	return c.pull(r, dir, c.options(ctx))
+}
+
+func (c *Client) pull(r Resolved, dir string, opts []remote.Option) (v1.Image, error) {
 	dref := r.Ref.Context().Digest(r.Digest)
-	img, err := remote.Image(dref, c.options(ctx)...)
+	img, err := remote.Image(dref, opts...)
 	if err != nil {
 		return nil, c.describe(r.Ref, err)
 	}
