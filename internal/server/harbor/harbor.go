@@ -138,7 +138,7 @@ func Route(e *echo.Echo, cfg Config) *API {
 	gateErrors := e.HTTPErrorHandler
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
 		if p := c.Request().URL.Path; p == Prefix || strings.HasPrefix(p, Prefix+"/") {
-			a.handle(func(echo.Context) error { return err })(c)
+			_ = a.handle(func(echo.Context) error { return err })(c) // handle writes the answer itself
 			return
 		}
 		gateErrors(err, c)
