@@ -246,6 +246,20 @@ const (
 	RoleAdmission Role = "admission"
 )
 
+// DBArchive is a vulnerability DB archive kept in a shared store: the DB
+// that one replica imported or updated to, which every replica loads.
+type DBArchive struct {
+	ID string
+	// Generation orders the archives stored: the highest is current.
+	Generation int64
+	// Built is the DB's build time.
+	Built time.Time
+	// Checksum is the archive's "sha256:<hex>"; Size its length in bytes.
+	Checksum string
+	Size     int64
+	StoredAt time.Time
+}
+
 // Token is an API token's record; the secret itself is never stored.
 type Token struct {
 	ID         string     `json:"id"`

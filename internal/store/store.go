@@ -7,8 +7,10 @@ package store
 
 import (
 	"context"
-	"github.com/buildgate/buildgate/internal/admission"
+	"io"
+	"time"
 
+	"github.com/buildgate/buildgate/internal/admission"
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
@@ -30,7 +32,19 @@ type Store interface {
 	anchore.Store
 	console.Store
 	admission.Store
+	DBArchives
 	Admin
+}
+
+// DBArchives keeps the vulnerability DB archive of a shared store, from
+// which every replica loads the DB one of them imported or updated to.
+type DBArchives interface {
+	// PutDBArchive stores an archive as the newest and drops older ones.
+	PutDBArchive(ctx context.Context, r io.Reader, built time.Time) (*image.DBArchive, error)
+	// LatestDBArchive describes the newest archive; nil when none.
+	LatestDBArchive(ctx context.Context) (*image.DBArchive, error)
+	// ReadDBArchive writes archive a to w, checked against its checksum.
+	ReadDBArchive(ctx context.Context, a *image.DBArchive, w io.Writer) error
 }
 
 // Admin is what the gate's own commands use: the first admin token, key

@@ -67,6 +67,8 @@ func fill(t *testing.T, db store.Store) {
 	must(err)
 	must(db.SetNamespaceLabels(ctx, "c", "prod", map[string]string{"env": "prod"}))
 	must(db.SetPendingWork(ctx, "rematch", "build-1"))
+	_, err = db.PutDBArchive(ctx, strings.NewReader("archive"), t0)
+	must(err)
 }
 
 // TestCopySQLiteToPostgres copies a store that uses every table from

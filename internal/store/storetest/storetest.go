@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite of store.Store: every adapter
 // runs Run against a fresh store of its own, so SQLite and PostgreSQL keep
 // one behaviour (dedupe, exclusive claims, leases, policy versions, sealed
-// secrets, the outbox, subscriptions, alerts, runtime inventories, tokens).
+// secrets, the outbox, subscriptions, alerts, runtime inventories, tokens,
+// the shared vulnerability DB archive).
 package storetest
 
 import (
@@ -78,6 +79,7 @@ func Run(t *testing.T, open Opener) {
 		{"RuntimeInventory", testRuntimeInventory},
 		{"Tokens", testTokens},
 		{"Rounds", testRounds},
+		{"DBArchives", testDBArchives},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,60 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/store"
+)
+
+// testDBArchives: an archive larger than one chunk reads back whole with
+// its checksum; a newer one replaces it, and the replaced one is gone.
+func testDBArchives(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	if a, err := db.LatestDBArchive(ctx); err != nil || a != nil {
+		t.Fatalf("empty store: LatestDBArchive = %+v, %v", a, err)
+	}
+	body := bytes.Repeat([]byte("vulnerability.db "), 200_000) // 3.4 MB: several chunks
+	first, err := db.PutDBArchive(ctx, bytes.NewReader(body), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	if first.Checksum != "sha256:"+hex.EncodeToString(sum[:]) || first.Size != int64(len(body)) || !first.Built.Equal(t0) {
+		t.Fatalf("stored %+v, want %d bytes with the archive's checksum", first, len(body))
+	}
+	latest, err := db.LatestDBArchive(ctx)
+	if err != nil || latest == nil || latest.ID != first.ID || latest.Checksum != first.Checksum || !latest.Built.Equal(t0) {
+		t.Fatalf("LatestDBArchive = %+v, %v; want %+v", latest, err, first)
+	}
+	var got bytes.Buffer
+	if err := db.ReadDBArchive(ctx, latest, &got); err != nil || !bytes.Equal(got.Bytes(), body) {
+		t.Fatalf("ReadDBArchive: %d bytes, %v; want the %d stored", got.Len(), err, len(body))
+	}
+	// A forged description does not pass for the archive.
+	forged := *latest
+	forged.Checksum = "sha256:00"
+	if err := db.ReadDBArchive(ctx, &forged, &bytes.Buffer{}); err == nil {
+		t.Error("an archive read against the wrong checksum passed")
+	}
+
+	second, err := db.PutDBArchive(ctx, bytes.NewReader([]byte("newer")), t0.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Generation <= first.Generation {
+		t.Errorf("generation %d after %d", second.Generation, first.Generation)
+	}
+	if latest, _ := db.LatestDBArchive(ctx); latest == nil || latest.ID != second.ID {
+		t.Errorf("latest after a newer archive = %+v", latest)
+	}
+	err = db.ReadDBArchive(ctx, first, &bytes.Buffer{})
+	if image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("reading a replaced archive: %v, want not found", err)
+	}
+}
