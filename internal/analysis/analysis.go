@@ -42,6 +42,10 @@ type Store interface {
 	DigestsNotMatchedWith(ctx context.Context, dbBuilt time.Time) ([]string, error)
 	SetPendingWork(ctx context.Context, kind, arg string) error
 	PendingWork(ctx context.Context, kind string) (arg string, ok bool, err error)
+	// ClaimPendingWork claims pending work for owner until now+lease
+	// unless another owner's claim holds; claiming again renews it.
+	ClaimPendingWork(ctx context.Context, kind, owner string, lease time.Duration) (arg string, ok bool, err error)
+	ReleasePendingWork(ctx context.Context, kind, owner string) error
 	ClearPendingWork(ctx context.Context, kind, arg string) error
 }
 
@@ -76,6 +80,8 @@ type Cataloger interface {
 // Matcher matches an SBOM against the vulnerability DB.
 type Matcher interface {
 	Match(ctx context.Context, sbom []byte) ([]image.Match, image.DBInfo, error)
+	// Info describes the DB loaded now.
+	Info() image.DBInfo
 }
 
 // Config tunes the service.
@@ -705,15 +711,41 @@ func (s *Service) RequestRematch(ctx context.Context, built time.Time) error {
 
 // RunRematches runs requested re-matches until ctx ends, first resuming
 // one left pending by an earlier run of the gate. Requests made while a
-// re-match runs make one more re-match after it.
+// re-match runs make one more re-match after it. It looks again every
+// lease: a re-match whose gate died is taken over when its claim runs out.
 func (s *Service) RunRematches(ctx context.Context) {
 	s.rematch.Request()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.cfg.Lease)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.rematch.Request()
+			}
+		}
+	}()
 	s.rematch.Run(ctx, s.rematchPending)
+	wg.Wait()
 }
 
+// WakeRematches looks for a pending re-match now: one this gate can do
+// since its DB changed.
+func (s *Service) WakeRematches() { s.rematch.Request() }
+
+// errClaimLost stops a re-match whose claim another gate holds now.
+var errClaimLost = errors.New("the claim on the re-match was lost")
+
 // rematchPending re-matches the images not yet matched against the DB of
-// the pending re-match, then clears it. Cut short, it leaves the record
-// (and what it has not re-matched yet) for the next run.
+// the pending re-match, then clears it. Of gates sharing the store, one
+// that has that DB loaded claims it: the re-match runs once, and never
+// with another DB. Cut short, it leaves the record (and what it has not
+// re-matched yet) for the next run, of this gate or another.
 func (s *Service) rematchPending(ctx context.Context) {
 	arg, ok, err := s.store.PendingWork(ctx, rematchWork)
 	if err != nil || !ok {
@@ -730,14 +762,50 @@ func (s *Service) rematchPending(ctx context.Context) {
 		}
 		return
 	}
+	if loaded := s.matcher.Info().Built; !loaded.Equal(built) {
+		s.log.Debug("leaving the pending re-match to a gate with its DB", "db_built", arg, "loaded", loaded)
+		return
+	}
+	owner := s.cfg.WorkerID + "/rematch"
+	claimed, ok, err := s.store.ClaimPendingWork(ctx, rematchWork, owner, s.cfg.Lease)
+	if err != nil || !ok || claimed != arg {
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("claiming the pending re-match", "err", err)
+		}
+		if ok {
+			// Requested again meanwhile: look at the new request.
+			s.release(ctx, owner)
+			s.rematch.Request()
+		}
+		return
+	}
 	start := time.Now()
-	n, err := s.Rematch(ctx, built)
+	renewed := start
+	n, err := s.rematchWith(ctx, built, func() error {
+		if time.Since(renewed) < s.cfg.Lease/3 {
+			return nil
+		}
+		got, ok, err := s.store.ClaimPendingWork(ctx, rematchWork, owner, s.cfg.Lease)
+		if err != nil {
+			return err
+		}
+		if !ok || got != arg {
+			return errClaimLost
+		}
+		renewed = time.Now()
+		return nil
+	})
 	switch {
 	case ctx.Err() != nil:
 		s.log.Info("re-match interrupted; it resumes at the next start", "db_built", arg, "images", n)
+		s.release(ctx, owner)
+		return
+	case errors.Is(err, errClaimLost):
+		s.log.Info("re-match left to another gate", "db_built", arg, "images", n)
 		return
 	case err != nil:
 		s.log.Error("re-matching stored SBOMs; it is retried at the next DB change or start", "db_built", arg, "images", n, "err", err)
+		s.release(ctx, owner)
 		return
 	}
 	if err := s.store.ClearPendingWork(ctx, rematchWork, arg); err != nil {
@@ -747,10 +815,24 @@ func (s *Service) rematchPending(ctx context.Context) {
 	s.log.Info("re-matched stored SBOMs", "db_built", arg, "images", n, "duration", time.Since(start).Round(time.Millisecond))
 }
 
+// release gives up this gate's claim on the pending re-match, so it is
+// taken again at once.
+func (s *Service) release(ctx context.Context, owner string) {
+	if err := s.store.ReleasePendingWork(context.WithoutCancel(ctx), rematchWork, owner); err != nil {
+		s.log.Error("releasing the pending re-match", "err", err)
+	}
+}
+
 // Rematch matches every stored SBOM not yet matched against the DB built
 // at built again (no pull) and stores the new matches. It stops between
 // two images when ctx ends and returns how many images it re-matched.
 func (s *Service) Rematch(ctx context.Context, built time.Time) (int, error) {
+	return s.rematchWith(ctx, built, func() error { return nil })
+}
+
+// rematchWith is Rematch calling keep before each image; an error from
+// keep stops it.
+func (s *Service) rematchWith(ctx context.Context, built time.Time, keep func() error) (int, error) {
 	digests, err := s.store.DigestsNotMatchedWith(ctx, built)
 	if err != nil {
 		return 0, err
@@ -758,6 +840,9 @@ func (s *Service) Rematch(ctx context.Context, built time.Time) (int, error) {
 	n := 0
 	for _, d := range digests {
 		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		if err := keep(); err != nil {
 			return n, err
 		}
 		a, err := s.store.Analysis(ctx, d)

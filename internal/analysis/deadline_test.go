@@ -42,8 +42,15 @@ func (quickCataloger) DecodeSBOM(r io.Reader) (*image.Analysis, error) {
 // deafMatcher matches as grype's SBOM reader does: it does not heed its
 // context. It returns a match once release is closed.
 type deafMatcher struct {
+	noDB
 	entered, release, returned chan struct{}
 }
+
+// noDB is what the test matchers say of the DB loaded: nothing, so no
+// analysis of theirs asks for a re-match.
+type noDB struct{}
+
+func (noDB) Info() image.DBInfo { return image.DBInfo{} }
 
 func (m deafMatcher) Match(context.Context, []byte) ([]image.Match, image.DBInfo, error) {
 	close(m.entered)
@@ -202,7 +209,7 @@ func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
 }
 
 // patientMatcher heeds its context: it matches nothing until it ends.
-type patientMatcher struct{}
+type patientMatcher struct{ noDB }
 
 func (patientMatcher) Match(ctx context.Context, _ []byte) ([]image.Match, image.DBInfo, error) {
 	<-ctx.Done()

@@ -9,10 +9,12 @@ import (
 
 // SetPendingWork records that background work of a kind is due, with its
 // argument (a re-match's DB build); it replaces an earlier record of the
-// same kind. The record survives a restart until ClearPendingWork.
+// same kind, and the claim on it. The record survives a restart until
+// ClearPendingWork.
 func (s *DB) SetPendingWork(ctx context.Context, kind, arg string) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO pending_work (kind, arg, requested_at) VALUES (?, ?, ?)
-		ON CONFLICT (kind) DO UPDATE SET arg = excluded.arg, requested_at = excluded.requested_at`, kind, arg, s.now())
+		ON CONFLICT (kind) DO UPDATE SET arg = excluded.arg, requested_at = excluded.requested_at, claimed_by = '', claimed_until = NULL`,
+		kind, arg, s.now())
 	if err != nil {
 		return fmt.Errorf("recording pending %s: %w", kind, err)
 	}
@@ -31,6 +33,34 @@ func (s *DB) PendingWork(ctx context.Context, kind string) (string, bool, error)
 		return "", false, fmt.Errorf("reading pending %s: %w", kind, err)
 	}
 	return arg, true, nil
+}
+
+// ClaimPendingWork claims the pending work of a kind for owner until
+// now+lease unless another owner's claim on it holds, and returns its
+// argument; ok is false when none is pending or another owner holds it.
+// The owner renews its claim by claiming again: of gates sharing the
+// store, one does the work, and another takes it when the claim runs out.
+func (s *DB) ClaimPendingWork(ctx context.Context, kind, owner string, lease time.Duration) (arg string, ok bool, err error) {
+	now := s.now()
+	err = s.db.QueryRowContext(ctx, `UPDATE pending_work SET claimed_by = ?, claimed_until = ?
+		WHERE kind = ? AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?) RETURNING arg`,
+		owner, now.Add(lease), kind, now, owner).Scan(&arg)
+	if isNoRows(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("claiming pending %s: %w", kind, err)
+	}
+	return arg, true, nil
+}
+
+// ReleasePendingWork gives up owner's claim on the pending work of a kind,
+// so another gate (or this one, restarted) takes it at once.
+func (s *DB) ReleasePendingWork(ctx context.Context, kind, owner string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE pending_work SET claimed_by = '', claimed_until = NULL WHERE kind = ? AND claimed_by = ?`, kind, owner); err != nil {
+		return fmt.Errorf("releasing pending %s: %w", kind, err)
+	}
+	return nil
 }
 
 // ClearPendingWork removes the record of pending work of a kind if its

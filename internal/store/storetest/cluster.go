@@ -58,3 +58,66 @@ func testDBArchives(t *testing.T, db store.Store, _ *Clock) {
 		t.Errorf("reading a replaced archive: %v, want not found", err)
 	}
 }
+
+// testPendingWorkClaims: of two gates, one claims pending work until its
+// lease runs out or it releases it; a new request drops the claim.
+func testPendingWorkClaims(t *testing.T, db store.Store, clock *Clock) {
+	ctx := context.Background()
+	claim := func(owner string) (string, bool) {
+		t.Helper()
+		arg, ok, err := db.ClaimPendingWork(ctx, "rematch", owner, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return arg, ok
+	}
+	if _, ok := claim("a"); ok {
+		t.Fatal("claimed work that is not pending")
+	}
+	if err := db.SetPendingWork(ctx, "rematch", "build-1"); err != nil {
+		t.Fatal(err)
+	}
+	if arg, ok := claim("a"); !ok || arg != "build-1" {
+		t.Fatalf("first claim = %q, %v", arg, ok)
+	}
+	if _, ok := claim("b"); ok {
+		t.Fatal("b claimed work a holds")
+	}
+	clock.Advance(50 * time.Second)
+	if _, ok := claim("a"); !ok {
+		t.Fatal("a could not renew its claim")
+	}
+	clock.Advance(50 * time.Second)
+	if _, ok := claim("b"); ok {
+		t.Fatal("b claimed work whose renewed claim holds")
+	}
+	clock.Advance(11 * time.Second)
+	if arg, ok := claim("b"); !ok || arg != "build-1" {
+		t.Fatalf("after a's lease ran out b claimed %q, %v", arg, ok)
+	}
+	if err := db.ReleasePendingWork(ctx, "rematch", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim("a"); ok {
+		t.Fatal("a's release of a claim it lost freed b's")
+	}
+	if err := db.ReleasePendingWork(ctx, "rematch", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim("a"); !ok {
+		t.Fatal("a could not claim released work")
+	}
+	// A new request is new work: anyone may claim it.
+	if err := db.SetPendingWork(ctx, "rematch", "build-2"); err != nil {
+		t.Fatal(err)
+	}
+	if arg, ok := claim("b"); !ok || arg != "build-2" {
+		t.Fatalf("claim of the new request = %q, %v", arg, ok)
+	}
+	if err := db.ClearPendingWork(ctx, "rematch", "build-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim("b"); ok {
+		t.Fatal("claimed cleared work")
+	}
+}

@@ -2,7 +2,7 @@
 // runs Run against a fresh store of its own, so SQLite and PostgreSQL keep
 // one behaviour (dedupe, exclusive claims, leases, policy versions, sealed
 // secrets, the outbox, subscriptions, alerts, runtime inventories, tokens,
-// the shared vulnerability DB archive).
+// the shared vulnerability DB archive, claims on pending work).
 package storetest
 
 import (
@@ -80,6 +80,7 @@ func Run(t *testing.T, open Opener) {
 		{"Tokens", testTokens},
 		{"Rounds", testRounds},
 		{"DBArchives", testDBArchives},
+		{"PendingWorkClaims", testPendingWorkClaims},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
