@@ -43,6 +43,12 @@ type Options struct {
 	MaxArchiveSize int64
 	// Now is the clock the DB's age is measured with; nil means the wall clock.
 	Now func() time.Time
+	// Publish, when set, is given each validated archive (its path, the
+	// DB it holds and where it came from: "import", a path or the update's
+	// archive URL, or what ImportFileAs names) before the DB is swapped in;
+	// an error refuses the archive. Gates sharing a store publish there
+	// the DB every replica loads.
+	Publish func(ctx context.Context, archivePath string, info image.DBInfo, source string) error
 }
 
 // DefaultOptions returns the options a Manager uses unless told otherwise:
@@ -275,12 +281,17 @@ func (m *Manager) Import(ctx context.Context, r io.Reader) (image.DBInfo, error)
 
 // ImportFile is Import reading the archive at path.
 func (m *Manager) ImportFile(ctx context.Context, path string) (image.DBInfo, error) {
+	return m.ImportFileAs(ctx, path, path)
+}
+
+// ImportFileAs is ImportFile recording source as where the DB came from.
+func (m *Manager) ImportFileAs(ctx context.Context, path, source string) (image.DBInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return image.DBInfo{}, fmt.Errorf("importing db: %w", err)
 	}
 	defer f.Close()
-	return m.importFrom(ctx, f, path)
+	return m.importFrom(ctx, f, source)
 }
 
 func (m *Manager) importFrom(ctx context.Context, r io.Reader, source string) (image.DBInfo, error) {
@@ -325,7 +336,9 @@ func (m *Manager) installArchive(ctx context.Context, staging, archivePath, sour
 	if err := extractDB(ctx, archivePath, dbDir); err != nil {
 		return image.DBInfo{}, err
 	}
-	_ = os.Remove(archivePath)
+	if m.opts.Publish == nil {
+		_ = os.Remove(archivePath)
+	}
 	if err := ctx.Err(); err != nil {
 		return image.DBInfo{}, err
 	}
@@ -358,6 +371,12 @@ func (m *Manager) installArchive(ctx context.Context, staging, archivePath, sour
 	info, err := describeDir(dbDir)
 	if err != nil {
 		return image.DBInfo{}, err
+	}
+	if m.opts.Publish != nil {
+		if err := m.opts.Publish(ctx, archivePath, info, source); err != nil {
+			return image.DBInfo{}, fmt.Errorf("publishing db: %w", err)
+		}
+		_ = os.Remove(archivePath)
 	}
 	if err := ctx.Err(); err != nil {
 		return image.DBInfo{}, err
