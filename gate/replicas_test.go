@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -64,8 +67,9 @@ func replicas(t *testing.T, n int, pgURL string, extra ...string) ([]*client.Cli
 	return clients, bases, cmds
 }
 
-// analysesTotal reads buildgate_analyses_total by outcome from /metrics.
-func analysesTotal(t *testing.T, base string) map[string]int {
+// metrics reads /metrics: each sample's value by its name and labels
+// ("buildgate_analyses_total{outcome=\"analyzed\"}").
+func metrics(t *testing.T, base string) map[string]float64 {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
 	if err != nil {
@@ -80,19 +84,31 @@ func analysesTotal(t *testing.T, base string) map[string]int {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s/metrics: %s", base, resp.Status)
 	}
-	out := map[string]int{}
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "buildgate_analyses_total{") {
+		if strings.HasPrefix(line, "#") || line == "" {
 			continue
 		}
-		outcome := line[strings.Index(line, `"`)+1 : strings.LastIndex(line, `"`)]
-		v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		i := strings.LastIndex(line, " ")
+		v, err := strconv.ParseFloat(line[i+1:], 64)
 		if err != nil {
 			t.Fatalf("metric line %q: %v", line, err)
 		}
-		out[outcome] += int(v)
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// analysesTotal reads buildgate_analyses_total by outcome from /metrics.
+func analysesTotal(t *testing.T, base string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for k, v := range metrics(t, base) {
+		if outcome, ok := strings.CutPrefix(k, "buildgate_analyses_total{"); ok {
+			out[outcome[strings.Index(outcome, `"`)+1:strings.LastIndex(outcome, `"`)]] += int(v)
+		}
 	}
 	return out
 }
@@ -211,5 +227,70 @@ func TestReplicaKilledMidAnalysis(t *testing.T) {
 	}
 	if n := analysesTotal(t, secondBase[0])["analyzed"]; n != 1 {
 		t.Fatalf("the live replica analysed %d images, want the one the dead replica held", n)
+	}
+}
+
+// TestReplicasShareOneDB: three gates on one PostgreSQL hold stored
+// SBOMs; a newer DB imported on one reaches all three (GET /v1/db), every
+// SBOM is matched against it, and the re-match ran once in the cluster:
+// the replicas' buildgate_rematches_total sum to one per SBOM.
+func TestReplicasShareOneDB(t *testing.T) {
+	pgtest.Skip(t)
+	if testing.Short() {
+		t.Skip("starts gate processes")
+	}
+	const sboms = 30
+	srv := startPostgres(t)
+	newer := newerDB(t)
+	docs := sbomVariants(t, "bullseye-dpkgonly", sboms)
+	clients, bases, _ := replicas(t, 3, srv.NewDatabase(t), "--db-sync-interval", "1s")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var digests []string
+	for i, doc := range docs {
+		b, err := clients[i%3].Raw(ctx, http.MethodPost, "/v1/sboms", bytes.NewReader(doc), "application/json")
+		if err != nil {
+			t.Fatalf("uploading sbom %d: %v", i, err)
+		}
+		var img api.Image
+		if err := json.Unmarshal(b, &img); err != nil {
+			t.Fatalf("decoding %q: %v", b, err)
+		}
+		digests = append(digests, img.Digest)
+	}
+	archive, err := os.ReadFile(newer.ArchivePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clients[1].Raw(ctx, http.MethodPost, "/v1/db/import", bytes.NewReader(archive), "application/gzip"); err != nil {
+		t.Fatalf("importing the newer DB on replica 1: %v", err)
+	}
+	start := time.Now()
+	for i, c := range clients {
+		waitFor(t, fmt.Sprintf("replica %d to load the newer DB", i), time.Minute, func() bool {
+			s, err := c.DBStatus(ctx)
+			return err == nil && s.Built != nil && s.Built.Equal(newer.Built)
+		})
+	}
+	t.Logf("every replica reports the DB built %s %s after the import", newer.Built.Format(time.RFC3339), time.Since(start).Round(time.Millisecond))
+	for i, d := range digests {
+		waitFor(t, fmt.Sprintf("sbom %d matched against the newer DB", i), time.Minute, func() bool {
+			v, err := clients[(i+2)%3].Vulnerabilities(ctx, d, "all")
+			return err == nil && v.DBBuilt != nil && v.DBBuilt.Equal(newer.Built)
+		})
+	}
+	rematched := func() (sum float64, each []float64) {
+		for _, b := range bases {
+			n := metrics(t, b)["buildgate_rematches_total"]
+			sum += n
+			each = append(each, n)
+		}
+		return sum, each
+	}
+	waitFor(t, "the re-match counts", time.Minute, func() bool { sum, _ := rematched(); return sum >= sboms })
+	sum, each := rematched()
+	t.Logf("SBOMs re-matched by each replica: %v", each)
+	if sum != sboms {
+		t.Fatalf("the replicas re-matched %v SBOMs (%v), want each of the %d once", sum, each, sboms)
 	}
 }

@@ -50,8 +50,11 @@ type Config struct {
 	Unpack           catalog.Limits
 	DBUpdateURL      string
 	DBUpdateInterval time.Duration
-	LogFormat        string
-	LogLevel         string
+	// DBSyncInterval is how often a gate on a shared store looks for a
+	// DB another replica imported or updated to.
+	DBSyncInterval time.Duration
+	LogFormat      string
+	LogLevel       string
 	// AdminToken is the admin token to install on first start instead of a
 	// generated one (GATE_ADMIN_TOKEN).
 	AdminToken string
@@ -102,6 +105,7 @@ func DefaultConfig() Config {
 		Unpack:           catalog.DefaultLimits(),
 		DBUpdateURL:      vulndb.DefaultUpdateURL,
 		DBUpdateInterval: 6 * time.Hour,
+		DBSyncInterval:   30 * time.Second,
 		LogFormat:        "text",
 		LogLevel:         "info",
 		Alerts:           defaultAlertConfig(),
@@ -134,6 +138,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Unpack.MaxManifestSize, "max-manifest-size", d.Unpack.MaxManifestSize, "largest image manifest, in bytes")
 	fs.StringVar(&c.DBUpdateURL, "db-update-url", d.DBUpdateURL, "vulnerability DB listing (latest.json) to update from; empty: never")
 	fs.DurationVar(&c.DBUpdateInterval, "db-update-interval", d.DBUpdateInterval, "how often to check for a DB update; 0: never")
+	fs.DurationVar(&c.DBSyncInterval, "db-sync-interval", d.DBSyncInterval, "with a shared store (PostgreSQL), how often to load a DB another replica imported or updated to")
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", d.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "admin token to install on first start, at least 32 random bytes (default: generate and print one)")
@@ -242,6 +247,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := c.HTTP.validate(); err != nil {
 		return err
 	}
+	if c.DBSyncInterval <= 0 {
+		return fmt.Errorf("invalid --db-sync-interval %s: want a positive duration", c.DBSyncInterval)
+	}
 	if c.AdminToken != "" {
 		if err := server.CheckSuppliedToken(c.AdminToken); err != nil {
 			return err
@@ -305,7 +313,11 @@ func (m *Main) Open(ctx context.Context) error {
 			m.alertFinished(digest, outcome, d)
 			m.admissionFinished()
 		},
-		Analyzed: m.Verdicts.Reevaluate, Rematched: m.alertRematched,
+		Analyzed: m.Verdicts.Reevaluate,
+		Rematched: func(ctx context.Context, digest string, before, after []image.Match, db image.DBInfo) {
+			metrics.ObserveRematch()
+			m.alertRematched(ctx, digest, before, after, db)
+		},
 	}, m.Log)
 	m.Server = server.New(m.Analysis, m.Store, dbAdapter{m.VulnDB, c.DBUpdateURL}, sbomAdapter{}, metrics, m.Log)
 	m.Server.AfterImport = m.requestRematch
@@ -362,7 +374,7 @@ func (m *Main) Open(ctx context.Context) error {
 }
 
 // start runs the HTTP server, the analysis workers, re-matches,
-// re-evaluations, the DB updater and alerts, all in m.group.
+// re-evaluations, the DB updater and loader and alerts, all in m.group.
 func (m *Main) start(ctx context.Context) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
@@ -381,6 +393,7 @@ func (m *Main) start(ctx context.Context) {
 	m.group.Go(func() error { m.Analysis.RunRematches(m.runCtx); return nil })
 	m.group.Go(func() error { m.Verdicts.Run(m.runCtx); return nil })
 	m.group.Go(func() error { m.updateDB(m.runCtx); return nil })
+	m.group.Go(func() error { m.syncDB(m.runCtx); return nil })
 	m.group.Go(func() error { m.Alerts.Run(m.runCtx); return nil })
 }
 
@@ -464,8 +477,9 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	return nil
 }
 
-// updateDB checks for a DB update now when none is loaded, then every
-// interval; a new DB re-matches every stored SBOM.
+// updateDB checks for a DB update now, then every interval; a new DB
+// re-matches every stored SBOM. Of gates sharing a store, the one that
+// claims the round checks; the others load what it publishes.
 func (m *Main) updateDB(ctx context.Context) {
 	c := m.Config
 	if c.DBUpdateURL == "" || c.DBUpdateInterval <= 0 {
@@ -475,6 +489,15 @@ func (m *Main) updateDB(ctx context.Context) {
 		return
 	}
 	check := func() {
+		if m.sharedStore {
+			claimed, err := m.Store.ClaimRound(ctx, "db-update", m.Now(), c.DBUpdateInterval*9/10)
+			if err != nil || !claimed {
+				if err != nil && ctx.Err() == nil {
+					m.Log.Warn("claiming the round of DB update checks", "err", err)
+				}
+				return
+			}
+		}
 		updated, err := m.VulnDB.Update(ctx, c.DBUpdateURL)
 		switch {
 		case err != nil:
@@ -510,5 +533,8 @@ func (m *Main) dbOptions() vulndb.Options {
 	o := vulndb.DefaultOptions()
 	o.HTTPClient = m.Guard.Client(o.HTTPClient.Timeout, 10)
 	o.Now = m.Now
+	if m.sharedStore {
+		o.Publish = m.publishDB
+	}
 	return o
 }

@@ -14,9 +14,10 @@ import (
 
 // Metrics holds the gate's Prometheus metrics.
 type Metrics struct {
-	reg      *prometheus.Registry
-	outcomes *prometheus.CounterVec
-	duration prometheus.Histogram
+	reg       *prometheus.Registry
+	outcomes  *prometheus.CounterVec
+	duration  prometheus.Histogram
+	rematches prometheus.Counter
 }
 
 // NewMetrics registers the gate's metrics. queue reports the queue depth
@@ -31,6 +32,9 @@ func NewMetrics(queue func(ctx context.Context) (queued, analyzing int, err erro
 			Name: "buildgate_analysis_duration_seconds", Help: "Duration of analyses, from claim to result.",
 			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600},
 		}),
+		rematches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "buildgate_rematches_total", Help: "Stored SBOMs matched again after a vulnerability DB change.",
+		}),
 	}
 	depth := func(pick func(q, a int) int) func() float64 {
 		return func() float64 {
@@ -43,7 +47,7 @@ func NewMetrics(queue func(ctx context.Context) (queued, analyzing int, err erro
 			return float64(pick(q, a))
 		}
 	}
-	m.reg.MustRegister(m.outcomes, m.duration,
+	m.reg.MustRegister(m.outcomes, m.duration, m.rematches,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "buildgate_queue_depth", Help: "Images waiting for analysis."},
 			depth(func(q, _ int) int { return q })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "buildgate_analyses_running", Help: "Images under analysis."},
@@ -69,6 +73,9 @@ func (m *Metrics) ObserveAnalysis(_ string, outcome image.Status, d time.Duratio
 	m.outcomes.WithLabelValues(string(outcome)).Inc()
 	m.duration.Observe(d.Seconds())
 }
+
+// ObserveRematch records one stored SBOM matched again.
+func (m *Metrics) ObserveRematch() { m.rematches.Inc() }
 
 // Handler serves the metrics in Prometheus' text format.
 func (m *Metrics) Handler() http.Handler {
