@@ -26,6 +26,7 @@ import (
 
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
+	"github.com/buildgate/buildgate/internal/notify/notifytest"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store/postgres/pgtest"
 )
@@ -292,5 +293,80 @@ func TestReplicasShareOneDB(t *testing.T) {
 	t.Logf("SBOMs re-matched by each replica: %v", each)
 	if sum != sboms {
 		t.Fatalf("the replicas re-matched %v SBOMs (%v), want each of the %d once", sum, each, sboms)
+	}
+}
+
+// TestReplicasDeliverOnce: two gates on one PostgreSQL share an outbox of
+// webhook deliveries that failed while the receiver was down; when it
+// comes up, each delivery reaches it once, from whichever replica claimed
+// it, and is recorded delivered with one successful attempt.
+func TestReplicasDeliverOnce(t *testing.T) {
+	pgtest.Skip(t)
+	if testing.Short() {
+		t.Skip("starts gate processes")
+	}
+	const hookSecret = "whsec-replicas-0123456789"
+	const n = 12
+	srv := startPostgres(t)
+	recv := notifytest.NewStoppedReceiver(t, hookSecret)
+	// Slow answers keep each send in flight while the other replica
+	// looks for due deliveries.
+	recv.Delay = time.Second
+	clients, bases, _ := replicas(t, 2, srv.NewDatabase(t), "--tag-poll-interval", "0",
+		"--delivery-retry", "200ms", "--delivery-retry-max", "1s")
+	g := &testGate{Main: &Main{URL: bases[0]}, c: clients[0]}
+	ch := g.webhookChannel(t, "replicas", recv.URL, hookSecret)
+	var a api.Alert
+	g.mustCall(t, "POST", "/v1/alerts", map[string]any{"name": "unscanned", "triggers": []map[string]string{{"type": "unscanned_image"}},
+		"channels": []string{ch}}, &a, 201)
+	var containers []map[string]string
+	for i := range n {
+		containers = append(containers, map[string]string{"namespace": "ns", "pod": fmt.Sprintf("p%d", i), "container": "c", "image": fmt.Sprintf("registry.invalid/team/app%d:1", i)})
+	}
+	var res api.InventoryResult
+	g.mustCall(t, "POST", "/v1/runtime/inventory", map[string]any{"cluster": "c1", "containers": containers}, &res, 200)
+	if res.Unscanned != n {
+		t.Fatalf("inventory = %+v", res)
+	}
+	var ds api.DeliveryList
+	waitFor(t, "failed attempts while the receiver is down", time.Minute, func() bool {
+		g.mustCall(t, "GET", "/v1/alerts/"+a.ID+"/deliveries", nil, &ds, 200)
+		failed := 0
+		for _, d := range ds.Deliveries {
+			if d.Status == "pending" && d.Attempts >= 1 && d.LastError != "" {
+				failed++
+			}
+		}
+		return failed == n
+	})
+
+	recv.Start(t)
+	waitFor(t, "every delivery delivered", 2*time.Minute, func() bool {
+		g.mustCall(t, "GET", "/v1/alerts/"+a.ID+"/deliveries", nil, &ds, 200)
+		delivered := 0
+		for _, d := range ds.Deliveries {
+			if d.Status == "delivered" {
+				delivered++
+			}
+		}
+		return delivered == n
+	})
+	seen := map[string]int{}
+	for _, r := range received(t, recv, "") {
+		seen[r.DeliveryID]++
+	}
+	for _, d := range ds.Deliveries {
+		ok := 0
+		for _, at := range d.AttemptLog {
+			if at.OK {
+				ok++
+			}
+		}
+		if seen[d.ID] != 1 || ok != 1 {
+			t.Errorf("delivery %s reached the receiver %d times, %d successful attempts recorded; want once", d.ID, seen[d.ID], ok)
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("the receiver saw %d deliveries, want %d: %v", len(seen), n, seen)
 	}
 }

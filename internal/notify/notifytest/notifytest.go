@@ -185,7 +185,10 @@ type Request struct {
 // Receiver is a webhook receiver on a fixed 127.0.0.1 port. It checks each
 // request's signature with its secret and answers 401 to a bad one.
 type Receiver struct {
-	URL    string
+	URL string
+	// Delay holds each answer this long, so sends stay in flight (set it
+	// before the receiver starts).
+	Delay  time.Duration
 	secret []byte
 	addr   string
 
@@ -272,6 +275,10 @@ func (r *Receiver) handle(w http.ResponseWriter, req *http.Request) {
 		Delivery: req.Header.Get(notify.DeliveryHeader), Event: req.Header.Get(notify.EventHeader), Body: bytes.Clone(body), Signed: signed,
 	})
 	r.mu.Unlock()
+	select {
+	case <-req.Context().Done():
+	case <-time.After(r.Delay):
+	}
 	_, _ = w.Write([]byte("ok"))
 }
 
