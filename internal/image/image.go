@@ -260,6 +260,16 @@ type DBArchive struct {
 	StoredAt time.Time
 }
 
+// ConsoleSession is a signed-in console session as the store keeps it:
+// found by the hash of the session id, with the session's API token sealed
+// under a key only the session id gives.
+type ConsoleSession struct {
+	IDHash      string
+	SealedToken string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
 // Token is an API token's record; the secret itself is never stored.
 type Token struct {
 	ID         string     `json:"id"`

@@ -56,7 +56,7 @@ func TestAdmissionPage(t *testing.T) {
 		Message: `image r/a:1 (sha256:ab) is STOP under policy "default"`,
 		Images:  []image.AdmissionImage{{Kind: "init", Container: "migrate", Image: "r/a:1", Digest: "sha256:ab", Verdict: "stop"}},
 	}}}
-	Route(e, Config{Images: &fakeImages{}, Store: fakeStore{}, Policies: nopPolicies{}, Admission: adm, HashToken: func(s string) string { return s }})
+	Route(e, Config{Images: &fakeImages{}, Store: newFakeStore(), Policies: nopPolicies{}, Admission: adm, HashToken: func(s string) string { return s }})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	admin, csrf := client(t, srv, "admin-secret")

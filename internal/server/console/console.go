@@ -6,10 +6,13 @@ package console
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -20,7 +23,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -28,6 +30,7 @@ import (
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
+	"github.com/buildgate/buildgate/internal/secret"
 )
 
 //go:embed templates/*.html
@@ -52,6 +55,11 @@ type Store interface {
 	ListPolicies(ctx context.Context) ([]image.PolicyRecord, error)
 	DeletePolicy(ctx context.Context, id string) error
 	Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error)
+	// Sessions live in the store: any replica serves any signed-in
+	// request, and a restart signs nobody out.
+	SaveConsoleSession(ctx context.Context, s image.ConsoleSession) error
+	ConsoleSession(ctx context.Context, idHash string) (*image.ConsoleSession, error)
+	DeleteConsoleSession(ctx context.Context, idHash string) error
 }
 
 // Policies saves, activates and checks policy bundles (analysis.Verdicts).
@@ -97,14 +105,41 @@ type Config struct {
 type Console struct {
 	cfg   Config
 	pages map[string]*template.Template
-	mu    sync.Mutex
-	sess  map[string]*session
 }
 
+// session is a signed-in session. Its id is the cookie's value and is
+// never stored: the store finds the session by the id's hash and keeps
+// the API token sealed under a key derived from the id, and the CSRF
+// token is derived from the id too. Any replica with the cookie serves
+// the session; the store alone opens nothing.
 type session struct {
-	secret  string // the API token, kept server-side only
-	csrf    string
-	expires time.Time
+	idHash string
+	key    []byte
+	csrf   string
+	secret string // the API token, opened for this request only
+}
+
+// newSession derives a session's store key, sealing key and CSRF token
+// from its id.
+func newSession(id string) *session {
+	derive := func(label string) []byte {
+		m := hmac.New(sha256.New, []byte(id))
+		m.Write([]byte("buildgate console " + label))
+		return m.Sum(nil)
+	}
+	return &session{
+		idHash: hex.EncodeToString(derive("session id")),
+		key:    derive("token key"),
+		csrf:   base64.RawURLEncoding.EncodeToString(derive("csrf")),
+	}
+}
+
+// sealer seals and opens the session's API token.
+func (s *session) sealer() (*secret.Sealer, error) { return secret.NewSealer(s.key) }
+
+// record is what the sealed token is bound to: its row of the store.
+func (s *session) record() secret.Record {
+	return secret.Record{Table: "console_sessions", Column: "token_sealed", ID: s.idHash}
 }
 
 const (
@@ -125,7 +160,7 @@ func Route(e *echo.Echo, cfg Config) *Console {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	c := &Console{cfg: cfg, pages: parsePages(), sess: map[string]*session{}}
+	c := &Console{cfg: cfg, pages: parsePages()}
 	static, _ := fs.Sub(staticFS, "static")
 	e.GET("/", func(ec echo.Context) error { return ec.Redirect(http.StatusSeeOther, "/ui/") })
 	e.GET("/ui", func(ec echo.Context) error { return ec.Redirect(http.StatusSeeOther, "/ui/") })
@@ -249,15 +284,10 @@ func (c *Console) login(ec echo.Context) error {
 		return c.render(ec, http.StatusUnauthorized, "login", &page{Title: "Sign in", Error: msg, CSRF: c.freshLoginToken(ec), Next: next})
 	}
 	id := randomString()
-	c.mu.Lock()
-	now := c.cfg.Now()
-	for k, s := range c.sess {
-		if now.After(s.expires) {
-			delete(c.sess, k)
-		}
+	if err := c.saveSession(ec.Request().Context(), newSession(id), secret); err != nil {
+		c.cfg.Log.Error("console sign-in: storing the session", "err", err)
+		return c.render(ec, statusOf(err), "login", &page{Title: "Sign in", Error: "Signing in failed: " + image.ErrorMessage(err), CSRF: c.freshLoginToken(ec), Next: next})
 	}
-	c.sess[id] = &session{secret: secret, csrf: randomString(), expires: now.Add(c.cfg.SessionTTL)}
-	c.mu.Unlock()
 	c.setCookie(ec, loginCookie, "", "/ui/login", -1)
 	c.setCookie(ec, sessionCookie, id, "/", int(c.cfg.SessionTTL.Seconds()))
 	c.cfg.Log.Info("console sign-in", "token", t.Name, "role", t.Role)
@@ -270,11 +300,45 @@ func (c *Console) freshLoginToken(ec echo.Context) string {
 	return tok
 }
 
+// saveSession stores s, signed in with the API token secret, sealed.
+func (c *Console) saveSession(ctx context.Context, s *session, secret string) error {
+	sealer, err := s.sealer()
+	if err != nil {
+		return err
+	}
+	sealed, err := sealer.Seal([]byte(secret), s.record())
+	if err != nil {
+		return err
+	}
+	now := c.cfg.Now()
+	return c.cfg.Store.SaveConsoleSession(ctx, image.ConsoleSession{IDHash: s.idHash, SealedToken: sealed, CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
+}
+
+// openSession finds the session of the cookie id and opens its token; it
+// is not found when the store has no such session or cannot open it.
+func (c *Console) openSession(ctx context.Context, id string) (*session, error) {
+	s := newSession(id)
+	cs, err := c.cfg.Store.ConsoleSession(ctx, s.idHash)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := s.sealer()
+	if err != nil {
+		return nil, err
+	}
+	plain, err := sealer.Open(cs.SealedToken, s.record())
+	if err != nil {
+		return nil, image.Errorf(image.ENOTFOUND, "the console session cannot be opened: %v", err)
+	}
+	s.secret = string(plain)
+	return s, nil
+}
+
 func (c *Console) logout(ec echo.Context) error {
 	if ck, err := ec.Cookie(sessionCookie); err == nil {
-		c.mu.Lock()
-		delete(c.sess, ck.Value)
-		c.mu.Unlock()
+		if err := c.cfg.Store.DeleteConsoleSession(ec.Request().Context(), newSession(ck.Value).idHash); err != nil {
+			return c.fail(ec, statusOf(err), "Signing out failed: "+image.ErrorMessage(err))
+		}
 	}
 	c.setCookie(ec, sessionCookie, "", "/", -1)
 	return ec.Redirect(http.StatusSeeOther, "/ui/login")
@@ -295,22 +359,24 @@ func (c *Console) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return toLogin()
 		}
-		c.mu.Lock()
-		s := c.sess[ck.Value]
-		if s != nil && c.cfg.Now().After(s.expires) {
-			delete(c.sess, ck.Value)
-			s = nil
-		}
-		c.mu.Unlock()
-		if s == nil {
+		ctx := ec.Request().Context()
+		s, err := c.openSession(ctx, ck.Value)
+		if image.ErrorCode(err) == image.ENOTFOUND {
 			return toLogin()
 		}
-		t, err := c.cfg.Store.TokenByHash(ec.Request().Context(), c.cfg.HashToken(s.secret))
 		if err != nil {
-			c.mu.Lock()
-			delete(c.sess, ck.Value)
-			c.mu.Unlock()
+			return c.fail(ec, statusOf(err), "Reading the session failed: "+image.ErrorMessage(err))
+		}
+		t, err := c.cfg.Store.TokenByHash(ctx, c.cfg.HashToken(s.secret))
+		if code := image.ErrorCode(err); code == image.EUNAUTHORIZED || code == image.ENOTFOUND {
+			// A revoked or expired token ends its sessions.
+			if err := c.cfg.Store.DeleteConsoleSession(ctx, s.idHash); err != nil {
+				c.cfg.Log.Error("ending the session of a revoked token", "err", err)
+			}
 			return toLogin()
+		}
+		if err != nil {
+			return c.fail(ec, statusOf(err), "Checking the session's token failed: "+image.ErrorMessage(err))
 		}
 		if ec.Request().Method != http.MethodGet && ec.Request().Method != http.MethodHead {
 			form := ec.FormValue("csrf")

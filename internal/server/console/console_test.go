@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -17,7 +18,39 @@ import (
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
-type fakeStore struct{ Store }
+type fakeStore struct {
+	Store
+	mu       *sync.Mutex
+	sessions map[string]image.ConsoleSession
+}
+
+func newFakeStore() fakeStore {
+	return fakeStore{mu: &sync.Mutex{}, sessions: map[string]image.ConsoleSession{}}
+}
+
+func (f fakeStore) SaveConsoleSession(_ context.Context, s image.ConsoleSession) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sessions[s.IDHash] = s
+	return nil
+}
+
+func (f fakeStore) ConsoleSession(_ context.Context, idHash string) (*image.ConsoleSession, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sessions[idHash]
+	if !ok {
+		return nil, image.Errorf(image.ENOTFOUND, "no session")
+	}
+	return &s, nil
+}
+
+func (f fakeStore) DeleteConsoleSession(_ context.Context, idHash string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sessions, idHash)
+	return nil
+}
 
 var tokens = map[string]*image.Token{
 	"admin-secret": {ID: "a", Name: "admin", Role: image.RoleAdmin},
@@ -50,7 +83,7 @@ func start(t *testing.T) (*httptest.Server, *fakeImages) {
 	t.Helper()
 	e := echo.New()
 	imgs := &fakeImages{}
-	Route(e, Config{Images: imgs, Store: fakeStore{}, Policies: nopPolicies{}, HashToken: func(s string) string { return s }})
+	Route(e, Config{Images: imgs, Store: newFakeStore(), Policies: nopPolicies{}, HashToken: func(s string) string { return s }})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return srv, imgs
@@ -243,5 +276,70 @@ func TestFindTrigger(t *testing.T) {
 	}
 	if _, def := findTrigger("vulnerabilities/nope"); def != nil {
 		t.Error("an unknown trigger was found")
+	}
+}
+
+// TestSessionsLiveInTheStore: a session signed in on one console is served,
+// CSRF token and all, by another console on the same store (another
+// replica, or this one restarted); the store holds neither the session id
+// nor the API token in plaintext; signing out on the second ends it on the
+// first.
+func TestSessionsLiveInTheStore(t *testing.T) {
+	store := newFakeStore()
+	consoles := make([]*httptest.Server, 2)
+	imgs := &fakeImages{}
+	for i := range consoles {
+		e := echo.New()
+		Route(e, Config{Images: imgs, Store: store, Policies: nopPolicies{}, HashToken: func(s string) string { return s }})
+		consoles[i] = httptest.NewServer(e)
+		t.Cleanup(consoles[i].Close)
+	}
+	c, csrf := client(t, consoles[0], "admin-secret")
+	u, _ := url.Parse(consoles[0].URL)
+	cookies := c.Jar.Cookies(u)
+	var id string
+	for _, ck := range cookies {
+		if ck.Name == sessionCookie {
+			id = ck.Value
+		}
+	}
+	if id == "" {
+		t.Fatal("no session cookie")
+	}
+	store.mu.Lock()
+	for k, s := range store.sessions {
+		for _, plain := range []string{id, "admin-secret", csrf} {
+			if strings.Contains(k, plain) || strings.Contains(s.SealedToken, plain) {
+				t.Errorf("the stored session %q holds %q in plaintext", k, plain)
+			}
+		}
+	}
+	store.mu.Unlock()
+
+	// The second console serves the same cookie and CSRF token.
+	u2, _ := url.Parse(consoles[1].URL)
+	c.Jar.SetCookies(u2, cookies)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.PostForm(consoles[1].URL+"/ui/scan", url.Values{"ref": {"r/a:1"}, "csrf": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || strings.HasPrefix(resp.Header.Get("Location"), "/ui/login") || len(imgs.submitted) != 1 {
+		t.Fatalf("a scan through the second console = %d %s, submitted %v", resp.StatusCode, resp.Header.Get("Location"), imgs.submitted)
+	}
+	resp, err = c.PostForm(consoles[1].URL+"/ui/logout", url.Values{"csrf": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	c.Jar.SetCookies(u, cookies) // the first console still gets the old cookie
+	resp, err = c.Get(consoles[0].URL + "/ui/repositories")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/ui/login") {
+		t.Fatalf("after signing out on the second console the first answers %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

@@ -69,6 +69,7 @@ func fill(t *testing.T, db store.Store) {
 	must(db.SetPendingWork(ctx, "rematch", "build-1"))
 	_, err = db.PutDBArchive(ctx, strings.NewReader("archive"), t0)
 	must(err)
+	must(db.SaveConsoleSession(ctx, image.ConsoleSession{IDHash: "h", SealedToken: "v1:s:sealed", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
 }
 
 // TestCopySQLiteToPostgres copies a store that uses every table from

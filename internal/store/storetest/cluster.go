@@ -121,3 +121,40 @@ func testPendingWorkClaims(t *testing.T, db store.Store, clock *Clock) {
 		t.Fatal("claimed cleared work")
 	}
 }
+
+// testConsoleSessions: a session is found by its id hash until it expires
+// or is deleted; saving one drops the expired.
+func testConsoleSessions(t *testing.T, db store.Store, clock *Clock) {
+	ctx := context.Background()
+	now := clock.Now()
+	for _, cs := range []image.ConsoleSession{
+		{IDHash: "short", SealedToken: "v1:a:x", CreatedAt: now, ExpiresAt: now.Add(time.Minute)},
+		{IDHash: "long", SealedToken: "v1:b:y", CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+	} {
+		if err := db.SaveConsoleSession(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.ConsoleSession(ctx, "long")
+	if err != nil || got.SealedToken != "v1:b:y" || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("ConsoleSession = %+v, %v", got, err)
+	}
+	if _, err := db.ConsoleSession(ctx, "other"); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("an unknown session: %v, want not found", err)
+	}
+	clock.Advance(2 * time.Minute)
+	if _, err := db.ConsoleSession(ctx, "short"); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("an expired session: %v, want not found", err)
+	}
+	if err := db.DeleteConsoleSession(ctx, "long"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ConsoleSession(ctx, "long"); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Errorf("a deleted session: %v, want not found", err)
+	}
+	// The expired row is dropped when the next session is saved, so the
+	// same id hash can be stored again.
+	if err := db.SaveConsoleSession(ctx, image.ConsoleSession{IDHash: "short", SealedToken: "v1:c:z", CreatedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {
+		t.Fatalf("saving over an expired session: %v", err)
+	}
+}

@@ -2,7 +2,8 @@
 // runs Run against a fresh store of its own, so SQLite and PostgreSQL keep
 // one behaviour (dedupe, exclusive claims, leases, policy versions, sealed
 // secrets, the outbox, subscriptions, alerts, runtime inventories, tokens,
-// the shared vulnerability DB archive, claims on pending work).
+// the shared vulnerability DB archive, claims on pending work, console
+// sessions).
 package storetest
 
 import (
@@ -81,6 +82,7 @@ func Run(t *testing.T, open Opener) {
 		{"Rounds", testRounds},
 		{"DBArchives", testDBArchives},
 		{"PendingWorkClaims", testPendingWorkClaims},
+		{"ConsoleSessions", testConsoleSessions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
