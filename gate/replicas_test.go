@@ -9,10 +9,13 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,5 +371,86 @@ func TestReplicasDeliverOnce(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("the receiver saw %d deliveries, want %d: %v", len(seen), n, seen)
+	}
+}
+
+// TestReplicasShareConsoleSessions: a user signs in to the console on
+// replica A and is signed in on replica B, with the same CSRF token; A is
+// killed and started again and the user is still signed in there; signing
+// out on B signs out everywhere.
+func TestReplicasShareConsoleSessions(t *testing.T) {
+	pgtest.Skip(t)
+	if testing.Short() {
+		t.Skip("starts gate processes")
+	}
+	srv := startPostgres(t)
+	clients, bases, cmds := replicas(t, 2, srv.NewDatabase(t))
+	jar, err := cookiejar.New(nil) // cookies are per host, not per port: both replicas get the session
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	page := func(base, path string) (int, string) {
+		t.Helper()
+		resp, err := c.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	csrfOf := func(body string) string {
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	_, login := page(bases[0], "/ui/login")
+	resp, err := c.PostForm(bases[0]+"/ui/login", url.Values{"token": {testToken}, "csrf": {csrfOf(login)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/repositories" {
+		t.Fatalf("sign-in on A = %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	signedIn := func(name, base string) string {
+		t.Helper()
+		code, body := page(base, "/ui/repositories")
+		if code != http.StatusOK || csrfOf(body) == "" {
+			t.Fatalf("GET /ui/repositories on %s = %d; want the page of a signed-in user", name, code)
+		}
+		return csrfOf(body)
+	}
+	csrf := signedIn("A", bases[0])
+	if got := signedIn("B", bases[1]); got != csrf {
+		t.Fatalf("B's CSRF token differs from A's")
+	}
+
+	if err := cmds[0].Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmds[0].Wait()
+	gateProcess(t, cmds[0].Args[1:]...)
+	waitFor(t, "A to start again", time.Minute, func() bool { _, err := clients[0].DBStatus(context.Background()); return err == nil })
+	if got := signedIn("A restarted", bases[0]); got != csrf {
+		t.Fatalf("the restarted A's CSRF token differs")
+	}
+
+	aURL, _ := url.Parse(bases[0])
+	session := jar.Cookies(aURL)
+	resp, err = c.PostForm(bases[1]+"/ui/logout", url.Values{"csrf": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/login" {
+		t.Fatalf("sign-out on B = %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	jar.SetCookies(aURL, session) // the cookie B cleared, sent again
+	if code, _ := page(bases[0], "/ui/repositories"); code != http.StatusSeeOther {
+		t.Fatalf("after signing out on B, A answers the old session with %d, want a redirect to sign in", code)
 	}
 }
