@@ -340,7 +340,7 @@ func (m *Main) Open(ctx context.Context) error {
 	anchore.Route(m.Server.Echo(), anchore.Config{
 		Images: m.Analysis, Store: m.Store, Verdicts: m.Verdicts, Registries: m.Registries,
 		DB: dbAdapter{m.VulnDB, c.DBUpdateURL}, Version: version, Log: m.Log,
-		BasicChallenge: c.HTTP.AnchoreBasicChallenge,
+		BasicChallenge: c.HTTP.AnchoreBasicChallenge, Unavailable: m.Server.Unavailable,
 	})
 	// Harbor's scanner adapter API under /harbor.
 	harbor.Route(m.Server.Echo(), harbor.Config{

@@ -3,15 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/secret"
+	"github.com/buildgate/buildgate/internal/server/anchore"
 	"github.com/buildgate/buildgate/internal/store/postgres/pgtest"
 )
 
@@ -147,5 +150,89 @@ func TestStoreCopyToPostgres(t *testing.T) {
 	creds, err := g.Registries.Credentials(ctx)
 	if err != nil || len(creds) != 1 || creds[0].Password != "registry-pw" {
 		t.Fatalf("copied credentials = %d %v", len(creds), err)
+	}
+}
+
+// TestPostgresOutage: PostgreSQL stops under a running gate: /readyz
+// fails, requests (the API's and the Anchore subset's) answer 503 with
+// Retry-After, not 500, and the gate keeps running; when PostgreSQL is
+// back the gate is ready again, serves what it stored before and takes
+// new work.
+func TestPostgresOutage(t *testing.T) {
+	pgtest.Skip(t)
+	srv := startPostgres(t)
+	pgURL := srv.NewDatabase(t)
+	key := filepath.Join(t.TempDir(), "secret.key")
+	if err := secret.WriteKeyFile(key, secret.NewKey()); err != nil {
+		t.Fatal(err)
+	}
+	g := startGate(t, func(c *Config) { c.Store, c.SecretKeyFile = pgURL, key })
+	docs := sbomVariants(t, "bullseye-dpkgonly", 2)
+	call := func(method, path string, body []byte) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(method, g.URL+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	upload := func(doc []byte) string {
+		t.Helper()
+		resp, b := call(http.MethodPost, "/v1/sboms", doc)
+		var img api.Image
+		if resp.StatusCode != http.StatusCreated || json.Unmarshal(b, &img) != nil {
+			t.Fatalf("POST /v1/sboms = %s %s", resp.Status, b)
+		}
+		return img.Digest
+	}
+	before := upload(docs[0])
+
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, b := call(http.MethodGet, "/readyz", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz without PostgreSQL = %s %s, want 503", resp.Status, b)
+	}
+	for _, r := range []struct {
+		method, path string
+		body         []byte
+	}{
+		{http.MethodGet, "/v1/images/" + before, nil},
+		{http.MethodPost, "/v1/sboms", docs[1]},
+		{http.MethodGet, "/v1/policies", nil},
+		{http.MethodGet, anchore.Prefix + "/images", nil},
+	} {
+		resp, b := call(r.method, r.path, r.body)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s without PostgreSQL = %s (Retry-After %q) %s; want 503 with Retry-After", r.method, r.path, resp.Status, resp.Header.Get("Retry-After"), b)
+		}
+	}
+
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the gate to be ready again", time.Minute, func() bool {
+		resp, _ := call(http.MethodGet, "/readyz", nil)
+		return resp.StatusCode == http.StatusOK
+	})
+	if err := g.Main.runCtx.Err(); err != nil {
+		t.Fatalf("the gate stopped during the outage: %v", context.Cause(g.Main.runCtx))
+	}
+	if img, err := g.c.Image(context.Background(), before); err != nil || img.Status != api.StatusAnalyzed {
+		t.Fatalf("the image stored before the outage: %+v %v", img, err)
+	}
+	after := upload(docs[1])
+	if v, err := g.c.Vulnerabilities(context.Background(), after, "all"); err != nil || v.DBBuilt == nil {
+		t.Fatalf("the SBOM sent after the outage: %+v %v", v, err)
 	}
 }

@@ -13,6 +13,9 @@ const (
 	ENOTFOUND     = "not_found"
 	EUNAUTHORIZED = "unauthorized"
 	EFORBIDDEN    = "forbidden"
+	// EUNAVAILABLE says the gate cannot answer now (its store does not
+	// answer): the request may be sent again.
+	EUNAVAILABLE = "unavailable"
 )
 
 // Error is buildgate's one error type: a code for machines and a message

@@ -173,6 +173,24 @@ var statusOf = map[string]int{
 	image.EUNAUTHORIZED: http.StatusUnauthorized,
 	image.EFORBIDDEN:    http.StatusForbidden,
 	image.EINTERNAL:     http.StatusInternalServerError,
+	image.EUNAVAILABLE:  http.StatusServiceUnavailable,
+}
+
+// Unavailable returns err as EUNAVAILABLE when it is an internal error and
+// the store does not answer now: a request that failed because the
+// database went away answers 503 (send it again), not 500. Other errors
+// come back unchanged.
+func (s *Server) Unavailable(ctx context.Context, err error) error {
+	if image.ErrorCode(err) != image.EINTERNAL || errors.As(err, new(*echo.HTTPError)) {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if perr := s.store.Ping(pctx); perr != nil {
+		s.log.Warn("a request failed while the store does not answer", "err", err, "ping", perr)
+		return image.Errorf(image.EUNAVAILABLE, "the gate's store does not answer; try again shortly")
+	}
+	return err
 }
 
 func (s *Server) handleError(err error, c echo.Context) {
@@ -180,6 +198,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	var he *echo.HTTPError
+	err = s.Unavailable(c.Request().Context(), err)
 	code, msg := image.ErrorCode(err), image.ErrorMessage(err)
 	status := statusOf[code]
 	if tl := BodyTooLarge(c.Request()); tl != nil {
@@ -209,6 +228,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if status == http.StatusUnauthorized {
 		Challenge(c.Response().Header(), c.Request(), s.BasicChallenge)
+	}
+	if code == image.EUNAVAILABLE {
+		c.Response().Header().Set("Retry-After", "5")
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status) // the client is gone if this fails; nothing left to tell it

@@ -133,6 +133,9 @@ type Config struct {
 	// plugin (server.Challenge).
 	BasicChallenge bool
 	Log            *slog.Logger
+	// Unavailable, when set, turns an error met while the store does not
+	// answer into a 503 (server.Server.Unavailable).
+	Unavailable func(ctx context.Context, err error) error
 }
 
 // API is the Anchore v1 API mounted on an echo instance.
@@ -437,6 +440,12 @@ func (a *API) handle(h echo.HandlerFunc) echo.HandlerFunc {
 		err := h(c)
 		if err == nil || c.Response().Committed {
 			return nil
+		}
+		if a.cfg.Unavailable != nil {
+			err = a.cfg.Unavailable(c.Request().Context(), err)
+		}
+		if image.ErrorCode(err) == image.EUNAVAILABLE {
+			c.Response().Header().Set("Retry-After", "5")
 		}
 		status, msg := server.HTTPStatus(err), image.ErrorMessage(err)
 		var he *echo.HTTPError
