@@ -68,7 +68,7 @@ func (m *Main) syncDB(ctx context.Context) {
 }
 
 // loadStoredDB loads the newest DB archive of the store unless it is the
-// DB in use, then looks for the re-match that may wait for this DB.
+// DB in use, then requests the re-match against it.
 func (m *Main) loadStoredDB(ctx context.Context) error {
 	a, err := m.Store.LatestDBArchive(ctx)
 	if err != nil || a == nil {
@@ -94,6 +94,7 @@ func (m *Main) loadStoredDB(ctx context.Context) error {
 		return err
 	}
 	m.Log.Info("vulnerability DB loaded from the store", "built", info.Built, "generation", a.Generation)
-	m.Analysis.WakeRematches()
-	return nil
+	// Analyses this gate finished with its older DB join the re-match;
+	// the same request of another gate's keeps its claim.
+	return m.requestRematch(ctx)
 }

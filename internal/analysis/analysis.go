@@ -46,7 +46,9 @@ type Store interface {
 	// unless another owner's claim holds; claiming again renews it.
 	ClaimPendingWork(ctx context.Context, kind, owner string, lease time.Duration) (arg string, ok bool, err error)
 	ReleasePendingWork(ctx context.Context, kind, owner string) error
-	ClearPendingWork(ctx context.Context, kind, arg string) error
+	// ClearPendingWork removes pending work unless it was requested
+	// again after since; it reports whether it did.
+	ClearPendingWork(ctx context.Context, kind, arg string, since time.Time) (bool, error)
 }
 
 // Resolved is a reference resolved at submit time (image.Resolved, which
@@ -546,6 +548,12 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 	if outcome == image.StatusAnalyzed {
 		s.evaluate(ctx, deadline, job.Digest, log)
 	}
+	if cur := s.matcher.Info().Built; outcome == image.StatusAnalyzed && !cur.IsZero() && !a.DBBuilt.Equal(cur) {
+		// The DB changed while it ran: the re-match brings it up to date.
+		if err := s.RequestRematch(ctx, cur); err != nil {
+			log.Error("requesting a re-match after the DB changed", "err", err)
+		}
+	}
 }
 
 // exceeded is the error of an analysis its deadline cut during phase.
@@ -734,10 +742,6 @@ func (s *Service) RunRematches(ctx context.Context) {
 	wg.Wait()
 }
 
-// WakeRematches looks for a pending re-match now: one this gate can do
-// since its DB changed.
-func (s *Service) WakeRematches() { s.rematch.Request() }
-
 // errClaimLost stops a re-match whose claim another gate holds now.
 var errClaimLost = errors.New("the claim on the re-match was lost")
 
@@ -757,7 +761,7 @@ func (s *Service) rematchPending(ctx context.Context) {
 	built, err := time.Parse(time.RFC3339Nano, arg)
 	if err != nil {
 		s.log.Error("dropping a pending re-match with an unreadable DB build", "build", arg, "err", err)
-		if err := s.store.ClearPendingWork(ctx, rematchWork, arg); err != nil {
+		if _, err := s.store.ClearPendingWork(ctx, rematchWork, arg, s.cfg.Now()); err != nil {
 			s.log.Error("clearing the pending re-match", "err", err)
 		}
 		return
@@ -779,7 +783,7 @@ func (s *Service) rematchPending(ctx context.Context) {
 		}
 		return
 	}
-	start := time.Now()
+	start, since := time.Now(), s.cfg.Now()
 	renewed := start
 	n, err := s.rematchWith(ctx, built, func() error {
 		if time.Since(renewed) < s.cfg.Lease/3 {
@@ -808,9 +812,16 @@ func (s *Service) rematchPending(ctx context.Context) {
 		s.release(ctx, owner)
 		return
 	}
-	if err := s.store.ClearPendingWork(ctx, rematchWork, arg); err != nil {
+	cleared, err := s.store.ClearPendingWork(ctx, rematchWork, arg, since)
+	if err != nil {
 		s.log.Error("clearing the pending re-match", "err", err)
 		return
+	}
+	if !cleared {
+		// Requested again while it ran (analyses another gate finished
+		// with an older DB): one more pass takes what this one missed.
+		s.release(ctx, owner)
+		s.rematch.Request()
 	}
 	s.log.Info("re-matched stored SBOMs", "db_built", arg, "images", n, "duration", time.Since(start).Round(time.Millisecond))
 }

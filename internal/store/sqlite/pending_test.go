@@ -47,13 +47,13 @@ func TestPendingWorkSurvivesReopenAndClearsOnlyItsArgument(t *testing.T) {
 	if err := db.SetPendingWork(ctx, "rematch", "build-2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.ClearPendingWork(ctx, "rematch", "build-1"); err != nil {
+	if _, err := db.ClearPendingWork(ctx, "rematch", "build-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if arg, ok, _ := db.PendingWork(ctx, "rematch"); !ok || arg != "build-2" {
 		t.Fatalf("after clearing the older request: %q, %v; want build-2 pending", arg, ok)
 	}
-	if err := db.ClearPendingWork(ctx, "rematch", "build-2"); err != nil {
+	if _, err := db.ClearPendingWork(ctx, "rematch", "build-2", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := db.PendingWork(ctx, "rematch"); ok {

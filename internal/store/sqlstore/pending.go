@@ -9,11 +9,13 @@ import (
 
 // SetPendingWork records that background work of a kind is due, with its
 // argument (a re-match's DB build); it replaces an earlier record of the
-// same kind, and the claim on it. The record survives a restart until
-// ClearPendingWork.
+// same kind, dropping the claim on it unless the argument is the same. The
+// record survives a restart until ClearPendingWork.
 func (s *DB) SetPendingWork(ctx context.Context, kind, arg string) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO pending_work (kind, arg, requested_at) VALUES (?, ?, ?)
-		ON CONFLICT (kind) DO UPDATE SET arg = excluded.arg, requested_at = excluded.requested_at, claimed_by = '', claimed_until = NULL`,
+		ON CONFLICT (kind) DO UPDATE SET arg = excluded.arg, requested_at = excluded.requested_at,
+		claimed_by = CASE WHEN pending_work.arg = excluded.arg THEN pending_work.claimed_by ELSE '' END,
+		claimed_until = CASE WHEN pending_work.arg = excluded.arg THEN pending_work.claimed_until ELSE NULL END`,
 		kind, arg, s.now())
 	if err != nil {
 		return fmt.Errorf("recording pending %s: %w", kind, err)
@@ -64,12 +66,16 @@ func (s *DB) ReleasePendingWork(ctx context.Context, kind, owner string) error {
 }
 
 // ClearPendingWork removes the record of pending work of a kind if its
-// argument is still arg: work requested again meanwhile stays pending.
-func (s *DB) ClearPendingWork(ctx context.Context, kind, arg string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM pending_work WHERE kind = ? AND arg = ?`, kind, arg); err != nil {
-		return fmt.Errorf("clearing pending %s: %w", kind, err)
+// argument is still arg and it was last requested at or before since (when
+// the work that clears it started): work requested again meanwhile stays
+// pending. It reports whether it removed the record.
+func (s *DB) ClearPendingWork(ctx context.Context, kind, arg string, since time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM pending_work WHERE kind = ? AND arg = ? AND requested_at <= ?`, kind, arg, since.UTC())
+	if err != nil {
+		return false, fmt.Errorf("clearing pending %s: %w", kind, err)
 	}
-	return nil
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // DigestsNotMatchedWith lists the digests of analysed images whose matches

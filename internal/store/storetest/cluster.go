@@ -107,15 +107,34 @@ func testPendingWorkClaims(t *testing.T, db store.Store, clock *Clock) {
 	if _, ok := claim("a"); !ok {
 		t.Fatal("a could not claim released work")
 	}
-	// A new request is new work: anyone may claim it.
+	// The same request again keeps the claim; a new request is new work:
+	// anyone may claim it.
+	if err := db.SetPendingWork(ctx, "rematch", "build-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim("b"); ok {
+		t.Fatal("b claimed work a holds after the same request came again")
+	}
 	if err := db.SetPendingWork(ctx, "rematch", "build-2"); err != nil {
 		t.Fatal(err)
 	}
 	if arg, ok := claim("b"); !ok || arg != "build-2" {
 		t.Fatalf("claim of the new request = %q, %v", arg, ok)
 	}
-	if err := db.ClearPendingWork(ctx, "rematch", "build-2"); err != nil {
+	// Work requested again after the pass that clears it started stays.
+	started := clock.Now()
+	clock.Advance(time.Second)
+	if err := db.SetPendingWork(ctx, "rematch", "build-2"); err != nil {
 		t.Fatal(err)
+	}
+	if cleared, err := db.ClearPendingWork(ctx, "rematch", "build-2", started); err != nil || cleared {
+		t.Fatalf("cleared work requested again after the pass started: %v, %v", cleared, err)
+	}
+	if cleared, err := db.ClearPendingWork(ctx, "rematch", "build-1", clock.Now()); err != nil || cleared {
+		t.Fatalf("cleared work of another argument: %v, %v", cleared, err)
+	}
+	if cleared, err := db.ClearPendingWork(ctx, "rematch", "build-2", clock.Now()); err != nil || !cleared {
+		t.Fatalf("clearing the work: %v, %v", cleared, err)
 	}
 	if _, ok := claim("b"); ok {
 		t.Fatal("claimed cleared work")
