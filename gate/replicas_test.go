@@ -374,6 +374,58 @@ func TestReplicasDeliverOnce(t *testing.T) {
 	}
 }
 
+// consoleUser is a browser on the console: its cookie jar gives every
+// gate on 127.0.0.1 its session (cookies are per host, not per port), and
+// it follows no redirect.
+type consoleUser struct {
+	t   *testing.T
+	jar *cookiejar.Jar
+	c   *http.Client
+}
+
+func newConsoleUser(t *testing.T) *consoleUser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &consoleUser{t: t, jar: jar, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// page GETs a page and returns its status and body.
+func (u *consoleUser) page(base, path string) (int, string) {
+	u.t.Helper()
+	resp, err := u.c.Get(base + path)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// signIn signs in with the admin token through the sign-in form.
+func (u *consoleUser) signIn(base string) {
+	u.t.Helper()
+	_, login := u.page(base, "/ui/login")
+	resp, err := u.c.PostForm(base+"/ui/login", url.Values{"token": {testToken}, "csrf": {csrfOf(login)}})
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/repositories" {
+		u.t.Fatalf("sign-in on %s = %d %s", base, resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// csrfOf returns the CSRF token of a console page's forms.
+func csrfOf(body string) string {
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
 // TestReplicasShareConsoleSessions: a user signs in to the console on
 // replica A and is signed in on replica B, with the same CSRF token; A is
 // killed and started again and the user is still signed in there; signing
@@ -385,40 +437,11 @@ func TestReplicasShareConsoleSessions(t *testing.T) {
 	}
 	srv := startPostgres(t)
 	clients, bases, cmds := replicas(t, 2, srv.NewDatabase(t))
-	jar, err := cookiejar.New(nil) // cookies are per host, not per port: both replicas get the session
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	page := func(base, path string) (int, string) {
-		t.Helper()
-		resp, err := c.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	csrfOf := func(body string) string {
-		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
-		if m == nil {
-			return ""
-		}
-		return m[1]
-	}
-	_, login := page(bases[0], "/ui/login")
-	resp, err := c.PostForm(bases[0]+"/ui/login", url.Values{"token": {testToken}, "csrf": {csrfOf(login)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/repositories" {
-		t.Fatalf("sign-in on A = %d %s", resp.StatusCode, resp.Header.Get("Location"))
-	}
+	u := newConsoleUser(t)
+	u.signIn(bases[0])
 	signedIn := func(name, base string) string {
 		t.Helper()
-		code, body := page(base, "/ui/repositories")
+		code, body := u.page(base, "/ui/repositories")
 		if code != http.StatusOK || csrfOf(body) == "" {
 			t.Fatalf("GET /ui/repositories on %s = %d; want the page of a signed-in user", name, code)
 		}
@@ -440,8 +463,8 @@ func TestReplicasShareConsoleSessions(t *testing.T) {
 	}
 
 	aURL, _ := url.Parse(bases[0])
-	session := jar.Cookies(aURL)
-	resp, err = c.PostForm(bases[1]+"/ui/logout", url.Values{"csrf": {csrf}})
+	session := u.jar.Cookies(aURL)
+	resp, err := u.c.PostForm(bases[1]+"/ui/logout", url.Values{"csrf": {csrf}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,8 +472,8 @@ func TestReplicasShareConsoleSessions(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/login" {
 		t.Fatalf("sign-out on B = %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	jar.SetCookies(aURL, session) // the cookie B cleared, sent again
-	if code, _ := page(bases[0], "/ui/repositories"); code != http.StatusSeeOther {
+	u.jar.SetCookies(aURL, session) // the cookie B cleared, sent again
+	if code, _ := u.page(bases[0], "/ui/repositories"); code != http.StatusSeeOther {
 		t.Fatalf("after signing out on B, A answers the old session with %d, want a redirect to sign in", code)
 	}
 }

@@ -351,6 +351,7 @@ func (m *Main) Open(ctx context.Context) error {
 	console.Route(m.Server.Echo(), console.Config{
 		Images: m.Analysis, Store: m.Store, Policies: m.Verdicts, Registries: m.Registries, Alerts: m.Alerts,
 		Admission: m.Admission, API: m.Server, HashToken: server.HashToken, Log: m.Log, Now: m.Now,
+		Unavailable: m.Server.Unavailable,
 	})
 
 	tlsConfig, err := c.TLS.serverTLS(m.Log)

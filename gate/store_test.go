@@ -154,10 +154,10 @@ func TestStoreCopyToPostgres(t *testing.T) {
 }
 
 // TestPostgresOutage: PostgreSQL stops under a running gate: /readyz
-// fails, requests (the API's and the Anchore subset's) answer 503 with
-// Retry-After, not 500, and the gate keeps running; when PostgreSQL is
-// back the gate is ready again, serves what it stored before and takes
-// new work.
+// fails, requests (the API's, the Anchore subset's, the console's) answer
+// 503, not 500, and the gate keeps running; when PostgreSQL is back the
+// gate is ready again, serves what it stored before (the console session
+// too) and takes new work.
 func TestPostgresOutage(t *testing.T) {
 	pgtest.Skip(t)
 	srv := startPostgres(t)
@@ -196,6 +196,8 @@ func TestPostgresOutage(t *testing.T) {
 		return img.Digest
 	}
 	before := upload(docs[0])
+	u := newConsoleUser(t)
+	u.signIn(g.URL)
 
 	if err := srv.Pause(); err != nil {
 		t.Fatal(err)
@@ -217,6 +219,9 @@ func TestPostgresOutage(t *testing.T) {
 			t.Errorf("%s %s without PostgreSQL = %s (Retry-After %q) %s; want 503 with Retry-After", r.method, r.path, resp.Status, resp.Header.Get("Retry-After"), b)
 		}
 	}
+	if code, _ := u.page(g.URL, "/ui/repositories"); code != http.StatusServiceUnavailable {
+		t.Errorf("a console page without PostgreSQL = %d, want 503", code)
+	}
 
 	if err := srv.Resume(); err != nil {
 		t.Fatal(err)
@@ -230,6 +235,9 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	if img, err := g.c.Image(context.Background(), before); err != nil || img.Status != api.StatusAnalyzed {
 		t.Fatalf("the image stored before the outage: %+v %v", img, err)
+	}
+	if code, _ := u.page(g.URL, "/ui/repositories"); code != http.StatusOK {
+		t.Errorf("the console after the outage = %d, want the page of the user still signed in", code)
 	}
 	after := upload(docs[1])
 	if v, err := g.c.Vulnerabilities(context.Background(), after, "all"); err != nil || v.DBBuilt == nil {

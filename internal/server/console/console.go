@@ -99,6 +99,9 @@ type Config struct {
 	SessionTTL time.Duration
 	// Now is the gate's clock (default: the wall clock).
 	Now func() time.Time
+	// Unavailable, when set, turns an error met while the store does not
+	// answer into a 503 (server.Server.Unavailable).
+	Unavailable func(ctx context.Context, err error) error
 }
 
 // Console is the mounted console.
@@ -159,6 +162,9 @@ func Route(e *echo.Echo, cfg Config) *Console {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Unavailable == nil {
+		cfg.Unavailable = func(_ context.Context, err error) error { return err }
 	}
 	c := &Console{cfg: cfg, pages: parsePages()}
 	static, _ := fs.Sub(staticFS, "static")
@@ -286,6 +292,7 @@ func (c *Console) login(ec echo.Context) error {
 	id := randomString()
 	if err := c.saveSession(ec.Request().Context(), newSession(id), secret); err != nil {
 		c.cfg.Log.Error("console sign-in: storing the session", "err", err)
+		err = c.cfg.Unavailable(ec.Request().Context(), err)
 		return c.render(ec, statusOf(err), "login", &page{Title: "Sign in", Error: "Signing in failed: " + image.ErrorMessage(err), CSRF: c.freshLoginToken(ec), Next: next})
 	}
 	c.setCookie(ec, loginCookie, "", "/ui/login", -1)
@@ -365,6 +372,7 @@ func (c *Console) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return toLogin()
 		}
 		if err != nil {
+			err = c.cfg.Unavailable(ctx, err)
 			return c.fail(ec, statusOf(err), "Reading the session failed: "+image.ErrorMessage(err))
 		}
 		t, err := c.cfg.Store.TokenByHash(ctx, c.cfg.HashToken(s.secret))
@@ -376,6 +384,7 @@ func (c *Console) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return toLogin()
 		}
 		if err != nil {
+			err = c.cfg.Unavailable(ctx, err)
 			return c.fail(ec, statusOf(err), "Checking the session's token failed: "+image.ErrorMessage(err))
 		}
 		if ec.Request().Method != http.MethodGet && ec.Request().Method != http.MethodHead {
@@ -438,6 +447,9 @@ func (c *Console) newPage(ec echo.Context, title, nav string, data any) *page {
 }
 
 func (c *Console) fail(ec echo.Context, status int, msg string) error {
+	if status == http.StatusServiceUnavailable {
+		ec.Response().Header().Set("Retry-After", "5")
+	}
 	p := c.newPage(ec, http.StatusText(status), "", nil)
 	p.Error = msg
 	return c.render(ec, status, "error", p)
