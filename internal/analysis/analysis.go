@@ -808,7 +808,7 @@ func (s *Service) rematchPending(ctx context.Context) {
 		s.log.Info("re-match left to another gate", "db_built", arg, "images", n)
 		return
 	case err != nil:
-		s.log.Error("re-matching stored SBOMs; it is retried at the next DB change or start", "db_built", arg, "images", n, "err", err)
+		s.log.Error("re-matching stored SBOMs; it is retried within a lease, here or on another gate", "db_built", arg, "images", n, "err", err)
 		s.release(ctx, owner)
 		return
 	}
