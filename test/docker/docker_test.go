@@ -7,9 +7,13 @@
 // vulnerable image; and the step's docker:NAME source reads from the real
 // daemon.
 //
-// It needs root, dockerd and docker on the PATH, and dist/gate.docker.tar
-// and dist/gate-step.docker.tar (make image). Outside CI it skips without
-// them; under CI (CI set) it fails.
+// It also validates deploy/compose/docker-compose.yml with docker-compose
+// (or docker compose) and starts its gate service from the loaded image.
+//
+// It needs root, dockerd, docker and docker-compose on the PATH, and
+// dist/gate.docker.tar and dist/gate-step.docker.tar (make image). Without
+// them it skips, unless CI is set or BUILDGATE_E2E=1 (.ci/run sets it):
+// then it fails.
 package docker_test
 
 import (
@@ -48,14 +52,15 @@ func root() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// need skips the test when cond is false, and fails it under CI.
+// need skips the test when cond is false, and fails it under CI or
+// BUILDGATE_E2E=1.
 func need(t *testing.T, cond bool, format string, args ...any) {
 	t.Helper()
 	if cond {
 		return
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI: "+format, args...)
+	if os.Getenv("CI") != "" || os.Getenv("BUILDGATE_E2E") == "1" {
+		t.Fatalf("CI or BUILDGATE_E2E=1: "+format, args...)
 	}
 	t.Skipf(format, args...)
 }
@@ -193,12 +198,12 @@ func writableDir(t *testing.T) string {
 	return dir
 }
 
-// waitReady polls /readyz until it answers 200.
-func waitReady(t *testing.T, d *daemon, base, container string) {
+// waitOK polls url until it answers 200.
+func waitOK(t *testing.T, d *daemon, url, container string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -208,13 +213,47 @@ func waitReady(t *testing.T, d *daemon, base, container string) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	logs, _ := d.docker("logs", container)
-	t.Fatalf("the gate at %s was not ready within 2m; logs:\n%s", base, tail(logs, 3000))
+	t.Fatalf("%s did not answer 200 within 2m; logs of %s:\n%s", url, container, tail(logs, 3000))
+}
+
+// checkConfined checks that the container's process runs as 65532 on a
+// read-only root filesystem.
+func checkConfined(t *testing.T, d *daemon, container string) {
+	t.Helper()
+	pid, err := d.docker("inspect", "-f", "{{.State.Pid}}", container)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid = strings.TrimSpace(pid)
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(l); len(f) == 5 && (f[0] == "Uid:" || f[0] == "Gid:") && (f[1] != "65532" || f[2] != "65532") {
+			t.Errorf("%s runs with %s, want 65532", container, l)
+		}
+	}
+	mounts, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootRO := false
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(l); len(f) > 5 && f[4] == "/" {
+			rootRO = strings.HasPrefix(f[5], "ro")
+		}
+	}
+	if !rootRO {
+		t.Errorf("the root filesystem of %s is not mounted read-only:\n%s", container, mounts)
+	}
 }
 
 // serveArgs are the gate's arguments on a private port: no DB updates
 // from the internet, pulls from the registry on 127.0.0.1.
 func serveArgs(port int) []string {
-	return []string{"serve", "--addr", "127.0.0.1:" + strconv.Itoa(port), "--data", "/data", "--db-update-interval", "0"}
+	return []string{"serve", "--addr", "127.0.0.1:" + strconv.Itoa(port), "--data", "/data", "--db-update-interval", "0",
+		"--allow-private-networks", "127.0.0.0/8"}
 }
 
 func TestImages(t *testing.T) {
@@ -253,14 +292,21 @@ func TestImages(t *testing.T) {
 	})
 
 	t.Run("unwritable data directory", func(t *testing.T) {
-		dir := t.TempDir() // root's, mode 0755: uid 65532 cannot write it
-		out, code, err := d.dockerCode(append([]string{"run", "--rm", "--network", "none", "-v", dir + ":/data", gateImage}, serveArgs(freePort(t))...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code == 0 || !strings.Contains(out, "data directory /data is not writable") || !strings.Contains(out, "permission denied") ||
-			!strings.Contains(out, "uid 65532") {
-			t.Errorf("gate on an unwritable /data: exit %d, output %q; want a refusal naming the path, the reason and the user", code, out)
+		for _, c := range []struct {
+			name, volume, reason string
+		}{
+			// root's, mode 0755: uid 65532 cannot write it
+			{"host directory of another user", t.TempDir() + ":/data", "permission denied"},
+			{"read-only volume", writableDir(t) + ":/data:ro", "read-only file system"},
+		} {
+			out, code, err := d.dockerCode(append([]string{"run", "--rm", "--network", "none", "-v", c.volume, gateImage}, serveArgs(freePort(t))...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code == 0 || !strings.Contains(out, "data directory /data is not writable") || !strings.Contains(out, c.reason) ||
+				!strings.Contains(out, "uid 65532") {
+				t.Errorf("gate on /data from a %s: exit %d, output %q; want a refusal naming the path, %q and the user", c.name, code, out, c.reason)
+			}
 		}
 	})
 
@@ -297,36 +343,10 @@ func TestImages(t *testing.T) {
 		"-e", "GATE_ADMIN_TOKEN=" + token, gateImage}, serveArgs(port)...)...); err != nil {
 		t.Fatalf("docker run gate: %v\n%s", err, out)
 	}
-	waitReady(t, d, base, "gate")
+	waitOK(t, d, base+"/readyz", "gate")
 
 	t.Run("runs as 65532 on a read-only root", func(t *testing.T) {
-		pid, err := d.docker("inspect", "-f", "{{.State.Pid}}", "gate")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid = strings.TrimSpace(pid)
-		status, err := os.ReadFile("/proc/" + pid + "/status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(l); len(f) == 5 && (f[0] == "Uid:" || f[0] == "Gid:") && (f[1] != "65532" || f[2] != "65532") {
-				t.Errorf("the gate process runs with %s, want 65532", l)
-			}
-		}
-		mounts, err := os.ReadFile("/proc/" + pid + "/mountinfo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		rootRO := false
-		for _, l := range strings.Split(string(mounts), "\n") {
-			if f := strings.Fields(l); len(f) > 5 && f[4] == "/" {
-				rootRO = strings.HasPrefix(f[5], "ro")
-			}
-		}
-		if !rootRO {
-			t.Errorf("the gate's root filesystem is not mounted read-only:\n%s", mounts)
-		}
+		checkConfined(t, d, "gate")
 	})
 
 	c := client.New(base, token, nil)
@@ -350,7 +370,7 @@ func TestImages(t *testing.T) {
 		if out, err := d.docker("restart", "gate"); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		waitReady(t, d, base, "gate")
+		waitOK(t, d, base+"/readyz", "gate")
 		again, err := c.Image(ctx, sub.Digest)
 		if err != nil || again.Status != api.StatusAnalyzed {
 			t.Fatalf("after a restart: %+v, %v; want the analysed image", again, err)
@@ -390,6 +410,58 @@ func TestImages(t *testing.T) {
 		}
 		checkReports(t, filepath.Join(ws, "reports"))
 	})
+
+	t.Run("compose", func(t *testing.T) {
+		compose := composeCommand(t)
+		repo, version, ok := strings.Cut(gateImage, ":")
+		if !ok || repo != "ghcr.io/buildgate/gate" {
+			t.Fatalf("the gate image is tagged %q, want ghcr.io/buildgate/gate:VERSION (the compose file's image)", gateImage)
+		}
+		port := freePort(t)
+		file := filepath.Join(root(), "deploy", "compose", "docker-compose.yml")
+		project := "bgcompose" + strconv.Itoa(port)
+		run := func(args ...string) (string, error) {
+			cmd := exec.Command(compose[0], append(append(compose[1:], "-f", file, "-p", project), args...)...)
+			cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host, "BUILDGATE_VERSION="+version, "BUILDGATE_PORT="+strconv.Itoa(port))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("%s %s: %v\n%s", strings.Join(compose, " "), strings.Join(args, " "), err, out)
+			}
+			return string(out), err
+		}
+		for _, args := range [][]string{{"config", "-q"}, {"--profile", "postgres", "config", "-q"}} {
+			if _, err := run(args...); err != nil {
+				t.Errorf("validating the compose file: %v", err)
+			}
+		}
+		t.Cleanup(func() {
+			if _, err := run("down", "-v"); err != nil {
+				t.Errorf("compose down: %v", err)
+			}
+		})
+		if _, err := run("up", "-d", "gate"); err != nil {
+			t.Fatal(err)
+		}
+		id, err := d.docker("ps", "-q", "--filter", "label=com.docker.compose.project="+project, "--filter", "label=com.docker.compose.service=gate")
+		if id = strings.TrimSpace(id); err != nil || id == "" {
+			t.Fatalf("the compose gate's container: %q, %v", id, err)
+		}
+		// No DB here (nothing to download it from): alive, not ready.
+		waitOK(t, d, "http://127.0.0.1:"+strconv.Itoa(port)+"/healthz", id)
+		checkConfined(t, d, id)
+	})
+}
+
+// composeCommand is Docker Compose: Debian's docker-compose, else the
+// docker compose plugin.
+func composeCommand(t *testing.T) []string {
+	t.Helper()
+	if _, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{"docker-compose"}
+	}
+	err := exec.Command("docker", "compose", "version").Run()
+	need(t, err == nil, "needs docker-compose (apt-get install --no-install-recommends docker-compose) or docker compose")
+	return []string{"docker", "compose"}
 }
 
 // randomToken is an admin token the gate accepts (32 random bytes).
