@@ -7,9 +7,16 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 DATE    ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+# Read once, and handed to the sub-makes: a commit or an edit during a long
+# build must not stamp the images and archives with other values than the
+# binaries in them.
+VERSION := $(VERSION)
+COMMIT  := $(COMMIT)
+SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
+DATE    := $(DATE)
+export VERSION COMMIT SOURCE_DATE_EPOCH DATE
 BI      := github.com/buildgate/buildgate/internal/buildinfo
 LDFLAGS := -s -w -X $(BI).Version=$(VERSION) -X $(BI).Commit=$(COMMIT) -X $(BI).Date=$(DATE)
-export SOURCE_DATE_EPOCH
 SHARED  ?= ../shared
 
 .PHONY: build test e2e demo bench vet lint race fmt-check clean cross image release chart
