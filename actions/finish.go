@@ -146,7 +146,7 @@ func (a *action) annotate(r *step.Result, results []sarifResult) {
 	switch {
 	case r.ExitCode != step.ExitPass:
 		a.gh.WithFieldsMap(title).Errorf("%s", msg)
-	case r.Err != nil || r.Verdict == step.VerdictWarn:
+	case r.Err != nil || r.Verdict == step.VerdictWarn || r.Verdict == step.VerdictStop: // STOP passes only under --fail-on none
 		a.gh.WithFieldsMap(title).Warningf("%s", msg)
 	default:
 		a.gh.WithFieldsMap(title).Noticef("%s", msg)

@@ -58,6 +58,10 @@ type Input struct {
 	GateURL string
 	// DB describes the vulnerability data the matches were made with.
 	DB image.DBInfo
+	// FailOn is the step's --fail-on: the least severe verdict that fails
+	// the build (see ExitCode), for the reports that say whether the build
+	// fails. The zero value is STOP, the default.
+	FailOn policy.Action
 	// Scanner describes the tool that produced the evaluation.
 	Scanner ScannerInfo
 }
@@ -172,10 +176,16 @@ const (
 	ExitError = 2 // no verdict: the analysis or evaluation failed
 )
 
+// FailOnNone is the failOn of ExitCode under which no verdict fails the
+// build: the step reports and exits 0 (--fail-on none). It is below every
+// action, so no final action is FailOnNone or worse.
+const FailOnNone policy.Action = -1
+
 // ExitCode returns the exit code of a CI step for an evaluation: ExitFail
 // when the final action is failOn or worse, else ExitPass. With failOn
 // STOP (the default) only a STOP verdict fails; with WARN, WARN fails too;
-// with GO every verdict fails. A nil evaluation is ExitError.
+// with GO every verdict fails; with FailOnNone none does. A nil
+// evaluation is ExitError whatever failOn is: no verdict is not a pass.
 func ExitCode(e *policy.Evaluation, failOn policy.Action) int {
 	if e == nil {
 		return ExitError

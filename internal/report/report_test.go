@@ -266,7 +266,11 @@ func TestExitCode(t *testing.T) {
 		{"go passes on warn", policy.ActionGo, policy.ActionWarn, false, 0},
 		{"stop fails on warn", policy.ActionStop, policy.ActionWarn, false, 1},
 		{"go fails on go", policy.ActionGo, policy.ActionGo, false, 1},
+		{"stop passes on none", policy.ActionStop, FailOnNone, false, 0},
+		{"warn passes on none", policy.ActionWarn, FailOnNone, false, 0},
+		{"go passes on none", policy.ActionGo, FailOnNone, false, 0},
 		{"no evaluation", policy.ActionGo, policy.ActionStop, true, 2},
+		{"no evaluation on none", policy.ActionStop, FailOnNone, true, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -487,6 +491,31 @@ func TestSchemasMatchShared(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("testdata/schemas/%s differs from %s", name, filepath.Join(dir, name))
+		}
+	}
+}
+
+func TestMarkdownHeadlineFollowsFailOn(t *testing.T) {
+	tests := []struct {
+		final  policy.Action
+		failOn policy.Action
+		want   string
+	}{
+		{policy.ActionStop, policy.ActionStop, "**STOP** — build fails"},
+		{policy.ActionStop, FailOnNone, "**STOP** — build passes (--fail-on none: report only)"},
+		{policy.ActionWarn, policy.ActionStop, "**WARN** — build passes with warnings"},
+		{policy.ActionWarn, policy.ActionWarn, "**WARN** — build fails (--fail-on warn)"},
+		{policy.ActionWarn, FailOnNone, "**WARN** — build passes with warnings"},
+		{policy.ActionGo, FailOnNone, "**GO** — build passes"},
+	}
+	for _, tt := range tests {
+		in := Input{Evaluation: &policy.Evaluation{FinalAction: tt.final, Reason: policy.ReasonPolicyEvaluation, ImageDigest: "sha256:abc"}, FailOn: tt.failOn}
+		var buf strings.Builder
+		if err := Markdown(&buf, in); err != nil {
+			t.Fatal(err)
+		}
+		if want := MarkdownMarker + "\n## buildgate: " + tt.want + "\n"; !strings.HasPrefix(buf.String(), want) {
+			t.Errorf("verdict %v, failOn %d: markdown starts\n%.120s\nwant %q", tt.final, tt.failOn, buf.String(), want)
 		}
 	}
 }

@@ -144,6 +144,7 @@ func (e *execution) run(ctx context.Context) error {
 		},
 		Matches: Matches(vulns.Vulnerabilities),
 		GateURL: r.ReportURL,
+		FailOn:  cfg.FailOn,
 		Scanner: report.ScannerInfo{Name: "buildgate", Version: cfg.Version, StartTime: start.UTC(), EndTime: time.Now().UTC()},
 	}
 	if vulns.DBBuilt != nil {

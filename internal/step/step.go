@@ -92,7 +92,8 @@ type Config struct {
 	// Timeout bounds the whole step: submit, analysis and reports.
 	Timeout time.Duration
 	// FailOn is the least severe verdict that fails the build: STOP (the
-	// default) or WARN.
+	// default) or WARN; report.FailOnNone fails on no verdict (errors still
+	// fail unless PassOnError).
 	FailOn policy.Action
 	// PassOnError makes errors exit 0 (--on-error pass). The ERROR line is
 	// still printed.
@@ -192,6 +193,9 @@ func (r *Result) Summary() string {
 	switch r.Verdict {
 	case VerdictStop:
 		s = "policy STOP: " + r.stopWhy()
+		if r.ExitCode == ExitPass {
+			s += " (--fail-on none: not failing the build)"
+		}
 	case VerdictWarn:
 		s = fmt.Sprintf("policy WARN: %s", plural(r.WarnCount, "warn finding"))
 		if r.ExitCode == ExitFail {
