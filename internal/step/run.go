@@ -120,6 +120,9 @@ func (e *execution) run(ctx context.Context) error {
 	}
 	e.verdict(v)
 	s.printf("verdict %s (%d stop, %d warn findings)", strings.ToUpper(r.Verdict), r.StopCount, r.WarnCount)
+	if err := e.findingsTable(&v.Evaluation); err != nil {
+		return err
+	}
 
 	e.phase = "fetching the findings of " + img.Digest
 	vulns, err := s.vulnerabilities(ctx, img.Digest)
@@ -170,6 +173,27 @@ func (e *execution) verdict(v *policy.Verdict) {
 	r.BundleVersion = v.BundleVersion
 	r.StopCount, r.WarnCount, r.AllowlistedCount = countFindings(&v.Evaluation)
 	r.ExitCode = report.ExitCode(&v.Evaluation, e.cfg.FailOn)
+}
+
+// logTableRows bounds the findings table of the job log.
+const logTableRows = 50
+
+// findingsTable prints the findings for people reading the job log,
+// STOP first, cut at logTableRows with a line naming the reports that
+// hold every finding.
+func (e *execution) findingsTable(ev *policy.Evaluation) error {
+	left, err := report.FindingsTable(e.s.out, ev, logTableRows)
+	if err != nil {
+		return fmt.Errorf("writing the findings table: %w", err)
+	}
+	if left > 0 {
+		var all []string
+		for _, f := range []string{report.FormatJSON, report.FormatJUnit} {
+			all = append(all, filepath.Join(e.cfg.OutDir, report.FileName(f)))
+		}
+		e.s.printf("… and %d more (see %s)", left, strings.Join(all, ", "))
+	}
+	return nil
 }
 
 // countFindings counts the findings the way the reports show them: STOP

@@ -221,6 +221,8 @@ type fakeGate struct {
 	// poll503 the first poll 503 with Retry-After: 1.
 	submit429, poll503 bool
 	stop               bool
+	// vulns adds that many STOP vulnerability findings to a STOP verdict.
+	vulns int
 
 	mu        sync.Mutex
 	submitted time.Time
@@ -269,6 +271,11 @@ func (f *fakeGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.stop {
 			ev.FinalAction, ev.PolicyFinalAction = policy.ActionStop, policy.ActionStop
 			ev.Findings = []policy.Finding{{TriggerID: "t1", Gate: "dockerfile", Trigger: "exposed_ports", Action: policy.ActionStop, Message: "port 22 exposed"}}
+			for i := range f.vulns {
+				id := fmt.Sprintf("CVE-2024-%04d", i)
+				ev.Findings = append(ev.Findings, policy.Finding{TriggerID: id + "+openssl", Gate: "vulnerabilities", Trigger: "package", Action: policy.ActionStop,
+					Vulnerability: &image.Match{VulnerabilityID: id, Severity: image.SeverityHigh, PackageName: "openssl", PackageVersion: "1.1.1n-0", FixState: image.FixStateFixed, FixVersions: []string{"1.1.1w-0"}}})
+			}
 		}
 		reply(http.StatusOK, policy.Verdict{Evaluation: ev, BundleVersion: 3})
 	case r.URL.Path == "/v1/images/"+digest+"/vulnerabilities":
@@ -413,5 +420,44 @@ func TestFailOnNoneReportsWithoutFailing(t *testing.T) {
 				t.Errorf("markdown (%v):\n%s", err, md)
 			}
 		})
+	}
+}
+
+func TestFindingsTableInTheLog(t *testing.T) {
+	srv := httptest.NewServer(&fakeGate{stop: true, vulns: 60})
+	defer srv.Close()
+	cfg := step.DefaultConfig()
+	cfg.GateURL, cfg.Token, cfg.Image = srv.URL, "tok", "app:1"
+	cfg.OutDir = filepath.Join(t.TempDir(), "out")
+	var out bytes.Buffer
+	r := step.Execute(context.Background(), cfg, &out)
+	t.Logf("%s", out.String())
+	if r.ExitCode != step.ExitFail || r.StopCount != 61 {
+		t.Fatalf("exit %d, %d stop findings; want 1 and 61", r.ExitCode, r.StopCount)
+	}
+	lines := strings.Split(out.String(), "\n")
+	head := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "  SEVERITY  VULNERABILITY  ") {
+			head = i
+			break
+		}
+	}
+	if head < 1 || !strings.HasPrefix(lines[head-1], "buildgate: verdict STOP (61 stop, 0 warn findings)") {
+		t.Fatalf("no table header after the verdict line")
+	}
+	// The dockerfile finding first, then 49 of the 60 vulnerabilities.
+	rows := lines[head+1 : head+51]
+	if !strings.Contains(rows[0], "dockerfile/exposed_ports") || !strings.Contains(rows[1], "CVE-2024-0000") || !strings.Contains(rows[49], "CVE-2024-0048") {
+		t.Errorf("rows:\n%s", strings.Join(rows, "\n"))
+	}
+	for _, row := range rows[1:] {
+		if f := strings.Fields(row); len(f) != 6 || f[0] != "High" || f[2] != "openssl" || f[3] != "1.1.1n-0" || f[4] != "1.1.1w-0" || f[5] != "STOP" {
+			t.Errorf("row %q", row)
+		}
+	}
+	more := "buildgate: … and 11 more (see " + filepath.Join(cfg.OutDir, "buildgate.json") + ", " + filepath.Join(cfg.OutDir, "buildgate.junit.xml") + ")"
+	if lines[head+51] != more {
+		t.Errorf("line after the table %q, want %q", lines[head+51], more)
 	}
 }
