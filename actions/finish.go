@@ -55,6 +55,7 @@ func (a *action) finish(ctx context.Context, r *step.Result) {
 	a.output("junit-file", junit)
 	a.output("markdown-file", markdown)
 	a.output("report-url", r.ReportURL)
+	a.output("image-url", r.ImageURL)
 	a.output("digest", r.Digest)
 
 	a.annotate(r, results)

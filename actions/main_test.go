@@ -181,8 +181,11 @@ func TestPassingImage(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no digest in\n%s", r.stdout)
 	}
-	if r.outputs["digest"] != m[1] || r.outputs["report-url"] != g.URL+"/v1/images/"+m[1]+"/report?format=markdown" {
-		t.Errorf("digest %q, report-url %q", r.outputs["digest"], r.outputs["report-url"])
+	if r.outputs["digest"] != m[1] || r.outputs["report-url"] != g.URL+"/v1/images/"+m[1]+"/report?format=markdown" || r.outputs["image-url"] != g.URL+"/ui/images/"+m[1] {
+		t.Errorf("digest %q, report-url %q, image-url %q", r.outputs["digest"], r.outputs["report-url"], r.outputs["image-url"])
+	}
+	if !strings.Contains(r.summary, "("+g.URL+"/ui/images/"+m[1]+")") || strings.Contains(r.summary, g.URL+"/v1/") {
+		t.Errorf("the job summary does not link the console's image page:\n%s", r.summary)
 	}
 	if !strings.HasPrefix(r.summary, report.MarkdownMarker+"\n## buildgate: **WARN**") {
 		t.Errorf("job summary:\n%s", r.summary)

@@ -31,6 +31,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -53,8 +54,9 @@ type Input struct {
 	// Packages are the image's packages; optional, used to find a matched
 	// package's path when the match has none.
 	Packages []image.Package
-	// GateURL links to the image on the gate, e.g.
-	// https://gate.example/ui/images/sha256:....
+	// GateURL links to the image's page in the gate's console (ImageURL),
+	// e.g. https://gate.example/ui/images/sha256:...; the reports' links
+	// for people go there, never to the token-only API.
 	GateURL string
 	// DB describes the vulnerability data the matches were made with.
 	DB image.DBInfo
@@ -167,6 +169,12 @@ func ContentType(format string) string {
 func FileName(format string) string {
 	f, _ := lookupFormat(format)
 	return f.fileName
+}
+
+// ImageURL is the image's page in the gate's console at base
+// (https://gate.example): <base>/ui/images/<digest>.
+func ImageURL(base, digest string) string {
+	return strings.TrimRight(base, "/") + "/ui/images/" + url.PathEscape(digest)
 }
 
 // Exit codes of a CI step.

@@ -519,3 +519,14 @@ func TestMarkdownHeadlineFollowsFailOn(t *testing.T) {
 		}
 	}
 }
+
+func TestImageURL(t *testing.T) {
+	for _, base := range []string{"https://gate.example", "https://gate.example/"} {
+		if got, want := ImageURL(base, "sha256:abc"), "https://gate.example/ui/images/sha256:abc"; got != want {
+			t.Errorf("ImageURL(%q) = %q, want %q", base, got, want)
+		}
+	}
+	if got := ImageURL("https://gate.example/prefix", "a/b c"); got != "https://gate.example/prefix/ui/images/a%2Fb%20c" {
+		t.Errorf("ImageURL escapes to %q", got)
+	}
+}

@@ -96,6 +96,7 @@ func (e *execution) run(ctx context.Context) error {
 	}
 	r.Digest = img.Digest
 	r.ReportURL = redactURL(s.base) + "/v1/images/" + img.Digest + "/report?format=markdown"
+	r.ImageURL = report.ImageURL(redactURL(s.base), img.Digest)
 	e.status = img.Status
 	s.printf("submitted %s as %s (%s)", r.Image, img.Digest, img.Status)
 
@@ -146,7 +147,7 @@ func (e *execution) run(ctx context.Context) error {
 			DockerfilePath: dockerfilePath(cfg.Dockerfile), Dockerfile: dockerfile,
 		},
 		Matches: Matches(vulns.Vulnerabilities),
-		GateURL: r.ReportURL,
+		GateURL: r.ImageURL,
 		FailOn:  cfg.FailOn,
 		Scanner: report.ScannerInfo{Name: "buildgate", Version: cfg.Version, StartTime: start.UTC(), EndTime: time.Now().UTC()},
 	}

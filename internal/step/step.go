@@ -154,9 +154,12 @@ type Result struct {
 	Evaluation *policy.Verdict
 	// Files are the reports written, in report.Formats() order.
 	Files []string
-	// ReportURL is the markdown report on the gate:
-	// <gate>/v1/images/<digest>/report?format=markdown.
+	// ReportURL is the markdown report on the gate's API, for machines
+	// with a token: <gate>/v1/images/<digest>/report?format=markdown.
 	ReportURL string
+	// ImageURL is the image's page in the gate's console, for people:
+	// <gate>/ui/images/<digest>. The reports link there.
+	ImageURL string
 	// Err is why the step failed, nil when it has a verdict.
 	Err error
 

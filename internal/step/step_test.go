@@ -461,3 +461,36 @@ func TestFindingsTableInTheLog(t *testing.T) {
 		t.Errorf("line after the table %q, want %q", lines[head+51], more)
 	}
 }
+
+func TestReportsLinkTheConsole(t *testing.T) {
+	srv := httptest.NewServer(&fakeGate{stop: true, vulns: 60})
+	defer srv.Close()
+	cfg := step.DefaultConfig()
+	cfg.GateURL, cfg.Token, cfg.Image = srv.URL+"/", "tok", "app:1"
+	cfg.OutDir = filepath.Join(t.TempDir(), "out")
+	r := step.Execute(context.Background(), cfg, io.Discard)
+	page := srv.URL + "/ui/images/sha256:abc"
+	if r.ImageURL != page || len(r.Files) != 5 {
+		t.Fatalf("ImageURL %q, files %v; want %q", r.ImageURL, r.Files, page)
+	}
+	wants := map[string][]string{
+		"buildgate.md":        {"[View the image on the gate](" + page + ")", "see [the gate](" + page + ")"},
+		"buildgate.junit.xml": {"details: " + page},
+		"buildgate.sarif":     {`"gateUrl": "` + page + `"`},
+		"buildgate.json":      {`"gate_url": "` + page + `"`},
+	}
+	for _, f := range r.Files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(srv.URL+"/v1/")) {
+			t.Errorf("%s links the token-only API", f)
+		}
+		for _, want := range wants[filepath.Base(f)] {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("%s lacks %q", f, want)
+			}
+		}
+	}
+}
