@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -32,7 +33,7 @@ func FindingsTable(w io.Writer, e *policy.Evaluation, max int) (left int, err er
 	}
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-	io.WriteString(tw, "  SEVERITY\tVULNERABILITY\tPACKAGE\tINSTALLED\tFIXED IN\tACTION\n")
+	fmt.Fprint(tw, "  SEVERITY\tVULNERABILITY\tPACKAGE\tINSTALLED\tFIXED IN\tACTION\n")
 	for _, f := range fs {
 		cells := []string{"-", f.Gate + "/" + f.Trigger, "-", "-", "-", tableAction(e, f)}
 		if v := f.Vulnerability; v != nil {
@@ -47,7 +48,7 @@ func FindingsTable(w io.Writer, e *policy.Evaluation, max int) (left int, err er
 		for i, c := range cells {
 			cells[i] = tableCell(c)
 		}
-		io.WriteString(tw, "  "+strings.Join(cells, "\t")+"\n")
+		fmt.Fprint(tw, "  "+strings.Join(cells, "\t")+"\n")
 	}
 	tw.Flush()
 	_, err = w.Write(buf.Bytes())
