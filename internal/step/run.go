@@ -121,9 +121,7 @@ func (e *execution) run(ctx context.Context) error {
 	}
 	e.verdict(v)
 	s.printf("verdict %s (%d stop, %d warn findings)", strings.ToUpper(r.Verdict), r.StopCount, r.WarnCount)
-	if err := e.findingsTable(&v.Evaluation); err != nil {
-		return err
-	}
+	e.findingsTable(&v.Evaluation)
 
 	e.phase = "fetching the findings of " + img.Digest
 	vulns, err := s.vulnerabilities(ctx, img.Digest)
@@ -181,12 +179,10 @@ const logTableRows = 50
 
 // findingsTable prints the findings for people reading the job log,
 // STOP first, cut at logTableRows with a line naming the reports that
-// hold every finding.
-func (e *execution) findingsTable(ev *policy.Evaluation) error {
-	left, err := report.FindingsTable(e.s.out, ev, logTableRows)
-	if err != nil {
-		return fmt.Errorf("writing the findings table: %w", err)
-	}
+// hold every finding. Like every progress line, it does not change the
+// outcome when the log cannot be written.
+func (e *execution) findingsTable(ev *policy.Evaluation) {
+	left, _ := report.FindingsTable(e.s.out, ev, logTableRows)
 	if left > 0 {
 		var all []string
 		for _, f := range []string{report.FormatJSON, report.FormatJUnit} {
@@ -194,7 +190,6 @@ func (e *execution) findingsTable(ev *policy.Evaluation) error {
 		}
 		e.s.printf("… and %d more (see %s)", left, strings.Join(all, ", "))
 	}
-	return nil
 }
 
 // countFindings counts the findings the way the reports show them: STOP
