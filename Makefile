@@ -56,7 +56,7 @@ e2e:
 	BUILDGATE_E2E=1 $(GO) test -count=1 -run 'TestWorkflowUnderAct|TestTemplateUnderGitLabCILocal' ./actions ./gitlab-ci
 
 demo: build
-	$(GO) run ./examples/demo -gate bin/gate -shared $(SHARED)
+	$(GO) run ./examples/demo -gate bin/gate -step bin/gate-jenkins -shared $(SHARED)
 
 bench: build
 	bash bench/run.sh

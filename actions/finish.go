@@ -55,6 +55,7 @@ func (a *action) finish(ctx context.Context, r *step.Result) {
 	a.output("junit-file", junit)
 	a.output("markdown-file", markdown)
 	a.output("report-url", r.ReportURL)
+	a.output("image-url", r.ImageURL)
 	a.output("digest", r.Digest)
 
 	a.annotate(r, results)
@@ -146,7 +147,7 @@ func (a *action) annotate(r *step.Result, results []sarifResult) {
 	switch {
 	case r.ExitCode != step.ExitPass:
 		a.gh.WithFieldsMap(title).Errorf("%s", msg)
-	case r.Err != nil || r.Verdict == step.VerdictWarn:
+	case r.Err != nil || r.Verdict == step.VerdictWarn || r.Verdict == step.VerdictStop: // STOP passes only under --fail-on none
 		a.gh.WithFieldsMap(title).Warningf("%s", msg)
 	default:
 		a.gh.WithFieldsMap(title).Noticef("%s", msg)

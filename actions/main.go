@@ -6,7 +6,8 @@
 // GATE_* variables for inputs not given, runs the vendor-neutral step
 // (internal/step), and then:
 //   - sets the outputs verdict, stop-count, warn-count, sarif-file,
-//     junit-file, markdown-file, report-url and digest ($GITHUB_OUTPUT);
+//     junit-file, markdown-file, report-url, image-url and digest
+//     ($GITHUB_OUTPUT);
 //   - appends the Markdown report to the job summary ($GITHUB_STEP_SUMMARY);
 //   - annotates the verdict and the STOP and WARN findings, on the
 //     Dockerfile's lines when a Dockerfile was given;

@@ -181,8 +181,11 @@ func TestPassingImage(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no digest in\n%s", r.stdout)
 	}
-	if r.outputs["digest"] != m[1] || r.outputs["report-url"] != g.URL+"/v1/images/"+m[1]+"/report?format=markdown" {
-		t.Errorf("digest %q, report-url %q", r.outputs["digest"], r.outputs["report-url"])
+	if r.outputs["digest"] != m[1] || r.outputs["report-url"] != g.URL+"/v1/images/"+m[1]+"/report?format=markdown" || r.outputs["image-url"] != g.URL+"/ui/images/"+m[1] {
+		t.Errorf("digest %q, report-url %q, image-url %q", r.outputs["digest"], r.outputs["report-url"], r.outputs["image-url"])
+	}
+	if !strings.Contains(r.summary, "("+g.URL+"/ui/images/"+m[1]+")") || strings.Contains(r.summary, g.URL+"/v1/") {
+		t.Errorf("the job summary does not link the console's image page:\n%s", r.summary)
 	}
 	if !strings.HasPrefix(r.summary, report.MarkdownMarker+"\n## buildgate: **WARN**") {
 		t.Errorf("job summary:\n%s", r.summary)
@@ -378,7 +381,7 @@ func TestErrors(t *testing.T) {
 		env["INPUT_IMAGE"] = "app:1"
 		env["INPUT_FAIL-ON"] = "never"
 		r := runAction(t, env)
-		if r.code != step.ExitError || r.stderr != "buildgate: ERROR: bad inputs: input fail-on: invalid value \"never\": want stop or warn\n" {
+		if r.code != step.ExitError || r.stderr != "buildgate: ERROR: bad inputs: input fail-on: invalid value \"never\": want stop, warn or none\n" {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 		if r.outputs["verdict"] != "error" || r.outputs["sarif-file"] != "" {

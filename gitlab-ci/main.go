@@ -86,7 +86,8 @@ BUILDGATE_* variables (BUILDGATE_URL, BUILDGATE_TOKEN, BUILDGATE_IMAGE,
 BUILDGATE_DOCKERFILE, BUILDGATE_POLICY, BUILDGATE_FAIL_ON, ...), then GATE_*.
 On merge request pipelines, $BUILDGATE_GITLAB_TOKEN lets it keep one note
 with the report on the merge request.
-Exit status: 0 pass, 1 policy STOP (or WARN with --fail-on warn), 2 error.
+Exit status: 0 pass, 1 policy STOP (or WARN with --fail-on warn; never with
+--fail-on none), 2 error.
 
 `
 

@@ -195,7 +195,7 @@ func TestBadVariables(t *testing.T) {
 		want string
 	}{
 		{"bad fail-on", map[string]string{"BUILDGATE_URL": "http://127.0.0.1:1", "BUILDGATE_TOKEN": "bg_secret", "BUILDGATE_FAIL_ON": "never"}, nil,
-			`buildgate: ERROR: bad flags: $BUILDGATE_FAIL_ON: invalid value "never": want stop or warn (gate-gitlab -h for help)`},
+			`buildgate: ERROR: bad flags: $BUILDGATE_FAIL_ON: invalid value "never": want stop, warn or none (gate-gitlab -h for help)`},
 		{"no gate", map[string]string{"BUILDGATE_TOKEN": "bg_secret", "BUILDGATE_IMAGE": "app:1"}, nil,
 			"buildgate: ERROR: bad flags: --gate (or $GATE_URL) is required"},
 		{"no image outside a pipeline", map[string]string{"BUILDGATE_URL": "http://127.0.0.1:1", "BUILDGATE_TOKEN": "bg_secret"}, nil,

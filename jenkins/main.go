@@ -55,7 +55,8 @@ const usage = `usage: gate-jenkins --gate URL --image IMAGE [flags]
 
 Gates container images against a buildgate gate and writes reports to
 $WORKSPACE/buildgate-reports (--out). The token comes from $GATE_TOKEN.
-Exit status: 0 pass, 1 policy STOP (or WARN with --fail-on warn), 2 error.
+Exit status: 0 pass, 1 policy STOP (or WARN with --fail-on warn; never with
+--fail-on none), 2 error.
 
 `
 

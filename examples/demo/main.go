@@ -1,8 +1,11 @@
 // Command demo shows buildgate's main job end to end, offline: it builds a
 // vulnerability DB from ../shared/vulndata with grype's builder, starts
 // `gate serve` on embedded SQLite, pushes an image into a local registry,
-// submits it, waits with progress, prints a summary, and stops everything
-// it started. `make demo` runs it.
+// submits it, waits with progress, prints a summary, then gates the image
+// as a Jenkins build would with the step binary gate-jenkins: the verdict,
+// the findings table, exit 1 and the reports it wrote; then again with an
+// allowlist that accepts the STOP findings, exit 0. It stops everything it
+// started. `make demo` runs it.
 package main
 
 import (
@@ -34,11 +37,12 @@ import (
 
 func main() {
 	gate := flag.String("gate", "bin/gate", "the gate binary")
+	jenkins := flag.String("step", "bin/gate-jenkins", "the Jenkins step binary")
 	shared := flag.String("shared", "../shared", "the shared test material")
 	img := flag.String("image", "bullseye-minbase", "image under shared/images to scan")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	flag.Parse()
-	if err := run(*gate, *shared, *img, *keep); err != nil {
+	if err := run(*gate, *jenkins, *shared, *img, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -46,7 +50,7 @@ func main() {
 
 func step(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
-func run(gate, shared, imgName string, keep bool) error {
+func run(gate, jenkins, shared, imgName string, keep bool) error {
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "buildgate-demo-")
 	if err != nil {
@@ -137,7 +141,10 @@ func run(gate, shared, imgName string, keep bool) error {
 		return fmt.Errorf("analysis failed: %s", done.Error)
 	}
 	step("analysed in %s", time.Since(start).Round(time.Millisecond))
-	return summarise(ctx, c, done)
+	if err := summarise(ctx, c, done); err != nil {
+		return err
+	}
+	return pipeline(ctx, c, jenkins, base, ref.String(), filepath.Join(work, "workspace"))
 }
 
 func summarise(ctx context.Context, c *client.Client, img *api.Image) error {

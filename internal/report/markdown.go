@@ -26,6 +26,28 @@ var headlines = map[policy.Action]string{
 	policy.ActionGo:   "**GO** — build passes",
 }
 
+// headline is the Markdown headline: the verdict and what it does to the
+// build under failOn, as ExitCode decides.
+func headline(e *policy.Evaluation, failOn policy.Action) string {
+	a := clampAction(e.FinalAction)
+	fails := ExitCode(e, failOn) == ExitFail
+	switch {
+	case fails == (a == policy.ActionStop):
+		return headlines[a]
+	case fails:
+		return "**" + actionWord(a) + "** — build fails (--fail-on " + failOnWord(failOn) + ")"
+	}
+	return "**STOP** — build passes (--fail-on " + failOnWord(failOn) + ": report only)"
+}
+
+// failOnWord names a failOn of ExitCode as the step's flag takes it.
+func failOnWord(failOn policy.Action) string {
+	if failOn == FailOnNone {
+		return "none"
+	}
+	return failOn.String()
+}
+
 // Markdown writes a summary for a pull-request comment or a CI job
 // summary: the marker comment, a headline with the verdict, the image,
 // bundle and DB, counts by action and by severity, tables of STOP and WARN
@@ -43,11 +65,15 @@ func Markdown(w io.Writer, in Input) error {
 	}
 	var b strings.Builder
 	b.WriteString(MarkdownMarker + "\n")
-	fmt.Fprintf(&b, "## buildgate: %s\n\n", headlines[clampAction(e.FinalAction)])
+	fmt.Fprintf(&b, "## buildgate: %s\n\n", headline(e, in.FailOn))
 
 	switch e.Reason {
 	case policy.ReasonDenylistedImage:
-		b.WriteString(upperFirst(imageFailure(e)) + ": the build fails whatever the findings.\n\n")
+		if ExitCode(e, in.FailOn) == ExitFail {
+			b.WriteString(upperFirst(imageFailure(e)) + ": the build fails whatever the findings.\n\n")
+		} else {
+			b.WriteString(upperFirst(imageFailure(e)) + ": the verdict is STOP whatever the findings.\n\n")
+		}
 	case policy.ReasonAllowlistedImage:
 		b.WriteString(upperFirst(waiver(e)) + ": the build passes whatever the findings; they are listed for information.\n\n")
 	}

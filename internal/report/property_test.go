@@ -17,7 +17,7 @@ import (
 // TestConsistency renders hundreds of generated evaluations in every
 // format and checks that the formats agree with the verdict and each
 // other: JUnit failures ⇔ SARIF error results ⇔ verdict STOP ⇔ exit code
-// 1; the Markdown headline and counts; the GitLab report lists every
+// 1 (0 whatever the verdict under --fail-on none); the Markdown headline and counts; the GitLab report lists every
 // match; SARIF and GitLab validate against their schemas.
 //
 // Half of the evaluations are synthetic (random findings over every
@@ -26,6 +26,9 @@ import (
 // with random bundles and facts.
 func TestConsistency(t *testing.T) {
 	rng := rand.New(rand.NewSource(20260301))
+	// failOn is drawn apart, so that the generators' sequence stays.
+	failRNG := rand.New(rand.NewSource(17))
+	failOns := map[policy.Action]int{}
 	const synthetic, evaluated = 300, 200
 	verdicts := map[policy.Action]int{}
 	reasons := map[policy.Reason]int{}
@@ -36,6 +39,8 @@ func TestConsistency(t *testing.T) {
 		} else {
 			in = evaluatedInput(t, rng)
 		}
+		in.FailOn = pick(failRNG, []policy.Action{policy.ActionStop, policy.ActionStop, policy.ActionWarn, FailOnNone})
+		failOns[in.FailOn]++
 		verdicts[in.Evaluation.FinalAction]++
 		reasons[in.Evaluation.Reason]++
 		name := fmt.Sprintf("case%03d", i)
@@ -55,6 +60,11 @@ func TestConsistency(t *testing.T) {
 	for _, r := range []policy.Reason{policy.ReasonPolicyEvaluation, policy.ReasonAllowlistedImage, policy.ReasonDenylistedImage} {
 		if reasons[r] < 20 {
 			t.Errorf("only %d cases with reason %s", reasons[r], r)
+		}
+	}
+	for _, f := range []policy.Action{policy.ActionStop, policy.ActionWarn, FailOnNone} {
+		if failOns[f] < 50 {
+			t.Errorf("only %d cases with failOn %d", failOns[f], f)
 		}
 	}
 }
@@ -78,6 +88,10 @@ func checkConsistency(t *testing.T, in Input, lint bool) {
 	}
 	if got := ExitCode(e, policy.ActionWarn) == 1; got != (e.FinalAction != policy.ActionGo) {
 		t.Errorf("ExitCode(%v, warn) = %v", e.FinalAction, got)
+	}
+	// --fail-on none reports the same verdict and never fails the build.
+	if got := ExitCode(e, FailOnNone); got != ExitPass {
+		t.Errorf("ExitCode(%v, none) = %d, want %d", e.FinalAction, got, ExitPass)
 	}
 	if want := 1 + len(e.Findings); junit.tests != want {
 		t.Errorf("JUnit has %d tests, want %d (image + findings)", junit.tests, want)
@@ -124,9 +138,21 @@ func checkConsistency(t *testing.T, in Input, lint bool) {
 	if !strings.HasPrefix(md, MarkdownMarker+"\n") {
 		t.Errorf("markdown does not start with the marker")
 	}
+	// The headline names the verdict and says the build fails exactly when
+	// the step exits 1 under in.FailOn.
 	m := headlineRE.FindStringSubmatch(md)
-	if m == nil || m[1] != headlines[e.FinalAction] {
-		t.Errorf("markdown headline %q, want %q", m, headlines[e.FinalAction])
+	switch {
+	case m == nil:
+		t.Errorf("markdown has no headline")
+	case in.FailOn == policy.ActionStop && m[1] != headlines[e.FinalAction]:
+		t.Errorf("markdown headline %q, want %q", m[1], headlines[e.FinalAction])
+	case !strings.HasPrefix(m[1], "**"+strings.ToUpper(e.FinalAction.String())+"** — build "):
+		t.Errorf("markdown headline %q does not name the verdict %v", m[1], e.FinalAction)
+	case strings.Contains(m[1], "build fails") != (ExitCode(e, in.FailOn) == ExitFail):
+		t.Errorf("markdown headline %q but exit code %d under failOn %d", m[1], ExitCode(e, in.FailOn), in.FailOn)
+	}
+	if fails := strings.Contains(md, "the build fails"); fails && ExitCode(e, in.FailOn) != ExitFail {
+		t.Errorf("markdown says the build fails, exit code %d under failOn %d", ExitCode(e, in.FailOn), in.FailOn)
 	}
 	want := map[string]int{"STOP": c.Stop, "WARN": c.Warn, "GO": c.Go, "Allowlisted": c.Allowlisted, "Total": len(e.Findings)}
 	got := map[string]int{}

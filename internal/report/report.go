@@ -31,6 +31,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -53,11 +54,16 @@ type Input struct {
 	// Packages are the image's packages; optional, used to find a matched
 	// package's path when the match has none.
 	Packages []image.Package
-	// GateURL links to the image on the gate, e.g.
-	// https://gate.example/ui/images/sha256:....
+	// GateURL links to the image's page in the gate's console (ImageURL),
+	// e.g. https://gate.example/ui/images/sha256:...; the reports' links
+	// for people go there, never to the token-only API.
 	GateURL string
 	// DB describes the vulnerability data the matches were made with.
 	DB image.DBInfo
+	// FailOn is the step's --fail-on: the least severe verdict that fails
+	// the build (see ExitCode), for the reports that say whether the build
+	// fails. The zero value is STOP, the default.
+	FailOn policy.Action
 	// Scanner describes the tool that produced the evaluation.
 	Scanner ScannerInfo
 }
@@ -165,6 +171,12 @@ func FileName(format string) string {
 	return f.fileName
 }
 
+// ImageURL is the image's page in the gate's console at base
+// (https://gate.example): <base>/ui/images/<digest>.
+func ImageURL(base, digest string) string {
+	return strings.TrimRight(base, "/") + "/ui/images/" + url.PathEscape(digest)
+}
+
 // Exit codes of a CI step.
 const (
 	ExitPass  = 0 // the image passes
@@ -172,10 +184,16 @@ const (
 	ExitError = 2 // no verdict: the analysis or evaluation failed
 )
 
+// FailOnNone is the failOn of ExitCode under which no verdict fails the
+// build: the step reports and exits 0 (--fail-on none). It is below every
+// action, so no final action is FailOnNone or worse.
+const FailOnNone policy.Action = -1
+
 // ExitCode returns the exit code of a CI step for an evaluation: ExitFail
 // when the final action is failOn or worse, else ExitPass. With failOn
 // STOP (the default) only a STOP verdict fails; with WARN, WARN fails too;
-// with GO every verdict fails. A nil evaluation is ExitError.
+// with GO every verdict fails; with FailOnNone none does. A nil
+// evaluation is ExitError whatever failOn is: no verdict is not a pass.
 func ExitCode(e *policy.Evaluation, failOn policy.Action) int {
 	if e == nil {
 		return ExitError

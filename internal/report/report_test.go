@@ -266,7 +266,11 @@ func TestExitCode(t *testing.T) {
 		{"go passes on warn", policy.ActionGo, policy.ActionWarn, false, 0},
 		{"stop fails on warn", policy.ActionStop, policy.ActionWarn, false, 1},
 		{"go fails on go", policy.ActionGo, policy.ActionGo, false, 1},
+		{"stop passes on none", policy.ActionStop, FailOnNone, false, 0},
+		{"warn passes on none", policy.ActionWarn, FailOnNone, false, 0},
+		{"go passes on none", policy.ActionGo, FailOnNone, false, 0},
 		{"no evaluation", policy.ActionGo, policy.ActionStop, true, 2},
+		{"no evaluation on none", policy.ActionStop, FailOnNone, true, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -488,5 +492,41 @@ func TestSchemasMatchShared(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("testdata/schemas/%s differs from %s", name, filepath.Join(dir, name))
 		}
+	}
+}
+
+func TestMarkdownHeadlineFollowsFailOn(t *testing.T) {
+	tests := []struct {
+		final  policy.Action
+		failOn policy.Action
+		want   string
+	}{
+		{policy.ActionStop, policy.ActionStop, "**STOP** — build fails"},
+		{policy.ActionStop, FailOnNone, "**STOP** — build passes (--fail-on none: report only)"},
+		{policy.ActionWarn, policy.ActionStop, "**WARN** — build passes with warnings"},
+		{policy.ActionWarn, policy.ActionWarn, "**WARN** — build fails (--fail-on warn)"},
+		{policy.ActionWarn, FailOnNone, "**WARN** — build passes with warnings"},
+		{policy.ActionGo, FailOnNone, "**GO** — build passes"},
+	}
+	for _, tt := range tests {
+		in := Input{Evaluation: &policy.Evaluation{FinalAction: tt.final, Reason: policy.ReasonPolicyEvaluation, ImageDigest: "sha256:abc"}, FailOn: tt.failOn}
+		var buf strings.Builder
+		if err := Markdown(&buf, in); err != nil {
+			t.Fatal(err)
+		}
+		if want := MarkdownMarker + "\n## buildgate: " + tt.want + "\n"; !strings.HasPrefix(buf.String(), want) {
+			t.Errorf("verdict %v, failOn %d: markdown starts\n%.120s\nwant %q", tt.final, tt.failOn, buf.String(), want)
+		}
+	}
+}
+
+func TestImageURL(t *testing.T) {
+	for _, base := range []string{"https://gate.example", "https://gate.example/"} {
+		if got, want := ImageURL(base, "sha256:abc"), "https://gate.example/ui/images/sha256:abc"; got != want {
+			t.Errorf("ImageURL(%q) = %q, want %q", base, got, want)
+		}
+	}
+	if got := ImageURL("https://gate.example/prefix", "a/b c"); got != "https://gate.example/prefix/ui/images/a%2Fb%20c" {
+		t.Errorf("ImageURL escapes to %q", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/buildgate/buildgate/internal/policy"
+	"github.com/buildgate/buildgate/internal/report"
 )
 
 // EnvVars maps each step flag to the environment variable it falls back to.
@@ -37,7 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Tag, "tag", c.Tag, "REPO:TAG the image stands for in policy mappings ($GATE_TAG)")
 	fs.Var((*annotationsValue)(&c.Annotations), "annotation", "`k=v` stored with the image on the gate (repeatable)")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "time limit of the whole step ($GATE_TIMEOUT)")
-	fs.Var((*failOnValue)(&c.FailOn), "fail-on", "verdict that fails the build: `stop|warn` (default stop) ($GATE_FAIL_ON)")
+	fs.Var((*failOnValue)(&c.FailOn), "fail-on", "verdict that fails the build: `stop|warn|none` (default stop; none: report only) ($GATE_FAIL_ON)")
 	fs.Var((*onErrorValue)(&c.PassOnError), "on-error", "on an error (gate down, timeout, ...): `fail|pass`, exit 2 or exit 0 (default fail) ($GATE_ON_ERROR)")
 	fs.StringVar(&c.OutDir, "out", c.OutDir, "directory for the reports ($GATE_OUT)")
 	fs.StringVar(&c.SBOM, "sbom", c.SBOM, "evaluate this SBOM file (syft JSON, CycloneDX, SPDX) instead of an image ($GATE_SBOM)")
@@ -134,8 +135,8 @@ func (c *Config) Validate() error {
 	if c.Timeout <= 0 {
 		return fmt.Errorf("--timeout %s: want a positive duration", c.Timeout)
 	}
-	if c.FailOn != policy.ActionStop && c.FailOn != policy.ActionWarn {
-		return fmt.Errorf("--fail-on %s: want stop or warn", c.FailOn)
+	if c.FailOn != policy.ActionStop && c.FailOn != policy.ActionWarn && c.FailOn != report.FailOnNone {
+		return fmt.Errorf("--fail-on %s: want stop, warn or none", (*failOnValue)(&c.FailOn))
 	}
 	if c.OutDir == "" {
 		return errors.New("--out is empty")
@@ -193,11 +194,24 @@ func (a *annotationsValue) Set(s string) error {
 
 type failOnValue policy.Action
 
-func (f *failOnValue) String() string { return policy.Action(*f).String() }
+func (f *failOnValue) String() string {
+	switch a := policy.Action(*f); a {
+	case policy.ActionStop, policy.ActionWarn, policy.ActionGo:
+		return a.String()
+	case report.FailOnNone:
+		return "none"
+	}
+	return fmt.Sprintf("invalid(%d)", int(*f))
+}
+
 func (f *failOnValue) Set(s string) error {
+	if strings.EqualFold(strings.TrimSpace(s), "none") {
+		*f = failOnValue(report.FailOnNone)
+		return nil
+	}
 	a, err := policy.ParseAction(s)
 	if err != nil || a == policy.ActionGo {
-		return errors.New("want stop or warn")
+		return errors.New("want stop, warn or none")
 	}
 	*f = failOnValue(a)
 	return nil

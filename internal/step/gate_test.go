@@ -21,7 +21,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/report"
 	"github.com/buildgate/buildgate/internal/step"
 	"github.com/buildgate/buildgate/internal/step/steptest"
@@ -88,9 +87,10 @@ func checkNoToken(t *testing.T, token string, r stepRun) {
 	})
 }
 
-// checkReports checks that every report exists and agrees with the exit
-// code: SARIF has "error" results exactly when the step failed on STOP,
-// and JUnit is never empty.
+// checkReports checks that every report exists and agrees with the
+// verdict and exit code: SARIF has "error" results exactly when the
+// verdict is STOP, the step fails on STOP unless --fail-on none, and JUnit
+// is never empty.
 func checkReports(t *testing.T, r stepRun) {
 	t.Helper()
 	for _, f := range report.Formats() {
@@ -109,8 +109,12 @@ func checkReports(t *testing.T, r stepRun) {
 		t.Errorf("JUnit report has no test case \"image analysed and evaluated\":\n%s", junit)
 	}
 	errs := steptest.SARIFLevels(t, filepath.Join(r.out, "buildgate.sarif"))["error"]
-	if stopped := r.code == step.ExitFail && r.cfg.FailOn == policy.ActionStop; stopped != (errs > 0) {
-		t.Errorf("exit code %d but SARIF has %d error results", r.code, errs)
+	stopped := strings.Contains(r.stderr, ": policy STOP: ")
+	if stopped != (errs > 0) {
+		t.Errorf("the line says %q but SARIF has %d error results", r.stderr, errs)
+	}
+	if stopped && (r.code == step.ExitFail) != (r.cfg.FailOn != report.FailOnNone) {
+		t.Errorf("exit code %d on STOP with --fail-on %v", r.code, r.cfg.FailOn)
 	}
 	if !strings.Contains(r.stderr, filepath.Join(r.out, "buildgate.md")) {
 		t.Errorf("the line does not point at the markdown report: %s", r.stderr)
@@ -212,6 +216,27 @@ func TestRegistryReference(t *testing.T) {
 		r := runStep(t, gateEnv(g), "--image", vulnerable)
 		wantLine(t, r, step.ExitFail, "buildgate: FAIL: policy STOP: ", "stop findings (bundle Default bundle v1) — see ")
 		checkReports(t, r)
+		// The job log's table: STOP rows first, at most 50.
+		_, table, ok := strings.Cut(r.stdout, "\n  SEVERITY  VULNERABILITY  ")
+		rows := strings.Split(table, "\n")[1:]
+		n := 0
+		for n < len(rows) && strings.HasPrefix(rows[n], "  ") {
+			n++
+		}
+		if !ok || n == 0 || n > 50 || !strings.HasSuffix(rows[0], " STOP") || (strings.HasPrefix(rows[n], "buildgate: … and ") && n != 50) {
+			t.Errorf("no findings table of at most 50 rows, STOP first, with a line for the rest:\n%s", r.stdout)
+		}
+	})
+	t.Run("STOP passes with --fail-on none", func(t *testing.T) {
+		env := gateEnv(g)
+		env["GATE_FAIL_ON"] = "none"
+		r := runStep(t, env, "--image", vulnerable)
+		wantLine(t, r, step.ExitPass, "buildgate: PASS: policy STOP: ", "stop findings (--fail-on none: not failing the build) (bundle Default bundle v1) — see ")
+		checkReports(t, r)
+		md, _ := os.ReadFile(filepath.Join(r.out, "buildgate.md"))
+		if !bytes.Contains(md, []byte("## buildgate: **STOP** — build passes (--fail-on none: report only)")) {
+			t.Errorf("the markdown headline does not say --fail-on none:\n%.300s", md)
+		}
 	})
 	t.Run("STOP fails with the passing policy too", func(t *testing.T) {
 		r := runStep(t, gateEnv(g), "--image", vulnerable, "--policy", passing)

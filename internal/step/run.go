@@ -96,6 +96,7 @@ func (e *execution) run(ctx context.Context) error {
 	}
 	r.Digest = img.Digest
 	r.ReportURL = redactURL(s.base) + "/v1/images/" + img.Digest + "/report?format=markdown"
+	r.ImageURL = report.ImageURL(redactURL(s.base), img.Digest)
 	e.status = img.Status
 	s.printf("submitted %s as %s (%s)", r.Image, img.Digest, img.Status)
 
@@ -120,6 +121,7 @@ func (e *execution) run(ctx context.Context) error {
 	}
 	e.verdict(v)
 	s.printf("verdict %s (%d stop, %d warn findings)", strings.ToUpper(r.Verdict), r.StopCount, r.WarnCount)
+	e.findingsTable(&v.Evaluation)
 
 	e.phase = "fetching the findings of " + img.Digest
 	vulns, err := s.vulnerabilities(ctx, img.Digest)
@@ -143,7 +145,8 @@ func (e *execution) run(ctx context.Context) error {
 			DockerfilePath: dockerfilePath(cfg.Dockerfile), Dockerfile: dockerfile,
 		},
 		Matches: Matches(vulns.Vulnerabilities),
-		GateURL: r.ReportURL,
+		GateURL: r.ImageURL,
+		FailOn:  cfg.FailOn,
 		Scanner: report.ScannerInfo{Name: "buildgate", Version: cfg.Version, StartTime: start.UTC(), EndTime: time.Now().UTC()},
 	}
 	if vulns.DBBuilt != nil {
@@ -169,6 +172,24 @@ func (e *execution) verdict(v *policy.Verdict) {
 	r.BundleVersion = v.BundleVersion
 	r.StopCount, r.WarnCount, r.AllowlistedCount = countFindings(&v.Evaluation)
 	r.ExitCode = report.ExitCode(&v.Evaluation, e.cfg.FailOn)
+}
+
+// logTableRows bounds the findings table of the job log.
+const logTableRows = 50
+
+// findingsTable prints the findings for people reading the job log,
+// STOP first, cut at logTableRows with a line naming the reports that
+// hold every finding. Like every progress line, it does not change the
+// outcome when the log cannot be written.
+func (e *execution) findingsTable(ev *policy.Evaluation) {
+	left, _ := report.FindingsTable(e.s.out, ev, logTableRows)
+	if left > 0 {
+		var all []string
+		for _, f := range []string{report.FormatJSON, report.FormatJUnit} {
+			all = append(all, filepath.Join(e.cfg.OutDir, report.FileName(f)))
+		}
+		e.s.printf("… and %d more (see %s)", left, strings.Join(all, ", "))
+	}
 }
 
 // countFindings counts the findings the way the reports show them: STOP

@@ -92,7 +92,8 @@ type Config struct {
 	// Timeout bounds the whole step: submit, analysis and reports.
 	Timeout time.Duration
 	// FailOn is the least severe verdict that fails the build: STOP (the
-	// default) or WARN.
+	// default) or WARN; report.FailOnNone fails on no verdict (errors still
+	// fail unless PassOnError).
 	FailOn policy.Action
 	// PassOnError makes errors exit 0 (--on-error pass). The ERROR line is
 	// still printed.
@@ -153,9 +154,12 @@ type Result struct {
 	Evaluation *policy.Verdict
 	// Files are the reports written, in report.Formats() order.
 	Files []string
-	// ReportURL is the markdown report on the gate:
-	// <gate>/v1/images/<digest>/report?format=markdown.
+	// ReportURL is the markdown report on the gate's API, for machines
+	// with a token: <gate>/v1/images/<digest>/report?format=markdown.
 	ReportURL string
+	// ImageURL is the image's page in the gate's console, for people:
+	// <gate>/ui/images/<digest>. The reports link there.
+	ImageURL string
 	// Err is why the step failed, nil when it has a verdict.
 	Err error
 
@@ -192,6 +196,9 @@ func (r *Result) Summary() string {
 	switch r.Verdict {
 	case VerdictStop:
 		s = "policy STOP: " + r.stopWhy()
+		if r.ExitCode == ExitPass {
+			s += " (--fail-on none: not failing the build)"
+		}
 	case VerdictWarn:
 		s = fmt.Sprintf("policy WARN: %s", plural(r.WarnCount, "warn finding"))
 		if r.ExitCode == ExitFail {

@@ -20,6 +20,7 @@ import (
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
+	"github.com/buildgate/buildgate/internal/report"
 	"github.com/buildgate/buildgate/internal/step"
 )
 
@@ -73,7 +74,13 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				t.Errorf("SBOM %q", c.SBOM)
 			}
 		}},
-		{name: "bad fail-on", args: []string{"--fail-on", "go"}, wantErr: "want stop or warn"},
+		{name: "fail-on none from the environment", env: map[string]string{"GATE_FAIL_ON": "None"}, check: func(t *testing.T, c step.Config) {
+			if c.FailOn != report.FailOnNone {
+				t.Errorf("FailOn %v, want report.FailOnNone", c.FailOn)
+			}
+		}},
+		{name: "bad fail-on", args: []string{"--fail-on", "go"}, wantErr: "want stop, warn or none"},
+		{name: "bad fail-on in the environment", env: map[string]string{"GATE_FAIL_ON": "never"}, wantErr: "$GATE_FAIL_ON: invalid value \"never\": want stop, warn or none"},
 		{name: "bad on-error", args: []string{"--on-error", "maybe"}, wantErr: "want fail or pass"},
 		{name: "bad annotation", args: []string{"--annotation", "novalue"}, wantErr: "want key=value"},
 		{name: "bad timeout in the environment", env: map[string]string{"GATE_TIMEOUT": "soon"}, wantErr: "$GATE_TIMEOUT: invalid value \"soon\""},
@@ -121,7 +128,8 @@ func TestValidate(t *testing.T) {
 		{"daemon without name", func(c *step.Config) { c.Image = "docker:" }, "want docker:NAME"},
 		{"reference with a space", func(c *step.Config) { c.Image = "app 1" }, "no spaces"},
 		{"zero timeout", func(c *step.Config) { c.Timeout = 0 }, "--timeout"},
-		{"fail on go", func(c *step.Config) { c.FailOn = policy.ActionGo }, "--fail-on go"},
+		{"fail on go", func(c *step.Config) { c.FailOn = policy.ActionGo }, "--fail-on go: want stop, warn or none"},
+		{"fail on none", func(c *step.Config) { c.FailOn = report.FailOnNone }, ""},
 		{"no out", func(c *step.Config) { c.OutDir = "" }, "--out"},
 	}
 	for _, tt := range tests {
@@ -213,6 +221,8 @@ type fakeGate struct {
 	// poll503 the first poll 503 with Retry-After: 1.
 	submit429, poll503 bool
 	stop               bool
+	// vulns adds that many STOP vulnerability findings to a STOP verdict.
+	vulns int
 
 	mu        sync.Mutex
 	submitted time.Time
@@ -261,6 +271,11 @@ func (f *fakeGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.stop {
 			ev.FinalAction, ev.PolicyFinalAction = policy.ActionStop, policy.ActionStop
 			ev.Findings = []policy.Finding{{TriggerID: "t1", Gate: "dockerfile", Trigger: "exposed_ports", Action: policy.ActionStop, Message: "port 22 exposed"}}
+			for i := range f.vulns {
+				id := fmt.Sprintf("CVE-2024-%04d", i)
+				ev.Findings = append(ev.Findings, policy.Finding{TriggerID: id + "+openssl", Gate: "vulnerabilities", Trigger: "package", Action: policy.ActionStop,
+					Vulnerability: &image.Match{VulnerabilityID: id, Severity: image.SeverityHigh, PackageName: "openssl", PackageVersion: "1.1.1n-0", FixState: image.FixStateFixed, FixVersions: []string{"1.1.1w-0"}}})
+			}
 		}
 		reply(http.StatusOK, policy.Verdict{Evaluation: ev, BundleVersion: 3})
 	case r.URL.Path == "/v1/images/"+digest+"/vulnerabilities":
@@ -347,20 +362,25 @@ func TestReportsThatCannotBeWritten(t *testing.T) {
 		name     string
 		stop     bool
 		passErr  bool
+		failOn   policy.Action
 		wantCode int
 		wantLine string
 	}{
-		{"GO is an error", false, false, step.ExitError, "buildgate: ERROR: writing the reports: creating the report directory: "},
-		{"GO with --on-error pass", false, true, step.ExitPass, "buildgate: ERROR: writing the reports: creating the report directory: "},
-		{"STOP stays a failure with --on-error pass", true, true, step.ExitFail,
+		{"GO is an error", false, false, policy.ActionStop, step.ExitError, "buildgate: ERROR: writing the reports: creating the report directory: "},
+		{"GO with --on-error pass", false, true, policy.ActionStop, step.ExitPass, "buildgate: ERROR: writing the reports: creating the report directory: "},
+		{"STOP stays a failure with --on-error pass", true, true, policy.ActionStop, step.ExitFail,
 			"buildgate: FAIL: policy STOP: 1 stop finding (bundle fake bundle v3) — no reports: writing the reports: creating the report directory: "},
+		// --fail-on none keeps the build green on a verdict, not on an error.
+		{"STOP with --fail-on none is an error", true, false, report.FailOnNone, step.ExitError, "buildgate: ERROR: writing the reports: creating the report directory: "},
+		{"STOP with --fail-on none and --on-error pass", true, true, report.FailOnNone, step.ExitPass,
+			"buildgate: ERROR: writing the reports: creating the report directory: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(&fakeGate{stop: tt.stop})
 			defer srv.Close()
 			cfg := step.DefaultConfig()
-			cfg.GateURL, cfg.Token, cfg.Image, cfg.OutDir, cfg.PassOnError = srv.URL, "tok", "app:1", notDir, tt.passErr
+			cfg.GateURL, cfg.Token, cfg.Image, cfg.OutDir, cfg.PassOnError, cfg.FailOn = srv.URL, "tok", "app:1", notDir, tt.passErr, tt.failOn
 			r := step.Execute(context.Background(), cfg, io.Discard)
 			if r.ExitCode != tt.wantCode || !strings.HasPrefix(r.Line(), tt.wantLine) {
 				t.Errorf("exit %d, line %q; want %d and %q", r.ExitCode, r.Line(), tt.wantCode, tt.wantLine)
@@ -369,5 +389,108 @@ func TestReportsThatCannotBeWritten(t *testing.T) {
 				t.Errorf("files %v", r.Files)
 			}
 		})
+	}
+}
+
+func TestFailOnNoneReportsWithoutFailing(t *testing.T) {
+	srv := httptest.NewServer(&fakeGate{stop: true})
+	defer srv.Close()
+	for _, tt := range []struct {
+		failOn   policy.Action
+		wantCode int
+		wantLine string
+	}{
+		{policy.ActionStop, step.ExitFail, "buildgate: FAIL: policy STOP: 1 stop finding (bundle fake bundle v3) — see "},
+		{report.FailOnNone, step.ExitPass, "buildgate: PASS: policy STOP: 1 stop finding (--fail-on none: not failing the build) (bundle fake bundle v3) — see "},
+	} {
+		t.Run(tt.failOn.String(), func(t *testing.T) {
+			cfg := step.DefaultConfig()
+			cfg.GateURL, cfg.Token, cfg.Image, cfg.FailOn = srv.URL, "tok", "app:1", tt.failOn
+			cfg.OutDir = filepath.Join(t.TempDir(), "out")
+			r := step.Execute(context.Background(), cfg, io.Discard)
+			if r.ExitCode != tt.wantCode || r.Verdict != step.VerdictStop || r.Line() != tt.wantLine+filepath.Join(cfg.OutDir, "buildgate.md") {
+				t.Errorf("exit %d, verdict %s, line %q; want %d, stop and %q", r.ExitCode, r.Verdict, r.Line(), tt.wantCode, tt.wantLine)
+			}
+			// The reports say STOP whatever --fail-on is.
+			if len(r.Files) != 5 {
+				t.Fatalf("files %v", r.Files)
+			}
+			md, err := os.ReadFile(filepath.Join(cfg.OutDir, "buildgate.md"))
+			if err != nil || !strings.Contains(string(md), "## buildgate: ") || !strings.Contains(string(md), "STOP") {
+				t.Errorf("markdown (%v):\n%s", err, md)
+			}
+		})
+	}
+}
+
+func TestFindingsTableInTheLog(t *testing.T) {
+	srv := httptest.NewServer(&fakeGate{stop: true, vulns: 60})
+	defer srv.Close()
+	cfg := step.DefaultConfig()
+	cfg.GateURL, cfg.Token, cfg.Image = srv.URL, "tok", "app:1"
+	cfg.OutDir = filepath.Join(t.TempDir(), "out")
+	var out bytes.Buffer
+	r := step.Execute(context.Background(), cfg, &out)
+	t.Logf("%s", out.String())
+	if r.ExitCode != step.ExitFail || r.StopCount != 61 {
+		t.Fatalf("exit %d, %d stop findings; want 1 and 61", r.ExitCode, r.StopCount)
+	}
+	lines := strings.Split(out.String(), "\n")
+	head := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "  SEVERITY  VULNERABILITY  ") {
+			head = i
+			break
+		}
+	}
+	if head < 1 || !strings.HasPrefix(lines[head-1], "buildgate: verdict STOP (61 stop, 0 warn findings)") {
+		t.Fatalf("no table header after the verdict line")
+	}
+	// The dockerfile finding first, then 49 of the 60 vulnerabilities.
+	rows := lines[head+1 : head+51]
+	if !strings.Contains(rows[0], "dockerfile/exposed_ports") || !strings.Contains(rows[1], "CVE-2024-0000") || !strings.Contains(rows[49], "CVE-2024-0048") {
+		t.Errorf("rows:\n%s", strings.Join(rows, "\n"))
+	}
+	for _, row := range rows[1:] {
+		if f := strings.Fields(row); len(f) != 6 || f[0] != "High" || f[2] != "openssl" || f[3] != "1.1.1n-0" || f[4] != "1.1.1w-0" || f[5] != "STOP" {
+			t.Errorf("row %q", row)
+		}
+	}
+	more := "buildgate: … and 11 more (see " + filepath.Join(cfg.OutDir, "buildgate.json") + ", " + filepath.Join(cfg.OutDir, "buildgate.junit.xml") + ")"
+	if lines[head+51] != more {
+		t.Errorf("line after the table %q, want %q", lines[head+51], more)
+	}
+}
+
+func TestReportsLinkTheConsole(t *testing.T) {
+	srv := httptest.NewServer(&fakeGate{stop: true, vulns: 60})
+	defer srv.Close()
+	cfg := step.DefaultConfig()
+	cfg.GateURL, cfg.Token, cfg.Image = srv.URL+"/", "tok", "app:1"
+	cfg.OutDir = filepath.Join(t.TempDir(), "out")
+	r := step.Execute(context.Background(), cfg, io.Discard)
+	page := srv.URL + "/ui/images/sha256:abc"
+	if r.ImageURL != page || len(r.Files) != 5 {
+		t.Fatalf("ImageURL %q, files %v; want %q", r.ImageURL, r.Files, page)
+	}
+	wants := map[string][]string{
+		"buildgate.md":        {"[View the image on the gate](" + page + ")", "see [the gate](" + page + ")"},
+		"buildgate.junit.xml": {"details: " + page},
+		"buildgate.sarif":     {`"gateUrl": "` + page + `"`},
+		"buildgate.json":      {`"gate_url": "` + page + `"`},
+	}
+	for _, f := range r.Files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(srv.URL+"/v1/")) {
+			t.Errorf("%s links the token-only API", f)
+		}
+		for _, want := range wants[filepath.Base(f)] {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("%s lacks %q", f, want)
+			}
+		}
 	}
 }

@@ -22,7 +22,7 @@
 //                   oci-dir:PATH or docker:NAME
 //   imagesFile      an Anchore plugin anchore_images file: IMAGE [DOCKERFILE] a line
 //   sbom            an SBOM file to evaluate instead of an image
-//   dockerfile, policy, tag, timeout ('15m'), failOn ('stop'|'warn'),
+//   dockerfile, policy, tag, timeout ('15m'), failOn ('stop'|'warn'|'none': report only),
 //   onError ('fail'|'pass'), annotations (a map)
 //   onStop          build result when the policy stops an image: 'FAILURE' (default) or 'UNSTABLE'
 //   abortOnFailure  true (default): a FAILURE stops the pipeline (error);
