@@ -230,8 +230,8 @@ func TestPostgresOutage(t *testing.T) {
 		resp, _ := call(http.MethodGet, "/readyz", nil)
 		return resp.StatusCode == http.StatusOK
 	})
-	if err := g.Main.runCtx.Err(); err != nil {
-		t.Fatalf("the gate stopped during the outage: %v", context.Cause(g.Main.runCtx))
+	if err := g.runCtx.Err(); err != nil {
+		t.Fatalf("the gate stopped during the outage: %v", context.Cause(g.runCtx))
 	}
 	if img, err := g.c.Image(context.Background(), before); err != nil || img.Status != api.StatusAnalyzed {
 		t.Fatalf("the image stored before the outage: %+v %v", img, err)
