@@ -611,6 +611,9 @@ func TestChannelSecretsNeverShown(t *testing.T) {
 func TestRuntimeExampleScript(t *testing.T) {
 	for _, tool := range []string{"sh", "jq", "curl"} {
 		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not installed (.ci/run installs it)", tool)
+			}
 			t.Skipf("%s is not installed", tool)
 		}
 	}
