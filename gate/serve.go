@@ -345,7 +345,7 @@ func (m *Main) Open(ctx context.Context) error {
 	// Harbor's scanner adapter API under /harbor.
 	harbor.Route(m.Server.Echo(), harbor.Config{
 		Images: m.Analysis, Store: m.Store, SBOMs: sbomAdapter{}, DB: dbAdapter{m.VulnDB, c.DBUpdateURL},
-		Version: version, Log: m.Log,
+		Version: version, Log: m.Log, Unavailable: m.Server.Unavailable,
 	})
 	// The web console: pages at / and /ui/ through the same services.
 	console.Route(m.Server.Echo(), console.Config{

@@ -197,46 +197,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	var he *echo.HTTPError
-	err = s.Unavailable(c.Request().Context(), err)
-	code, msg := image.ErrorCode(err), image.ErrorMessage(err)
-	status := statusOf[code]
-	if tl := BodyTooLarge(c.Request()); tl != nil {
-		// Whatever the handler made of a body cut at the limit.
-		err = echo.NewHTTPError(http.StatusRequestEntityTooLarge, tl.Error())
-	}
-	if errors.As(err, &he) {
-		status = he.Code
-		msg = http.StatusText(he.Code)
-		if m, ok := he.Message.(string); ok {
-			msg = m
-		}
-		switch {
-		case status == http.StatusNotFound:
-			code = image.ENOTFOUND
-		case status == http.StatusUnauthorized:
-			code = image.EUNAUTHORIZED
-		case status == http.StatusForbidden:
-			code = image.EFORBIDDEN
-		case status < 500:
-			code = image.EINVALID
-		default:
-			code = image.EINTERNAL
-		}
-	} else if code == image.EINTERNAL {
-		s.log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-	}
-	if status == http.StatusUnauthorized {
-		Challenge(c.Response().Header(), c.Request(), s.BasicChallenge)
-	}
-	if code == image.EUNAVAILABLE {
-		c.Response().Header().Set("Retry-After", "5")
-	}
+	r := ErrorReply(c, err, s.log, s.BasicChallenge, func(err error) error { return s.Unavailable(c.Request().Context(), err) })
 	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status) // the client is gone if this fails; nothing left to tell it
+		_ = c.NoContent(r.Status) // the client is gone if this fails; nothing left to tell it
 		return
 	}
-	_ = c.JSON(status, api.ErrorResponse{Error: api.ErrorBody{Code: code, Message: msg}})
+	_ = c.JSON(r.Status, api.ErrorResponse{Error: api.ErrorBody{Code: r.Code, Message: r.Message}})
 }
 
 // digestParam returns the :digest path parameter, unescaped.

@@ -44,7 +44,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -425,15 +424,6 @@ type errorDetail struct {
 	ErrorCodes []string `json:"error_codes"`
 }
 
-// statusError is an error answered with a status the error codes do not
-// name (501).
-type statusError struct {
-	status int
-	msg    string
-}
-
-func (e *statusError) Error() string { return e.msg }
-
 // handle answers a handler's error in Anchore's shape.
 func (a *API) handle(h echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -441,32 +431,12 @@ func (a *API) handle(h echo.HandlerFunc) echo.HandlerFunc {
 		if err == nil || c.Response().Committed {
 			return nil
 		}
+		var unavailable func(error) error
 		if a.cfg.Unavailable != nil {
-			err = a.cfg.Unavailable(c.Request().Context(), err)
+			unavailable = func(err error) error { return a.cfg.Unavailable(c.Request().Context(), err) }
 		}
-		if image.ErrorCode(err) == image.EUNAVAILABLE {
-			c.Response().Header().Set("Retry-After", "5")
-		}
-		status, msg := server.HTTPStatus(err), image.ErrorMessage(err)
-		var he *echo.HTTPError
-		var se *statusError
-		switch tl := server.BodyTooLarge(c.Request()); {
-		case tl != nil:
-			status, msg = http.StatusRequestEntityTooLarge, tl.Error()
-		case errors.As(err, &se):
-			status, msg = se.status, se.msg
-		case errors.As(err, &he):
-			status, msg = he.Code, http.StatusText(he.Code)
-			if m, ok := he.Message.(string); ok {
-				msg = m
-			}
-		case status == http.StatusInternalServerError:
-			a.cfg.Log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-		}
-		if status == http.StatusUnauthorized {
-			server.Challenge(c.Response().Header(), c.Request(), a.cfg.BasicChallenge)
-		}
-		return c.JSON(status, errorBody{Message: msg, HTTPCode: status, Detail: errorDetail{ErrorCodes: []string{}}})
+		r := server.ErrorReply(c, err, a.cfg.Log, a.cfg.BasicChallenge, unavailable)
+		return c.JSON(r.Status, errorBody{Message: r.Message, HTTPCode: r.Status, Detail: errorDetail{ErrorCodes: []string{}}})
 	}
 }
 

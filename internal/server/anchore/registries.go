@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/server"
 )
 
 // registryRecord is Anchore's registry record; it never holds the password.
@@ -76,7 +77,7 @@ func (r registryRequest) credential() (image.RegistryCredential, error) {
 // none.
 func (a *API) registries() (Registries, error) {
 	if a.cfg.Registries == nil {
-		return nil, &statusError{status: http.StatusNotImplemented, msg: "registry credentials are not available on this gate"}
+		return nil, server.Errorf(http.StatusNotImplemented, "registry credentials are not available on this gate")
 	}
 	return a.cfg.Registries, nil
 }

@@ -29,7 +29,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -117,6 +116,9 @@ type Config struct {
 	// means 5 seconds.
 	RefreshAfter time.Duration
 	Log          *slog.Logger
+	// Unavailable, when set, turns an error met while the store does not
+	// answer into a 503 (server.Server.Unavailable).
+	Unavailable func(ctx context.Context, err error) error
 }
 
 // API is the Harbor scanner adapter API mounted on an echo instance.
@@ -176,19 +178,6 @@ func (a *API) auth(act image.Action) echo.MiddlewareFunc {
 	}
 }
 
-// statusError is an error answered with a status the error codes do not
-// name (422, 501).
-type statusError struct {
-	status int
-	msg    string
-}
-
-func (e *statusError) Error() string { return e.msg }
-
-func errorf(status int, format string, args ...any) error {
-	return &statusError{status: status, msg: fmt.Sprintf(format, args...)}
-}
-
 type errorResponse struct {
 	Error errorMessage `json:"error"`
 }
@@ -204,26 +193,12 @@ func (a *API) handle(h echo.HandlerFunc) echo.HandlerFunc {
 		if err == nil || c.Response().Committed {
 			return nil
 		}
-		status, msg := server.HTTPStatus(err), image.ErrorMessage(err)
-		var he *echo.HTTPError
-		var se *statusError
-		switch tl := server.BodyTooLarge(c.Request()); {
-		case tl != nil:
-			status, msg = http.StatusRequestEntityTooLarge, tl.Error()
-		case errors.As(err, &se):
-			status, msg = se.status, se.msg
-		case errors.As(err, &he):
-			status, msg = he.Code, http.StatusText(he.Code)
-			if m, ok := he.Message.(string); ok {
-				msg = m
-			}
-		case status == http.StatusInternalServerError:
-			a.cfg.Log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		var unavailable func(error) error
+		if a.cfg.Unavailable != nil {
+			unavailable = func(err error) error { return a.cfg.Unavailable(c.Request().Context(), err) }
 		}
-		if status == http.StatusUnauthorized {
-			server.Challenge(c.Response().Header(), c.Request(), false)
-		}
-		return writeJSON(c, status, mimeError, errorResponse{Error: errorMessage{Message: msg}})
+		r := server.ErrorReply(c, err, a.cfg.Log, false, unavailable)
+		return writeJSON(c, r.Status, mimeError, errorResponse{Error: errorMessage{Message: r.Message}})
 	}
 }
 
@@ -405,7 +380,7 @@ func jsonError(err error) string {
 // the gate cannot scan) and makes the authorized submission of it.
 func checkScan(req *scanRequest) (analysis.AuthorizedRequest, error) {
 	invalid := func(format string, args ...any) (analysis.AuthorizedRequest, error) {
-		return analysis.AuthorizedRequest{}, errorf(http.StatusUnprocessableEntity, format, args...)
+		return analysis.AuthorizedRequest{}, server.Errorf(http.StatusUnprocessableEntity, format, args...)
 	}
 	u, err := url.Parse(strings.TrimSpace(req.Registry.URL))
 	switch {
@@ -437,7 +412,7 @@ func checkScan(req *scanRequest) (analysis.AuthorizedRequest, error) {
 		return invalid("artifact.repository %q of registry %s is not a valid image reference (lowercase path components; a registry host needs a dot or a port to be told from a path)", repo, host)
 	}
 	if mt := req.Artifact.MimeType; mt != "" && !sameType(mt, mimeOCIManifest) && !sameType(mt, mimeDockerManifest) {
-		return analysis.AuthorizedRequest{}, errorf(http.StatusNotImplemented, "the gate scans image manifests (%s), not %q", strings.Join(consumes, ", "), mt)
+		return analysis.AuthorizedRequest{}, server.Errorf(http.StatusNotImplemented, "the gate scans image manifests (%s), not %q", strings.Join(consumes, ", "), mt)
 	}
 	for _, cp := range req.EnabledCapabilities {
 		var ours []string
@@ -449,16 +424,16 @@ func checkScan(req *scanRequest) (analysis.AuthorizedRequest, error) {
 			if cp.Parameters != nil {
 				for _, f := range cp.Parameters.SBOMMediaTypes {
 					if _, ok := sbomFormats[f]; !ok {
-						return analysis.AuthorizedRequest{}, errorf(http.StatusNotImplemented, "the gate makes SBOMs as %s and %s, not %q", mimeSPDX, mimeCycloneDX, f)
+						return analysis.AuthorizedRequest{}, server.Errorf(http.StatusNotImplemented, "the gate makes SBOMs as %s and %s, not %q", mimeSPDX, mimeCycloneDX, f)
 					}
 				}
 			}
 		default:
-			return analysis.AuthorizedRequest{}, errorf(http.StatusNotImplemented, "the gate has no %q capability (it has vulnerability and sbom)", cp.Type)
+			return analysis.AuthorizedRequest{}, server.Errorf(http.StatusNotImplemented, "the gate has no %q capability (it has vulnerability and sbom)", cp.Type)
 		}
 		for _, p := range cp.ProducesMimeTypes {
 			if !containsType(ours, p) {
-				return analysis.AuthorizedRequest{}, errorf(http.StatusNotImplemented, "the %s capability produces %s, not %q", cp.Type, strings.Join(ours, ", "), p)
+				return analysis.AuthorizedRequest{}, server.Errorf(http.StatusNotImplemented, "the %s capability produces %s, not %q", cp.Type, strings.Join(ours, ", "), p)
 			}
 		}
 	}
@@ -520,7 +495,7 @@ func (a *API) report(c echo.Context) error {
 		c.Response().Header().Set("Refresh-After", strconv.Itoa(int(a.cfg.RefreshAfter.Round(time.Second)/time.Second)))
 		return c.NoContent(http.StatusFound)
 	case image.StatusFailed:
-		return errorf(http.StatusInternalServerError, "the scan of %s failed: %s", digest, img.Error)
+		return server.Errorf(http.StatusInternalServerError, "the scan of %s failed: %s", digest, img.Error)
 	}
 	an, err := a.cfg.Store.Analysis(ctx, digest)
 	if err != nil {

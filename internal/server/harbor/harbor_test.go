@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/server"
 )
 
 func TestAccepts(t *testing.T) {
@@ -66,12 +67,12 @@ func TestCheckScan(t *testing.T) {
 			r := validScan()
 			tc.change(r)
 			_, err := checkScan(r)
-			se, ok := err.(*statusError)
-			if !ok || se.status != tc.status || !strings.Contains(se.msg, tc.want) {
+			se, ok := err.(*server.StatusError)
+			if !ok || se.Status != tc.status || !strings.Contains(se.Msg, tc.want) {
 				t.Fatalf("checkScan = %v, want %d naming %q", err, tc.status, tc.want)
 			}
-			if strings.Contains(se.msg, "cm9ib3Q6c2VjcmV0") || strings.Contains(se.msg, "hunter22") {
-				t.Errorf("the refusal quotes a credential: %s", se.msg)
+			if strings.Contains(se.Msg, "cm9ib3Q6c2VjcmV0") || strings.Contains(se.Msg, "hunter22") {
+				t.Errorf("the refusal quotes a credential: %s", se.Msg)
 			}
 		})
 	}
