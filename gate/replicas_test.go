@@ -25,7 +25,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
@@ -36,7 +38,7 @@ import (
 
 // replicas starts n `gate serve` processes on one PostgreSQL database, each
 // with its own data directory and DB, and waits until each answers.
-func replicas(t *testing.T, n int, pgURL string, extra ...string) ([]*client.Client, []string, []*exec.Cmd) {
+func replicas(t testing.TB, n int, pgURL string, extra ...string) ([]*client.Client, []string, []*exec.Cmd) {
 	t.Helper()
 	key := filepath.Join(t.TempDir(), "secret.key")
 	if err := secret.WriteKeyFile(key, secret.NewKey()); err != nil {
@@ -73,7 +75,7 @@ func replicas(t *testing.T, n int, pgURL string, extra ...string) ([]*client.Cli
 
 // metrics reads /metrics: each sample's value by its name and labels
 // ("buildgate_analyses_total{outcome=\"analyzed\"}").
-func metrics(t *testing.T, base string) map[string]float64 {
+func metrics(t testing.TB, base string) map[string]float64 {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
 	if err != nil {
@@ -106,7 +108,7 @@ func metrics(t *testing.T, base string) map[string]float64 {
 }
 
 // analysesTotal reads buildgate_analyses_total by outcome from /metrics.
-func analysesTotal(t *testing.T, base string) map[string]int {
+func analysesTotal(t testing.TB, base string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for k, v := range metrics(t, base) {
@@ -475,5 +477,76 @@ func TestReplicasShareConsoleSessions(t *testing.T) {
 	u.jar.SetCookies(aURL, session) // the cookie B cleared, sent again
 	if code, _ := u.page(bases[0], "/ui/repositories"); code != http.StatusSeeOther {
 		t.Fatalf("after signing out on B, A answers the old session with %d, want a redirect to sign in", code)
+	}
+}
+
+// BenchmarkReplicas is P3 on one replica and on three sharing one
+// PostgreSQL: 50 clients submit 20 new images (bullseye-minbase plus one
+// small layer each, so each is a real analysis) spread over the replicas,
+// and wait for their verdicts on another replica. It reports the time to
+// the last verdict (s/op) and verdicts per minute; any failed request or
+// an image analysed other than once fails it. make bench runs it with
+// -benchtime 1x.
+func BenchmarkReplicas(b *testing.B) {
+	pgtest.Skip(b)
+	srv := startPostgres(b)
+	reg := testRegistry(b)
+	base := sharedImage(b, "bullseye-minbase")
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
+			clients, bases, _ := replicas(b, n, srv.NewDatabase(b))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+			defer cancel()
+			images := 0
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				refs := make([]string, 20)
+				for j := range refs {
+					layer, err := random.Layer(1024, types.DockerLayer)
+					if err != nil {
+						b.Fatal(err)
+					}
+					img, err := mutate.AppendLayers(base, layer)
+					if err != nil {
+						b.Fatal(err)
+					}
+					refs[j] = fmt.Sprintf("%s/p3/app:r%d-%d-%d", reg, n, i, j)
+					push(b, refs[j], img)
+				}
+				images += len(refs)
+				b.StartTimer()
+				var errs atomic.Int32
+				var wg sync.WaitGroup
+				for c := range 50 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						img, err := clients[c%n].SubmitImage(ctx, api.SubmitImageRequest{Ref: refs[c%len(refs)]})
+						if err == nil {
+							img, err = clients[(c+1)%n].WaitAnalyzed(ctx, img.Digest, 200*time.Millisecond, nil)
+						}
+						if err != nil || img.Status != api.StatusAnalyzed {
+							errs.Add(1)
+							b.Errorf("client %d: %v", c, err)
+						}
+					}()
+				}
+				wg.Wait()
+				if errs.Load() != 0 {
+					b.Fatalf("%d of 50 clients got no verdict", errs.Load())
+				}
+			}
+			b.StopTimer()
+			sum := map[string]int{}
+			for _, base := range bases {
+				for k, v := range analysesTotal(b, base) {
+					sum[k] += v
+				}
+			}
+			if sum["analyzed"] != images || sum["failed"] != 0 {
+				b.Fatalf("analyses over the replicas %v: want each of the %d images analysed once", sum, images)
+			}
+			b.ReportMetric(float64(images)/b.Elapsed().Minutes(), "verdicts/min")
+		})
 	}
 }

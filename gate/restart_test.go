@@ -30,13 +30,13 @@ func init() {
 	}
 }
 
-func gateProcess(t *testing.T, args ...string) *exec.Cmd {
+func gateProcess(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
 	return gateProcessLogging(t, os.Stderr, args...)
 }
 
 // gateProcessLogging starts a gate process whose log goes to stderr.
-func gateProcessLogging(t *testing.T, stderr *os.File, args ...string) *exec.Cmd {
+func gateProcessLogging(t testing.TB, stderr *os.File, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "BUILDGATE_RUN_GATE=1", "GATE_ADMIN_TOKEN="+testToken)
@@ -51,7 +51,7 @@ func gateProcessLogging(t *testing.T, stderr *os.File, args ...string) *exec.Cmd
 	return cmd
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +61,7 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {

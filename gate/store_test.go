@@ -20,7 +20,7 @@ import (
 
 // startPostgres starts a PostgreSQL that outlives the gates the test
 // starts after it (cleanups run last-in, first-out).
-func startPostgres(t *testing.T) *pgtest.Server {
+func startPostgres(t testing.TB) *pgtest.Server {
 	t.Helper()
 	srv, err := pgtest.Start()
 	if err != nil {
