@@ -25,8 +25,6 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -186,7 +184,7 @@ func loadHarborSpec(t *testing.T, version string) *openapi3.T {
 func validateHarbor(t *testing.T, doc *openapi3.T, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
 	registerHarborDecoders()
-	route, params := findHarborRoute(t, doc, req)
+	route, params := findRoute(t, doc, req, harborSpecSlips...)
 	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
 		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
 	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
@@ -203,34 +201,7 @@ func validateHarborAnswer(t *testing.T, doc *openapi3.T, req *http.Request, resp
 	if req.Body != nil {
 		req.Body = io.NopCloser(bytes.NewReader(nil))
 	}
-	route, params := findHarborRoute(t, doc, req)
-	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-	out := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
-		Body: io.NopCloser(bytes.NewReader(body)), Options: &openapi3filter.Options{IncludeResponseStatus: true},
-	}
-	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
-		t.Errorf("the answer to %s %s is not the contract's: %v\n%.2000s", req.Method, req.URL.Path, err, body)
-	}
-}
-
-// findHarborRoute finds the contract's operation for a request.
-func findHarborRoute(t *testing.T, doc *openapi3.T, req *http.Request) (*routers.Route, map[string]string) {
-	t.Helper()
-	router, err := legacy.NewRouter(doc, harborSpecSlips...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := *req.URL
-	u.Scheme, u.Host = "", ""
-	r2 := req.Clone(context.Background())
-	r2.URL = &u
-	route, params, err := router.FindRoute(r2)
-	if err != nil {
-		t.Fatalf("no operation in the contract for %s %s: %v", req.Method, req.URL.Path, err)
-	}
-	return route, params
+	validateAnswer(t, doc, req, resp, body, harborSpecSlips...)
 }
 
 var harborDecoders sync.Once
