@@ -182,7 +182,7 @@ const logTableRows = 50
 // hold every finding. Like every progress line, it does not change the
 // outcome when the log cannot be written.
 func (e *execution) findingsTable(ev *policy.Evaluation) {
-	left, _ := report.FindingsTable(e.s.out, ev, logTableRows)
+	left, _ := report.FindingsTable(e.s.out, ev, e.cfg.FailOn, logTableRows)
 	if left > 0 {
 		var all []string
 		for _, f := range []string{report.FormatJSON, report.FormatJUnit} {
