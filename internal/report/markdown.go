@@ -32,6 +32,8 @@ func headline(e *policy.Evaluation, failOn policy.Action) string {
 	a := clampAction(e.FinalAction)
 	fails := ExitCode(e, failOn) == ExitFail
 	switch {
+	case fails && failOn == FailOnNew:
+		return "**STOP** — build fails (--fail-on new)"
 	case fails == (a == policy.ActionStop):
 		return headlines[a]
 	case fails:

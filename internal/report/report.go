@@ -322,8 +322,8 @@ type outcome int
 
 const (
 	outStop        outcome = iota // failed the build
-	outWarn                       // warned
 	outInherited                  // STOP the baseline has too, under --fail-on new
+	outWarn                       // warned
 	outAllowlisted                // waived by an allowlist item
 	outWaived                     // STOP or WARN that the verdict did not apply (allowlisted image)
 	outGo                         // the rule's action is GO
@@ -429,7 +429,7 @@ func describeSelector(r *policy.ImageRef) string {
 }
 
 // sortedFindings returns pointers to the evaluation's findings in report
-// order: by outcome (STOP, WARN, inherited, allowlisted, waived, GO),
+// order: by outcome (STOP, inherited STOP, WARN, allowlisted, waived, GO),
 // new before inherited, then findings without a vulnerability (gate,
 // trigger, message), then vulnerabilities by descending severity, id and
 // package.

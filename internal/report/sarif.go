@@ -300,7 +300,7 @@ func sarifDocument(in *Input, items []*sarifItem, keep int) ([]byte, error) {
 }
 
 // sarifItems builds the results in priority order: the image's own
-// failure, then STOP, WARN, allowlisted and waived findings.
+// failure, then STOP, inherited STOP, WARN, allowlisted and waived findings.
 func sarifItems(in *Input) []*sarifItem {
 	e := in.Evaluation
 	repo := in.repository()

@@ -18,7 +18,7 @@ import (
 // vulnerability id, package, installed version, fixed-in versions, "new"
 // or "inherited" when the evaluation has a baseline, and the action under
 // failOn (the step's --fail-on). Rows come in report order: STOP, then
-// WARN, inherited STOP (under --fail-on new), allowlisted, waived and GO
+// inherited STOP (under --fail-on new), WARN, allowlisted, waived and GO
 // findings, new before inherited, by descending severity within each. A finding
 // without a vulnerability shows its gate and trigger as its id. At most
 // max rows are written (all when max <= 0); FindingsTable returns how

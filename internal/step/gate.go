@@ -333,11 +333,15 @@ func isTransport(err error) bool {
 	return errors.As(err, &ue) || errors.As(err, &oe)
 }
 
-// check fetches the verdict.
-func (s *session) check(ctx context.Context, digest, tag string) (*policy.Verdict, error) {
+// check fetches the verdict, its findings compared with bl when it is
+// not nil.
+func (s *session) check(ctx context.Context, digest, tag string, bl *baseline) (*policy.Verdict, error) {
 	q := url.Values{}
 	if tag != "" {
 		q.Set("tag", tag)
+	}
+	if bl != nil {
+		q.Set("baseline", bl.digest)
 	}
 	if s.cfg.Policy != "" {
 		q.Set("policy", s.cfg.Policy)
@@ -346,10 +350,17 @@ func (s *session) check(ctx context.Context, digest, tag string) (*policy.Verdic
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	return call(ctx, func(ctx context.Context) (*policy.Verdict, error) {
+	v, err := call(ctx, func(ctx context.Context) (*policy.Verdict, error) {
 		var v policy.Verdict
 		return &v, s.c.Do(ctx, http.MethodGet, path, nil, &v)
 	})
+	if err == nil && bl != nil {
+		if v.Baseline == nil {
+			return nil, fmt.Errorf("the gate did not compare the findings with the baseline %s: is it older than the step?", bl.digest)
+		}
+		v.Baseline.Ref = bl.ref
+	}
+	return v, err
 }
 
 func (s *session) vulnerabilities(ctx context.Context, digest string) (*api.VulnerabilityList, error) {

@@ -39,7 +39,7 @@ func Execute(ctx context.Context, cfg Config, out io.Writer) *Result {
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = DefaultConfig().ProgressInterval
 	}
-	r := &Result{Image: cmp.Or(cfg.Image, cfg.SBOM), Verdict: VerdictError, ExitCode: ExitError}
+	r := &Result{Image: cmp.Or(cfg.Image, cfg.SBOM), Verdict: VerdictError, ExitCode: ExitError, failOn: cfg.FailOn}
 	if err := cfg.Validate(); err != nil {
 		r.Err = fmt.Errorf("bad flags: %w", err)
 		return r
@@ -110,17 +110,32 @@ func (e *execution) run(ctx context.Context) error {
 		return explained{fmt.Errorf("the analysis of %s (%s) failed: %s", r.Image, img.Digest, cmp.Or(img.Error, "no reason given"))}
 	}
 
+	bl, err := e.resolveBaseline(ctx, img.Digest, dockerfile)
+	var nb noBaseline
+	switch {
+	case errors.As(err, &nb):
+		s.printf("%s: every finding is judged", nb.why)
+	case err != nil:
+		return err
+	case bl != nil:
+		s.printf("baseline %s: %s", bl.ref, bl.digest)
+	}
+
 	e.phase = "fetching the verdict of " + img.Digest
 	tag := cfg.Tag
 	if tag == "" && src.kind == sourceRegistry && !strings.Contains(src.arg, "@") {
 		tag = src.arg
 	}
-	v, err := s.check(ctx, img.Digest, tag)
+	v, err := s.check(ctx, img.Digest, tag, bl)
 	if err != nil {
 		return err
 	}
 	e.verdict(v)
-	s.printf("verdict %s (%d stop, %d warn findings)", strings.ToUpper(r.Verdict), r.StopCount, r.WarnCount)
+	line := fmt.Sprintf("verdict %s (%d stop, %d warn findings", strings.ToUpper(r.Verdict), r.StopCount, r.WarnCount)
+	if r.Baseline != "" {
+		line += fmt.Sprintf("; %d stop findings new against the baseline %s", r.NewStopCount, r.Baseline)
+	}
+	s.printf("%s)", line)
 	e.findingsTable(&v.Evaluation)
 
 	e.phase = "fetching the findings of " + img.Digest
@@ -171,6 +186,10 @@ func (e *execution) verdict(v *policy.Verdict) {
 	r.Bundle = cmp.Or(v.BundleName, v.BundleID)
 	r.BundleVersion = v.BundleVersion
 	r.StopCount, r.WarnCount, r.AllowlistedCount = countFindings(&v.Evaluation)
+	r.NewStopCount = countNewStop(&v.Evaluation)
+	if v.Baseline != nil {
+		r.Baseline = v.Baseline.Name()
+	}
 	r.ExitCode = report.ExitCode(&v.Evaluation, e.cfg.FailOn)
 }
 
@@ -208,6 +227,20 @@ func countFindings(ev *policy.Evaluation) (stop, warn, allowlisted int) {
 		}
 	}
 	return stop, warn, allowlisted
+}
+
+// countNewStop counts the STOP findings that count towards a STOP verdict
+// and that the baseline does not have.
+func countNewStop(ev *policy.Evaluation) int {
+	n := 0
+	for i := range ev.Findings {
+		f := &ev.Findings[i]
+		if f.Allowlisted == nil && f.Action == policy.ActionStop && ev.FinalAction == policy.ActionStop &&
+			ev.Reason != policy.ReasonAllowlistedImage && ev.IsNew(f) {
+			n++
+		}
+	}
+	return n
 }
 
 // fail turns an error into the result. An error after a failing verdict
