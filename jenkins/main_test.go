@@ -265,7 +265,7 @@ func TestBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"bad fail-on", env, []string{"--image", "app:1", "--fail-on", "never"}, `buildgate: ERROR: bad flags: invalid value "never" for flag -fail-on: want stop, warn or none`},
+		{"bad fail-on", env, []string{"--image", "app:1", "--fail-on", "never"}, `buildgate: ERROR: bad flags: invalid value "never" for flag -fail-on: want stop, warn, new or none`},
 		{"bad env", map[string]string{"GATE_URL": "x", "GATE_TOKEN": "bg_secret_token", "GATE_ON_ERROR": "ignore"}, []string{"--image", "app:1"}, `buildgate: ERROR: bad flags: $GATE_ON_ERROR: invalid value "ignore": want fail or pass`},
 		{"image with images file", env, []string{"--image", "app:1", "--images-file", "anchore_images"}, "--image does not go with --images-file"},
 		{"no image", env, nil, "--image (or $GATE_IMAGE) or --sbom is required"},

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -172,6 +174,9 @@ func (e *execution) run(ctx context.Context) error {
 	if err := e.writeReports(in); err != nil {
 		return err
 	}
+	if cfg.CycloneDX {
+		e.writeCycloneDX(ctx, img.Digest)
+	}
 	for _, f := range r.Files {
 		s.printf("wrote %s", f)
 	}
@@ -334,6 +339,28 @@ func (e *execution) writeReports(in report.Input) error {
 	return nil
 }
 
+// CycloneDXFile is the name of the image's CycloneDX SBOM in the report
+// directory (Config.CycloneDX), as GitLab names its own.
+const CycloneDXFile = "gl-sbom-report.cdx.json"
+
+// writeCycloneDX writes the image's CycloneDX SBOM beside the reports.
+// The SBOM only adds to the reports: a failure is a line in the log.
+func (e *execution) writeCycloneDX(ctx context.Context, digest string) {
+	sbom, err := call(ctx, func(ctx context.Context) (json.RawMessage, error) {
+		var b json.RawMessage
+		return b, e.s.c.Do(ctx, http.MethodGet, "/v1/images/"+url.PathEscape(digest)+"/sbom?format=cyclonedx-json", nil, &b)
+	})
+	path := filepath.Join(e.cfg.OutDir, CycloneDXFile)
+	if err == nil {
+		err = writeFile(path, sbom)
+	}
+	if err != nil {
+		e.s.printf("no CycloneDX SBOM: %v", err)
+		return
+	}
+	e.r.Files = append(e.r.Files, path)
+}
+
 // writeFile writes through a temporary file, so a reader never sees half
 // a report.
 func writeFile(path string, data []byte) error {
@@ -349,10 +376,15 @@ func writeFile(path string, data []byte) error {
 }
 
 // RemoveReports deletes the reports a previous run left in dir (only the
-// report files), so that a CI system never shows them as this run's.
+// report files and the CycloneDX SBOM), so that a CI system never shows
+// them as this run's.
 func RemoveReports(dir string) error {
+	names := []string{CycloneDXFile}
 	for _, f := range report.Formats() {
-		p := filepath.Join(dir, report.FileName(f))
+		names = append(names, report.FileName(f))
+	}
+	for _, name := range names {
+		p := filepath.Join(dir, name)
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return fmt.Errorf("removing the previous report %s: %w", p, err)
 		}

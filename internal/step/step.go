@@ -107,6 +107,9 @@ type Config struct {
 	// (or empty), an image reference or a digest. The gate analyses a
 	// baseline it has not analysed yet first.
 	Baseline string
+	// CycloneDX also writes the image's CycloneDX SBOM, as the gate made
+	// it, to CycloneDXFile in OutDir (GitLab's `reports: cyclonedx`).
+	CycloneDX bool
 	// Target is the pull or merge request's target branch, which
 	// --baseline auto looks up; nil outside a pull or merge request. The
 	// step binaries fill it from their CI's environment.
@@ -166,7 +169,8 @@ type Result struct {
 	BundleVersion int
 	// Evaluation is the gate's verdict, nil on error.
 	Evaluation *policy.Verdict
-	// Files are the reports written, in report.Formats() order.
+	// Files are the reports written, in report.Formats() order, then the
+	// CycloneDX SBOM when asked for.
 	Files []string
 	// ReportURL is the markdown report on the gate's API, for machines
 	// with a token: <gate>/v1/images/<digest>/report?format=markdown.
