@@ -26,6 +26,7 @@ var EnvVars = map[string]string{
 	"out":        "GATE_OUT",
 	"sbom":       "GATE_SBOM",
 	"baseline":   "GATE_BASELINE",
+	"ca-cert":    "GATE_CA_CERT",
 }
 
 // RegisterFlags registers the flags every step binary shares on fs,
@@ -40,6 +41,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*annotationsValue)(&c.Annotations), "annotation", "`k=v` stored with the image on the gate (repeatable)")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "time limit of the whole step ($GATE_TIMEOUT)")
 	fs.Var((*failOnValue)(&c.FailOn), "fail-on", "what fails the build: `stop|warn|new|none` (default stop; new: only STOP findings the baseline lacks; none: report only) ($GATE_FAIL_ON)")
+	fs.BoolVar(&c.Force, "force", c.Force, "analyse the image again even when the gate has it")
+	fs.BoolVar(&c.Subscribe, "subscribe", c.Subscribe, "subscribe the image's tag to tag updates on the gate (needs a token of role admin)")
+	fs.StringVar(&c.CACert, "ca-cert", c.CACert, "PEM `file` of CA certificates to trust for the gate, besides the system's ($GATE_CA_CERT)")
 	fs.StringVar(&c.Baseline, "baseline", c.Baseline, "compare the findings with `auto|IMAGE|DIGEST|none`: auto is the last image of the pull request's target branch, else the Dockerfile's final FROM image (default none) ($GATE_BASELINE)")
 	fs.Var((*onErrorValue)(&c.PassOnError), "on-error", "on an error (gate down, timeout, ...): `fail|pass`, exit 2 or exit 0 (default fail) ($GATE_ON_ERROR)")
 	fs.StringVar(&c.OutDir, "out", c.OutDir, "directory for the reports ($GATE_OUT)")

@@ -46,7 +46,12 @@ func Execute(ctx context.Context, cfg Config, out io.Writer) *Result {
 		r.Err = fmt.Errorf("bad flags: %w", err)
 		return r
 	}
-	e := &execution{cfg: cfg, r: r, s: newSession(cfg, out)}
+	hc, err := httpClient(cfg)
+	if err != nil {
+		r.Err = fmt.Errorf("bad flags: %w", err)
+		return r
+	}
+	e := &execution{cfg: cfg, r: r, s: newSession(cfg, hc, out)}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	if err := e.run(ctx); err != nil {
@@ -128,6 +133,9 @@ func (e *execution) run(ctx context.Context) error {
 	if tag == "" && src.kind == sourceRegistry && !strings.Contains(src.arg, "@") {
 		tag = src.arg
 	}
+	if cfg.Subscribe {
+		e.subscribe(ctx, tag)
+	}
 	v, err := s.check(ctx, img.Digest, tag, bl)
 	if err != nil {
 		return err
@@ -181,6 +189,26 @@ func (e *execution) run(ctx context.Context) error {
 		s.printf("wrote %s", f)
 	}
 	return nil
+}
+
+// subscribe subscribes the tag to tag updates. Like Anchore's
+// autoSubscribeTagUpdates it does not change the outcome: a failure is a
+// line in the log.
+func (e *execution) subscribe(ctx context.Context, tag string) {
+	if tag == "" {
+		e.s.printf("not subscribing: the image has no tag (give --tag)")
+		return
+	}
+	switch err := e.s.subscribe(ctx, tag); {
+	case err != nil:
+		var ge *client.Error
+		if errors.As(err, &ge) && ge.Status == http.StatusForbidden {
+			err = errors.New("the token may not (subscriptions need a token of role admin)")
+		}
+		e.s.printf("not subscribed to updates of %s: %v", tag, err)
+	default:
+		e.s.printf("subscribed to updates of %s", tag)
+	}
 }
 
 // verdict records the gate's verdict in the result.

@@ -107,6 +107,16 @@ type Config struct {
 	// (or empty), an image reference or a digest. The gate analyses a
 	// baseline it has not analysed yet first.
 	Baseline string
+	// Force makes the gate analyse the image again even when it has it.
+	Force bool
+	// Subscribe subscribes the image's tag to tag updates on the gate
+	// (alerts when the tag moves), as Anchore's autoSubscribeTagUpdates
+	// did; it needs a token of role admin, else the step says so and goes
+	// on.
+	Subscribe bool
+	// CACert is a PEM file of CA certificates the gate's TLS certificate
+	// may chain to, besides the system's.
+	CACert string
 	// CycloneDX also writes the image's CycloneDX SBOM, as the gate made
 	// it, to CycloneDXFile in OutDir (GitLab's `reports: cyclonedx`).
 	CycloneDX bool
