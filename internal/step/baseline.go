@@ -200,7 +200,14 @@ func (s *session) lastImage(ctx context.Context, want map[string]string) (*api.I
 	if err != nil {
 		return nil, err
 	}
-	imgs := list.Images
+	// A gate that does not know the filter answers with every image:
+	// only those with the annotations count.
+	var imgs []api.Image
+	for _, img := range list.Images {
+		if hasAnnotations(img.Annotations, want) {
+			imgs = append(imgs, img)
+		}
+	}
 	if len(imgs) == 0 {
 		return nil, nil
 	}
@@ -212,4 +219,14 @@ func (s *session) lastImage(ctx context.Context, want map[string]string) (*api.I
 	}
 	sort.SliceStable(imgs, func(i, j int) bool { return analysedAt(&imgs[i]).After(analysedAt(&imgs[j])) })
 	return &imgs[0], nil
+}
+
+// hasAnnotations reports whether have holds every annotation of want.
+func hasAnnotations(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
