@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/buildgate/buildgate/internal/report"
+	"github.com/buildgate/buildgate/internal/step"
 	"github.com/buildgate/buildgate/internal/step/steptest"
 )
 
@@ -157,6 +159,70 @@ func parseAct(t *testing.T, log []byte) actRun {
 	return r
 }
 
+// actRunner runs workflows of a copy of the work tree under act, on
+// pull request 7 of buildgate/buildgate into main.
+type actRunner struct {
+	t                   *testing.T
+	act, repo, event    string
+	cache, actCache     string
+	gocache, gomodcache string
+}
+
+func newActRunner(t *testing.T, act string) *actRunner {
+	t.Helper()
+	a := &actRunner{t: t, act: act, repo: workTree(t), event: filepath.Join(t.TempDir(), "event.json"),
+		cache: filepath.Join(t.TempDir(), "action-cache"), actCache: t.TempDir()}
+	os.WriteFile(a.event, []byte(`{"number": 7, "pull_request": {"number": 7, "head": {"ref": "feature", "sha": "0123456789abcdef0123456789abcdef01234567"}, "base": {"ref": "main"}}}`), 0o644)
+	goenv, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.gocache, a.gomodcache, _ = strings.Cut(strings.TrimSpace(string(goenv)), "\n")
+	return a
+}
+
+// run runs a workflow, which must fail (each has a job meant to end red),
+// and checks that no secret shows in act's log.
+func (a *actRunner) run(name, workflow string, secrets []string, args ...string) actRun {
+	t := a.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	args = append([]string{"pull_request",
+		"--eventpath", a.event,
+		"--workflows", workflow,
+		"--platform", "ubuntu-latest=-self-hosted",
+		"--action-offline-mode", "--json",
+		"--action-cache-path", a.actCache, "--no-cache-server", "--container-daemon-socket", "-",
+		"--env", "BUILDGATE_ACTION_CACHE=" + a.cache,
+		"--env", "GOCACHE=" + a.gocache,
+		"--env", "GOMODCACHE=" + a.gomodcache,
+	}, args...)
+	cmd := exec.CommandContext(ctx, a.act, args...)
+	cmd.Dir = a.repo
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("act run %s: %s, %v", name, time.Since(start).Round(time.Millisecond), err)
+	logFile := filepath.Join(t.TempDir(), "act-"+name+".log")
+	os.WriteFile(logFile, out, 0o644)
+	if ctx.Err() != nil {
+		t.Fatalf("act did not finish in time; log in %s", logFile)
+	}
+	if err == nil {
+		t.Errorf("act exited 0; a job must fail it")
+	}
+	r := parseAct(t, out)
+	for _, tok := range secrets {
+		if strings.Contains(r.shown, tok) {
+			t.Errorf("a token shows in act's log %s", logFile)
+		}
+	}
+	if t.Failed() {
+		t.Logf("act log:\n%s", out)
+	}
+	return r
+}
+
 // TestWorkflowUnderAct runs .github/workflows/action-selftest.yml under
 // nektos/act, with the jobs on this host, against a real gate, a
 // registry holding a clean and a vulnerable image, and a fake GitHub API:
@@ -176,59 +242,17 @@ func TestWorkflowUnderAct(t *testing.T) {
 	const ghToken = "ghs_act_e2e_token_5d1f0a9c"
 	gh := newFakeGitHub(t, ghToken)
 
-	repo := workTree(t)
-	event := filepath.Join(t.TempDir(), "event.json")
-	os.WriteFile(event, []byte(`{"number": 7, "pull_request": {"number": 7, "head": {"ref": "feature", "sha": "0123456789abcdef0123456789abcdef01234567"}, "base": {"ref": "main"}}}`), 0o644)
-	cache := filepath.Join(t.TempDir(), "action-cache")
-	actCache := t.TempDir() // act's host workspaces
-	goenv, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gocache, gomodcache, _ := strings.Cut(strings.TrimSpace(string(goenv)), "\n")
-
+	a := newActRunner(t, act)
 	runAct := func(name string) actRun {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, act, "pull_request",
-			"--eventpath", event,
-			"--workflows", ".github/workflows/action-selftest.yml",
-			"--platform", "ubuntu-latest=-self-hosted",
-			"--action-offline-mode", "--json",
-			"--action-cache-path", actCache, "--no-cache-server", "--container-daemon-socket", "-",
+		return a.run(name, ".github/workflows/action-selftest.yml", []string{g.CIToken, ghToken},
 			"--var", "BUILDGATE_GATE_URL="+g.URL,
 			"--var", "BUILDGATE_CLEAN_IMAGE="+clean,
 			"--var", "BUILDGATE_VULNERABLE_IMAGE="+vulnerable,
 			"--secret", "BUILDGATE_TOKEN="+g.CIToken,
 			"--secret", "GITHUB_TOKEN="+ghToken,
 			"--env", "GITHUB_API_URL="+gh.API,
-			"--env", "BUILDGATE_ACTION_CACHE="+cache,
-			"--env", "GOCACHE="+gocache,
-			"--env", "GOMODCACHE="+gomodcache,
 		)
-		cmd.Dir = repo
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		t.Logf("act run %s: %s, %v", name, time.Since(start).Round(time.Millisecond), err)
-		logFile := filepath.Join(t.TempDir(), "act-"+name+".log")
-		os.WriteFile(logFile, out, 0o644)
-		if ctx.Err() != nil {
-			t.Fatalf("act did not finish in time; log in %s", logFile)
-		}
-		if err == nil {
-			t.Errorf("act exited 0; the fail job must fail it")
-		}
-		r := parseAct(t, out)
-		for _, tok := range []string{g.CIToken, ghToken} {
-			if strings.Contains(r.shown, tok) {
-				t.Errorf("a token shows in act's log %s", logFile)
-			}
-		}
-		if t.Failed() {
-			t.Logf("act log:\n%s", out)
-		}
-		return r
 	}
 
 	first := runAct("1")
@@ -291,6 +315,62 @@ func TestWorkflowUnderAct(t *testing.T) {
 	}
 	if patches != 2 {
 		t.Errorf("%d comment updates, want 2", patches)
+	}
+}
+
+// TestBaselineUnderAct gates the base branch's image as a push to main
+// would, then runs .github/workflows/action-baseline-selftest.yml on a
+// pull request into main with `baseline: auto` and `fail-on: new`: the
+// image that only adds a file passes on its inherited STOP findings, the
+// one that adds lodash fails on lodash's; the log table marks both.
+func TestBaselineUnderAct(t *testing.T) {
+	act := e2eTool(t, "act")
+	g := steptest.Shared(t)
+	reg := steptest.NewRegistry(t)
+	base, err := mutate.AppendLayers(steptest.SharedImage(t, "bullseye-dpkgonly"), steptest.Layer(t, map[string]string{"etc/build": "main"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, _ := mutate.AppendLayers(base, steptest.Layer(t, map[string]string{"etc/build": "pr-7"}))
+	added, _ := mutate.AppendLayers(base, steptest.Layer(t, map[string]string{
+		"app/node_modules/lodash/package.json": `{"name": "lodash", "version": "4.17.15"}`,
+	}))
+	mainRef := reg.Push(t, "team/app:main", base)
+
+	// The base branch's build, as the action on a push to main stores it.
+	cfg := step.DefaultConfig()
+	cfg.GateURL, cfg.Token, cfg.Image, cfg.OutDir = g.URL, step.Token(g.CIToken), mainRef, t.TempDir()
+	cfg.FailOn = report.FailOnNone
+	cfg.Annotations = map[string]string{"github.repository": "buildgate/buildgate", "github.ref": "refs/heads/main"}
+	var log bytes.Buffer
+	if r := step.Execute(context.Background(), cfg, &log); r.Err != nil {
+		t.Fatalf("gating main's image: %v\n%s", r.Err, log.String())
+	}
+
+	a := newActRunner(t, act)
+	r := a.run("baseline", ".github/workflows/action-baseline-selftest.yml", []string{g.CIToken},
+		"--var", "BUILDGATE_GATE_URL="+g.URL,
+		"--var", "BUILDGATE_SAME_IMAGE="+reg.Push(t, "team/app:pr-7-same", same),
+		"--var", "BUILDGATE_ADDED_IMAGE="+reg.Push(t, "team/app:pr-7-added", added),
+		"--secret", "BUILDGATE_TOKEN="+g.CIToken,
+	)
+	if r.jobResult["same"] != "success" || r.jobResult["added"] != "failure" {
+		t.Fatalf("job results %v, want same success and added failure", r.jobResult)
+	}
+	if got := r.stepResults["same"]["Check that only inherited STOP findings passed"]; got != "success" {
+		t.Errorf("the same job's check step: %q", got)
+	}
+	if got := r.stepResults["added"]["Check that the gate failed the job for the added package"]; got != "success" {
+		t.Errorf("the added job's check step: %q", got)
+	}
+	if !containsLine(r.lines["same"], "buildgate: baseline auto: main: sha256:") {
+		t.Errorf("the same job does not say which baseline auto found:\n%s", strings.Join(r.lines["same"], "\n"))
+	}
+	if rows := grep(r.lines["added"], " lodash "); len(rows) == 0 || !strings.Contains(rows[0], " new ") || !strings.HasSuffix(rows[0], " STOP") {
+		t.Errorf("the added job's log table has no new lodash STOP row: %q", rows)
+	}
+	if len(grep(r.lines["added"], "inherited  not counted (STOP)")) == 0 {
+		t.Errorf("the added job's log table shows no inherited STOP row:\n%s", strings.Join(r.lines["added"], "\n"))
 	}
 }
 

@@ -51,6 +51,8 @@ func (a *action) finish(ctx context.Context, r *step.Result) {
 	a.output("verdict", r.Verdict)
 	a.output("stop-count", strconv.Itoa(r.StopCount))
 	a.output("warn-count", strconv.Itoa(r.WarnCount))
+	a.output("new-stop-count", strconv.Itoa(r.NewStopCount))
+	a.output("baseline", r.Baseline)
 	a.output("sarif-file", sarif)
 	a.output("junit-file", junit)
 	a.output("markdown-file", markdown)
@@ -147,7 +149,7 @@ func (a *action) annotate(r *step.Result, results []sarifResult) {
 	switch {
 	case r.ExitCode != step.ExitPass:
 		a.gh.WithFieldsMap(title).Errorf("%s", msg)
-	case r.Err != nil || r.Verdict == step.VerdictWarn || r.Verdict == step.VerdictStop: // STOP passes only under --fail-on none
+	case r.Err != nil || r.Verdict == step.VerdictWarn || r.Verdict == step.VerdictStop: // STOP passes only under --fail-on none or new
 		a.gh.WithFieldsMap(title).Warningf("%s", msg)
 	default:
 		a.gh.WithFieldsMap(title).Noticef("%s", msg)

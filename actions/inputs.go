@@ -49,6 +49,7 @@ var stepInputs = []struct{ input, flag string }{
 	{"policy", "policy"},
 	{"tag", "tag"},
 	{"fail-on", "fail-on"},
+	{"baseline", "baseline"},
 	{"on-error", "on-error"},
 	{"timeout", "timeout"},
 	{"out-dir", "out"},
@@ -109,6 +110,7 @@ func readInputs(gh *githubactions.Action, getenv func(string) string) (inputs, e
 	if err != nil {
 		return in, err
 	}
+	in.cfg.Target = target(getenv, in.pr)
 	for k, v := range contextAnnotations(getenv, in.pr) {
 		if in.cfg.Annotations == nil {
 			in.cfg.Annotations = map[string]string{}
@@ -178,6 +180,17 @@ func pullRequest(getenv func(string) string) (pullRequestInfo, error) {
 		return pullRequestInfo{}, errors.New("the pull_request event payload has no pull request number")
 	}
 	return pr, nil
+}
+
+// target is the pull request's base branch for --baseline auto: the
+// images stored with the repository and the branch's ref (as a push to
+// it records them); nil outside a pull request.
+func target(getenv func(string) string, pr pullRequestInfo) *step.Target {
+	base, repo := getenv("GITHUB_BASE_REF"), getenv("GITHUB_REPOSITORY")
+	if pr.Number <= 0 || base == "" || repo == "" {
+		return nil
+	}
+	return &step.Target{Branch: base, Annotations: map[string]string{"github.repository": repo, "github.ref": "refs/heads/" + base}}
 }
 
 // contextAnnotations are the GitHub context stored with the image.

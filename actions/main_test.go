@@ -381,7 +381,7 @@ func TestErrors(t *testing.T) {
 		env["INPUT_IMAGE"] = "app:1"
 		env["INPUT_FAIL-ON"] = "never"
 		r := runAction(t, env)
-		if r.code != step.ExitError || r.stderr != "buildgate: ERROR: bad inputs: input fail-on: invalid value \"never\": want stop, warn or none\n" {
+		if r.code != step.ExitError || r.stderr != "buildgate: ERROR: bad inputs: input fail-on: invalid value \"never\": want stop, warn, new or none\n" {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 		if r.outputs["verdict"] != "error" || r.outputs["sarif-file"] != "" {

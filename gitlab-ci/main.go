@@ -61,6 +61,7 @@ var buildgateVars = map[string]string{
 	"dockerfile": "BUILDGATE_DOCKERFILE",
 	"policy":     "BUILDGATE_POLICY",
 	"fail-on":    "BUILDGATE_FAIL_ON",
+	"baseline":   "BUILDGATE_BASELINE",
 	"tag":        "BUILDGATE_TAG",
 	"timeout":    "BUILDGATE_TIMEOUT",
 	"on-error":   "BUILDGATE_ON_ERROR",
@@ -83,11 +84,13 @@ const usage = `usage: gate-gitlab [flags]
 Gates a container image against a buildgate gate and writes reports to
 buildgate-reports (--out) in the working directory. Settings come from flags, then
 BUILDGATE_* variables (BUILDGATE_URL, BUILDGATE_TOKEN, BUILDGATE_IMAGE,
-BUILDGATE_DOCKERFILE, BUILDGATE_POLICY, BUILDGATE_FAIL_ON, ...), then GATE_*.
+BUILDGATE_DOCKERFILE, BUILDGATE_POLICY, BUILDGATE_FAIL_ON, BUILDGATE_BASELINE,
+...), then GATE_*. In a merge request pipeline, --baseline auto compares
+with the last image gated on the target branch.
 On merge request pipelines, $BUILDGATE_GITLAB_TOKEN lets it keep one note
 with the report on the merge request.
-Exit status: 0 pass, 1 policy STOP (or WARN with --fail-on warn; never with
---fail-on none), 2 error.
+Exit status: 0 pass, 1 policy STOP (or WARN with --fail-on warn; only new
+STOP findings with --fail-on new; never with --fail-on none), 2 error.
 
 `
 
@@ -146,5 +149,19 @@ func configure(cfg *step.Config, fs *flag.FlagSet, args []string, getenv func(st
 		cfg.Image = getenv("CI_REGISTRY_IMAGE") + ":" + getenv("CI_COMMIT_SHA")
 	}
 	cfg.AnnotateFromEnv(gitlabAnnotations, getenv)
+	cfg.Target = target(getenv)
+	// The template keeps it as the job's `reports: cyclonedx`.
+	cfg.CycloneDX = true
 	return nil
+}
+
+// target is the merge request's target branch for --baseline auto: the
+// project's images a pipeline of that branch stored; nil outside a merge
+// request pipeline.
+func target(getenv func(string) string) *step.Target {
+	branch, project := getenv("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"), getenv("CI_PROJECT_PATH")
+	if branch == "" || project == "" {
+		return nil
+	}
+	return &step.Target{Branch: branch, Annotations: map[string]string{"gitlab.project": project, "gitlab.ref": branch}}
 }

@@ -120,6 +120,14 @@ func TestDefaultImageAndReports(t *testing.T) {
 		t.Errorf("container scanning report: %v %+v", err, gl)
 	}
 
+	var bom struct {
+		BOMFormat string `json:"bomFormat"`
+	}
+	b, _ = os.ReadFile(filepath.Join(dir, step.CycloneDXFile))
+	if err := json.Unmarshal(b, &bom); err != nil || bom.BOMFormat != "CycloneDX" {
+		t.Errorf("the CycloneDX SBOM for reports: cyclonedx: %v %+v", err, bom)
+	}
+
 	m := digestRE.FindStringSubmatch(r.stdout)
 	if m == nil {
 		t.Fatalf("no digest in\n%s", r.stdout)
@@ -187,6 +195,38 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestMergeRequestTarget: in a merge request pipeline, --baseline auto
+// looks for the project's images of the target branch, which branch
+// pipelines annotate with gitlab.project and gitlab.ref.
+func TestMergeRequestTarget(t *testing.T) {
+	configured := func(env map[string]string) step.Config {
+		t.Helper()
+		cfg := step.DefaultConfig()
+		fs := flag.NewFlagSet("gate-gitlab", flag.ContinueOnError)
+		cfg.RegisterFlags(fs)
+		if err := configure(&cfg, fs, nil, func(k string) string { return env[k] }); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	env := map[string]string{
+		"BUILDGATE_IMAGE": "registry.gitlab.example/group/app:1", "BUILDGATE_BASELINE": "auto", "BUILDGATE_FAIL_ON": "new",
+		"CI_PROJECT_PATH": "group/app", "CI_COMMIT_REF_NAME": "feature", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+	}
+	cfg := configured(env)
+	want := &step.Target{Branch: "main", Annotations: map[string]string{"gitlab.project": "group/app", "gitlab.ref": "main"}}
+	if cfg.Baseline != "auto" || cfg.FailOn != report.FailOnNew || !reflect.DeepEqual(cfg.Target, want) || !cfg.CycloneDX {
+		t.Errorf("baseline %q, fail-on %v, target %+v, CycloneDX %v", cfg.Baseline, cfg.FailOn, cfg.Target, cfg.CycloneDX)
+	}
+	if cfg.Annotations["gitlab.ref"] != "feature" {
+		t.Errorf("the merge request's image is annotated %v", cfg.Annotations)
+	}
+	delete(env, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME")
+	if cfg := configured(env); cfg.Target != nil {
+		t.Errorf("a branch pipeline has a target %+v", cfg.Target)
+	}
+}
+
 func TestBadVariables(t *testing.T) {
 	tests := []struct {
 		name string
@@ -195,7 +235,7 @@ func TestBadVariables(t *testing.T) {
 		want string
 	}{
 		{"bad fail-on", map[string]string{"BUILDGATE_URL": "http://127.0.0.1:1", "BUILDGATE_TOKEN": "bg_secret", "BUILDGATE_FAIL_ON": "never"}, nil,
-			`buildgate: ERROR: bad flags: $BUILDGATE_FAIL_ON: invalid value "never": want stop, warn or none (gate-gitlab -h for help)`},
+			`buildgate: ERROR: bad flags: $BUILDGATE_FAIL_ON: invalid value "never": want stop, warn, new or none (gate-gitlab -h for help)`},
 		{"no gate", map[string]string{"BUILDGATE_TOKEN": "bg_secret", "BUILDGATE_IMAGE": "app:1"}, nil,
 			"buildgate: ERROR: bad flags: --gate (or $GATE_URL) is required"},
 		{"no image outside a pipeline", map[string]string{"BUILDGATE_URL": "http://127.0.0.1:1", "BUILDGATE_TOKEN": "bg_secret"}, nil,

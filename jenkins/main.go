@@ -17,9 +17,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -45,6 +48,7 @@ var jenkinsAnnotations = map[string]string{
 	"BUILD_NUMBER": "jenkins.build_number",
 	"GIT_COMMIT":   "jenkins.git_commit",
 	"CHANGE_ID":    "jenkins.change_id",
+	"BRANCH_NAME":  "jenkins.branch",
 }
 
 // maxParallel bounds the images gated at once from an images file.
@@ -54,9 +58,12 @@ const usage = `usage: gate-jenkins --gate URL --image IMAGE [flags]
        gate-jenkins --gate URL --images-file anchore_images [flags]
 
 Gates container images against a buildgate gate and writes reports to
-$WORKSPACE/buildgate-reports (--out). The token comes from $GATE_TOKEN.
-Exit status: 0 pass, 1 policy STOP (or WARN with --fail-on warn; never with
---fail-on none), 2 error.
+$WORKSPACE/buildgate-reports (--out), with buildgate-result.json (the
+verdict, counts and report paths) for the pipeline. The token comes from
+$GATE_TOKEN. In a multibranch pull request build, --baseline auto compares
+with the last image gated on $CHANGE_TARGET.
+Exit status: 0 pass, 1 policy STOP (or WARN with --fail-on warn; only new
+STOP findings with --fail-on new; never with --fail-on none), 2 error.
 
 `
 
@@ -92,7 +99,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return step.ExitError
 	}
 	if *imagesFile == "" {
-		return step.Run(ctx, cfg, stdout, stderr)
+		r := step.Execute(ctx, cfg, stdout)
+		fmt.Fprintln(step.Redact(stderr, cfg.Token), r.Line())
+		writeResult(cfg, []*step.Result{r}, r.ExitCode, stdout)
+		return r.ExitCode
 	}
 	entries, err := readImagesFile(*imagesFile)
 	if err != nil {
@@ -102,6 +112,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return runMany(ctx, cfg, entries, getenv("WORKSPACE"), stdout, stderr)
 }
 
+// writeResult writes resultFile in the report directory. The pipeline
+// falls back to the exit code without it, so a failure is a line in the
+// log, not an error.
+func writeResult(cfg step.Config, rs []*step.Result, code int, stdout io.Writer) {
+	path := filepath.Join(cfg.OutDir, resultFile)
+	b, err := newResult(rs, code).marshal()
+	if err == nil {
+		if err = os.MkdirAll(cfg.OutDir, 0o755); err == nil {
+			err = os.WriteFile(path, append(b, '\n'), 0o644)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(step.Redact(stdout, cfg.Token), "buildgate: could not write %s: %v\n", path, err)
+	}
+}
+
 // jenkinsConfig adds what Jenkins' environment says to the configuration:
 // annotations, the report directory in the workspace, and checks the flags
 // that do not go with an images file.
@@ -109,6 +135,14 @@ func jenkinsConfig(cfg *step.Config, fs *flag.FlagSet, getenv func(string) strin
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	cfg.AnnotateFromEnv(jenkinsAnnotations, getenv)
+	if p := project(getenv); p != "" {
+		if _, given := cfg.Annotations["jenkins.project"]; !given {
+			cfg.Annotations["jenkins.project"] = p
+		}
+		if t := getenv("CHANGE_TARGET"); t != "" {
+			cfg.Target = &step.Target{Branch: t, Annotations: map[string]string{"jenkins.project": p, "jenkins.branch": t}}
+		}
+	}
 	if ws := getenv("WORKSPACE"); ws != "" && !set["out"] {
 		cfg.OutDir = filepath.Join(ws, "buildgate-reports")
 	}
@@ -120,6 +154,21 @@ func jenkinsConfig(cfg *step.Config, fs *flag.FlagSet, getenv func(string) strin
 		}
 	}
 	return nil
+}
+
+// project is a multibranch build's project: $JOB_NAME without the
+// branch's job ("team/app" of "team/app/PR-17"), "" outside a multibranch
+// project.
+func project(getenv func(string) string) string {
+	job, branch := getenv("JOB_NAME"), getenv("BRANCH_NAME")
+	if branch == "" {
+		return ""
+	}
+	p, ok := strings.CutSuffix(job, "/"+url.PathEscape(branch))
+	if !ok || p == "" {
+		return ""
+	}
+	return p
 }
 
 // runMany gates every image of an images file, at most maxParallel at
@@ -156,14 +205,18 @@ func runMany(ctx context.Context, cfg step.Config, entries []imageEntry, workspa
 	}
 	outcome := map[int]string{step.ExitPass: "PASS", step.ExitFail: "FAIL", step.ExitError: "ERROR"}[worst]
 	fmt.Fprintf(errw, "buildgate: %s: %d of %d images did not pass — reports in %s\n", outcome, failed, len(results), cfg.OutDir)
+	writeResult(cfg, results, worst, out)
 	return worst
 }
 
-// removeOldReports deletes the report files that earlier builds left in
-// the report directory and its subdirectories (an images file's images),
+// removeOldReports deletes the result and the report files that earlier
+// builds left in the report directory and its subdirectories (an images file's images),
 // since Jenkins keeps the workspace and the junit step reads
 // <out>/**/buildgate.junit.xml.
 func removeOldReports(out string) error {
+	if err := os.Remove(filepath.Join(out, resultFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the previous result: %w", err)
+	}
 	entries, err := os.ReadDir(out)
 	if err != nil {
 		return nil // nothing there yet, or the step will say why

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -187,6 +189,84 @@ func TestJenkinsEnvironmentBecomesAnnotations(t *testing.T) {
 			t.Errorf("report not in $WORKSPACE/buildgate-reports: %v", err)
 		}
 	}
+	res := readResult(t, filepath.Join(env["WORKSPACE"], "buildgate-reports"))
+	if res.ExitCode != step.ExitPass || res.Verdict != "warn" || len(res.Images) != 1 || res.Images[0].Digest != m[1] ||
+		res.Reports["junit"] != filepath.Join(env["WORKSPACE"], "buildgate-reports", "buildgate.junit.xml") || len(res.Reports) != len(report.Formats()) {
+		t.Errorf("result %+v", res)
+	}
+}
+
+// readResult reads the result file gateScan returns as a map.
+func readResult(t *testing.T, dir string) result {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, resultFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestMultibranchTarget: a pull request build of a multibranch project
+// looks for --baseline auto among the images its target branch's builds
+// stored, which carry the project and the branch.
+func TestMultibranchTarget(t *testing.T) {
+	configured := func(env map[string]string) step.Config {
+		t.Helper()
+		cfg := step.DefaultConfig()
+		fs := flag.NewFlagSet("gate-jenkins", flag.ContinueOnError)
+		cfg.RegisterFlags(fs)
+		if err := cfg.ParseFlags(fs, []string{"--image", "registry.example/app:1", "--baseline", "auto"}, func(k string) string { return env[k] }); err != nil {
+			t.Fatal(err)
+		}
+		if err := jenkinsConfig(&cfg, fs, func(k string) string { return env[k] }, ""); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfg := configured(map[string]string{"JOB_NAME": "team/app/PR-17", "BRANCH_NAME": "PR-17", "CHANGE_ID": "17", "CHANGE_TARGET": "main"})
+	want := &step.Target{Branch: "main", Annotations: map[string]string{"jenkins.project": "team/app", "jenkins.branch": "main"}}
+	if !reflect.DeepEqual(cfg.Target, want) || cfg.Annotations["jenkins.project"] != "team/app" || cfg.Annotations["jenkins.branch"] != "PR-17" {
+		t.Errorf("target %+v, annotations %v", cfg.Target, cfg.Annotations)
+	}
+	// A branch build stores what the pull request looks for.
+	cfg = configured(map[string]string{"JOB_NAME": "team/app/feature%2Fx", "BRANCH_NAME": "feature/x"})
+	if cfg.Target != nil || cfg.Annotations["jenkins.project"] != "team/app" || cfg.Annotations["jenkins.branch"] != "feature/x" {
+		t.Errorf("branch build: target %+v, annotations %v", cfg.Target, cfg.Annotations)
+	}
+	if cfg := configured(map[string]string{"JOB_NAME": "app"}); cfg.Target != nil || cfg.Annotations["jenkins.project"] != "" {
+		t.Errorf("not a multibranch build: target %+v, annotations %v", cfg.Target, cfg.Annotations)
+	}
+}
+
+// TestGroovyFlags: every flag vars/gateScan.groovy passes is one of
+// gate-jenkins', and it reads the result file gate-jenkins writes.
+func TestGroovyFlags(t *testing.T) {
+	b, err := os.ReadFile("vars/gateScan.groovy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := step.DefaultConfig()
+	fs := flag.NewFlagSet("gate-jenkins", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	fs.String("images-file", "", "")
+	flags := regexp.MustCompile(`'--([a-z-]+)'`).FindAllStringSubmatch(string(b), -1)
+	if len(flags) < 10 {
+		t.Fatalf("only %d flags found in gateScan.groovy", len(flags))
+	}
+	for _, f := range flags {
+		if fs.Lookup(f[1]) == nil {
+			t.Errorf("gateScan.groovy passes --%s, which gate-jenkins does not have", f[1])
+		}
+	}
+	for _, p := range []string{"args.baseline", "args.forceAnalyze", "args.autoSubscribe", "args.caCert", "/" + resultFile} {
+		if !bytes.Contains(b, []byte(p)) {
+			t.Errorf("gateScan.groovy does not use %s", p)
+		}
+	}
 }
 
 func TestImagesFile(t *testing.T) {
@@ -224,6 +304,12 @@ func TestImagesFile(t *testing.T) {
 					t.Errorf("%s: %v", image, err)
 				}
 			}
+		}
+		res := readResult(t, filepath.Join(ws, "buildgate-reports"))
+		if res.Verdict != "stop" || res.ExitCode != step.ExitFail || len(res.Images) != 2 || res.Reports != nil ||
+			res.StopCount != res.Images[1].StopCount || res.StopCount == 0 ||
+			res.Images[1].Reports["sarif"] != filepath.Join(dirOf("docker-archive:"+vulnerable), "buildgate.sarif") {
+			t.Errorf("result %+v", res)
 		}
 		md, _ := os.ReadFile(filepath.Join(dirOf("docker-archive:"+vulnerable), "buildgate.md"))
 		if bytes.Contains(md, []byte("HEALTHCHECK")) {
@@ -265,7 +351,7 @@ func TestBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"bad fail-on", env, []string{"--image", "app:1", "--fail-on", "never"}, `buildgate: ERROR: bad flags: invalid value "never" for flag -fail-on: want stop, warn or none`},
+		{"bad fail-on", env, []string{"--image", "app:1", "--fail-on", "never"}, `buildgate: ERROR: bad flags: invalid value "never" for flag -fail-on: want stop, warn, new or none`},
 		{"bad env", map[string]string{"GATE_URL": "x", "GATE_TOKEN": "bg_secret_token", "GATE_ON_ERROR": "ignore"}, []string{"--image", "app:1"}, `buildgate: ERROR: bad flags: $GATE_ON_ERROR: invalid value "ignore": want fail or pass`},
 		{"image with images file", env, []string{"--image", "app:1", "--images-file", "anchore_images"}, "--image does not go with --images-file"},
 		{"no image", env, nil, "--image (or $GATE_IMAGE) or --sbom is required"},

@@ -147,6 +147,57 @@ func (v *Verdicts) Check(ctx context.Context, digest, tag, policyID string) (*po
 	return v.evaluate(ctx, img, a, rec, tag)
 }
 
+// CheckBaseline is Check with the findings compared with the analysed
+// image baseline (a digest): those it has too are inherited
+// (policy.Evaluation.CompareBaseline). The baseline is evaluated under
+// the same bundle and tag, so that its findings other than
+// vulnerabilities compare; that evaluation is not stored. The stored
+// verdict is Check's, without the comparison.
+func (v *Verdicts) CheckBaseline(ctx context.Context, digest, tag, policyID, baseline string) (*policy.Verdict, error) {
+	verdict, err := v.Check(ctx, digest, tag, policyID)
+	if err != nil {
+		return nil, err
+	}
+	img, err := v.store.Image(ctx, baseline)
+	switch {
+	case image.ErrorCode(err) == image.ENOTFOUND:
+		return nil, image.Errorf(image.ENOTFOUND, "the baseline %s is not known to the gate: submit it first", baseline)
+	case err != nil:
+		return nil, err
+	case img.Status != image.StatusAnalyzed:
+		return nil, image.Errorf(image.ECONFLICT, "the baseline %s is not analyzed (status: %s)", baseline, img.Status)
+	}
+	a, err := v.store.Analysis(ctx, baseline)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := v.store.Policy(ctx, verdict.BundleID)
+	if err != nil {
+		return nil, err
+	}
+	var b policy.Bundle
+	if err := json.Unmarshal(rec.Bundle, &b); err != nil {
+		return nil, fmt.Errorf("reading stored bundle %q: %w", rec.ID, err)
+	}
+	facts := a.Facts
+	facts.Tags = img.Tags
+	facts.Dockerfile = img.Dockerfile
+	db := v.db.Info()
+	if !a.DBBuilt.IsZero() {
+		db.Built = a.DBBuilt
+	}
+	base, err := policy.Evaluate(&b, policy.Input{Facts: facts, Tag: verdict.Tag, DB: db}, verdict.EvaluatedAt)
+	if err != nil {
+		return nil, err
+	}
+	ref := ""
+	if len(img.Tags) > 0 {
+		ref = img.Tags[0]
+	}
+	verdict.CompareBaseline(policy.Baseline{Digest: baseline, Ref: ref}, a.Matches, base)
+	return verdict, nil
+}
+
 func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Analysis, rec *image.PolicyRecord, tag string) (*policy.Verdict, error) {
 	var b policy.Bundle
 	if err := json.Unmarshal(rec.Bundle, &b); err != nil {

@@ -57,6 +57,9 @@ type Evaluation struct {
 	DockerfileMode   string    `json:"dockerfile_mode"`
 	EvaluatedAt      time.Time `json:"evaluated_at"`
 	Findings         []Finding `json:"findings"`
+	// Baseline is the image the findings were compared with
+	// (CompareBaseline), nil when they were not.
+	Baseline *Baseline `json:"baseline,omitempty"`
 }
 
 // Finding is one firing of a rule's trigger.
@@ -79,6 +82,9 @@ type Finding struct {
 	Expired       *AllowlistMatch `json:"expired,omitempty"`
 	Vulnerability *image.Match    `json:"vulnerability,omitempty"`
 	Package       *image.Package  `json:"package,omitempty"`
+	// Inherited says the evaluation's Baseline has the finding too: the
+	// change did not bring it.
+	Inherited bool `json:"inherited,omitempty"`
 }
 
 // Effective returns the action the finding contributes: GO when

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/policy"
 )
 
 // GitLabSchemaVersion is the version of GitLab's container-scanning
@@ -67,7 +68,18 @@ type gitlabVuln struct {
 	Identifiers []gitlabIdentifier `json:"identifiers"`
 	CVSSVectors []gitlabCVSS       `json:"cvss_vectors,omitempty"`
 	Links       []gitlabLink       `json:"links,omitempty"`
-	Location    gitlabLocation     `json:"location"`
+	// Details holds "baseline": whether the vulnerability is new or
+	// inherited, when the evaluation has a baseline and a rule fired on
+	// it.
+	Details  map[string]gitlabDetail `json:"details,omitempty"`
+	Location gitlabLocation          `json:"location"`
+}
+
+// gitlabDetail is a named text field of a vulnerability's details.
+type gitlabDetail struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
 }
 
 type gitlabIdentifier struct {
@@ -149,19 +161,54 @@ func GitLab(w io.Writer, in Input) error {
 	osName := cmp.Or(in.operatingSystem(), "unknown")
 	imageRef := cmp.Or(in.ref(), "unknown")
 	seen := map[string]bool{}
+	baseline := gitlabBaseline(in.Evaluation)
 	for _, m := range sortedMatches(in.Matches) {
 		id := gitlabID(m)
 		if seen[id] {
 			continue
 		}
 		seen[id] = true
-		doc.Vulnerabilities = append(doc.Vulnerabilities, gitlabVulnOf(m, id, osName, imageRef))
+		v := gitlabVulnOf(m, id, osName, imageRef)
+		if w := baseline[matchKey{m.VulnerabilityID, m.PackageName, m.PackageType}]; w != "" {
+			v.Details = map[string]gitlabDetail{"baseline": {Name: "Baseline", Type: "text", Value: w + " (baseline " + in.Evaluation.Baseline.Name() + ")"}}
+		}
+		doc.Vulnerabilities = append(doc.Vulnerabilities, v)
+	}
+	if e := in.Evaluation; e != nil && e.Baseline != nil {
+		n := countNew(e)
+		doc.Scan.Messages = append(doc.Scan.Messages, gitlabMessage{Level: "info",
+			Value: fmt.Sprintf("compared with the baseline %s: %d new, %d inherited findings", e.Baseline.Name(), n, len(e.Findings)-n)})
 	}
 	data, err := marshalJSON(doc, "encoding gitlab report")
 	if err != nil {
 		return err
 	}
 	return write(w, data, FormatGitLab)
+}
+
+// matchKey is what a baseline compares vulnerabilities by.
+type matchKey struct{ id, name, typ string }
+
+// gitlabBaseline says for each vulnerability a rule fired on whether it
+// is "new" or "inherited"; nil without a baseline. A vulnerability with a
+// new finding is new.
+func gitlabBaseline(e *policy.Evaluation) map[matchKey]string {
+	if e == nil || e.Baseline == nil {
+		return nil
+	}
+	out := map[matchKey]string{}
+	for i := range e.Findings {
+		f := &e.Findings[i]
+		v := f.Vulnerability
+		if v == nil {
+			continue
+		}
+		k := matchKey{v.VulnerabilityID, v.PackageName, v.PackageType}
+		if out[k] != "new" {
+			out[k] = baselineWord(e, f)
+		}
+	}
+	return out
 }
 
 func gitlabVulnOf(m *image.Match, id, osName, imageRef string) gitlabVuln {

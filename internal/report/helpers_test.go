@@ -291,11 +291,15 @@ type sarifDoc struct {
 				Status        string `json:"status"`
 				Justification string `json:"justification"`
 			} `json:"suppressions"`
-			Properties struct {
+			BaselineState string `json:"baselineState"`
+			Properties    struct {
 				Outcome string `json:"outcome"`
 			} `json:"properties"`
 		} `json:"results"`
 		Properties struct {
+			Baseline *struct {
+				Digest string `json:"digest"`
+			} `json:"baseline"`
 			Verdict        string `json:"verdict"`
 			Truncated      bool   `json:"truncated"`
 			ResultsTotal   int    `json:"resultsTotal"`

@@ -102,7 +102,7 @@ func NewSummary(in Input) (*Summary, error) {
 	}
 	ev := *e
 	ev.Findings = make([]policy.Finding, 0, len(e.Findings))
-	for _, f := range sortedFindings(e) {
+	for _, f := range sortedFindings(e, in.FailOn) {
 		ev.Findings = append(ev.Findings, *f)
 	}
 	ev.PolicyIDs = nonNil(ev.PolicyIDs)

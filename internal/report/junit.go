@@ -120,7 +120,7 @@ func JUnit(w io.Writer, in Input) error {
 	}
 
 	imageCase := junitCase{Name: ImageTestName, Classname: junitSuiteName, SystemOut: systemOut(imageSummary(&in))}
-	if why := imageFailure(e); why != "" {
+	if why := imageFailure(e, in.FailOn); why != "" {
 		imageCase.Failure = &junitFailure{Type: "STOP", Message: why, Text: xmlText(imageSummary(&in))}
 		imageCase.SystemOut = nil
 	}
@@ -131,7 +131,7 @@ func JUnit(w io.Writer, in Input) error {
 	}}
 
 	byGate := map[string][]junitCase{}
-	for _, f := range sortedFindings(e) {
+	for _, f := range sortedFindings(e, in.FailOn) {
 		byGate[f.Gate] = append(byGate[f.Gate], junitFindingCase(&in, f))
 	}
 	gates := make([]string, 0, len(byGate))
@@ -175,13 +175,18 @@ func junitFindingCase(in *Input, f *policy.Finding) junitCase {
 		Classname: "buildgate." + f.Gate + "." + f.Trigger,
 	}
 	details := findingDetails(f)
-	switch outcomeOf(e, f) {
+	if w := baselineWord(e, f); w != "" {
+		details += "baseline: " + w + "\n"
+	}
+	switch outcomeOf(e, in.FailOn, f) {
 	case outStop:
 		c.Failure = &junitFailure{Type: "STOP", Message: f.Message, Text: xmlText(details)}
 	case outWarn:
 		c.SystemOut = systemOut("WARN: " + f.Message + "\n" + details)
 	case outGo:
 		c.SystemOut = systemOut("GO: " + f.Message + "\n" + details)
+	case outInherited:
+		c.SystemOut = systemOut("STOP " + inheritance(e) + ": " + f.Message + "\n" + details)
 	case outAllowlisted:
 		c.SystemOut = systemOut("ALLOWLISTED (" + actionWord(f.Action) + " waived): " + f.Message + "\n" +
 			"allowlisted by " + allowlistText(f.Allowlisted) + "\n" + details)
@@ -236,6 +241,9 @@ func imageSummary(in *Input) string {
 	fmt.Fprintf(&sb, "digest: %s\n", in.digest())
 	fmt.Fprintf(&sb, "bundle: %s (%s)\n", e.BundleName, e.BundleID)
 	fmt.Fprintf(&sb, "findings: %d stop, %d warn, %d go, %d allowlisted\n", c.Stop, c.Warn, c.Go, c.Allowlisted)
+	if e.Baseline != nil {
+		fmt.Fprintf(&sb, "baseline: %s; %d of the findings are new\n", e.Baseline.Name(), countNew(e))
+	}
 	fmt.Fprintf(&sb, "vulnerabilities in image: %d\n", len(in.Matches))
 	if in.GateURL != "" {
 		fmt.Fprintf(&sb, "details: %s\n", in.GateURL)
@@ -265,6 +273,10 @@ func junitProps(in *Input) []junitProperty {
 	add("policy.ids", strings.Join(e.PolicyIDs, ","))
 	add("allowlist.ids", strings.Join(e.AllowlistIDs, ","))
 	add("dockerfile.mode", e.DockerfileMode)
+	if b := e.Baseline; b != nil {
+		add("baseline.digest", b.Digest)
+		add("baseline.ref", b.Ref)
+	}
 	if !e.EvaluatedAt.IsZero() {
 		add("evaluated_at", e.EvaluatedAt.UTC().Format(time.RFC3339))
 	}

@@ -32,18 +32,25 @@ func headline(e *policy.Evaluation, failOn policy.Action) string {
 	a := clampAction(e.FinalAction)
 	fails := ExitCode(e, failOn) == ExitFail
 	switch {
+	case fails && failOn == FailOnNew:
+		return "**STOP** — build fails (--fail-on new)"
 	case fails == (a == policy.ActionStop):
 		return headlines[a]
 	case fails:
 		return "**" + actionWord(a) + "** — build fails (--fail-on " + failOnWord(failOn) + ")"
+	case failOn == FailOnNew:
+		return "**STOP** — build passes (--fail-on new: no new STOP finding)"
 	}
 	return "**STOP** — build passes (--fail-on " + failOnWord(failOn) + ": report only)"
 }
 
 // failOnWord names a failOn of ExitCode as the step's flag takes it.
 func failOnWord(failOn policy.Action) string {
-	if failOn == FailOnNone {
+	switch failOn {
+	case FailOnNone:
 		return "none"
+	case FailOnNew:
+		return "new"
 	}
 	return failOn.String()
 }
@@ -70,9 +77,9 @@ func Markdown(w io.Writer, in Input) error {
 	switch e.Reason {
 	case policy.ReasonDenylistedImage:
 		if ExitCode(e, in.FailOn) == ExitFail {
-			b.WriteString(upperFirst(imageFailure(e)) + ": the build fails whatever the findings.\n\n")
+			b.WriteString(upperFirst(imageFailure(e, in.FailOn)) + ": the build fails whatever the findings.\n\n")
 		} else {
-			b.WriteString(upperFirst(imageFailure(e)) + ": the verdict is STOP whatever the findings.\n\n")
+			b.WriteString(upperFirst(imageFailure(e, in.FailOn)) + ": the verdict is STOP whatever the findings.\n\n")
 		}
 	case policy.ReasonAllowlistedImage:
 		b.WriteString(upperFirst(waiver(e)) + ": the build passes whatever the findings; they are listed for information.\n\n")
@@ -100,6 +107,10 @@ func Markdown(w io.Writer, in Input) error {
 	if in.Image.Dockerfile != "" {
 		fmt.Fprintf(&b, "- **Dockerfile:** %s\n", mdCode(cmp.Or(in.Image.DockerfilePath, "Dockerfile")))
 	}
+	if bl := e.Baseline; bl != nil {
+		n := countNew(e)
+		fmt.Fprintf(&b, "- **Baseline:** %s — %d new, %d inherited findings\n", mdCode(bl.Name()), n, len(e.Findings)-n)
+	}
 	b.WriteString("\n")
 
 	c := e.Counts()
@@ -109,13 +120,15 @@ func Markdown(w io.Writer, in Input) error {
 	fmt.Fprintf(&b, "| Total | %d |\n\n", len(e.Findings))
 
 	var stop, warn, gos, allow severityCounts
-	var stopF, warnF, allowF, expiredF []*policy.Finding
+	var stopF, inheritedF, warnF, allowF, expiredF []*policy.Finding
 	for i := range e.Findings {
 		f := &e.Findings[i]
 		var sc *severityCounts
 		switch {
 		case f.Allowlisted != nil:
 			sc, allowF = &allow, append(allowF, f)
+		case f.Action == policy.ActionStop && !e.IsNew(f):
+			sc, inheritedF = &stop, append(inheritedF, f)
 		case f.Action == policy.ActionStop:
 			sc, stopF = &stop, append(stopF, f)
 		case f.Action == policy.ActionWarn:
@@ -144,7 +157,15 @@ func Markdown(w io.Writer, in Input) error {
 	if e.Reason == policy.ReasonAllowlistedImage {
 		notApplied = " — not applied, the image is allowlisted"
 	}
-	findingsTable(&b, &in, "STOP findings", notApplied, stopF)
+	stopTitle, inheritedNote := "STOP findings", notApplied
+	if e.Baseline != nil {
+		stopTitle = "New STOP findings"
+		if in.FailOn == FailOnNew && notApplied == "" {
+			inheritedNote = " — not counted under --fail-on new"
+		}
+	}
+	findingsTable(&b, &in, stopTitle, notApplied, stopF)
+	findingsTable(&b, &in, "Inherited STOP findings", inheritedNote, inheritedF)
 	findingsTable(&b, &in, "WARN findings", notApplied, warnF)
 	allowlistTable(&b, &in, "Allowlisted findings", "allowlisted findings", "Expires", allowF, func(f *policy.Finding) *policy.AllowlistMatch { return f.Allowlisted })
 	allowlistTable(&b, &in, "Findings whose allowlist item expired", "such findings", "Expired", expiredF, func(f *policy.Finding) *policy.AllowlistMatch { return f.Expired })
@@ -167,7 +188,12 @@ func findingsTable(b *strings.Builder, in *Input, title, note string, fs []*poli
 	}
 	slices.SortStableFunc(fs, compareFindings)
 	fmt.Fprintf(b, "### %s (%d)%s\n\n", title, len(fs), note)
-	b.WriteString("| Gate | Trigger | Severity | Finding | Fixed in |\n| --- | --- | --- | --- | --- |\n")
+	e := in.Evaluation
+	if e.Baseline != nil {
+		b.WriteString("| Gate | Trigger | Severity | Finding | Fixed in | Baseline |\n| --- | --- | --- | --- | --- | --- |\n")
+	} else {
+		b.WriteString("| Gate | Trigger | Severity | Finding | Fixed in |\n| --- | --- | --- | --- | --- |\n")
+	}
 	for _, f := range fs[:min(len(fs), markdownMaxRows)] {
 		sev, fix := "", ""
 		if v := f.Vulnerability; v != nil {
@@ -178,7 +204,11 @@ func findingsTable(b *strings.Builder, in *Input, title, note string, fs []*poli
 		if f.Expired != nil {
 			finding += "<br>" + mdCell("allowlist "+expiredText(f.Expired))
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", mdCell(f.Gate), mdCell(f.Trigger), mdCell(sev), finding, mdCell(fix))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |", mdCell(f.Gate), mdCell(f.Trigger), mdCell(sev), finding, mdCell(fix))
+		if w := baselineWord(e, f); w != "" {
+			fmt.Fprintf(b, " %s |", w)
+		}
+		b.WriteString("\n")
 	}
 	moreRows(b, in, len(fs), title)
 	b.WriteString("\n")

@@ -17,8 +17,11 @@ import (
 // TestConsistency renders hundreds of generated evaluations in every
 // format and checks that the formats agree with the verdict and each
 // other: JUnit failures ⇔ SARIF error results ⇔ verdict STOP ⇔ exit code
-// 1 (0 whatever the verdict under --fail-on none); the Markdown headline and counts; the GitLab report lists every
-// match; SARIF and GitLab validate against their schemas.
+// 1 (0 whatever the verdict under --fail-on none; under --fail-on new
+// only new STOP findings, or the image itself, fail); the Markdown
+// headline and counts; the GitLab report lists every match; every format
+// marks each finding new or inherited when there is a baseline; SARIF and
+// GitLab validate against their schemas.
 //
 // Half of the evaluations are synthetic (random findings over every
 // gate, actions, allowlisting, image allow and deny lists, the final
@@ -28,7 +31,9 @@ func TestConsistency(t *testing.T) {
 	rng := rand.New(rand.NewSource(20260301))
 	// failOn is drawn apart, so that the generators' sequence stays.
 	failRNG := rand.New(rand.NewSource(17))
+	baseRNG := rand.New(rand.NewSource(42))
 	failOns := map[policy.Action]int{}
+	baselines := 0
 	const synthetic, evaluated = 300, 200
 	verdicts := map[policy.Action]int{}
 	reasons := map[policy.Reason]int{}
@@ -39,8 +44,11 @@ func TestConsistency(t *testing.T) {
 		} else {
 			in = evaluatedInput(t, rng)
 		}
-		in.FailOn = pick(failRNG, []policy.Action{policy.ActionStop, policy.ActionStop, policy.ActionWarn, FailOnNone})
+		in.FailOn = pick(failRNG, []policy.Action{policy.ActionStop, policy.ActionStop, policy.ActionWarn, FailOnNone, FailOnNew, FailOnNew})
 		failOns[in.FailOn]++
+		if randomBaseline(baseRNG, in.Evaluation) {
+			baselines++
+		}
 		verdicts[in.Evaluation.FinalAction]++
 		reasons[in.Evaluation.Reason]++
 		name := fmt.Sprintf("case%03d", i)
@@ -62,11 +70,27 @@ func TestConsistency(t *testing.T) {
 			t.Errorf("only %d cases with reason %s", reasons[r], r)
 		}
 	}
-	for _, f := range []policy.Action{policy.ActionStop, policy.ActionWarn, FailOnNone} {
+	for _, f := range []policy.Action{policy.ActionStop, policy.ActionWarn, FailOnNone, FailOnNew} {
 		if failOns[f] < 50 {
 			t.Errorf("only %d cases with failOn %d", failOns[f], f)
 		}
 	}
+	if baselines < 100 {
+		t.Errorf("only %d cases with a baseline", baselines)
+	}
+}
+
+// randomBaseline gives half of the evaluations a baseline and marks a
+// random part of their findings inherited; it reports whether it did.
+func randomBaseline(rng *rand.Rand, e *policy.Evaluation) bool {
+	if rng.Intn(2) == 0 {
+		return false
+	}
+	e.Baseline = &policy.Baseline{Digest: fmt.Sprintf("sha256:%064x", rng.Int63()), Ref: pick(rng, []string{"", "debian:11", "auto: main"})}
+	for i := range e.Findings {
+		e.Findings[i].Inherited = rng.Intn(2) == 0
+	}
+	return true
 }
 
 var (
@@ -83,9 +107,18 @@ func checkConsistency(t *testing.T, in Input, lint bool) {
 	sarif := parseSARIF(t, out[FormatSARIF])
 	errs := sarif.levels()["error"]
 	exit := ExitCode(e, policy.ActionStop)
-	if (junit.failures > 0) != stop || (errs > 0) != stop || (exit == 1) != stop {
-		t.Fatalf("verdict %v (%s) but JUnit failures %d, SARIF errors %d, exit code %d", e.FinalAction, e.Reason, junit.failures, errs, exit)
+	if in.FailOn == FailOnNew {
+		// Only what the baseline does not have fails, in every format.
+		exit = ExitCode(e, FailOnNew)
+		stop = newStop(e)
+		if exit == 1 && !stop {
+			t.Fatalf("exit code 1 under --fail-on new without a new STOP finding or a failing image")
+		}
 	}
+	if (junit.failures > 0) != stop || (errs > 0) != stop || (exit == 1) != stop {
+		t.Fatalf("verdict %v (%s) but JUnit failures %d, SARIF errors %d, exit code %d under failOn %d", e.FinalAction, e.Reason, junit.failures, errs, exit, in.FailOn)
+	}
+	checkBaselineMarks(t, in, out)
 	if got := ExitCode(e, policy.ActionWarn) == 1; got != (e.FinalAction != policy.ActionGo) {
 		t.Errorf("ExitCode(%v, warn) = %v", e.FinalAction, got)
 	}
@@ -191,6 +224,96 @@ func checkConsistency(t *testing.T, in Input, lint bool) {
 	}
 	if s.Verdict != e.FinalAction.String() || s.Counts != c || s.Passed != e.Passed() || len(s.Evaluation.Findings) != len(e.Findings) {
 		t.Errorf("JSON summary disagrees with the evaluation")
+	}
+}
+
+// newStop says whether a STOP verdict has a new STOP finding that
+// counts, or no finding at all that explains it, computed from the
+// evaluation alone.
+func newStop(e *policy.Evaluation) bool {
+	if e.FinalAction != policy.ActionStop {
+		return false
+	}
+	if e.Reason == policy.ReasonDenylistedImage {
+		return true
+	}
+	explained := false
+	for _, f := range e.Findings {
+		if f.Allowlisted != nil || f.Action != policy.ActionStop {
+			continue
+		}
+		if e.Baseline == nil || !f.Inherited {
+			return true
+		}
+		explained = true
+	}
+	return !explained
+}
+
+// checkBaselineMarks checks that each format marks every finding new or
+// inherited exactly when the evaluation has a baseline, and names it.
+func checkBaselineMarks(t *testing.T, in Input, out map[string][]byte) {
+	t.Helper()
+	e := in.Evaluation
+	var newN, inheritedN int
+	for _, f := range e.Findings {
+		if f.Inherited {
+			inheritedN++
+		} else {
+			newN++
+		}
+	}
+	junit := string(out[FormatJUnit])
+	marks := strings.Count(junit, "baseline: new") + strings.Count(junit, "baseline: inherited")
+	sarif := parseSARIF(t, out[FormatSARIF])
+	states := 0
+	for _, r := range sarif.Runs[0].Results {
+		if r.BaselineState != "" {
+			states++
+		}
+	}
+	if e.Baseline == nil {
+		if marks != 0 || states != 0 || strings.Contains(string(out[FormatMarkdown]), "**Baseline:**") {
+			t.Errorf("no baseline, but %d JUnit marks, %d SARIF baseline states", marks, states)
+		}
+		return
+	}
+	if marks != len(e.Findings) {
+		t.Errorf("JUnit marks %d findings new or inherited, want %d", marks, len(e.Findings))
+	}
+	if junitNew := strings.Count(junit, "baseline: new"); junitNew != newN {
+		t.Errorf("JUnit marks %d findings new, want %d", junitNew, newN)
+	}
+	if !strings.Contains(junit, `name="baseline.digest" value="`+e.Baseline.Digest+`"`) {
+		t.Errorf("JUnit does not name the baseline %s", e.Baseline.Digest)
+	}
+	wantStates := 0
+	for _, r := range sarif.Runs[0].Results {
+		if r.RuleID == RuleVerdict || r.RuleID == RuleDenylistedImage {
+			continue
+		}
+		wantStates++
+	}
+	if states != wantStates {
+		t.Errorf("SARIF: %d results with a baselineState, want %d", states, wantStates)
+	}
+	if sarif.Runs[0].Properties.Baseline == nil || sarif.Runs[0].Properties.Baseline.Digest != e.Baseline.Digest {
+		t.Errorf("SARIF run does not name the baseline")
+	}
+	md := string(out[FormatMarkdown])
+	if want := fmt.Sprintf("— %d new, %d inherited findings", newN, inheritedN); !strings.Contains(md, want) {
+		t.Errorf("markdown lacks %q", want)
+	}
+	if in.FailOn == FailOnNew && ExitCode(e, FailOnNew) == ExitPass && e.FinalAction == policy.ActionStop && !strings.Contains(md, "no new STOP finding") {
+		t.Errorf("markdown does not say the STOP verdict passes for want of new findings")
+	}
+	var table strings.Builder
+	if _, err := FindingsTable(&table, e, in.FailOn, 0); err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Count(table.String(), "  new  ") + strings.Count(table.String(), "  inherited  ")
+	if len(e.Findings) > 0 && rows != len(e.Findings) {
+		t.Errorf("the log table marks %d rows new or inherited, want %d:\n%s", rows, len(e.Findings), table.String())
 	}
 }
 

@@ -189,19 +189,45 @@ const (
 // action, so no final action is FailOnNone or worse.
 const FailOnNone policy.Action = -1
 
+// FailOnNew is the failOn of ExitCode under which a STOP verdict fails the
+// build only for its new STOP findings, those the evaluation's baseline
+// does not have (--fail-on new); inherited STOP findings are shown and
+// do not count. Without a baseline every finding is new. A denylisted
+// image fails whatever its baseline.
+const FailOnNew policy.Action = -2
+
 // ExitCode returns the exit code of a CI step for an evaluation: ExitFail
 // when the final action is failOn or worse, else ExitPass. With failOn
 // STOP (the default) only a STOP verdict fails; with WARN, WARN fails too;
-// with GO every verdict fails; with FailOnNone none does. A nil
-// evaluation is ExitError whatever failOn is: no verdict is not a pass.
+// with GO every verdict fails; with FailOnNone none does; with FailOnNew
+// a STOP verdict fails when a new finding or the image itself explains
+// it. A nil evaluation is ExitError whatever failOn is: no verdict is not
+// a pass.
 func ExitCode(e *policy.Evaluation, failOn policy.Action) int {
 	if e == nil {
 		return ExitError
+	}
+	if failOn == FailOnNew {
+		if e.FinalAction == policy.ActionStop && (imageFailure(e, failOn) != "" || countOutcome(e, failOn, outStop) > 0) {
+			return ExitFail
+		}
+		return ExitPass
 	}
 	if e.FinalAction <= failOn {
 		return ExitFail
 	}
 	return ExitPass
+}
+
+// countOutcome counts the findings of one outcome.
+func countOutcome(e *policy.Evaluation, failOn policy.Action, o outcome) int {
+	n := 0
+	for i := range e.Findings {
+		if outcomeOf(e, failOn, &e.Findings[i]) == o {
+			n++
+		}
+	}
+	return n
 }
 
 // write writes a rendered report to w.
@@ -296,16 +322,19 @@ type outcome int
 
 const (
 	outStop        outcome = iota // failed the build
+	outInherited                  // STOP the baseline has too, under --fail-on new
 	outWarn                       // warned
 	outAllowlisted                // waived by an allowlist item
 	outWaived                     // STOP or WARN that the verdict did not apply (allowlisted image)
 	outGo                         // the rule's action is GO
 )
 
-// outcomeOf classifies a finding. A STOP finding fails only when the
-// verdict is STOP, and a WARN finding warns only when the image is not
-// allowlisted, so the reports agree with the verdict whatever the input.
-func outcomeOf(e *policy.Evaluation, f *policy.Finding) outcome {
+// outcomeOf classifies a finding under the step's failOn. A STOP finding
+// fails only when the verdict is STOP, and then, under FailOnNew, only
+// when it is new; a WARN finding warns only when the image is not
+// allowlisted, so the reports agree with the verdict and the exit code
+// whatever the input.
+func outcomeOf(e *policy.Evaluation, failOn policy.Action, f *policy.Finding) outcome {
 	switch {
 	case f.Allowlisted != nil:
 		return outAllowlisted
@@ -315,10 +344,40 @@ func outcomeOf(e *policy.Evaluation, f *policy.Finding) outcome {
 		return outWaived
 	case f.Action == policy.ActionStop && e.FinalAction != policy.ActionStop:
 		return outWaived
+	case f.Action == policy.ActionStop && failOn == FailOnNew && !e.IsNew(f):
+		return outInherited
 	case f.Action == policy.ActionStop:
 		return outStop
 	}
 	return outWarn
+}
+
+// baselineWord says whether a finding is "new" or "inherited", "" when
+// the evaluation has no baseline.
+func baselineWord(e *policy.Evaluation, f *policy.Finding) string {
+	switch {
+	case e.Baseline == nil:
+		return ""
+	case f.Inherited:
+		return "inherited"
+	}
+	return "new"
+}
+
+// countNew counts the findings the baseline does not have.
+func countNew(e *policy.Evaluation) int {
+	n := 0
+	for i := range e.Findings {
+		if e.IsNew(&e.Findings[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+// inheritance says why an inherited STOP finding did not count.
+func inheritance(e *policy.Evaluation) string {
+	return "inherited from the baseline " + e.Baseline.Name() + " (--fail-on new)"
 }
 
 // waiver says why a waived finding did not count.
@@ -345,8 +404,8 @@ func quote(s string) string { return "\"" + s + "\"" }
 
 // imageFailure returns why the image itself fails, "" when it does not:
 // the verdict is STOP and either the image is denylisted or no finding
-// explains the STOP.
-func imageFailure(e *policy.Evaluation) string {
+// explains the STOP (under FailOnNew an inherited one explains it).
+func imageFailure(e *policy.Evaluation, failOn policy.Action) string {
 	if e.FinalAction != policy.ActionStop {
 		return ""
 	}
@@ -358,7 +417,7 @@ func imageFailure(e *policy.Evaluation) string {
 		return msg
 	}
 	for i := range e.Findings {
-		if outcomeOf(e, &e.Findings[i]) == outStop {
+		if o := outcomeOf(e, failOn, &e.Findings[i]); o == outStop || o == outInherited {
 			return ""
 		}
 	}
@@ -370,17 +429,19 @@ func describeSelector(r *policy.ImageRef) string {
 }
 
 // sortedFindings returns pointers to the evaluation's findings in report
-// order: by outcome (STOP, WARN, allowlisted, waived, GO), then findings
-// without a vulnerability (gate, trigger, message), then vulnerabilities
-// by descending severity, id and package.
-func sortedFindings(e *policy.Evaluation) []*policy.Finding {
+// order: by outcome (STOP, inherited STOP, WARN, allowlisted, waived, GO),
+// new before inherited, then findings without a vulnerability (gate,
+// trigger, message), then vulnerabilities by descending severity, id and
+// package.
+func sortedFindings(e *policy.Evaluation, failOn policy.Action) []*policy.Finding {
 	out := make([]*policy.Finding, len(e.Findings))
 	for i := range e.Findings {
 		out[i] = &e.Findings[i]
 	}
 	slices.SortStableFunc(out, func(a, b *policy.Finding) int {
 		return cmp.Or(
-			cmp.Compare(outcomeOf(e, a), outcomeOf(e, b)),
+			cmp.Compare(outcomeOf(e, failOn, a), outcomeOf(e, failOn, b)),
+			cmp.Compare(boolInt(!e.IsNew(a)), boolInt(!e.IsNew(b))),
 			compareFindings(a, b),
 		)
 	})

@@ -100,7 +100,10 @@ type sarifResult struct {
 	Locations           []sarifLocation    `json:"locations"`
 	PartialFingerprints map[string]string  `json:"partialFingerprints"`
 	Suppressions        []sarifSuppression `json:"suppressions,omitempty"`
-	Properties          sarifResultProps   `json:"properties"`
+	// BaselineState is "new" or "unchanged" (inherited) when the
+	// evaluation has a baseline.
+	BaselineState string           `json:"baselineState,omitempty"`
+	Properties    sarifResultProps `json:"properties"`
 }
 
 type sarifLocation struct {
@@ -134,7 +137,8 @@ type sarifSuppression struct {
 }
 
 type sarifResultProps struct {
-	// Outcome is what the finding did: stop, warn, allowlisted or waived.
+	// Outcome is what the finding did: stop, warn, inherited,
+	// allowlisted or waived.
 	Outcome          string   `json:"outcome"`
 	Gate             string   `json:"gate,omitempty"`
 	Trigger          string   `json:"trigger,omitempty"`
@@ -154,20 +158,22 @@ type sarifResultProps struct {
 }
 
 type sarifRunProps struct {
-	Verdict        string        `json:"verdict"`
-	Reason         string        `json:"reason"`
-	Status         string        `json:"status"`
-	ImageRef       string        `json:"imageRef"`
-	ImageDigest    string        `json:"imageDigest"`
-	ImageTag       string        `json:"imageTag"`
-	BundleID       string        `json:"bundleId"`
-	BundleName     string        `json:"bundleName"`
-	GateURL        string        `json:"gateUrl,omitempty"`
-	Counts         policy.Counts `json:"counts"`
-	Truncated      bool          `json:"truncated"`
-	ResultsTotal   int           `json:"resultsTotal"`
-	ResultsKept    int           `json:"resultsKept"`
-	ResultsDropped int           `json:"resultsDropped"`
+	Verdict     string        `json:"verdict"`
+	Reason      string        `json:"reason"`
+	Status      string        `json:"status"`
+	ImageRef    string        `json:"imageRef"`
+	ImageDigest string        `json:"imageDigest"`
+	ImageTag    string        `json:"imageTag"`
+	BundleID    string        `json:"bundleId"`
+	BundleName  string        `json:"bundleName"`
+	GateURL     string        `json:"gateUrl,omitempty"`
+	Counts      policy.Counts `json:"counts"`
+	// Baseline is the image the findings were compared with.
+	Baseline       *policy.Baseline `json:"baseline,omitempty"`
+	Truncated      bool             `json:"truncated"`
+	ResultsTotal   int              `json:"resultsTotal"`
+	ResultsKept    int              `json:"resultsKept"`
+	ResultsDropped int              `json:"resultsDropped"`
 }
 
 // sarifItem is a result being built, with what its rule needs.
@@ -282,6 +288,7 @@ func sarifDocument(in *Input, items []*sarifItem, keep int) ([]byte, error) {
 				BundleName:     e.BundleName,
 				GateURL:        in.GateURL,
 				Counts:         e.Counts(),
+				Baseline:       e.Baseline,
 				Truncated:      keep < len(items),
 				ResultsTotal:   len(items),
 				ResultsKept:    keep,
@@ -293,7 +300,7 @@ func sarifDocument(in *Input, items []*sarifItem, keep int) ([]byte, error) {
 }
 
 // sarifItems builds the results in priority order: the image's own
-// failure, then STOP, WARN, allowlisted and waived findings.
+// failure, then STOP, inherited STOP, WARN, allowlisted and waived findings.
 func sarifItems(in *Input) []*sarifItem {
 	e := in.Evaluation
 	repo := in.repository()
@@ -302,7 +309,7 @@ func sarifItems(in *Input) []*sarifItem {
 		df = parseDockerfile(in.Image.Dockerfile)
 	}
 	var items []*sarifItem
-	if why := imageFailure(e); why != "" {
+	if why := imageFailure(e, in.FailOn); why != "" {
 		rule := RuleVerdict
 		if e.Reason == policy.ReasonDenylistedImage {
 			rule = RuleDenylistedImage
@@ -325,8 +332,8 @@ func sarifItems(in *Input) []*sarifItem {
 	}
 
 	seen := map[string]*sarifItem{}
-	for _, f := range sortedFindings(e) {
-		out := outcomeOf(e, f)
+	for _, f := range sortedFindings(e, in.FailOn) {
+		out := outcomeOf(e, in.FailOn, f)
 		if out == outGo {
 			continue
 		}
@@ -337,11 +344,12 @@ func sarifItems(in *Input) []*sarifItem {
 		fp := fingerprint(f.TriggerID, repo)
 		if it := seen[ruleKey+"\x00"+fp]; it != nil {
 			it.findings = append(it.findings, f)
-			it.res.Properties.Also = append(it.res.Properties.Also, f.Gate+"/"+f.Trigger+" "+outcomeWord(e, f))
+			it.res.Properties.Also = append(it.res.Properties.Also, f.Gate+"/"+f.Trigger+" "+outcomeWord(e, in.FailOn, f))
 			continue
 		}
 		res := sarifResult{
 			RuleID:              ruleKey,
+			BaselineState:       sarifBaselineState(e, f),
 			Message:             sarifText{Text: cmp.Or(f.Message, f.TriggerID, ruleKey)},
 			PartialFingerprints: map[string]string{FingerprintKey: fp},
 			Properties: sarifResultProps{
@@ -359,6 +367,9 @@ func sarifItems(in *Input) []*sarifItem {
 			res.Level = "error"
 		case outWarn:
 			res.Level = "warning"
+		case outInherited:
+			res.Level = "note"
+			res.Suppressions = []sarifSuppression{{Kind: "external", Status: "accepted", Justification: upperFirst(inheritance(e))}}
 		case outAllowlisted:
 			res.Level = "note"
 			res.Suppressions = []sarifSuppression{{Kind: "external", Status: "accepted", Justification: "allowlisted by " + allowlistText(f.Allowlisted)}}
@@ -403,6 +414,8 @@ func outcomeName(o outcome) string {
 		return "stop"
 	case outWarn:
 		return "warn"
+	case outInherited:
+		return "inherited"
 	case outAllowlisted:
 		return "allowlisted"
 	case outWaived:
@@ -411,8 +424,20 @@ func outcomeName(o outcome) string {
 	return "go"
 }
 
-func outcomeWord(e *policy.Evaluation, f *policy.Finding) string {
-	o := outcomeOf(e, f)
+// sarifBaselineState is a result's baselineState: "new", "unchanged" for
+// an inherited finding, "" without a baseline.
+func sarifBaselineState(e *policy.Evaluation, f *policy.Finding) string {
+	switch baselineWord(e, f) {
+	case "new":
+		return "new"
+	case "inherited":
+		return "unchanged"
+	}
+	return ""
+}
+
+func outcomeWord(e *policy.Evaluation, failOn policy.Action, f *policy.Finding) string {
+	o := outcomeOf(e, failOn, f)
 	if o == outStop || o == outWarn || o == outGo {
 		return actionWord(f.Action)
 	}

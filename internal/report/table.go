@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"unicode"
@@ -14,16 +15,18 @@ import (
 
 // FindingsTable writes an evaluation's findings for people reading a CI
 // job log, one a row in columns aligned with text/tabwriter: severity,
-// vulnerability id, package, installed version, fixed-in versions and
-// action. Rows come in report order: STOP, then WARN, allowlisted,
-// waived and GO findings, by descending severity within each. A finding
+// vulnerability id, package, installed version, fixed-in versions, "new"
+// or "inherited" when the evaluation has a baseline, and the action under
+// failOn (the step's --fail-on). Rows come in report order: STOP, then
+// inherited STOP (under --fail-on new), WARN, allowlisted, waived and GO
+// findings, new before inherited, by descending severity within each. A finding
 // without a vulnerability shows its gate and trigger as its id. At most
 // max rows are written (all when max <= 0); FindingsTable returns how
 // many findings it left out. The table is written with one Write, so that
 // lines of concurrent steps do not cut through it. An evaluation without
 // findings writes nothing.
-func FindingsTable(w io.Writer, e *policy.Evaluation, max int) (left int, err error) {
-	fs := sortedFindings(e)
+func FindingsTable(w io.Writer, e *policy.Evaluation, failOn policy.Action, max int) (left int, err error) {
+	fs := sortedFindings(e, failOn)
 	if len(fs) == 0 {
 		return 0, nil
 	}
@@ -33,9 +36,13 @@ func FindingsTable(w io.Writer, e *policy.Evaluation, max int) (left int, err er
 	}
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-	fmt.Fprint(tw, "  SEVERITY\tVULNERABILITY\tPACKAGE\tINSTALLED\tFIXED IN\tACTION\n")
+	header := []string{"SEVERITY", "VULNERABILITY", "PACKAGE", "INSTALLED", "FIXED IN", "ACTION"}
+	if e.Baseline != nil {
+		header = slices.Insert(header, 5, "BASELINE")
+	}
+	fmt.Fprint(tw, "  "+strings.Join(header, "\t")+"\n")
 	for _, f := range fs {
-		cells := []string{"-", f.Gate + "/" + f.Trigger, "-", "-", "-", tableAction(e, f)}
+		cells := []string{"-", f.Gate + "/" + f.Trigger, "-", "-", "-", tableAction(e, failOn, f)}
 		if v := f.Vulnerability; v != nil {
 			cells[0] = v.Severity.String()
 			cells[1] = v.VulnerabilityID
@@ -44,6 +51,9 @@ func FindingsTable(w io.Writer, e *policy.Evaluation, max int) (left int, err er
 			cells[4] = fixedIn(v)
 		} else if p := f.Package; p != nil {
 			cells[2], cells[3] = p.Name, p.Version
+		}
+		if w := baselineWord(e, f); w != "" {
+			cells = slices.Insert(cells, 5, w)
 		}
 		for i, c := range cells {
 			cells[i] = tableCell(c)
@@ -57,8 +67,10 @@ func FindingsTable(w io.Writer, e *policy.Evaluation, max int) (left int, err er
 
 // tableAction is a finding's action column: STOP, WARN or GO, or what
 // kept it from counting.
-func tableAction(e *policy.Evaluation, f *policy.Finding) string {
-	switch outcomeOf(e, f) {
+func tableAction(e *policy.Evaluation, failOn policy.Action, f *policy.Finding) string {
+	switch outcomeOf(e, failOn, f) {
+	case outInherited:
+		return "not counted (STOP)"
 	case outAllowlisted:
 		return "allowlisted"
 	case outWaived:

@@ -30,7 +30,7 @@ func TestFindingsTable(t *testing.T) {
 	e.Findings = append(e.Findings, allowed)
 
 	var b strings.Builder
-	left, err := FindingsTable(&b, e, 0)
+	left, err := FindingsTable(&b, e, policy.ActionStop, 0)
 	if err != nil || left != 0 {
 		t.Fatalf("left %d, err %v", left, err)
 	}
@@ -66,7 +66,7 @@ func TestFindingsTable(t *testing.T) {
 
 	// Cut at max rows: the first rows, the count of the rest.
 	b.Reset()
-	left, err = FindingsTable(&b, e, 2)
+	left, err = FindingsTable(&b, e, policy.ActionStop, 2)
 	if err != nil || left != len(e.Findings)-2 {
 		t.Fatalf("left %d, err %v; want %d", left, err, len(e.Findings)-2)
 	}
@@ -80,11 +80,11 @@ func TestFindingsTableWaivedAndEmpty(t *testing.T) {
 		vulnFinding(policy.ActionStop, "CVE-2024-5535", image.SeverityCritical, "libssl1.1", "1.1.1n-0+deb11u5"),
 	}}
 	var b strings.Builder
-	if _, err := FindingsTable(&b, e, 50); err != nil || !strings.Contains(b.String(), "waived (STOP)") {
+	if _, err := FindingsTable(&b, e, policy.ActionStop, 50); err != nil || !strings.Contains(b.String(), "waived (STOP)") {
 		t.Errorf("err %v, table:\n%s", err, b.String())
 	}
 	b.Reset()
-	if left, err := FindingsTable(&b, &policy.Evaluation{}, 50); left != 0 || err != nil || b.Len() != 0 {
+	if left, err := FindingsTable(&b, &policy.Evaluation{}, policy.ActionStop, 50); left != 0 || err != nil || b.Len() != 0 {
 		t.Errorf("no findings: left %d, err %v, %q", left, err, b.String())
 	}
 }
@@ -95,7 +95,7 @@ func TestFindingsTableOneWrite(t *testing.T) {
 		e.Findings = append(e.Findings, vulnFinding(policy.ActionStop, fmt.Sprintf("CVE-2024-%04d", i), image.SeverityHigh, "pkg", "1"))
 	}
 	w := &countingWriter{}
-	left, err := FindingsTable(w, e, 50)
+	left, err := FindingsTable(w, e, policy.ActionStop, 50)
 	if err != nil || left != 70 || w.writes != 1 {
 		t.Errorf("left %d, err %v, %d writes; want 70 left in 1 write", left, err, w.writes)
 	}

@@ -55,15 +55,36 @@ func (s *Server) listImages(c echo.Context) error {
 	default:
 		return image.Errorf(image.EINVALID, "unknown status %q (want queued, analyzing, analyzed or failed)", status)
 	}
+	want := map[string]string{}
+	for _, a := range c.QueryParams()["annotation"] {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return image.Errorf(image.EINVALID, "annotation %q: want key=value", a)
+		}
+		want[k] = v
+	}
 	imgs, err := s.store.ListImages(c.Request().Context(), c.QueryParam("tag"), status)
 	if err != nil {
 		return err
 	}
 	out := api.ImageList{Images: make([]api.Image, 0, len(imgs))}
 	for i := range imgs {
-		out.Images = append(out.Images, toImage(&imgs[i]))
+		if hasAnnotations(imgs[i].Annotations, want) {
+			out.Images = append(out.Images, toImage(&imgs[i]))
+		}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// hasAnnotations reports whether have holds every annotation of want
+// with the same value.
+func hasAnnotations(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) getImage(c echo.Context) error {

@@ -23,6 +23,7 @@ type Policies interface {
 	Save(ctx context.Context, id string, data []byte, activate bool) (*image.PolicyRecord, error)
 	Activate(ctx context.Context, id string) error
 	Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error)
+	CheckBaseline(ctx context.Context, digest, tag, policyID, baseline string) (*policy.Verdict, error)
 }
 
 // PolicyStore is what the server reads and deletes directly.
@@ -194,11 +195,22 @@ func (h policyHandlers) check(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := h.p.Check(c.Request().Context(), d, c.QueryParam("tag"), c.QueryParam("policy"))
+	v, err := h.checkQuery(c, d)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, v)
+}
+
+// checkQuery evaluates the image with the query's tag and policy, and
+// compares it with the query's baseline (a digest) when there is one.
+func (h policyHandlers) checkQuery(c echo.Context, d string) (*policy.Verdict, error) {
+	ctx := c.Request().Context()
+	tag, pol := c.QueryParam("tag"), c.QueryParam("policy")
+	if b := c.QueryParam("baseline"); b != "" {
+		return h.p.CheckBaseline(ctx, d, tag, pol, b)
+	}
+	return h.p.Check(ctx, d, tag, pol)
 }
 
 func toPolicy(rec *image.PolicyRecord, withBundle bool) api.Policy {
@@ -233,7 +245,7 @@ func (h policyHandlers) report(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	v, err := h.p.Check(ctx, d, c.QueryParam("tag"), c.QueryParam("policy"))
+	v, err := h.checkQuery(c, d)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,8 @@ var EnvVars = map[string]string{
 	"on-error":   "GATE_ON_ERROR",
 	"out":        "GATE_OUT",
 	"sbom":       "GATE_SBOM",
+	"baseline":   "GATE_BASELINE",
+	"ca-cert":    "GATE_CA_CERT",
 }
 
 // RegisterFlags registers the flags every step binary shares on fs,
@@ -38,7 +40,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Tag, "tag", c.Tag, "REPO:TAG the image stands for in policy mappings ($GATE_TAG)")
 	fs.Var((*annotationsValue)(&c.Annotations), "annotation", "`k=v` stored with the image on the gate (repeatable)")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "time limit of the whole step ($GATE_TIMEOUT)")
-	fs.Var((*failOnValue)(&c.FailOn), "fail-on", "verdict that fails the build: `stop|warn|none` (default stop; none: report only) ($GATE_FAIL_ON)")
+	fs.Var((*failOnValue)(&c.FailOn), "fail-on", "what fails the build: `stop|warn|new|none` (default stop; new: only STOP findings the baseline lacks; none: report only) ($GATE_FAIL_ON)")
+	fs.BoolVar(&c.Force, "force", c.Force, "analyse the image again even when the gate has it")
+	fs.BoolVar(&c.Subscribe, "subscribe", c.Subscribe, "subscribe the image's tag to tag updates on the gate (needs a token of role admin)")
+	fs.StringVar(&c.CACert, "ca-cert", c.CACert, "PEM `file` of CA certificates to trust for the gate, besides the system's ($GATE_CA_CERT)")
+	fs.StringVar(&c.Baseline, "baseline", c.Baseline, "compare the findings with `auto|IMAGE|DIGEST|none`: auto is the last image of the pull request's target branch, else the Dockerfile's final FROM image (default none) ($GATE_BASELINE)")
 	fs.Var((*onErrorValue)(&c.PassOnError), "on-error", "on an error (gate down, timeout, ...): `fail|pass`, exit 2 or exit 0 (default fail) ($GATE_ON_ERROR)")
 	fs.StringVar(&c.OutDir, "out", c.OutDir, "directory for the reports ($GATE_OUT)")
 	fs.StringVar(&c.SBOM, "sbom", c.SBOM, "evaluate this SBOM file (syft JSON, CycloneDX, SPDX) instead of an image ($GATE_SBOM)")
@@ -135,11 +141,29 @@ func (c *Config) Validate() error {
 	if c.Timeout <= 0 {
 		return fmt.Errorf("--timeout %s: want a positive duration", c.Timeout)
 	}
-	if c.FailOn != policy.ActionStop && c.FailOn != policy.ActionWarn && c.FailOn != report.FailOnNone {
-		return fmt.Errorf("--fail-on %s: want stop, warn or none", (*failOnValue)(&c.FailOn))
+	if c.FailOn != policy.ActionStop && c.FailOn != policy.ActionWarn && c.FailOn != report.FailOnNone && c.FailOn != report.FailOnNew {
+		return fmt.Errorf("--fail-on %s: want stop, warn, new or none", (*failOnValue)(&c.FailOn))
+	}
+	if err := validBaseline(c.Baseline); err != nil {
+		return err
 	}
 	if c.OutDir == "" {
 		return errors.New("--out is empty")
+	}
+	return nil
+}
+
+// validBaseline checks --baseline: auto, none, a digest or an image
+// reference (the gate resolves it; here only its shape is checked).
+func validBaseline(b string) error {
+	b = strings.TrimSpace(b)
+	switch {
+	case b == "", b == BaselineAuto, b == BaselineNone, isDigest(b):
+		return nil
+	case strings.HasPrefix(b, "sha256:"):
+		return fmt.Errorf("--baseline %q: a digest is sha256: and 64 lower-case hex digits", b)
+	case strings.ContainsAny(b, " \t\n") || strings.Contains(b, "://"):
+		return fmt.Errorf("--baseline %q: want auto, none, an image reference (registry/repo:tag) or a digest", b)
 	}
 	return nil
 }
@@ -200,18 +224,24 @@ func (f *failOnValue) String() string {
 		return a.String()
 	case report.FailOnNone:
 		return "none"
+	case report.FailOnNew:
+		return "new"
 	}
 	return fmt.Sprintf("invalid(%d)", int(*f))
 }
 
 func (f *failOnValue) Set(s string) error {
-	if strings.EqualFold(strings.TrimSpace(s), "none") {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "none":
 		*f = failOnValue(report.FailOnNone)
+		return nil
+	case "new":
+		*f = failOnValue(report.FailOnNew)
 		return nil
 	}
 	a, err := policy.ParseAction(s)
 	if err != nil || a == policy.ActionGo {
-		return errors.New("want stop, warn or none")
+		return errors.New("want stop, warn, new or none")
 	}
 	*f = failOnValue(a)
 	return nil

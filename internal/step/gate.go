@@ -2,6 +2,8 @@ package step
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,18 +44,37 @@ type session struct {
 	bodyErr atomic.Pointer[error]
 }
 
-func newSession(cfg Config, out io.Writer) *session {
-	hc := cfg.HTTPClient
-	if hc == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		hc = &http.Client{Transport: tr}
-	}
+func newSession(cfg Config, hc *http.Client, out io.Writer) *session {
 	base := strings.TrimRight(cfg.GateURL, "/")
 	return &session{cfg: cfg, base: base, c: client.New(base, string(cfg.Token), hc), http: hc, out: out}
 }
 
 func (s *session) printf(format string, args ...any) {
 	fmt.Fprintf(s.out, "buildgate: "+format+"\n", args...)
+}
+
+// httpClient is cfg.HTTPClient, else a client trusting cfg.CACert's
+// certificates besides the system's.
+func httpClient(cfg Config) (*http.Client, error) {
+	if cfg.HTTPClient != nil {
+		return cfg.HTTPClient, nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.CACert != "" {
+		pem, err := os.ReadFile(cfg.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", cfg.CACert)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr}, nil
 }
 
 // call runs one API call with callTimeout.
@@ -108,7 +130,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // submitRegistry asks the gate to pull and analyse a registry image.
 func (s *session) submitRegistry(ctx context.Context, ref, dockerfile string) (*api.Image, error) {
-	req := api.SubmitImageRequest{Ref: ref, Tag: s.cfg.Tag, Dockerfile: dockerfile, Annotations: s.cfg.Annotations}
+	req := api.SubmitImageRequest{Ref: ref, Tag: s.cfg.Tag, Dockerfile: dockerfile, Annotations: s.cfg.Annotations, Force: s.cfg.Force}
 	stop := s.progressWhile(func(elapsed time.Duration) {
 		s.printf("submitting %s: the gate is resolving it (%s)", ref, elapsed.Round(time.Second))
 	})
@@ -123,6 +145,9 @@ func (s *session) uploadQuery() string {
 	q := url.Values{}
 	if s.cfg.Tag != "" {
 		q.Set("tag", s.cfg.Tag)
+	}
+	if s.cfg.Force {
+		q.Set("force", "true")
 	}
 	for _, k := range sortedKeys(s.cfg.Annotations) {
 		q.Add("annotation", k+"="+s.cfg.Annotations[k])
@@ -333,11 +358,15 @@ func isTransport(err error) bool {
 	return errors.As(err, &ue) || errors.As(err, &oe)
 }
 
-// check fetches the verdict.
-func (s *session) check(ctx context.Context, digest, tag string) (*policy.Verdict, error) {
+// check fetches the verdict, its findings compared with bl when it is
+// not nil.
+func (s *session) check(ctx context.Context, digest, tag string, bl *baseline) (*policy.Verdict, error) {
 	q := url.Values{}
 	if tag != "" {
 		q.Set("tag", tag)
+	}
+	if bl != nil {
+		q.Set("baseline", bl.digest)
 	}
 	if s.cfg.Policy != "" {
 		q.Set("policy", s.cfg.Policy)
@@ -346,10 +375,32 @@ func (s *session) check(ctx context.Context, digest, tag string) (*policy.Verdic
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	return call(ctx, func(ctx context.Context) (*policy.Verdict, error) {
+	v, err := call(ctx, func(ctx context.Context) (*policy.Verdict, error) {
 		var v policy.Verdict
 		return &v, s.c.Do(ctx, http.MethodGet, path, nil, &v)
 	})
+	if err == nil && bl != nil {
+		if v.Baseline == nil {
+			return nil, fmt.Errorf("the gate did not compare the findings with the baseline %s: is it older than the step?", bl.digest)
+		}
+		v.Baseline.Ref = bl.ref
+	}
+	return v, err
+}
+
+// subscribe subscribes a tag to tag updates; an existing subscription is
+// fine.
+func (s *session) subscribe(ctx context.Context, tag string) error {
+	active := true
+	body := api.SubscriptionRequest{Key: tag, Type: "tag_update", Active: &active}
+	_, err := call(ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.c.Do(ctx, http.MethodPost, "/v1/subscriptions", body, nil)
+	})
+	var ge *client.Error
+	if errors.As(err, &ge) && ge.Status == http.StatusConflict {
+		return nil
+	}
+	return err
 }
 
 func (s *session) vulnerabilities(ctx context.Context, digest string) (*api.VulnerabilityList, error) {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,12 +41,17 @@ func Execute(ctx context.Context, cfg Config, out io.Writer) *Result {
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = DefaultConfig().ProgressInterval
 	}
-	r := &Result{Image: cmp.Or(cfg.Image, cfg.SBOM), Verdict: VerdictError, ExitCode: ExitError}
+	r := &Result{Image: cmp.Or(cfg.Image, cfg.SBOM), Verdict: VerdictError, ExitCode: ExitError, failOn: cfg.FailOn}
 	if err := cfg.Validate(); err != nil {
 		r.Err = fmt.Errorf("bad flags: %w", err)
 		return r
 	}
-	e := &execution{cfg: cfg, r: r, s: newSession(cfg, out)}
+	hc, err := httpClient(cfg)
+	if err != nil {
+		r.Err = fmt.Errorf("bad flags: %w", err)
+		return r
+	}
+	e := &execution{cfg: cfg, r: r, s: newSession(cfg, hc, out)}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	if err := e.run(ctx); err != nil {
@@ -110,17 +117,35 @@ func (e *execution) run(ctx context.Context) error {
 		return explained{fmt.Errorf("the analysis of %s (%s) failed: %s", r.Image, img.Digest, cmp.Or(img.Error, "no reason given"))}
 	}
 
+	bl, err := e.resolveBaseline(ctx, img.Digest, dockerfile)
+	var nb noBaseline
+	switch {
+	case errors.As(err, &nb):
+		s.printf("%s: every finding is judged", nb.why)
+	case err != nil:
+		return err
+	case bl != nil:
+		s.printf("baseline %s: %s", bl.ref, bl.digest)
+	}
+
 	e.phase = "fetching the verdict of " + img.Digest
 	tag := cfg.Tag
 	if tag == "" && src.kind == sourceRegistry && !strings.Contains(src.arg, "@") {
 		tag = src.arg
 	}
-	v, err := s.check(ctx, img.Digest, tag)
+	if cfg.Subscribe {
+		e.subscribe(ctx, tag)
+	}
+	v, err := s.check(ctx, img.Digest, tag, bl)
 	if err != nil {
 		return err
 	}
 	e.verdict(v)
-	s.printf("verdict %s (%d stop, %d warn findings)", strings.ToUpper(r.Verdict), r.StopCount, r.WarnCount)
+	line := fmt.Sprintf("verdict %s (%d stop, %d warn findings", strings.ToUpper(r.Verdict), r.StopCount, r.WarnCount)
+	if r.Baseline != "" {
+		line += fmt.Sprintf("; %d stop findings new against the baseline %s", r.NewStopCount, r.Baseline)
+	}
+	s.printf("%s)", line)
 	e.findingsTable(&v.Evaluation)
 
 	e.phase = "fetching the findings of " + img.Digest
@@ -157,10 +182,33 @@ func (e *execution) run(ctx context.Context) error {
 	if err := e.writeReports(in); err != nil {
 		return err
 	}
+	if cfg.CycloneDX {
+		e.writeCycloneDX(ctx, img.Digest)
+	}
 	for _, f := range r.Files {
 		s.printf("wrote %s", f)
 	}
 	return nil
+}
+
+// subscribe subscribes the tag to tag updates. Like Anchore's
+// autoSubscribeTagUpdates it does not change the outcome: a failure is a
+// line in the log.
+func (e *execution) subscribe(ctx context.Context, tag string) {
+	if tag == "" {
+		e.s.printf("not subscribing: the image has no tag (give --tag)")
+		return
+	}
+	switch err := e.s.subscribe(ctx, tag); {
+	case err != nil:
+		var ge *client.Error
+		if errors.As(err, &ge) && ge.Status == http.StatusForbidden {
+			err = errors.New("the token may not (subscriptions need a token of role admin)")
+		}
+		e.s.printf("not subscribed to updates of %s: %v", tag, err)
+	default:
+		e.s.printf("subscribed to updates of %s", tag)
+	}
 }
 
 // verdict records the gate's verdict in the result.
@@ -171,6 +219,10 @@ func (e *execution) verdict(v *policy.Verdict) {
 	r.Bundle = cmp.Or(v.BundleName, v.BundleID)
 	r.BundleVersion = v.BundleVersion
 	r.StopCount, r.WarnCount, r.AllowlistedCount = countFindings(&v.Evaluation)
+	r.NewStopCount = countNewStop(&v.Evaluation)
+	if v.Baseline != nil {
+		r.Baseline = v.Baseline.Name()
+	}
 	r.ExitCode = report.ExitCode(&v.Evaluation, e.cfg.FailOn)
 }
 
@@ -182,7 +234,7 @@ const logTableRows = 50
 // hold every finding. Like every progress line, it does not change the
 // outcome when the log cannot be written.
 func (e *execution) findingsTable(ev *policy.Evaluation) {
-	left, _ := report.FindingsTable(e.s.out, ev, logTableRows)
+	left, _ := report.FindingsTable(e.s.out, ev, e.cfg.FailOn, logTableRows)
 	if left > 0 {
 		var all []string
 		for _, f := range []string{report.FormatJSON, report.FormatJUnit} {
@@ -208,6 +260,20 @@ func countFindings(ev *policy.Evaluation) (stop, warn, allowlisted int) {
 		}
 	}
 	return stop, warn, allowlisted
+}
+
+// countNewStop counts the STOP findings that count towards a STOP verdict
+// and that the baseline does not have.
+func countNewStop(ev *policy.Evaluation) int {
+	n := 0
+	for i := range ev.Findings {
+		f := &ev.Findings[i]
+		if f.Allowlisted == nil && f.Action == policy.ActionStop && ev.FinalAction == policy.ActionStop &&
+			ev.Reason != policy.ReasonAllowlistedImage && ev.IsNew(f) {
+			n++
+		}
+	}
+	return n
 }
 
 // fail turns an error into the result. An error after a failing verdict
@@ -301,6 +367,28 @@ func (e *execution) writeReports(in report.Input) error {
 	return nil
 }
 
+// CycloneDXFile is the name of the image's CycloneDX SBOM in the report
+// directory (Config.CycloneDX), as GitLab names its own.
+const CycloneDXFile = "gl-sbom-report.cdx.json"
+
+// writeCycloneDX writes the image's CycloneDX SBOM beside the reports.
+// The SBOM only adds to the reports: a failure is a line in the log.
+func (e *execution) writeCycloneDX(ctx context.Context, digest string) {
+	sbom, err := call(ctx, func(ctx context.Context) (json.RawMessage, error) {
+		var b json.RawMessage
+		return b, e.s.c.Do(ctx, http.MethodGet, "/v1/images/"+url.PathEscape(digest)+"/sbom?format=cyclonedx-json", nil, &b)
+	})
+	path := filepath.Join(e.cfg.OutDir, CycloneDXFile)
+	if err == nil {
+		err = writeFile(path, sbom)
+	}
+	if err != nil {
+		e.s.printf("no CycloneDX SBOM: %v", err)
+		return
+	}
+	e.r.Files = append(e.r.Files, path)
+}
+
 // writeFile writes through a temporary file, so a reader never sees half
 // a report.
 func writeFile(path string, data []byte) error {
@@ -316,10 +404,15 @@ func writeFile(path string, data []byte) error {
 }
 
 // RemoveReports deletes the reports a previous run left in dir (only the
-// report files), so that a CI system never shows them as this run's.
+// report files and the CycloneDX SBOM), so that a CI system never shows
+// them as this run's.
 func RemoveReports(dir string) error {
+	names := []string{CycloneDXFile}
 	for _, f := range report.Formats() {
-		p := filepath.Join(dir, report.FileName(f))
+		names = append(names, report.FileName(f))
+	}
+	for _, name := range names {
+		p := filepath.Join(dir, name)
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return fmt.Errorf("removing the previous report %s: %w", p, err)
 		}

@@ -103,6 +103,27 @@ type Config struct {
 	// SBOM is the path of an SBOM document (syft JSON, CycloneDX, SPDX) to
 	// evaluate instead of an image.
 	SBOM string
+	// Baseline is what the findings are compared with: "auto", "none"
+	// (or empty), an image reference or a digest. The gate analyses a
+	// baseline it has not analysed yet first.
+	Baseline string
+	// Force makes the gate analyse the image again even when it has it.
+	Force bool
+	// Subscribe subscribes the image's tag to tag updates on the gate
+	// (alerts when the tag moves), as Anchore's autoSubscribeTagUpdates
+	// did; it needs a token of role admin, else the step says so and goes
+	// on.
+	Subscribe bool
+	// CACert is a PEM file of CA certificates the gate's TLS certificate
+	// may chain to, besides the system's.
+	CACert string
+	// CycloneDX also writes the image's CycloneDX SBOM, as the gate made
+	// it, to CycloneDXFile in OutDir (GitLab's `reports: cyclonedx`).
+	CycloneDX bool
+	// Target is the pull or merge request's target branch, which
+	// --baseline auto looks up; nil outside a pull or merge request. The
+	// step binaries fill it from their CI's environment.
+	Target *Target
 
 	// DockerHost is the Docker daemon for docker:NAME images
 	// ($DOCKER_HOST): unix:///path or tcp://host:port. Empty:
@@ -141,18 +162,25 @@ type Result struct {
 	// ExitError (ExitPass for an error with PassOnError).
 	ExitCode int
 	// StopCount and WarnCount count the STOP and WARN findings that count
-	// towards the verdict; AllowlistedCount the allowlisted ones.
+	// towards the verdict; AllowlistedCount the allowlisted ones;
+	// NewStopCount the STOP findings the baseline does not have (all of
+	// them without a baseline).
 	StopCount        int
+	NewStopCount     int
 	WarnCount        int
 	AllowlistedCount int
 	// Vulnerabilities counts every vulnerability match of the image.
 	Vulnerabilities int
+	// Baseline names the image the findings were compared with, "" when
+	// none.
+	Baseline string
 	// Bundle names the policy bundle, BundleVersion its version.
 	Bundle        string
 	BundleVersion int
 	// Evaluation is the gate's verdict, nil on error.
 	Evaluation *policy.Verdict
-	// Files are the reports written, in report.Formats() order.
+	// Files are the reports written, in report.Formats() order, then the
+	// CycloneDX SBOM when asked for.
 	Files []string
 	// ReportURL is the markdown report on the gate's API, for machines
 	// with a token: <gate>/v1/images/<digest>/report?format=markdown.
@@ -164,6 +192,7 @@ type Result struct {
 	Err error
 
 	passErr  bool
+	failOn   policy.Action
 	markdown string
 	// problem is an error after a failing verdict: it is shown, the
 	// verdict's exit code stays.
@@ -197,7 +226,7 @@ func (r *Result) Summary() string {
 	case VerdictStop:
 		s = "policy STOP: " + r.stopWhy()
 		if r.ExitCode == ExitPass {
-			s += " (--fail-on none: not failing the build)"
+			s += " (--fail-on " + (*failOnValue)(&r.failOn).String() + ": not failing the build)"
 		}
 	case VerdictWarn:
 		s = fmt.Sprintf("policy WARN: %s", plural(r.WarnCount, "warn finding"))
@@ -226,7 +255,11 @@ func (r *Result) stopWhy() string {
 	if r.Evaluation != nil && r.Evaluation.Reason == policy.ReasonDenylistedImage {
 		return "the image is denylisted"
 	}
-	return plural(r.StopCount, "stop finding")
+	s := plural(r.StopCount, "stop finding")
+	if r.Baseline != "" {
+		s += fmt.Sprintf(", %d new against the baseline %s", r.NewStopCount, r.Baseline)
+	}
+	return s
 }
 
 // Line is the one line the step prints on stderr:

@@ -79,8 +79,13 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				t.Errorf("FailOn %v, want report.FailOnNone", c.FailOn)
 			}
 		}},
-		{name: "bad fail-on", args: []string{"--fail-on", "go"}, wantErr: "want stop, warn or none"},
-		{name: "bad fail-on in the environment", env: map[string]string{"GATE_FAIL_ON": "never"}, wantErr: "$GATE_FAIL_ON: invalid value \"never\": want stop, warn or none"},
+		{name: "baseline and fail-on new from the environment", env: map[string]string{"GATE_BASELINE": "auto", "GATE_FAIL_ON": "NEW"}, check: func(t *testing.T, c step.Config) {
+			if c.Baseline != "auto" || c.FailOn != report.FailOnNew {
+				t.Errorf("baseline %q, FailOn %v", c.Baseline, c.FailOn)
+			}
+		}},
+		{name: "bad fail-on", args: []string{"--fail-on", "go"}, wantErr: "want stop, warn, new or none"},
+		{name: "bad fail-on in the environment", env: map[string]string{"GATE_FAIL_ON": "never"}, wantErr: "$GATE_FAIL_ON: invalid value \"never\": want stop, warn, new or none"},
 		{name: "bad on-error", args: []string{"--on-error", "maybe"}, wantErr: "want fail or pass"},
 		{name: "bad annotation", args: []string{"--annotation", "novalue"}, wantErr: "want key=value"},
 		{name: "bad timeout in the environment", env: map[string]string{"GATE_TIMEOUT": "soon"}, wantErr: "$GATE_TIMEOUT: invalid value \"soon\""},
@@ -128,8 +133,13 @@ func TestValidate(t *testing.T) {
 		{"daemon without name", func(c *step.Config) { c.Image = "docker:" }, "want docker:NAME"},
 		{"reference with a space", func(c *step.Config) { c.Image = "app 1" }, "no spaces"},
 		{"zero timeout", func(c *step.Config) { c.Timeout = 0 }, "--timeout"},
-		{"fail on go", func(c *step.Config) { c.FailOn = policy.ActionGo }, "--fail-on go: want stop, warn or none"},
+		{"fail on go", func(c *step.Config) { c.FailOn = policy.ActionGo }, "--fail-on go: want stop, warn, new or none"},
 		{"fail on none", func(c *step.Config) { c.FailOn = report.FailOnNone }, ""},
+		{"fail on new", func(c *step.Config) { c.FailOn, c.Baseline = report.FailOnNew, "auto" }, ""},
+		{"baseline digest", func(c *step.Config) { c.Baseline = "sha256:" + strings.Repeat("0a", 32) }, ""},
+		{"baseline reference", func(c *step.Config) { c.Baseline = "registry.example/base:11" }, ""},
+		{"baseline short digest", func(c *step.Config) { c.Baseline = "sha256:abc" }, `--baseline "sha256:abc": a digest is sha256: and 64 lower-case hex digits`},
+		{"baseline URL", func(c *step.Config) { c.Baseline = "https://registry.example/base" }, "want auto, none, an image reference"},
 		{"no out", func(c *step.Config) { c.OutDir = "" }, "--out"},
 	}
 	for _, tt := range tests {

@@ -22,8 +22,16 @@
 //                   oci-dir:PATH or docker:NAME
 //   imagesFile      an Anchore plugin anchore_images file: IMAGE [DOCKERFILE] a line
 //   sbom            an SBOM file to evaluate instead of an image
-//   dockerfile, policy, tag, timeout ('15m'), failOn ('stop'|'warn'|'none': report only),
+//   dockerfile, policy, tag, timeout ('15m'), failOn ('stop'|'warn'|'new'|'none': report only),
 //   onError ('fail'|'pass'), annotations (a map)
+//   baseline        'auto' (in a pull request build: the last image gated on
+//                   CHANGE_TARGET; else the Dockerfile's final FROM), an image
+//                   reference, a digest, or 'none' (default); with failOn: 'new'
+//                   only the STOP findings the baseline lacks fail the build
+//   forceAnalyze    true: the gate analyses the image again even when it has it
+//   autoSubscribe   true: subscribe the image's tag to tag updates on the gate
+//                   (needs a token of role admin; otherwise a line says why)
+//   caCert          a PEM file of CA certificates to trust for the gate's TLS
 //   onStop          build result when the policy stops an image: 'FAILURE' (default) or 'UNSTABLE'
 //   abortOnFailure  true (default): a FAILURE stops the pipeline (error);
 //                   false: only the build result is set
@@ -35,13 +43,19 @@
 // Needs the Pipeline: Basic Steps, JUnit, Warnings NG and Credentials Binding
 // plugins, and gate-jenkins on the agent.
 //
-// Returns the exit code.
+// Returns a map of gate-jenkins' buildgate-result.json: status (the exit
+// code), verdict ('go', 'warn', 'stop' or 'error'; the worst image's), exit_code,
+// stop_count, new_stop_count, warn_count, allowlisted_count, reports (format
+// to path: junit, sarif, gitlab, markdown, json; one image) and images (each
+// image's result, with its own reports). Without the file (gate-jenkins
+// stopped early) the map holds status and verdict 'error'.
 def call(Map args = [:]) {
     if (!isUnix()) {
         error('gateScan needs a Unix agent (it runs the gate-jenkins binary with sh)')
     }
     String out = args.out ?: 'buildgate-reports'
     String lineFile = "${out}/buildgate-result.txt"
+    String resultFile = "${out}/buildgate-result.json"
     String script = shellScript(args, out, lineFile)
 
     int status
@@ -53,6 +67,8 @@ def call(Map args = [:]) {
         status = sh(returnStatus: true, script: script)
     }
     String line = fileExists(lineFile) ? readFile(lineFile).trim() : ''
+    Map result = fileExists(resultFile) ? parseResult(readFile(resultFile)) : [verdict: 'error', images: []]
+    result.status = status
 
     // With a verdict (0 or 1) the reports must exist: a missing one fails the
     // build. After an error there may be none, and the error says why.
@@ -76,7 +92,13 @@ def call(Map args = [:]) {
         default:
             fail(args, line ?: "buildgate: ERROR: gate-jenkins exited with status ${status}")
     }
-    return status
+    return result
+}
+
+// parseResult reads buildgate-result.json into plain maps and lists.
+@NonCPS
+Map parseResult(String json) {
+    return new groovy.json.JsonSlurperClassic().parseText(json) as Map
 }
 
 // fail marks the build FAILURE and, unless abortOnFailure is false, stops it.
@@ -97,13 +119,20 @@ String shellScript(Map args, String out, String lineFile) {
     Map flags = [
         '--gate': args.gate, '--image': args.image, '--images-file': args.imagesFile, '--sbom': args.sbom,
         '--dockerfile': args.dockerfile, '--policy': args.policy, '--tag': args.tag, '--timeout': args.timeout,
-        '--fail-on': args.failOn, '--on-error': args.onError
+        '--fail-on': args.failOn, '--on-error': args.onError, '--baseline': args.baseline,
+        '--ca-cert': args.caCert
     ]
     flags.each { flag, value ->
         if (value != null && value.toString() != '') {
             cmd.add(flag)
             cmd.add(value.toString())
         }
+    }
+    if (args.forceAnalyze) {
+        cmd.add('--force')
+    }
+    if (args.autoSubscribe) {
+        cmd.add('--subscribe')
     }
     (args.annotations ?: [:]).each { k, v ->
         cmd.add('--annotation')
@@ -113,6 +142,7 @@ String shellScript(Map args, String out, String lineFile) {
     // Jenkins runs sh with -e: turn it off to keep the status and the line.
     return "set +e\n" +
         "mkdir -p ${quote(out)}\n" +
+        "rm -f ${quote(out + '/buildgate-result.json')}\n" +
         "${command} 2>${quote(lineFile)}\n" +
         "rc=\$?\n" +
         "cat ${quote(lineFile)} >&2\n" +

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -313,6 +314,37 @@ func SharedImage(tb testing.TB, name string) v1.Image {
 		tb.Fatal(err)
 	}
 	return img
+}
+
+// Layer is an image layer holding files (path without the leading slash
+// to content), in path order, each mode 0644.
+func Layer(tb testing.TB, files map[string]string) v1.Layer {
+	tb.Helper()
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, n := range names {
+		body := files[n]
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	b := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
 }
 
 // Registry is go-containerregistry's registry in process, behind a handler
