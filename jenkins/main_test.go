@@ -114,7 +114,14 @@ type jenkinsRun struct {
 func runJenkins(t *testing.T, env map[string]string, args ...string) jenkinsRun {
 	t.Helper()
 	var so, se bytes.Buffer
-	code := run(context.Background(), args, func(k string) string { return env[k] }, &so, &se)
+	ws := t.TempDir()
+	getenv := func(k string) string {
+		if k == "WORKSPACE" && env[k] == "" {
+			return ws // never the package directory: reports land in the workspace
+		}
+		return env[k]
+	}
+	code := run(context.Background(), args, getenv, &so, &se)
 	r := jenkinsRun{code: code, stdout: so.String(), stderr: se.String()}
 	t.Logf("exit %d\nstdout:\n%sstderr:\n%s", code, r.stdout, r.stderr)
 	for _, tok := range []string{env["GATE_TOKEN"], steptest.AdminToken} {
