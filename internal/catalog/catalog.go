@@ -158,7 +158,12 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	if err != nil {
 		return nil, fmt.Errorf("reading layers: %w", err)
 	}
+	ids, err := diffIDs(img, len(layers))
+	if err != nil {
+		return nil, err
+	}
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -166,7 +171,7 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	// scans the same stream as it goes by (see layerTaps)
 	// and counts what they unpack to against the limits
 	b := newBudget(lim)
-	taps := newLayerTaps(ctx, len(layers), func(ctx context.Context, r io.Reader) (*layerScan, error) {
+	taps := newLayerTaps(ctx, ids, func(ctx context.Context, r io.Reader) (*layerScan, error) {
 		sc := newScanner(cfg, secretRules, contentRules)
 		sc.budget = b
 		return sc.scanLayer(ctx, r)
@@ -179,7 +184,7 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 		if lerr := b.failed(); lerr != nil {
 			return nil, lerr
 		}
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := parent.Err(); cerr != nil {
 			return nil, fmt.Errorf("unpacking layers: %w", cerr)
 		}
 		return nil, err

@@ -650,7 +650,11 @@ func scanFilesAlone(ctx context.Context, img v1.Image, cfg Config, rules []compi
 	if err != nil {
 		return nil, err
 	}
-	taps := newLayerTaps(ctx, len(layers), func(ctx context.Context, r io.Reader) (*layerScan, error) {
+	ids, err := diffIDs(img, len(layers))
+	if err != nil {
+		return nil, err
+	}
+	taps := newLayerTaps(ctx, ids, func(ctx context.Context, r io.Reader) (*layerScan, error) {
 		return newScanner(cfg, rules, nil).scanLayer(ctx, r)
 	})
 	scans, err := taps.finish(ctx, layers)

@@ -26,7 +26,7 @@ func openSource(ctx context.Context, img v1.Image, name, digest string, taps *la
 	}
 	tapped := make([]v1.Layer, len(layers))
 	for i, l := range layers {
-		tapped[i] = tappedLayer{Layer: l, idx: i, taps: taps}
+		tapped[i] = tappedLayer{Layer: l, idx: i, diffID: taps.diffIDs[i], taps: taps}
 	}
 
 	tmp := stfile.NewTempDirGenerator("buildgate-catalog")
@@ -57,15 +57,19 @@ type tappedImage struct {
 
 func (i tappedImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
-// tappedLayer is a layer whose first uncompressed stream is also scanned.
+// tappedLayer is a layer whose first uncompressed stream is also scanned,
+// and every uncompressed stream checked against its diff ID.
 type tappedLayer struct {
 	v1.Layer
-	idx  int
-	taps *layerTaps
+	idx    int
+	diffID v1.Hash
+	taps   *layerTaps
 }
 
+func (l tappedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+
 func (l tappedLayer) Uncompressed() (io.ReadCloser, error) {
-	rc, err := l.Layer.Uncompressed()
+	rc, err := uncompressed(l.Layer, l.diffID)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +87,8 @@ type layerTaps struct {
 	// budget, when set, bounds what stereoscope unpacks: a read past a
 	// limit, or after ctx ends, fails stereoscope's read.
 	budget *budget
+	// diffIDs are the layers' diff IDs in the image config.
+	diffIDs []v1.Hash
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -92,8 +98,9 @@ type layerTaps struct {
 	rereads int
 }
 
-func newLayerTaps(ctx context.Context, layers int, scan func(context.Context, io.Reader) (*layerScan, error)) *layerTaps {
-	return &layerTaps{ctx: ctx, scan: scan, started: make([]bool, layers), results: make([]*layerScan, layers)}
+func newLayerTaps(ctx context.Context, diffIDs []v1.Hash, scan func(context.Context, io.Reader) (*layerScan, error)) *layerTaps {
+	n := len(diffIDs)
+	return &layerTaps{ctx: ctx, scan: scan, diffIDs: diffIDs, started: make([]bool, n), results: make([]*layerScan, n)}
 }
 
 // attach starts scanning layer idx from what is read from rc, unless it
@@ -129,7 +136,7 @@ func (t *layerTaps) finish(ctx context.Context, layers []v1.Layer) ([]*layerScan
 			continue
 		}
 		t.rereads++
-		rc, err := l.Uncompressed()
+		rc, err := uncompressed(l, t.diffIDs[i])
 		if err != nil {
 			return nil, fmt.Errorf("reading layer %d: %w", i, err)
 		}
