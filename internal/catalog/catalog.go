@@ -68,6 +68,10 @@ type Config struct {
 	// Limits bound what the image may unpack to; zero fields take
 	// DefaultLimits' values.
 	Limits Limits
+	// LayerCache, when set, keeps each layer's files pass (files,
+	// secrets, content matches) by diff ID: a layer found there is only
+	// read by syft and counted against the limits.
+	LayerCache *LayerCache
 }
 
 // DefaultConfig returns the configuration that catalogs like the grype CLI
@@ -177,6 +181,15 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 		return sc.scanLayer(ctx, r)
 	})
 	taps.budget = b
+	var keys []string
+	if cfg.LayerCache != nil {
+		sk := scanKey(cfg)
+		keys = make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = cfg.LayerCache.key(id, sk)
+			taps.cached[i] = cfg.LayerCache.get(keys[i])
+		}
+	}
 	src, err := openSource(ctx, img, name, digest.String(), taps)
 	if err != nil {
 		cancel()
@@ -194,10 +207,12 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	var (
 		wg       sync.WaitGroup
 		files    *fileScan
+		scans    []*layerScan
 		filesErr error
 	)
 	wg.Go(func() {
-		scans, err := taps.finish(ctx, layers)
+		var err error
+		scans, err = taps.finish(ctx, layers)
 		if err != nil {
 			filesErr = err
 			cancel()
@@ -221,6 +236,14 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	doc, err := encodeSyftJSON(s)
 	if err != nil {
 		return nil, err
+	}
+	// every layer hashed to its diff ID: keep what was read
+	for i, k := range keys {
+		if taps.cached[i] == nil {
+			if err := cfg.LayerCache.put(k, scans[i]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	setDistro(&md, s.Artifacts.LinuxDistribution)
 	return &Result{

@@ -156,6 +156,29 @@ func (sc *scanner) scanLayer(ctx context.Context, r io.Reader) (*layerScan, erro
 	}
 }
 
+// countEntries reads a layer tar's headers only, counting them against b
+// (when set): what a layer whose scan is cached still costs.
+func countEntries(ctx context.Context, r io.Reader, b *budget) error {
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading tar: %w", err)
+		}
+		if b != nil {
+			if err := b.entry(hdr); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // scanFile hashes a regular file and, when it is small, searches it.
 func (sc *scanner) scanFile(r io.Reader, e *layerEntry) error {
 	sc.hasher.Reset()

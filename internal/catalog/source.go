@@ -89,6 +89,9 @@ type layerTaps struct {
 	budget *budget
 	// diffIDs are the layers' diff IDs in the image config.
 	diffIDs []v1.Hash
+	// cached holds the scans of layers read before (see LayerCache):
+	// those layers are only counted against the budget.
+	cached []*layerScan
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -100,7 +103,22 @@ type layerTaps struct {
 
 func newLayerTaps(ctx context.Context, diffIDs []v1.Hash, scan func(context.Context, io.Reader) (*layerScan, error)) *layerTaps {
 	n := len(diffIDs)
-	return &layerTaps{ctx: ctx, scan: scan, diffIDs: diffIDs, started: make([]bool, n), results: make([]*layerScan, n)}
+	return &layerTaps{ctx: ctx, scan: scan, diffIDs: diffIDs, cached: make([]*layerScan, n), started: make([]bool, n), results: make([]*layerScan, n)}
+}
+
+// scanOf returns the scan of layer idx: t.scan, or for a cached layer one
+// that only counts its entries and returns the cached scan.
+func (t *layerTaps) scanOf(idx int) func(context.Context, io.Reader) (*layerScan, error) {
+	cached := t.cached[idx]
+	if cached == nil {
+		return t.scan
+	}
+	return func(ctx context.Context, r io.Reader) (*layerScan, error) {
+		if err := countEntries(ctx, r, t.budget); err != nil {
+			return nil, err
+		}
+		return cached, nil
+	}
 }
 
 // attach starts scanning layer idx from what is read from rc, unless it
@@ -113,8 +131,9 @@ func (t *layerTaps) attach(idx int, rc io.ReadCloser) io.ReadCloser {
 	}
 	t.started[idx] = true
 	pr, pw := io.Pipe()
+	scan := t.scanOf(idx)
 	t.wg.Go(func() {
-		res, err := t.scan(t.ctx, pr)
+		res, err := scan(t.ctx, pr)
 		_, _ = io.Copy(io.Discard, pr) // the tar may end before the stream
 		_ = pr.Close()
 		if err == nil {
@@ -140,7 +159,7 @@ func (t *layerTaps) finish(ctx context.Context, layers []v1.Layer) ([]*layerScan
 		if err != nil {
 			return nil, fmt.Errorf("reading layer %d: %w", i, err)
 		}
-		res, err := t.scan(ctx, rc)
+		res, err := t.scanOf(i)(ctx, rc)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("reading layer %d: %w", i, err)
