@@ -69,8 +69,9 @@ func main() {
 	rssClients := flag.Int("rss-clients", 50, "clients of the RSS measure (0 skips it)")
 	rssImages := flag.Int("rss-images", 20, "new images of the RSS measure")
 	gateArgs := flag.String("gate-args", "", "more space-separated arguments for gate serve")
+	profile := flag.Duration("profile", 0, "in the first run, profile the gate's CPU this long from each submit (P1, P1b) through /debug/pprof into bench/out")
 	flag.Parse()
-	b := &bench{gate: *gate, grype: *grype, archive: *archive, runs: *runs, gateArgs: strings.Fields(*gateArgs)}
+	b := &bench{gate: *gate, grype: *grype, archive: *archive, runs: *runs, gateArgs: strings.Fields(*gateArgs), profile: *profile}
 	if err := b.run(strings.Split(*images, ","), *rssClients, *rssImages); err != nil {
 		fmt.Fprintln(os.Stderr, "coldscan:", err)
 		os.Exit(1)
@@ -81,6 +82,7 @@ type bench struct {
 	gate, grype, archive string
 	runs                 int
 	gateArgs             []string
+	profile              time.Duration
 
 	work string
 	host string
@@ -174,10 +176,14 @@ func (b *bench) image(path string) error {
 		if err != nil {
 			return err
 		}
-		c, err := g.analyse(baseRef)
+		var prof time.Duration
+		if i == 0 {
+			prof = b.profile
+		}
+		c, err := g.analyseProfiled(baseRef, prof, fmt.Sprintf("bench/out/%s-p1.pprof", stem))
 		var w time.Duration
 		if err == nil {
-			w, err = g.analyse(plusRef)
+			w, err = g.analyseProfiled(plusRef, prof, fmt.Sprintf("bench/out/%s-p1b.pprof", stem))
 		}
 		g.stop()
 		if err != nil {
@@ -262,8 +268,9 @@ func (b *bench) rss(paths []string, clients, images int) error {
 
 // gate is a running gate serve.
 type gate struct {
-	cmd *exec.Cmd
-	c   *client.Client
+	cmd         *exec.Cmd
+	c           *client.Client
+	addr, token string
 }
 
 // startGate starts a gate with the DB already imported (the gate keeps its
@@ -290,7 +297,7 @@ func (b *bench) startGate(data string) (*gate, error) {
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	g := &gate{cmd: srv, c: client.New("http://"+addr, token, nil)}
+	g := &gate{cmd: srv, c: client.New("http://"+addr, token, nil), addr: addr, token: token}
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
@@ -326,6 +333,46 @@ func (g *gate) analyse(ref string) (time.Duration, error) {
 		return 0, fmt.Errorf("analysis of %s failed: %s", ref, done.Error)
 	}
 	return time.Since(start), nil
+}
+
+// analyseProfiled is analyse, with a CPU profile of the gate taken for d
+// from the submit (when d is not zero) and written to file.
+func (g *gate) analyseProfiled(ref string, d time.Duration, file string) (time.Duration, error) {
+	if d == 0 {
+		return g.analyse(ref)
+	}
+	perr := make(chan error, 1)
+	go func() { perr <- g.cpuProfile(d, file) }()
+	took, err := g.analyse(ref)
+	if pe := <-perr; err == nil && pe != nil {
+		err = fmt.Errorf("profiling: %w", pe)
+	}
+	return took, err
+}
+
+func (g *gate) cpuProfile(d time.Duration, file string) error {
+	req, err := http.NewRequest("GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.addr, int(d.Seconds())), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+g.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // compress reads a docker archive and compresses its layers once, in
