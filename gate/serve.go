@@ -48,8 +48,8 @@ type Config struct {
 	// --max-files, --max-file-size, --max-path-length, --max-layers,
 	// --max-config-size, --max-manifest-size).
 	Unpack catalog.Limits
-	// LayerCacheSize bounds, in bytes, the files passes kept by layer
-	// diff ID under DataDir/layer-cache; 0 keeps none.
+	// LayerCacheSize bounds, in bytes, the files passes and unpacked tars
+	// kept by layer diff ID under DataDir/layer-cache; 0 keeps none.
 	LayerCacheSize   int64
 	DBUpdateURL      string
 	DBUpdateInterval time.Duration
@@ -106,7 +106,7 @@ func DefaultConfig() Config {
 		MaxLayerSize:     2 << 30,
 		MaxImageSize:     8 << 30,
 		Unpack:           catalog.DefaultLimits(),
-		LayerCacheSize:   512 << 20,
+		LayerCacheSize:   2 << 30,
 		DBUpdateURL:      vulndb.DefaultUpdateURL,
 		DBUpdateInterval: 6 * time.Hour,
 		DBSyncInterval:   30 * time.Second,
@@ -133,7 +133,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file with the key that seals stored secrets (default GATE_SECRET_KEY, else <data>/secret.key; required with PostgreSQL unless GATE_SECRET_KEY is set)")
 	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
-	fs.Int64Var(&c.LayerCacheSize, "layer-cache-size", d.LayerCacheSize, "bytes of per-layer file lists, digests and secrets kept by layer diff ID in DATA/layer-cache, so that a layer is hashed and searched once (0: none)")
+	fs.Int64Var(&c.LayerCacheSize, "layer-cache-size", d.LayerCacheSize, "bytes of unpacked layers and their file lists, digests and secrets kept by layer diff ID in DATA/layer-cache, so that a layer is decompressed, hashed and searched once (0: none)")
 	fs.Int64Var(&c.Unpack.MaxUnpackedSize, "max-unpacked-size", d.Unpack.MaxUnpackedSize, "largest total of an image's uncompressed layers, in bytes")
 	fs.IntVar(&c.Unpack.MaxFiles, "max-files", d.Unpack.MaxFiles, "most entries in an image's layers")
 	fs.Int64Var(&c.Unpack.MaxFileSize, "max-file-size", d.Unpack.MaxFileSize, "largest file in an image, in bytes")

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sync"
 
@@ -181,16 +182,32 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 		return sc.scanLayer(ctx, r)
 	})
 	taps.budget = b
-	var keys []string
-	if cfg.LayerCache != nil {
+	var (
+		keys       []string
+		contentDir string
+	)
+	if c := cfg.LayerCache; c != nil {
+		if contentDir, err = c.workDir(); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(contentDir) // the source removes it; this is for the errors before
 		sk := scanKey(cfg)
 		keys = make([]string, len(ids))
 		for i, id := range ids {
-			keys[i] = cfg.LayerCache.key(id, sk)
-			taps.cached[i] = cfg.LayerCache.get(keys[i])
+			keys[i] = c.key(id, sk)
+			if taps.cached[i] = c.get(keys[i]); taps.cached[i] == nil {
+				continue
+			}
+			// a layer whose tar is kept too is not read: count it here
+			if size, ok := c.getTar(id, unpackedPath(contentDir, i, id)); ok {
+				taps.unpacked[i] = true
+				if err := b.replay(taps.cached[i], size); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
-	src, err := openSource(ctx, img, name, digest.String(), taps)
+	src, err := openSource(ctx, img, name, digest.String(), taps, contentDir)
 	if err != nil {
 		cancel()
 		taps.wg.Wait()
@@ -241,6 +258,11 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	for i, k := range keys {
 		if taps.cached[i] == nil {
 			if err := cfg.LayerCache.put(k, scans[i]); err != nil {
+				return nil, err
+			}
+		}
+		if !taps.unpacked[i] {
+			if err := cfg.LayerCache.putTar(ids[i], unpackedPath(contentDir, i, ids[i])); err != nil {
 				return nil, err
 			}
 		}

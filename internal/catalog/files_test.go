@@ -123,7 +123,7 @@ func TestSquashLikeExtract(t *testing.T) {
 			taps := newLayerTaps(ctx, ids, func(ctx context.Context, r io.Reader) (*layerScan, error) {
 				return newScanner(cfg, rules, nil).scanLayer(ctx, r)
 			})
-			src, err := openSource(ctx, img, "test", "sha256:0", taps)
+			src, err := openSource(ctx, img, "test", "sha256:0", taps, "")
 			if err != nil {
 				t.Fatalf("openSource: %v", err)
 			}

@@ -3,6 +3,7 @@ package catalog
 import (
 	"bytes"
 	"container/list"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/gob"
 	"encoding/hex"
@@ -25,7 +26,9 @@ import (
 // LayerCache keeps the files pass of each layer (its files with their
 // digests, secrets and content-rule matches) in files under a directory,
 // keyed by the layer's diff ID and what the pass searched for, so that a
-// layer the gate has read once is not hashed and searched again. It holds
+// layer the gate has read once is not hashed and searched again; and the
+// layer's unpacked tar, by diff ID, so that it is not decompressed again
+// either (stereoscope reads it where it would have written it). It holds
 // at most its size in bytes, dropping the least recently used first, and
 // survives a restart: OpenLayerCache reads what the directory holds, in
 // the order of the files' modification times. Only the scan of a layer
@@ -40,10 +43,12 @@ type LayerCache struct {
 
 	mu     sync.Mutex
 	lru    *list.List // of *cacheFile, most recently used first
-	byKey  map[string]*list.Element
+	byName map[string]*list.Element
 	size   int64
 	hits   int
 	misses int
+	// tarHits counts the layers not read at all.
+	tarHits int
 }
 
 // tempFile is what LayerCache writes a cache file to before renaming it.
@@ -55,14 +60,19 @@ type tempFile interface {
 
 func createTemp(dir, pattern string) (tempFile, error) { return os.CreateTemp(dir, pattern) }
 
+// cacheFile is a file of the cache, by name.
 type cacheFile struct {
-	key  string
+	name string
 	size int64
 }
 
-// cacheSuffix ends the name of every cache file; others are left alone,
-// temporary files (".tmp") are removed.
-const cacheSuffix = ".layer"
+// The names of cache files end in scanSuffix (a files pass) or tarSuffix
+// (an unpacked tar); others are left alone, temporary files and
+// directories (".tmp") are removed.
+const (
+	scanSuffix = ".layer"
+	tarSuffix  = ".tar"
+)
 
 // OpenLayerCache opens (creating it) the cache in dir, holding at most
 // maxBytes.
@@ -85,23 +95,22 @@ func OpenLayerCache(dir string, maxBytes int64) (*LayerCache, error) {
 	for _, de := range des {
 		name := de.Name()
 		if strings.HasSuffix(name, ".tmp") {
-			_ = os.Remove(filepath.Join(dir, name)) // a write that a crash interrupted
+			_ = os.RemoveAll(filepath.Join(dir, name)) // what a crash left
 			continue
 		}
-		key, ok := strings.CutSuffix(name, cacheSuffix)
-		if !ok || !de.Type().IsRegular() {
+		if !strings.HasSuffix(name, scanSuffix) && !strings.HasSuffix(name, tarSuffix) || !de.Type().IsRegular() {
 			continue
 		}
 		fi, err := de.Info()
 		if err != nil {
 			continue
 		}
-		files = append(files, found{cacheFile{key, fi.Size()}, fi.ModTime()})
+		files = append(files, found{cacheFile{name, fi.Size()}, fi.ModTime()})
 	}
 	slices.SortFunc(files, func(a, b found) int { return b.mod.Compare(a.mod) })
-	c := &LayerCache{dir: dir, max: maxBytes, create: createTemp, lru: list.New(), byKey: map[string]*list.Element{}}
+	c := &LayerCache{dir: dir, max: maxBytes, create: createTemp, lru: list.New(), byName: map[string]*list.Element{}}
 	for _, f := range files {
-		c.byKey[f.key] = c.lru.PushBack(&f.cacheFile)
+		c.byName[f.name] = c.lru.PushBack(&f.cacheFile)
 		c.size += f.size
 	}
 	c.mu.Lock()
@@ -128,7 +137,7 @@ func (c *LayerCache) Stats() (hits, misses int) {
 // largest file searched and the rules.
 func scanKey(cfg Config) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "layerscan v1\nmax %d\n", cfg.MaxSecretFileSize)
+	fmt.Fprintf(h, "layerscan v2\nmax %d\n", cfg.MaxSecretFileSize)
 	for _, set := range [][]Rule{cfg.SecretRules, cfg.ContentRules} {
 		fmt.Fprintf(h, "rules %d\n", len(set))
 		for _, r := range set {
@@ -144,7 +153,24 @@ func (c *LayerCache) key(diffID v1.Hash, scan string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func (c *LayerCache) path(key string) string { return filepath.Join(c.dir, key+cacheSuffix) }
+func (c *LayerCache) path(name string) string { return filepath.Join(c.dir, name) }
+
+// workDir makes a directory for stereoscope to unpack an image's layers
+// in, on the cache's file system, so that their tars can be linked into
+// the cache.
+func (c *LayerCache) workDir() (string, error) {
+	d, err := os.MkdirTemp(c.dir, "unpack-*.tmp")
+	if err != nil {
+		return "", fmt.Errorf("layer cache %s: %w", c.dir, err)
+	}
+	return d, nil
+}
+
+// cachedScan is layerScan as the cache stores it.
+type cachedScan struct {
+	Entries []cachedEntry
+	Stats   layerStats
+}
 
 // cachedEntry is layerEntry as the cache stores it.
 type cachedEntry struct {
@@ -155,32 +181,82 @@ type cachedEntry struct {
 	Content  []string
 }
 
-// get returns the scan cached under key, or nil.
-func (c *LayerCache) get(key string) *layerScan {
+// touch marks name used; it returns whether the cache holds it.
+func (c *LayerCache) touch(name string) bool {
 	c.mu.Lock()
-	el, ok := c.byKey[key]
+	el, ok := c.byName[name]
 	if ok {
 		c.lru.MoveToFront(el)
 	}
 	c.mu.Unlock()
-	if !ok {
+	if ok {
+		now := time.Now()
+		_ = os.Chtimes(c.path(name), now, now) // keeps the order across restarts
+	}
+	return ok
+}
+
+// get returns the scan cached under key, or nil.
+func (c *LayerCache) get(key string) *layerScan {
+	name := key + scanSuffix
+	if !c.touch(name) {
 		c.count(false)
 		return nil
 	}
-	raw, err := os.ReadFile(c.path(key))
+	raw, err := os.ReadFile(c.path(name))
 	var scan *layerScan
 	if err == nil {
 		scan, err = decodeScan(raw)
 	}
 	if err != nil {
-		c.drop(key) // unreadable or corrupt: read the layer again
+		c.drop(name) // unreadable or corrupt: read the layer again
 		c.count(false)
 		return nil
 	}
-	now := time.Now()
-	_ = os.Chtimes(c.path(key), now, now) // keeps the order across restarts
 	c.count(true)
 	return scan
+}
+
+// getTar links the unpacked tar of layer diffID to dst and returns its
+// size, when the cache holds it.
+func (c *LayerCache) getTar(diffID v1.Hash, dst string) (int64, bool) {
+	name := diffID.Hex + tarSuffix
+	if !c.touch(name) {
+		return 0, false
+	}
+	fi, err := os.Stat(c.path(name))
+	if err == nil {
+		err = os.Link(c.path(name), dst)
+	}
+	if err != nil { // trimmed meanwhile
+		return 0, false
+	}
+	c.mu.Lock()
+	c.tarHits++
+	c.mu.Unlock()
+	return fi.Size(), true
+}
+
+// putTar links src, the unpacked tar of layer diffID, into the cache.
+func (c *LayerCache) putTar(diffID v1.Hash, src string) error {
+	name := diffID.Hex + tarSuffix
+	fi, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("layer cache %s: %w", c.dir, err)
+	}
+	if fi.Size() > c.max {
+		return nil
+	}
+	tmp := c.path(fmt.Sprintf("%s-%s.tmp", name, rand.Text()))
+	if err := os.Link(src, tmp); err != nil {
+		return fmt.Errorf("layer cache %s: %w", c.dir, err)
+	}
+	if err := os.Rename(tmp, c.path(name)); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("layer cache %s: %w", c.dir, err)
+	}
+	c.add(name, fi.Size())
+	return nil
 }
 
 func (c *LayerCache) count(hit bool) {
@@ -205,12 +281,13 @@ func (c *LayerCache) put(key string, scan *layerScan) error {
 	if size > c.max {
 		return nil // would push out everything else
 	}
-	err = c.write(key, raw)
+	name := key + scanSuffix
+	err = c.write(name, raw)
 	if errors.Is(err, syscall.ENOSPC) {
 		c.mu.Lock()
 		c.trim(c.size / 2)
 		c.mu.Unlock()
-		err = c.write(key, raw)
+		err = c.write(name, raw)
 	}
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
@@ -218,22 +295,28 @@ func (c *LayerCache) put(key string, scan *layerScan) error {
 		}
 		return fmt.Errorf("layer cache %s: %w", c.dir, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.byKey[key]; ok { // another worker put the same layer
-		c.size -= el.Value.(*cacheFile).size
-		c.lru.Remove(el)
-	}
-	c.byKey[key] = c.lru.PushFront(&cacheFile{key, size})
-	c.size += size
-	c.trim(c.max)
+	c.add(name, size)
 	return nil
 }
 
-// write writes raw to key's file through a temporary file, so that the
+// add counts name, of size bytes, as the most recently used file and
+// trims the cache to its size.
+func (c *LayerCache) add(name string, size int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byName[name]; ok { // another worker put the same layer
+		c.size -= el.Value.(*cacheFile).size
+		c.lru.Remove(el)
+	}
+	c.byName[name] = c.lru.PushFront(&cacheFile{name, size})
+	c.size += size
+	c.trim(c.max)
+}
+
+// write writes raw to the file name through a temporary file, so that the
 // file is whole or absent.
-func (c *LayerCache) write(key string, raw []byte) error {
-	f, err := c.create(c.dir, key+"-*.tmp")
+func (c *LayerCache) write(name string, raw []byte) error {
+	f, err := c.create(c.dir, name+"-*.tmp")
 	if err != nil {
 		return err
 	}
@@ -242,7 +325,7 @@ func (c *LayerCache) write(key string, raw []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), c.path(key))
+		err = os.Rename(f.Name(), c.path(name))
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())
@@ -255,22 +338,22 @@ func (c *LayerCache) write(key string, raw []byte) error {
 func (c *LayerCache) trim(limit int64) {
 	for c.size > limit && c.lru.Len() > 0 {
 		f := c.lru.Remove(c.lru.Back()).(*cacheFile)
-		delete(c.byKey, f.key)
+		delete(c.byName, f.name)
 		c.size -= f.size
-		_ = os.Remove(c.path(f.key))
+		_ = os.Remove(c.path(f.name))
 	}
 }
 
-// drop forgets key and removes its file.
-func (c *LayerCache) drop(key string) {
+// drop forgets name and removes its file.
+func (c *LayerCache) drop(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.byKey[key]; ok {
+	if el, ok := c.byName[name]; ok {
 		c.size -= el.Value.(*cacheFile).size
 		c.lru.Remove(el)
-		delete(c.byKey, key)
+		delete(c.byName, name)
 	}
-	_ = os.Remove(c.path(key))
+	_ = os.Remove(c.path(name))
 }
 
 // A cache file is the SHA-256 of its payload followed by the payload, the
@@ -282,7 +365,7 @@ func encodeScan(s *layerScan) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.Write(make([]byte, sha256.Size))
-	if err := gob.NewEncoder(&buf).Encode(entries); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(cachedScan{Entries: entries, Stats: s.stats}); err != nil {
 		return nil, fmt.Errorf("encoding a layer's files: %w", err)
 	}
 	raw := buf.Bytes()
@@ -298,12 +381,12 @@ func decodeScan(raw []byte) (*layerScan, error) {
 	if sum := sha256.Sum256(raw[sha256.Size:]); !bytes.Equal(sum[:], raw[:sha256.Size]) {
 		return nil, errors.New("layer cache file does not match its checksum")
 	}
-	var entries []cachedEntry
-	if err := gob.NewDecoder(bytes.NewReader(raw[sha256.Size:])).Decode(&entries); err != nil {
+	var cs cachedScan
+	if err := gob.NewDecoder(bytes.NewReader(raw[sha256.Size:])).Decode(&cs); err != nil {
 		return nil, fmt.Errorf("decoding a layer cache file: %w", err)
 	}
-	s := &layerScan{entries: make([]layerEntry, len(entries))}
-	for i, e := range entries {
+	s := &layerScan{entries: make([]layerEntry, len(cs.Entries)), stats: cs.Stats}
+	for i, e := range cs.Entries {
 		s.entries[i] = layerEntry{file: e.File, whiteout: e.Whiteout, opaque: e.Opaque, secrets: e.Secrets, content: e.Content}
 	}
 	return s, nil

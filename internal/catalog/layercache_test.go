@@ -3,6 +3,7 @@ package catalog
 import (
 	"archive/tar"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -62,15 +63,19 @@ func TestLayerCacheSameResult(t *testing.T) {
 				if !reflect.DeepEqual(facts(got), facts(want)) {
 					t.Errorf("%s cache: the result differs from the one without a cache", run)
 				}
+				if tars := countSuffix(t, cacheDir, tarSuffix); tars != len(layers) {
+					t.Errorf("%s cache: %d unpacked tars kept, want %d", run, tars, len(layers))
+				}
 				hits, misses := cfg.LayerCache.Stats()
 				wantHits := len(layers)
 				if run == "cold" {
 					wantHits = 0
 				}
-				if hits != wantHits || hits+misses != len(layers) {
-					t.Errorf("%s cache: %d hits and %d misses, want %d hits of %d layers", run, hits, misses, wantHits, len(layers))
+				if hits != wantHits || hits+misses != len(layers) || cfg.LayerCache.tarHits != wantHits {
+					t.Errorf("%s cache: %d hits (%d not read at all) and %d misses, want %d hits of %d layers",
+						run, hits, cfg.LayerCache.tarHits, misses, wantHits, len(layers))
 				}
-				cfg.LayerCache.hits, cfg.LayerCache.misses = 0, 0
+				cfg.LayerCache.hits, cfg.LayerCache.misses, cfg.LayerCache.tarHits = 0, 0, 0
 			}
 			if len(want.ContentMatches["debian"]) == 0 || len(want.Files) < 1000 {
 				t.Errorf("the image gave %d files and %d content matches: the comparison compares little", len(want.Files), len(want.ContentMatches["debian"]))
@@ -98,6 +103,54 @@ func TestLayerCacheRefusesUnverifiedLayer(t *testing.T) {
 	}
 	if des, _ := os.ReadDir(cacheDir); len(des) != 0 || cfg.LayerCache.Size() != 0 {
 		t.Errorf("the cache holds %d files, %d bytes after a refused layer", len(des), cfg.LayerCache.Size())
+	}
+}
+
+func countSuffix(t *testing.T, dir, suffix string) int {
+	n := 0
+	for _, name := range cacheFiles(t, dir) {
+		if strings.HasSuffix(name, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLayerCacheKeepsLimits: a layer whose scan and tar are cached, so
+// that it is not read, still counts against the limits.
+func TestLayerCacheKeepsLimits(t *testing.T) {
+	l, _ := gzipLayer(t, func(tw *tar.Writer) {
+		for i := range 10 {
+			oneFile(fmt.Sprintf("etc/file%d", i), strings.Repeat("x", 1000))(tw)
+		}
+	})
+	dir := writeLayout(t, imageWith(t, l))
+	cfg := DefaultConfig()
+	var err error
+	if cfg.LayerCache, err = OpenLayerCache(t.TempDir(), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := Catalog(ctx, dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		limit func(*Limits)
+		flag  string
+	}{
+		{func(l *Limits) { l.MaxFiles = 9 }, "max-files"},
+		{func(l *Limits) { l.MaxUnpackedSize = 10_000 }, "max-unpacked-size"},
+		{func(l *Limits) { l.MaxFileSize = 999 }, "max-file-size"},
+		{func(l *Limits) { l.MaxPathLength = 8 }, "max-path-length"},
+	} {
+		c := cfg
+		tt.limit(&c.Limits)
+		if _, err := Catalog(ctx, dir, c); err == nil || !strings.Contains(err.Error(), tt.flag) {
+			t.Errorf("a cached layer over --%s: got error %v", tt.flag, err)
+		}
+	}
+	if hits, _ := cfg.LayerCache.Stats(); hits != 4 || cfg.LayerCache.tarHits != 4 {
+		t.Errorf("%d cache hits, %d not read at all; want the 4 catalogs over a limit to find the layer unpacked", hits, cfg.LayerCache.tarHits)
 	}
 }
 
@@ -160,7 +213,7 @@ func TestLayerCacheBounded(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, k := range []string{"c", "a", "d"} {
 		tm := base.Add(time.Duration(i) * time.Hour)
-		if err := os.Chtimes(c.path(k), tm, tm); err != nil {
+		if err := os.Chtimes(c.path(k+scanSuffix), tm, tm); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -189,13 +242,14 @@ func TestLayerCacheBounded(t *testing.T) {
 	}
 
 	// a corrupt file is a miss, and is removed
-	key := small.lru.Front().Value.(*cacheFile).key
-	raw, err := os.ReadFile(small.path(key))
+	name := small.lru.Front().Value.(*cacheFile).name
+	key := strings.TrimSuffix(name, scanSuffix)
+	raw, err := os.ReadFile(small.path(name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw[len(raw)-1] ^= 0xff
-	if err := os.WriteFile(small.path(key), raw, 0o600); err != nil {
+	if err := os.WriteFile(small.path(name), raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if small.get(key) != nil {
@@ -269,7 +323,7 @@ func TestLayerCacheFullDisk(t *testing.T) {
 		t.Fatalf("got error %v, want one saying the disk of %s is full", err, dir)
 	}
 	for _, name := range cacheFiles(t, dir) {
-		if !strings.HasSuffix(name, cacheSuffix) {
+		if !strings.HasSuffix(name, scanSuffix) && !strings.HasSuffix(name, tarSuffix) {
 			t.Errorf("a full disk left %s in the cache", name)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -19,7 +21,11 @@ import (
 // "oci-dir" input, and returns it as a syft source named name at version
 // digest. Every layer stereoscope decompresses also flows through taps,
 // so that the files pass does not decompress it a second time.
-func openSource(ctx context.Context, img v1.Image, name, digest string, taps *layerTaps) (source.Source, error) {
+//
+// contentDir, when not empty, is where stereoscope keeps the layers' tars
+// (removed when the source is closed); a layer whose tar is already there,
+// as stereoscope names it (see unpackedPath), is not read again.
+func openSource(ctx context.Context, img v1.Image, name, digest string, taps *layerTaps, contentDir string) (source.Source, error) {
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("reading layers: %w", err)
@@ -30,9 +36,10 @@ func openSource(ctx context.Context, img v1.Image, name, digest string, taps *la
 	}
 
 	tmp := stfile.NewTempDirGenerator("buildgate-catalog")
-	contentDir, err := tmp.NewDirectory("oci-dir-image")
-	if err != nil {
-		return nil, fmt.Errorf("creating temporary directory: %w", err)
+	if contentDir == "" {
+		if contentDir, err = tmp.NewDirectory("oci-dir-image"); err != nil {
+			return nil, fmt.Errorf("creating temporary directory: %w", err)
+		}
 	}
 	meta := []stimage.AdditionalMetadata{stimage.WithManifestDigest(digest)}
 	if raw, err := img.RawManifest(); err == nil {
@@ -47,6 +54,13 @@ func openSource(ctx context.Context, img v1.Image, name, digest string, taps *la
 		Reference: name,
 		Alias:     source.Alias{Name: name, Version: digest},
 	}), nil
+}
+
+// unpackedPath is where stereoscope keeps layer idx's tar in contentDir
+// (stereoscope's Layer.uncompressedCache, which reuses a file it finds
+// there).
+func unpackedPath(contentDir string, idx int, diffID v1.Hash) string {
+	return filepath.Join(contentDir, fmt.Sprintf("%d-%s", idx, strings.ReplaceAll(diffID.String(), ":", "-")))
 }
 
 // tappedImage is an image whose layers are tapped.
@@ -92,6 +106,9 @@ type layerTaps struct {
 	// cached holds the scans of layers read before (see LayerCache):
 	// those layers are only counted against the budget.
 	cached []*layerScan
+	// unpacked marks the cached layers whose tar stereoscope finds
+	// unpacked already: they are not read at all.
+	unpacked []bool
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -103,7 +120,7 @@ type layerTaps struct {
 
 func newLayerTaps(ctx context.Context, diffIDs []v1.Hash, scan func(context.Context, io.Reader) (*layerScan, error)) *layerTaps {
 	n := len(diffIDs)
-	return &layerTaps{ctx: ctx, scan: scan, diffIDs: diffIDs, cached: make([]*layerScan, n), started: make([]bool, n), results: make([]*layerScan, n)}
+	return &layerTaps{ctx: ctx, scan: scan, diffIDs: diffIDs, cached: make([]*layerScan, n), unpacked: make([]bool, n), started: make([]bool, n), results: make([]*layerScan, n)}
 }
 
 // scanOf returns the scan of layer idx: t.scan, or for a cached layer one
@@ -152,6 +169,10 @@ func (t *layerTaps) finish(ctx context.Context, layers []v1.Layer) ([]*layerScan
 	out := make([]*layerScan, len(layers))
 	for i, l := range layers {
 		if out[i] = t.results[i]; out[i] != nil {
+			continue
+		}
+		if t.unpacked[i] {
+			out[i] = t.cached[i]
 			continue
 		}
 		t.rereads++
