@@ -20,7 +20,9 @@ archive=$(ls "$out"/db/vulnerability-db_*.tar.gz)
 echo "load: $(uptime)"
 
 echo "## P1, P1b, peak RSS: gate analysis vs grype docker-archive:FILE -o json"
-go run ./bench/coldscan -gate bin/gate -grype "$out/grype" -db "$archive" -runs "${RUNS:-5}" \
+# PROFILE=12s also writes the gate's CPU profiles of the first run's
+# analyses to bench/out/*.pprof (go tool pprof -top -cum bin/gate FILE).
+go run ./bench/coldscan -gate bin/gate -grype "$out/grype" -db "$archive" -runs "${RUNS:-5}" ${PROFILE:+-profile "$PROFILE"} \
   -images "$SHARED/images/bullseye-minbase.docker.tar,$SHARED/images/bookworm-app.docker.tar"
 
 echo
