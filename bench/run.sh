@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# make bench: buildgate's cold analysis against the grype CLI of the same
-# version (go.mod's tool directive) on the same image and DB, plus the Go
-# benchmarks of the policy engine, the matcher and the cataloger.
+# make bench: issue 16's goals, each figure beside its peer in one run, with
+# PASS or FAIL. Every section starts with a "## " line; add a goal as a new
+# section below the others.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
 out=bench/out
 mkdir -p "$out"
 
+# The peer: the grype CLI of go.mod's tool directive, on the same DB.
 go build -o "$out/grype" github.com/anchore/grype/cmd/grype
 vd="$SHARED/vulndata"
 rm -rf "$out/db"
@@ -16,10 +17,13 @@ bin/gate db build --out "$out/db" \
   --provider github="$vd/workspaces/github" --provider kev="$vd/workspaces/kev" \
   --osv govulndb="$vd/osv/govulndb" >/dev/null
 archive=$(ls "$out"/db/vulnerability-db_*.tar.gz)
+echo "load: $(uptime)"
 
-echo "## cold analysis: gate vs grype CLI"
-go run ./bench/coldscan -gate bin/gate -grype "$out/grype" -db "$archive" \
-  -image "$SHARED/images/bullseye-minbase.docker.tar" -runs "${RUNS:-3}"
+echo "## P1, P1b, peak RSS: gate analysis vs grype docker-archive:FILE -o json"
+# PROFILE=12s also writes the gate's CPU profiles of the first run's
+# analyses to bench/out/*.pprof (go tool pprof -top -cum bin/gate FILE).
+go run ./bench/coldscan -gate bin/gate -grype "$out/grype" -db "$archive" -runs "${RUNS:-5}" ${PROFILE:+-profile "$PROFILE"} \
+  -images "$SHARED/images/bullseye-minbase.docker.tar,$SHARED/images/bookworm-app.docker.tar"
 
 echo
 echo "## go test -bench"

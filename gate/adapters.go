@@ -88,6 +88,8 @@ func (r registryAdapter) NormalizeTag(tag string) (string, error) {
 type catalogAdapter struct {
 	// limits bound what an image may unpack to.
 	limits catalog.Limits
+	// layers, when set, keeps each layer's files pass by diff ID.
+	layers *catalog.LayerCache
 	// policies lists the stored bundles, whose content rules each
 	// analysis searches file contents for.
 	policies interface {
@@ -98,6 +100,7 @@ type catalogAdapter struct {
 func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*image.Analysis, error) {
 	cfg := catalog.DefaultConfig()
 	cfg.Limits = c.limits
+	cfg.LayerCache = c.layers
 	var err error
 	if cfg.ContentRules, err = c.contentRules(ctx); err != nil {
 		return nil, err

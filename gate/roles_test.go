@@ -64,6 +64,7 @@ func TestOneRulePerRole(t *testing.T) {
 		{"v1", "POST", "/v1/db/import", image.ActImportDB},
 		{"v1", "GET", "/v1/tokens", image.ActManageTokens},
 		{"v1", "GET", "/metrics", image.ActReadMetrics},
+		{"v1", "GET", "/debug/pprof/heap", image.ActProfile},
 		{"v1", "POST", "/v1/admission/review", image.ActReviewAdmission},
 		{"v1", "GET", "/v1/admission/rules", image.ActManageAdmission},
 		{"v1", "GET", "/v1/admission/decisions", image.ActManageAdmission},

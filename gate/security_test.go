@@ -489,4 +489,11 @@ func TestConfigRefusesBadLimits(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(m.Config.DataDir, "buildgate.db")); err == nil {
 		t.Error("a refused configuration created the store")
 	}
+	m = &Main{Config: DefaultConfig()}
+	m.Config.DataDir = t.TempDir()
+	m.Config.LayerCacheSize = -1
+	if err := m.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "--layer-cache-size") {
+		m.Close()
+		t.Errorf("Open with a negative layer cache size = %v", err)
+	}
 }

@@ -47,7 +47,10 @@ type Config struct {
 	// Unpack bounds what one image may unpack to (--max-unpacked-size,
 	// --max-files, --max-file-size, --max-path-length, --max-layers,
 	// --max-config-size, --max-manifest-size).
-	Unpack           catalog.Limits
+	Unpack catalog.Limits
+	// LayerCacheSize bounds, in bytes, the files passes and unpacked tars
+	// kept by layer diff ID under DataDir/layer-cache; 0 keeps none.
+	LayerCacheSize   int64
 	DBUpdateURL      string
 	DBUpdateInterval time.Duration
 	// DBSyncInterval is how often a gate on a shared store looks for a
@@ -103,6 +106,7 @@ func DefaultConfig() Config {
 		MaxLayerSize:     2 << 30,
 		MaxImageSize:     8 << 30,
 		Unpack:           catalog.DefaultLimits(),
+		LayerCacheSize:   2 << 30,
 		DBUpdateURL:      vulndb.DefaultUpdateURL,
 		DBUpdateInterval: 6 * time.Hour,
 		DBSyncInterval:   30 * time.Second,
@@ -129,6 +133,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file with the key that seals stored secrets (default GATE_SECRET_KEY, else <data>/secret.key; required with PostgreSQL unless GATE_SECRET_KEY is set)")
 	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
+	fs.Int64Var(&c.LayerCacheSize, "layer-cache-size", d.LayerCacheSize, "bytes of unpacked layers and their file lists, digests and secrets kept by layer diff ID in DATA/layer-cache, so that a layer is decompressed, hashed and searched once (0: none)")
 	fs.Int64Var(&c.Unpack.MaxUnpackedSize, "max-unpacked-size", d.Unpack.MaxUnpackedSize, "largest total of an image's uncompressed layers, in bytes")
 	fs.IntVar(&c.Unpack.MaxFiles, "max-files", d.Unpack.MaxFiles, "most entries in an image's layers")
 	fs.Int64Var(&c.Unpack.MaxFileSize, "max-file-size", d.Unpack.MaxFileSize, "largest file in an image, in bytes")
@@ -250,6 +255,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if c.DBSyncInterval <= 0 {
 		return fmt.Errorf("invalid --db-sync-interval %s: want a positive duration", c.DBSyncInterval)
 	}
+	if c.LayerCacheSize < 0 {
+		return fmt.Errorf("invalid --layer-cache-size %d: want 0 (no cache) or a size in bytes", c.LayerCacheSize)
+	}
 	if c.AdminToken != "" {
 		if err := server.CheckSuppliedToken(c.AdminToken); err != nil {
 			return err
@@ -302,12 +310,24 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.Verdicts.InstallDefault(ctx); err != nil {
 		return err
 	}
+	cat := catalogAdapter{limits: c.Unpack, policies: m.Store}
+	if c.LayerCacheSize > 0 {
+		if cat.layers, err = catalog.OpenLayerCache(filepath.Join(c.DataDir, "layer-cache"), c.LayerCacheSize); err != nil {
+			return err
+		}
+	}
+	// the first analysis would otherwise build syft's license scanner
+	go func() {
+		if err := catalog.Warm(); err != nil {
+			m.Log.Warn("preparing the cataloger", "err", err)
+		}
+	}()
 	metrics := server.NewMetrics(m.Store.QueueDepth, func() time.Time { return m.VulnDB.Info().Built })
 	m.Analysis = analysis.New(analysis.Config{
 		Workers: c.Workers, Timeout: c.AnalysisTimeout, Lease: c.JobLease, MaxAttempts: c.JobAttempts,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
 		Now: m.Now,
-	}, m.Store, reg, catalogAdapter{limits: c.Unpack, policies: m.Store}, m.VulnDB, analysis.Observer{
+	}, m.Store, reg, cat, m.VulnDB, analysis.Observer{
 		Finished: func(digest string, outcome image.Status, d time.Duration) {
 			metrics.ObserveAnalysis(digest, outcome, d)
 			m.alertFinished(digest, outcome, d)

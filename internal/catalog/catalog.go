@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sync"
 
@@ -68,6 +69,10 @@ type Config struct {
 	// Limits bound what the image may unpack to; zero fields take
 	// DefaultLimits' values.
 	Limits Limits
+	// LayerCache, when set, keeps each layer's files pass (files,
+	// secrets, content matches) by diff ID: a layer found there is only
+	// read by syft and counted against the limits.
+	LayerCache *LayerCache
 }
 
 // DefaultConfig returns the configuration that catalogs like the grype CLI
@@ -158,7 +163,12 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	if err != nil {
 		return nil, fmt.Errorf("reading layers: %w", err)
 	}
+	ids, err := diffIDs(img, len(layers))
+	if err != nil {
+		return nil, err
+	}
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -166,20 +176,45 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	// scans the same stream as it goes by (see layerTaps)
 	// and counts what they unpack to against the limits
 	b := newBudget(lim)
-	taps := newLayerTaps(ctx, len(layers), func(ctx context.Context, r io.Reader) (*layerScan, error) {
+	taps := newLayerTaps(ctx, ids, func(ctx context.Context, r io.Reader) (*layerScan, error) {
 		sc := newScanner(cfg, secretRules, contentRules)
 		sc.budget = b
 		return sc.scanLayer(ctx, r)
 	})
 	taps.budget = b
-	src, err := openSource(ctx, img, name, digest.String(), taps)
+	var (
+		keys       []string
+		contentDir string
+	)
+	if c := cfg.LayerCache; c != nil {
+		if contentDir, err = c.workDir(); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(contentDir) // the source removes it; this is for the errors before
+		sk := scanKey(cfg)
+		keys = make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = c.key(id, sk)
+			if taps.cached[i] = c.get(keys[i]); taps.cached[i] == nil {
+				continue
+			}
+			// a layer whose tar is kept too is not read: count it here
+			if size, ok := c.getTar(id, unpackedPath(contentDir, i, id)); ok {
+				taps.unpacked[i] = true
+				if err := b.replay(taps.cached[i], size); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	src, err := openSource(ctx, img, name, digest.String(), taps, contentDir)
 	if err != nil {
 		cancel()
 		taps.wg.Wait()
 		if lerr := b.failed(); lerr != nil {
 			return nil, lerr
 		}
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := parent.Err(); cerr != nil {
 			return nil, fmt.Errorf("unpacking layers: %w", cerr)
 		}
 		return nil, err
@@ -189,10 +224,12 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	var (
 		wg       sync.WaitGroup
 		files    *fileScan
+		scans    []*layerScan
 		filesErr error
 	)
 	wg.Go(func() {
-		scans, err := taps.finish(ctx, layers)
+		var err error
+		scans, err = taps.finish(ctx, layers)
 		if err != nil {
 			filesErr = err
 			cancel()
@@ -216,6 +253,19 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	doc, err := encodeSyftJSON(s)
 	if err != nil {
 		return nil, err
+	}
+	// every layer hashed to its diff ID: keep what was read
+	for i, k := range keys {
+		if taps.cached[i] == nil {
+			if err := cfg.LayerCache.put(k, scans[i]); err != nil {
+				return nil, err
+			}
+		}
+		if !taps.unpacked[i] {
+			if err := cfg.LayerCache.putTar(ids[i], unpackedPath(contentDir, i, ids[i])); err != nil {
+				return nil, err
+			}
+		}
 	}
 	setDistro(&md, s.Artifacts.LinuxDistribution)
 	return &Result{

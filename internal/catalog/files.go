@@ -48,6 +48,22 @@ type fileScan struct {
 // layerScan is what one layer's tar holds, in tar order.
 type layerScan struct {
 	entries []layerEntry
+	// stats is what the limits look at, to count a cached layer that is
+	// not read again.
+	stats layerStats
+}
+
+// layerStats are a layer tar's figures that the limits bound.
+type layerStats struct {
+	Entries int   // tar entries
+	MaxName int   // longest entry name or link name, in bytes
+	MaxSize int64 // largest entry
+}
+
+func (s *layerStats) add(h *tar.Header) {
+	s.Entries++
+	s.MaxName = max(s.MaxName, len(h.Name), len(h.Linkname))
+	s.MaxSize = max(s.MaxSize, h.Size)
 }
 
 // layerEntry is one tar entry of a layer.
@@ -113,6 +129,7 @@ func (sc *scanner) scanLayer(ctx context.Context, r io.Reader) (*layerScan, erro
 				return nil, err
 			}
 		}
+		out.stats.add(hdr)
 		p := absPath(hdr.Name)
 		if p == "/" {
 			continue
@@ -153,6 +170,29 @@ func (sc *scanner) scanLayer(ctx context.Context, r io.Reader) (*layerScan, erro
 			e.file.Type = TypeOther
 		}
 		out.entries = append(out.entries, e)
+	}
+}
+
+// countEntries reads a layer tar's headers only, counting them against b
+// (when set): what a layer whose scan is cached still costs.
+func countEntries(ctx context.Context, r io.Reader, b *budget) error {
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading tar: %w", err)
+		}
+		if b != nil {
+			if err := b.entry(hdr); err != nil {
+				return err
+			}
+		}
 	}
 }
 

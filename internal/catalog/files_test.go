@@ -115,11 +115,15 @@ func TestSquashLikeExtract(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			ids, err := diffIDs(img, len(layers))
+			if err != nil {
+				t.Fatal(err)
+			}
 			ctx := context.Background()
-			taps := newLayerTaps(ctx, len(layers), func(ctx context.Context, r io.Reader) (*layerScan, error) {
+			taps := newLayerTaps(ctx, ids, func(ctx context.Context, r io.Reader) (*layerScan, error) {
 				return newScanner(cfg, rules, nil).scanLayer(ctx, r)
 			})
-			src, err := openSource(ctx, img, "test", "sha256:0", taps)
+			src, err := openSource(ctx, img, "test", "sha256:0", taps, "")
 			if err != nil {
 				t.Fatalf("openSource: %v", err)
 			}
@@ -143,7 +147,7 @@ func TestSquashLikeExtract(t *testing.T) {
 			}
 
 			// with no tap attached, finish reads every layer itself
-			alone := newLayerTaps(ctx, len(layers), taps.scan)
+			alone := newLayerTaps(ctx, ids, taps.scan)
 			scans, err = alone.finish(ctx, layers)
 			if err != nil {
 				t.Fatalf("finish without taps: %v", err)

@@ -160,3 +160,26 @@ func (b *budget) entry(h *tar.Header) error {
 	}
 	return nil
 }
+
+// replay counts a layer that is not read, from its figures: size
+// uncompressed bytes and the entries of s.
+func (b *budget) replay(s *layerScan, size int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return b.err
+	}
+	b.bytes += size
+	b.files += s.stats.Entries
+	switch {
+	case b.bytes > b.lim.MaxUnpackedSize:
+		return b.fail(overLimit("the image's unpacked layers", b.lim.MaxUnpackedSize, "bytes", "max-unpacked-size"))
+	case b.files > b.lim.MaxFiles:
+		return b.fail(overLimit("the image's file count", int64(b.lim.MaxFiles), "files", "max-files"))
+	case s.stats.MaxName > b.lim.MaxPathLength:
+		return b.fail(overLimit(fmt.Sprintf("a path of %d bytes", s.stats.MaxName), int64(b.lim.MaxPathLength), "bytes", "max-path-length"))
+	case s.stats.MaxSize > b.lim.MaxFileSize:
+		return b.fail(overLimit(fmt.Sprintf("a file of %d bytes", s.stats.MaxSize), b.lim.MaxFileSize, "bytes", "max-file-size"))
+	}
+	return nil
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -19,20 +21,25 @@ import (
 // "oci-dir" input, and returns it as a syft source named name at version
 // digest. Every layer stereoscope decompresses also flows through taps,
 // so that the files pass does not decompress it a second time.
-func openSource(ctx context.Context, img v1.Image, name, digest string, taps *layerTaps) (source.Source, error) {
+//
+// contentDir, when not empty, is where stereoscope keeps the layers' tars
+// (removed when the source is closed); a layer whose tar is already there,
+// as stereoscope names it (see unpackedPath), is not read again.
+func openSource(ctx context.Context, img v1.Image, name, digest string, taps *layerTaps, contentDir string) (source.Source, error) {
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("reading layers: %w", err)
 	}
 	tapped := make([]v1.Layer, len(layers))
 	for i, l := range layers {
-		tapped[i] = tappedLayer{Layer: l, idx: i, taps: taps}
+		tapped[i] = tappedLayer{Layer: l, idx: i, diffID: taps.diffIDs[i], taps: taps}
 	}
 
 	tmp := stfile.NewTempDirGenerator("buildgate-catalog")
-	contentDir, err := tmp.NewDirectory("oci-dir-image")
-	if err != nil {
-		return nil, fmt.Errorf("creating temporary directory: %w", err)
+	if contentDir == "" {
+		if contentDir, err = tmp.NewDirectory("oci-dir-image"); err != nil {
+			return nil, fmt.Errorf("creating temporary directory: %w", err)
+		}
 	}
 	meta := []stimage.AdditionalMetadata{stimage.WithManifestDigest(digest)}
 	if raw, err := img.RawManifest(); err == nil {
@@ -49,6 +56,13 @@ func openSource(ctx context.Context, img v1.Image, name, digest string, taps *la
 	}), nil
 }
 
+// unpackedPath is where stereoscope keeps layer idx's tar in contentDir
+// (stereoscope's Layer.uncompressedCache, which reuses a file it finds
+// there).
+func unpackedPath(contentDir string, idx int, diffID v1.Hash) string {
+	return filepath.Join(contentDir, fmt.Sprintf("%d-%s", idx, strings.ReplaceAll(diffID.String(), ":", "-")))
+}
+
 // tappedImage is an image whose layers are tapped.
 type tappedImage struct {
 	v1.Image
@@ -57,15 +71,19 @@ type tappedImage struct {
 
 func (i tappedImage) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
-// tappedLayer is a layer whose first uncompressed stream is also scanned.
+// tappedLayer is a layer whose first uncompressed stream is also scanned,
+// and every uncompressed stream checked against its diff ID.
 type tappedLayer struct {
 	v1.Layer
-	idx  int
-	taps *layerTaps
+	idx    int
+	diffID v1.Hash
+	taps   *layerTaps
 }
 
+func (l tappedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+
 func (l tappedLayer) Uncompressed() (io.ReadCloser, error) {
-	rc, err := l.Layer.Uncompressed()
+	rc, err := uncompressed(l.Layer, l.diffID)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +101,14 @@ type layerTaps struct {
 	// budget, when set, bounds what stereoscope unpacks: a read past a
 	// limit, or after ctx ends, fails stereoscope's read.
 	budget *budget
+	// diffIDs are the layers' diff IDs in the image config.
+	diffIDs []v1.Hash
+	// cached holds the scans of layers read before (see LayerCache):
+	// those layers are only counted against the budget.
+	cached []*layerScan
+	// unpacked marks the cached layers whose tar stereoscope finds
+	// unpacked already: they are not read at all.
+	unpacked []bool
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -92,8 +118,24 @@ type layerTaps struct {
 	rereads int
 }
 
-func newLayerTaps(ctx context.Context, layers int, scan func(context.Context, io.Reader) (*layerScan, error)) *layerTaps {
-	return &layerTaps{ctx: ctx, scan: scan, started: make([]bool, layers), results: make([]*layerScan, layers)}
+func newLayerTaps(ctx context.Context, diffIDs []v1.Hash, scan func(context.Context, io.Reader) (*layerScan, error)) *layerTaps {
+	n := len(diffIDs)
+	return &layerTaps{ctx: ctx, scan: scan, diffIDs: diffIDs, cached: make([]*layerScan, n), unpacked: make([]bool, n), started: make([]bool, n), results: make([]*layerScan, n)}
+}
+
+// scanOf returns the scan of layer idx: t.scan, or for a cached layer one
+// that only counts its entries and returns the cached scan.
+func (t *layerTaps) scanOf(idx int) func(context.Context, io.Reader) (*layerScan, error) {
+	cached := t.cached[idx]
+	if cached == nil {
+		return t.scan
+	}
+	return func(ctx context.Context, r io.Reader) (*layerScan, error) {
+		if err := countEntries(ctx, r, t.budget); err != nil {
+			return nil, err
+		}
+		return cached, nil
+	}
 }
 
 // attach starts scanning layer idx from what is read from rc, unless it
@@ -106,8 +148,9 @@ func (t *layerTaps) attach(idx int, rc io.ReadCloser) io.ReadCloser {
 	}
 	t.started[idx] = true
 	pr, pw := io.Pipe()
+	scan := t.scanOf(idx)
 	t.wg.Go(func() {
-		res, err := t.scan(t.ctx, pr)
+		res, err := scan(t.ctx, pr)
 		_, _ = io.Copy(io.Discard, pr) // the tar may end before the stream
 		_ = pr.Close()
 		if err == nil {
@@ -128,12 +171,16 @@ func (t *layerTaps) finish(ctx context.Context, layers []v1.Layer) ([]*layerScan
 		if out[i] = t.results[i]; out[i] != nil {
 			continue
 		}
+		if t.unpacked[i] {
+			out[i] = t.cached[i]
+			continue
+		}
 		t.rereads++
-		rc, err := l.Uncompressed()
+		rc, err := uncompressed(l, t.diffIDs[i])
 		if err != nil {
 			return nil, fmt.Errorf("reading layer %d: %w", i, err)
 		}
-		res, err := t.scan(ctx, rc)
+		res, err := t.scanOf(i)(ctx, rc)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("reading layer %d: %w", i, err)

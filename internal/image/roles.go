@@ -39,6 +39,8 @@ const (
 	ActManageTokens Action = "manage tokens"
 	// ActReadMetrics: read /metrics.
 	ActReadMetrics Action = "read metrics"
+	// ActProfile: read Go's runtime profiles under /debug/pprof/.
+	ActProfile Action = "profile the gate"
 	// ActReviewAdmission: send Kubernetes admission reviews (the API
 	// server's).
 	ActReviewAdmission Action = "review admissions"
@@ -52,7 +54,7 @@ func Actions() []Action {
 		ActReadImages, ActSubmitImages, ActBindTags, ActDeleteImages,
 		ActReadPolicies, ActWritePolicies, ActManageRegistries,
 		ActReadSubscriptions, ActWriteSubscriptions, ActManageAlerts,
-		ActImportDB, ActManageTokens, ActReadMetrics,
+		ActImportDB, ActManageTokens, ActReadMetrics, ActProfile,
 		ActReviewAdmission, ActManageAdmission,
 	}
 }

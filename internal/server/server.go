@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -89,6 +90,7 @@ func New(images Images, store Store, db VulnDB, sboms SBOMs, metrics *Metrics, l
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(metrics.Handler()), s.metricsAuth)
+	e.GET("/debug/pprof/*", echo.WrapHandler(profiles()), s.authenticate, require(image.ActProfile))
 
 	v1 := e.Group("/v1", s.authenticate)
 	s.v1 = v1
@@ -113,6 +115,18 @@ func (s *Server) Echo() *echo.Echo { return s.echo }
 
 // ServeHTTP serves a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// profiles serves Go's runtime profiles (go tool pprof URL): the index,
+// named profiles (heap, goroutine, allocs...), CPU profile and trace. The
+// command line is not served: it may hold secrets.
+func profiles() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
 
 // metricsAuth asks /metrics for a token unless MetricsPublic.
 func (s *Server) metricsAuth(next echo.HandlerFunc) echo.HandlerFunc {
