@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/policy"
 )
 
 // GitLabSchemaVersion is the version of GitLab's container-scanning
@@ -68,6 +69,16 @@ type gitlabVuln struct {
 	CVSSVectors []gitlabCVSS       `json:"cvss_vectors,omitempty"`
 	Links       []gitlabLink       `json:"links,omitempty"`
 	Location    gitlabLocation     `json:"location"`
+	Flags       []gitlabFlag       `json:"flags,omitempty"`
+}
+
+// gitlabFlag marks a vulnerability the evaluation waived (an allowlist
+// item or a not_affected or fixed VEX statement), so GitLab shows it as
+// likely false positive with the reason.
+type gitlabFlag struct {
+	Type        string `json:"type"`
+	Origin      string `json:"origin"`
+	Description string `json:"description"`
 }
 
 type gitlabIdentifier struct {
@@ -148,6 +159,7 @@ func GitLab(w io.Writer, in Input) error {
 
 	osName := cmp.Or(in.operatingSystem(), "unknown")
 	imageRef := cmp.Or(in.ref(), "unknown")
+	waived := waivedMatches(in.Evaluation)
 	seen := map[string]bool{}
 	for _, m := range sortedMatches(in.Matches) {
 		id := gitlabID(m)
@@ -155,13 +167,47 @@ func GitLab(w io.Writer, in Input) error {
 			continue
 		}
 		seen[id] = true
-		doc.Vulnerabilities = append(doc.Vulnerabilities, gitlabVulnOf(m, id, osName, imageRef))
+		v := gitlabVulnOf(m, id, osName, imageRef)
+		if why, ok := waived[id]; ok {
+			v.Flags = []gitlabFlag{{Type: "flagged-as-likely-false-positive", Origin: tool.Name, Description: truncate(why, 1<<16)}}
+		}
+		doc.Vulnerabilities = append(doc.Vulnerabilities, v)
 	}
 	data, err := marshalJSON(doc, "encoding gitlab report")
 	if err != nil {
 		return err
 	}
 	return write(w, data, FormatGitLab)
+}
+
+// waivedMatches maps the GitLab id of each vulnerability a finding of the
+// evaluation waived to why; a match waived by one finding and failing
+// another is not waived.
+func waivedMatches(e *policy.Evaluation) map[string]string {
+	out := map[string]string{}
+	if e == nil {
+		return out
+	}
+	failing := map[string]bool{}
+	for i := range e.Findings {
+		f := &e.Findings[i]
+		if f.Vulnerability == nil {
+			continue
+		}
+		id := gitlabID(f.Vulnerability)
+		switch o := outcomeOf(e, f); {
+		case o == outAllowlisted:
+			if _, ok := out[id]; !ok {
+				out[id] = "allowlisted by " + allowlistText(f.Allowlisted)
+			}
+		case o == outStop || o == outWarn:
+			failing[id] = true
+		}
+	}
+	for id := range failing {
+		delete(out, id)
+	}
+	return out
 }
 
 func gitlabVulnOf(m *image.Match, id, osName, imageRef string) gitlabVuln {

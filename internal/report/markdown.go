@@ -178,6 +178,9 @@ func findingsTable(b *strings.Builder, in *Input, title, note string, fs []*poli
 		if f.Expired != nil {
 			finding += "<br>" + mdCell("allowlist "+expiredText(f.Expired))
 		}
+		if n := vexNote(f); n != "" {
+			finding += "<br>" + mdCell(n)
+		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", mdCell(f.Gate), mdCell(f.Trigger), mdCell(sev), finding, mdCell(fix))
 	}
 	moreRows(b, in, len(fs), title)
