@@ -47,6 +47,7 @@ var stepInputs = []struct{ input, flag string }{
 	{"image", "image"},
 	{"dockerfile", "dockerfile"},
 	{"policy", "policy"},
+	{"vex", "vex"},
 	{"tag", "tag"},
 	{"fail-on", "fail-on"},
 	{"on-error", "on-error"},

@@ -9,7 +9,7 @@
 //
 // It takes the flags of every step binary (internal/step); flags not given
 // come from BUILDGATE_* variables (BUILDGATE_URL, BUILDGATE_TOKEN,
-// BUILDGATE_IMAGE, BUILDGATE_DOCKERFILE, BUILDGATE_POLICY,
+// BUILDGATE_IMAGE, BUILDGATE_DOCKERFILE, BUILDGATE_POLICY, BUILDGATE_VEX,
 // BUILDGATE_FAIL_ON, BUILDGATE_TAG, BUILDGATE_TIMEOUT, BUILDGATE_ON_ERROR,
 // BUILDGATE_OUT), then GATE_* ones. The image defaults to
 // $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA, the reports go to buildgate-reports
@@ -60,6 +60,7 @@ var buildgateVars = map[string]string{
 	"image":      "BUILDGATE_IMAGE",
 	"dockerfile": "BUILDGATE_DOCKERFILE",
 	"policy":     "BUILDGATE_POLICY",
+	"vex":        "BUILDGATE_VEX",
 	"fail-on":    "BUILDGATE_FAIL_ON",
 	"tag":        "BUILDGATE_TAG",
 	"timeout":    "BUILDGATE_TIMEOUT",

@@ -25,6 +25,7 @@ var EnvVars = map[string]string{
 	"on-error":   "GATE_ON_ERROR",
 	"out":        "GATE_OUT",
 	"sbom":       "GATE_SBOM",
+	"vex":        "GATE_VEX",
 }
 
 // RegisterFlags registers the flags every step binary shares on fs,
@@ -41,6 +42,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*failOnValue)(&c.FailOn), "fail-on", "verdict that fails the build: `stop|warn|none` (default stop; none: report only) ($GATE_FAIL_ON)")
 	fs.Var((*onErrorValue)(&c.PassOnError), "on-error", "on an error (gate down, timeout, ...): `fail|pass`, exit 2 or exit 0 (default fail) ($GATE_ON_ERROR)")
 	fs.StringVar(&c.OutDir, "out", c.OutDir, "directory for the reports ($GATE_OUT)")
+	fs.StringVar(&c.VEX, "vex", c.VEX, "apply this OpenVEX or CycloneDX VEX document (JSON) to this evaluation: not_affected and fixed statements waive findings ($GATE_VEX)")
 	fs.StringVar(&c.SBOM, "sbom", c.SBOM, "evaluate this SBOM file (syft JSON, CycloneDX, SPDX) instead of an image ($GATE_SBOM)")
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -334,7 +335,9 @@ func isTransport(err error) bool {
 }
 
 // check fetches the verdict.
-func (s *session) check(ctx context.Context, digest, tag string) (*policy.Verdict, error) {
+// check fetches the verdict; with a VEX document the gate applies it to
+// this check alone.
+func (s *session) check(ctx context.Context, digest, tag string, vex json.RawMessage) (*policy.Verdict, error) {
 	q := url.Values{}
 	if tag != "" {
 		q.Set("tag", tag)
@@ -348,8 +351,27 @@ func (s *session) check(ctx context.Context, digest, tag string) (*policy.Verdic
 	}
 	return call(ctx, func(ctx context.Context) (*policy.Verdict, error) {
 		var v policy.Verdict
+		if vex != nil {
+			// The gate applies the document to this check only.
+			return &v, s.c.Do(ctx, http.MethodPost, path, vex, &v)
+		}
 		return &v, s.c.Do(ctx, http.MethodGet, path, nil, &v)
 	})
+}
+
+// readVEX reads the --vex document, nil when none is given.
+func readVEX(path string) (json.RawMessage, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the VEX document: %w", err)
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("the VEX document %s is not JSON (OpenVEX or CycloneDX JSON)", path)
+	}
+	return b, nil
 }
 
 func (s *session) vulnerabilities(ctx context.Context, digest string) (*api.VulnerabilityList, error) {

@@ -73,6 +73,10 @@ func (e *execution) run(ctx context.Context) error {
 	if err != nil {
 		return explained{err}
 	}
+	vex, err := readVEX(cfg.VEX)
+	if err != nil {
+		return explained{err}
+	}
 
 	var img *api.Image
 	var src source
@@ -115,7 +119,7 @@ func (e *execution) run(ctx context.Context) error {
 	if tag == "" && src.kind == sourceRegistry && !strings.Contains(src.arg, "@") {
 		tag = src.arg
 	}
-	v, err := s.check(ctx, img.Digest, tag)
+	v, err := s.check(ctx, img.Digest, tag, vex)
 	if err != nil {
 		return err
 	}

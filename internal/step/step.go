@@ -84,6 +84,9 @@ type Config struct {
 	// Policy is the id of the bundle to evaluate with; empty: the active
 	// one.
 	Policy string
+	// VEX is the path of an OpenVEX or CycloneDX VEX document the gate
+	// applies to this one evaluation, optional.
+	VEX string
 	// Tag is the repo:tag the image stands for in policy mappings; for a
 	// registry reference, the reference when empty.
 	Tag string
