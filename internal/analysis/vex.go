@@ -66,7 +66,7 @@ func (v *Verdicts) AddVEX(ctx context.Context, name, scope string, data []byte) 
 	if scope == "" {
 		scope = "*"
 	}
-	if strings.ContainsAny(scope, ":@") {
+	if last := scope[strings.LastIndex(scope, "/")+1:]; strings.Contains(scope, "@") || (strings.Contains(scope, "/") && strings.Contains(last, ":")) {
 		return nil, image.Errorf(image.EINVALID, "the VEX scope %q is a glob over registry/repository, without tag or digest", scope)
 	}
 	format, n, err := v.vexEngine.Parse(data)
