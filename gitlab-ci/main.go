@@ -55,17 +55,19 @@ func main() {
 
 // buildgateVars maps the step's flags to the template's variables.
 var buildgateVars = map[string]string{
-	"gate":       "BUILDGATE_URL",
-	"token":      "BUILDGATE_TOKEN",
-	"image":      "BUILDGATE_IMAGE",
-	"dockerfile": "BUILDGATE_DOCKERFILE",
-	"policy":     "BUILDGATE_POLICY",
-	"vex":        "BUILDGATE_VEX",
-	"fail-on":    "BUILDGATE_FAIL_ON",
-	"tag":        "BUILDGATE_TAG",
-	"timeout":    "BUILDGATE_TIMEOUT",
-	"on-error":   "BUILDGATE_ON_ERROR",
-	"out":        "BUILDGATE_OUT",
+	"gate":          "BUILDGATE_URL",
+	"token":         "BUILDGATE_TOKEN",
+	"image":         "BUILDGATE_IMAGE",
+	"dockerfile":    "BUILDGATE_DOCKERFILE",
+	"policy":        "BUILDGATE_POLICY",
+	"vex":           "BUILDGATE_VEX",
+	"platform":      "BUILDGATE_PLATFORM",
+	"registry-auth": "BUILDGATE_REGISTRY_AUTH",
+	"fail-on":       "BUILDGATE_FAIL_ON",
+	"tag":           "BUILDGATE_TAG",
+	"timeout":       "BUILDGATE_TIMEOUT",
+	"on-error":      "BUILDGATE_ON_ERROR",
+	"out":           "BUILDGATE_OUT",
 }
 
 // gitlabAnnotations maps the pipeline's variables to the annotations
@@ -109,7 +111,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return step.ExitPass
 	}
 	glToken := getenv("BUILDGATE_GITLAB_TOKEN")
-	redact := func(w io.Writer) io.Writer { return step.Redact(step.Redact(w, cfg.Token), step.Token(glToken)) }
+	redact := func(w io.Writer) io.Writer {
+		return step.Redact(step.Redact(step.Redact(w, cfg.Token), step.Token(glToken)), step.Token(getenv("CI_REGISTRY_PASSWORD")))
+	}
 	out, errw := redact(stdout), redact(stderr)
 	if err != nil {
 		fmt.Fprintln(errw, "buildgate: ERROR: bad flags: "+err.Error()+" (gate-gitlab -h for help)")
@@ -147,5 +151,9 @@ func configure(cfg *step.Config, fs *flag.FlagSet, args []string, getenv func(st
 		cfg.Image = getenv("CI_REGISTRY_IMAGE") + ":" + getenv("CI_COMMIT_SHA")
 	}
 	cfg.AnnotateFromEnv(gitlabAnnotations, getenv)
+	// The job's own pull credentials for the project's registry.
+	if reg, user, pass := getenv("CI_REGISTRY"), getenv("CI_REGISTRY_USER"), getenv("CI_REGISTRY_PASSWORD"); reg != "" && user != "" && pass != "" {
+		cfg.RegistryAuthDefaults = map[string]step.RegistryAuth{reg: {Username: user, Password: step.Token(pass)}}
+	}
 	return nil
 }

@@ -109,7 +109,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // submitRegistry asks the gate to pull and analyse a registry image.
 func (s *session) submitRegistry(ctx context.Context, ref, dockerfile string) (*api.Image, error) {
-	req := api.SubmitImageRequest{Ref: ref, Tag: s.cfg.Tag, Dockerfile: dockerfile, Annotations: s.cfg.Annotations}
+	req := api.SubmitImageRequest{
+		Ref: ref, Tag: s.cfg.Tag, Dockerfile: dockerfile, Annotations: s.cfg.Annotations,
+		Platform: s.cfg.Platform, RegistryAuth: s.cfg.RegistryAuth.wire(),
+	}
 	stop := s.progressWhile(func(elapsed time.Duration) {
 		s.printf("submitting %s: the gate is resolving it (%s)", ref, elapsed.Round(time.Second))
 	})

@@ -27,7 +27,8 @@ import (
 // prints the Result's one line on stderr and returns the exit code.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 	r := Execute(ctx, cfg, stdout)
-	fmt.Fprintln(Redact(stderr, cfg.Token), r.Line())
+	auth, _, _ := cfg.registryAuth()
+	fmt.Fprintln(Redact(Redact(stderr, cfg.Token), auth.Password), r.Line())
 	return r.ExitCode
 }
 
@@ -35,7 +36,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 // Progress lines go to out, the token blanked out. An invalid
 // configuration is an error (exit 2) even with PassOnError.
 func Execute(ctx context.Context, cfg Config, out io.Writer) *Result {
-	out = Redact(out, cfg.Token)
+	out = Redact(Redact(out, cfg.Token), cfg.RegistryAuth.Password)
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = DefaultConfig().ProgressInterval
 	}
@@ -44,7 +45,17 @@ func Execute(ctx context.Context, cfg Config, out io.Writer) *Result {
 		r.Err = fmt.Errorf("bad flags: %w", err)
 		return r
 	}
+	auth, from, err := cfg.registryAuth()
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	cfg.RegistryAuth = auth
+	out = Redact(out, auth.Password)
 	e := &execution{cfg: cfg, r: r, s: newSession(cfg, out)}
+	if from != "" {
+		e.s.printf("pulling with the registry credentials of %q from %s, for %s and this submission only", auth.Username, from, RegistryHost(cfg.Image))
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	if err := e.run(ctx); err != nil {
