@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
@@ -87,6 +88,19 @@ func TestVEX(t *testing.T) {
 	version1, _ := g.Verdicts.VEXVersion(ctx)
 	if version1 == "" || version1 == version0 {
 		t.Fatalf("the VEX version did not change: %q then %q", version0, version1)
+	}
+
+	// Storing the document re-evaluates the stored verdicts, with no check.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		stored, err := g.Store.Evaluation(ctx, img.Digest, ref, before.BundleID)
+		if err == nil && strings.Contains(string(stored.Result), vexImpact) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stored verdict was not re-evaluated with the VEX document: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	after := g.check(t, img.Digest, ref)
