@@ -47,6 +47,9 @@ var stepInputs = []struct{ input, flag string }{
 	{"image", "image"},
 	{"dockerfile", "dockerfile"},
 	{"policy", "policy"},
+	{"vex", "vex"},
+	{"platform", "platform"},
+	{"registry-auth", "registry-auth"},
 	{"tag", "tag"},
 	{"fail-on", "fail-on"},
 	{"baseline", "baseline"},
@@ -91,6 +94,13 @@ func readInputs(gh *githubactions.Action, getenv func(string) string) (inputs, e
 	// GATE_* variables fill what no input gave.
 	if err := in.cfg.ParseFlags(fs, nil, getenv); err != nil {
 		return in, err
+	}
+	// The workflow's token pulls from ghcr.io unless registry-auth says
+	// otherwise (the package must grant the workflow read access).
+	if in.githubToken != "" {
+		in.cfg.RegistryAuthDefaults = map[string]step.RegistryAuth{
+			"ghcr.io": {Username: cmp.Or(getenv("GITHUB_ACTOR"), "x-access-token"), Password: step.Token(in.githubToken)},
+		}
 	}
 
 	var err error

@@ -25,11 +25,26 @@ import (
 type registryAdapter struct{ client *registry.Client }
 
 func (r registryAdapter) Resolve(ctx context.Context, s string) (analysis.Resolved, error) {
+	return r.ResolveFor(ctx, s, "", nil)
+}
+
+// ResolveFor resolves for a platform, with the submission's own
+// authorization when auth is not nil.
+func (r registryAdapter) ResolveFor(ctx context.Context, s, platform string, auth *analysis.PullAuth) (analysis.Resolved, error) {
 	ref, err := registry.ParseReference(s)
 	if err != nil {
 		return analysis.Resolved{}, err
 	}
-	res, err := r.client.Resolve(ctx, ref)
+	var o registry.ResolveOptions
+	if platform != "" {
+		if o.Platform, err = registry.ParsePlatform(platform); err != nil {
+			return analysis.Resolved{}, err
+		}
+	}
+	if auth != nil {
+		o.Auth = &registry.Authorization{Host: ref.Context().RegistryStr(), Header: auth.Authorization}
+	}
+	res, err := r.client.ResolveWith(ctx, ref, o)
 	if err != nil {
 		return analysis.Resolved{}, err
 	}
@@ -43,7 +58,7 @@ func (r registryAdapter) Resolve(ctx context.Context, s string) (analysis.Resolv
 	}
 	return analysis.Resolved{
 		Digest: res.Digest, IndexDigest: res.IndexDigest, Tag: tag,
-		PullRef: ref.Context().Digest(res.Digest).String(),
+		PullRef: ref.Context().Digest(res.Digest).String(), Registry: ref.Context().RegistryStr(),
 	}, nil
 }
 

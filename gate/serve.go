@@ -307,6 +307,7 @@ func (m *Main) Open(ctx context.Context) error {
 	})}
 	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
 	m.Verdicts.Now = m.Now
+	m.Verdicts.SetVEX(m.Store, vexEngine{})
 	if err := m.Verdicts.InstallDefault(ctx); err != nil {
 		return err
 	}
@@ -346,6 +347,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.BasicChallenge = c.HTTP.AnchoreBasicChallenge
 	m.Server.MetricsPublic = c.MetricsPublic
 	m.Server.RoutePolicies(m.Verdicts, m.Store)
+	m.Server.RouteVEX(m.Verdicts)
 	m.Server.RouteUploads(m.Analysis)
 	m.Server.RouteRegistries(m.Registries)
 	m.Server.RouteTokens(m.Store, m.Now)

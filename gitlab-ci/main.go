@@ -9,7 +9,7 @@
 //
 // It takes the flags of every step binary (internal/step); flags not given
 // come from BUILDGATE_* variables (BUILDGATE_URL, BUILDGATE_TOKEN,
-// BUILDGATE_IMAGE, BUILDGATE_DOCKERFILE, BUILDGATE_POLICY,
+// BUILDGATE_IMAGE, BUILDGATE_DOCKERFILE, BUILDGATE_POLICY, BUILDGATE_VEX,
 // BUILDGATE_FAIL_ON, BUILDGATE_TAG, BUILDGATE_TIMEOUT, BUILDGATE_ON_ERROR,
 // BUILDGATE_OUT), then GATE_* ones. The image defaults to
 // $CI_REGISTRY_IMAGE:$CI_COMMIT_SHA, the reports go to buildgate-reports
@@ -55,17 +55,20 @@ func main() {
 
 // buildgateVars maps the step's flags to the template's variables.
 var buildgateVars = map[string]string{
-	"gate":       "BUILDGATE_URL",
-	"token":      "BUILDGATE_TOKEN",
-	"image":      "BUILDGATE_IMAGE",
-	"dockerfile": "BUILDGATE_DOCKERFILE",
-	"policy":     "BUILDGATE_POLICY",
-	"fail-on":    "BUILDGATE_FAIL_ON",
-	"baseline":   "BUILDGATE_BASELINE",
-	"tag":        "BUILDGATE_TAG",
-	"timeout":    "BUILDGATE_TIMEOUT",
-	"on-error":   "BUILDGATE_ON_ERROR",
-	"out":        "BUILDGATE_OUT",
+	"gate":          "BUILDGATE_URL",
+	"token":         "BUILDGATE_TOKEN",
+	"image":         "BUILDGATE_IMAGE",
+	"dockerfile":    "BUILDGATE_DOCKERFILE",
+	"policy":        "BUILDGATE_POLICY",
+	"vex":           "BUILDGATE_VEX",
+	"platform":      "BUILDGATE_PLATFORM",
+	"registry-auth": "BUILDGATE_REGISTRY_AUTH",
+	"fail-on":       "BUILDGATE_FAIL_ON",
+	"baseline":      "BUILDGATE_BASELINE",
+	"tag":           "BUILDGATE_TAG",
+	"timeout":       "BUILDGATE_TIMEOUT",
+	"on-error":      "BUILDGATE_ON_ERROR",
+	"out":           "BUILDGATE_OUT",
 }
 
 // gitlabAnnotations maps the pipeline's variables to the annotations
@@ -111,7 +114,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return step.ExitPass
 	}
 	glToken := getenv("BUILDGATE_GITLAB_TOKEN")
-	redact := func(w io.Writer) io.Writer { return step.Redact(step.Redact(w, cfg.Token), step.Token(glToken)) }
+	redact := func(w io.Writer) io.Writer {
+		return step.Redact(step.Redact(step.Redact(w, cfg.Token), step.Token(glToken)), step.Token(getenv("CI_REGISTRY_PASSWORD")))
+	}
 	out, errw := redact(stdout), redact(stderr)
 	if err != nil {
 		fmt.Fprintln(errw, "buildgate: ERROR: bad flags: "+err.Error()+" (gate-gitlab -h for help)")
@@ -152,6 +157,10 @@ func configure(cfg *step.Config, fs *flag.FlagSet, args []string, getenv func(st
 	cfg.Target = target(getenv)
 	// The template keeps it as the job's `reports: cyclonedx`.
 	cfg.CycloneDX = true
+	// The job's own pull credentials for the project's registry.
+	if reg, user, pass := getenv("CI_REGISTRY"), getenv("CI_REGISTRY_USER"), getenv("CI_REGISTRY_PASSWORD"); reg != "" && user != "" && pass != "" {
+		cfg.RegistryAuthDefaults = map[string]step.RegistryAuth{reg: {Username: user, Password: step.Token(pass)}}
+	}
 	return nil
 }
 

@@ -87,7 +87,7 @@ func TestCoreImportsOnlyStdlib(t *testing.T) {
 }
 
 func TestAdaptersDoNotImportEachOther(t *testing.T) {
-	adapters := []string{"internal/registry", "internal/catalog", "internal/vulndb", "internal/store/sqlite", "internal/store/postgres", "internal/server", "internal/notify"}
+	adapters := []string{"internal/registry", "internal/catalog", "internal/vulndb", "internal/store/sqlite", "internal/store/postgres", "internal/server", "internal/notify", "internal/vex"}
 	for _, a := range adapters {
 		t.Run(a, func(t *testing.T) {
 			mustExist(t, module+"/"+a)

@@ -58,6 +58,11 @@ type Resolved = image.Resolved
 // Registry resolves references and pulls images into OCI layouts.
 type Registry interface {
 	Resolve(ctx context.Context, ref string) (Resolved, error)
+	// ResolveFor resolves like Resolve, picking the image of platform
+	// ("os/arch[/variant]"; "": the gate's) from an index, and, when auth
+	// is not nil, authenticating to the reference's registry with auth
+	// alone (its Host is the reference's).
+	ResolveFor(ctx context.Context, ref, platform string, auth *PullAuth) (Resolved, error)
 	Pull(ctx context.Context, pullRef, dir string) error
 	// PullWith pulls like Pull, authenticating to the pull reference's
 	// registry with auth alone (no stored credentials), and sending auth
@@ -177,10 +182,26 @@ type SubmitRequest = image.SubmitRequest
 // Submit resolves the reference to a digest and queues the image unless it
 // is already analysed (or queued) and not forced.
 func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, error) {
+	return s.submit(ctx, req, nil)
+}
+
+// SubmitWithAuth is Submit with registry credentials of this submission
+// alone (a CI job's): the reference is resolved and, if the image is
+// queued, pulled with auth, sent to the reference's registry only. Like
+// SubmitAuthorized's, the authorization is held in memory until the pull
+// takes it and is never stored or logged.
+func (s *Service) SubmitWithAuth(ctx context.Context, req SubmitRequest, auth PullAuth) (*image.Image, error) {
+	if auth.Authorization == "" {
+		return nil, image.Errorf(image.EINVALID, "the registry credentials of the submission are empty")
+	}
+	return s.submit(ctx, req, &auth)
+}
+
+func (s *Service) submit(ctx context.Context, req SubmitRequest, auth *PullAuth) (*image.Image, error) {
 	if strings.TrimSpace(req.Ref) == "" {
 		return nil, image.Errorf(image.EINVALID, "ref is required")
 	}
-	r, err := s.registry.Resolve(ctx, req.Ref)
+	r, err := s.registry.ResolveFor(ctx, req.Ref, req.Platform, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -195,10 +216,16 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, 
 		}
 		r.Tag = tag
 	}
-	img, queued, err := s.store.SubmitImage(ctx, image.Submission{
+	sub := image.Submission{
 		Digest: r.Digest, Tag: r.Tag, Label: label, PullRef: r.PullRef, IndexDigest: r.IndexDigest,
 		Source: "registry", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
-	})
+	}
+	if auth != nil {
+		a := *auth
+		a.Host = r.Registry
+		return s.submitHeld(ctx, sub, a)
+	}
+	img, queued, err := s.store.SubmitImage(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +239,10 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, 
 // sourceAuthorized is the source of jobs submitted with an authorization
 // of their own (SubmitAuthorized).
 const sourceAuthorized = "harbor"
+
+// sourceRunAuth is the source of registry images submitted with
+// credentials of their own (SubmitWithAuth: a CI job's).
+const sourceRunAuth = "registry-credentials"
 
 // PullAuth is a registry authorization that comes with one submission
 // (Harbor's scan request): the HTTP Authorization header to send to Host,
@@ -245,16 +276,24 @@ func (s *Service) SubmitAuthorized(ctx context.Context, req AuthorizedRequest) (
 	if req.PullRef == "" || req.Digest == "" || req.Auth.Host == "" || req.Auth.Authorization == "" {
 		return nil, image.Errorf(image.EINVALID, "an authorized submission needs a pull reference, a digest, a registry host and an authorization")
 	}
+	return s.submitHeld(ctx, image.Submission{Digest: req.Digest, PullRef: req.PullRef, Source: sourceAuthorized}, req.Auth)
+}
+
+// submitHeld queues a submission whose pull takes auth from memory.
+func (s *Service) submitHeld(ctx context.Context, sub image.Submission, auth PullAuth) (*image.Image, error) {
+	if sub.Source != sourceAuthorized {
+		sub.Source = sourceRunAuth
+	}
 	s.heldMu.Lock()
-	s.held[req.Digest] = req.Auth
+	s.held[sub.Digest] = auth
 	s.heldMu.Unlock()
-	img, queued, err := s.store.SubmitImage(ctx, image.Submission{Digest: req.Digest, PullRef: req.PullRef, Source: sourceAuthorized})
-	if err != nil || !queued && (img.Status != image.StatusQueued || img.Source != sourceAuthorized) {
+	img, queued, err := s.store.SubmitImage(ctx, sub)
+	if err != nil || !queued && (img.Status != image.StatusQueued || img.Source != sub.Source) {
 		// Nothing will pull it with this authorization. A job still queued
 		// (by an earlier submission) takes the fresher one.
 		s.heldMu.Lock()
-		if a, ok := s.held[req.Digest]; ok && a == req.Auth {
-			delete(s.held, req.Digest)
+		if a, ok := s.held[sub.Digest]; ok && a == auth {
+			delete(s.held, sub.Digest)
 		}
 		s.heldMu.Unlock()
 	}
@@ -262,7 +301,7 @@ func (s *Service) SubmitAuthorized(ctx context.Context, req AuthorizedRequest) (
 		return nil, err
 	}
 	if queued {
-		s.log.Info("image queued with a registry authorization of its own", "digest", req.Digest, "registry", req.Auth.Host)
+		s.log.Info("image queued with a registry authorization of its own", "digest", sub.Digest, "registry", auth.Host, "source", sub.Source)
 		s.Wake()
 	}
 	return img, nil
@@ -282,6 +321,12 @@ func (s *Service) takeAuth(digest string) (PullAuth, bool) {
 var errAuthGone = image.Errorf(image.EINVALID, "the registry authorization sent with this scan request is gone: "+
 	"the gate holds it only in the memory of the process that accepted the request, which stopped (or another replica took the job); "+
 	"the image was not pulled; request the scan again")
+
+// errRunAuthGone is errAuthGone of an image submitted with registry
+// credentials of its own.
+var errRunAuthGone = image.Errorf(image.EINVALID, "the registry credentials sent with this submission are gone: "+
+	"the gate holds them only in the memory of the process that accepted the submission, which stopped (or another replica took the job); "+
+	"the image was not pulled; submit it again")
 
 // serves reports whether tag's registry serves the image r resolved to
 // (the tag names its digest, or the index it came from).
@@ -666,8 +711,11 @@ func (s *Service) analyse(ctx context.Context, job *image.Job, ph *phase) (*imag
 		defer os.RemoveAll(dir)
 		ph.set("pulling")
 		var err error
-		if job.Source == sourceAuthorized {
+		if job.Source == sourceAuthorized || job.Source == sourceRunAuth {
 			auth, ok := s.takeAuth(job.Digest)
+			if !ok && job.Source == sourceRunAuth {
+				return nil, errRunAuthGone
+			}
 			if !ok {
 				return nil, errAuthGone
 			}

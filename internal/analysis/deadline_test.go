@@ -23,6 +23,9 @@ type quickRegistry struct{}
 func (quickRegistry) Resolve(context.Context, string) (Resolved, error) {
 	return Resolved{Digest: slowDigest, PullRef: "r.example/slow@" + slowDigest, Tag: "r.example/slow:1"}, nil
 }
+func (r quickRegistry) ResolveFor(ctx context.Context, ref, _ string, _ *PullAuth) (Resolved, error) {
+	return r.Resolve(ctx, ref)
+}
 func (quickRegistry) Pull(context.Context, string, string) error               { return nil }
 func (quickRegistry) PullWith(context.Context, string, string, PullAuth) error { return nil }
 func (quickRegistry) ImportArchive(string, string) (string, error)             { return "", nil }

@@ -48,6 +48,9 @@ type Verdicts struct {
 	mu     sync.Mutex // serialises re-evaluations
 	saveMu sync.Mutex // makes reading the previous verdict and saving one atomic
 	reeval *Trigger   // re-evaluations of every verdict, run by Run
+
+	vexStore  VEXStore // set by SetVEX
+	vexEngine VEXEngine
 }
 
 // NewVerdicts returns the policy service.
@@ -120,16 +123,63 @@ func (v *Verdicts) Activate(ctx context.Context, id string) error {
 // one when policyID is empty), stores the verdict and returns it. An empty
 // tag means the image's first tag.
 func (v *Verdicts) Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error) {
+	img, a, rec, err := v.checkInputs(ctx, digest, policyID)
+	if err != nil {
+		return nil, err
+	}
+	return v.evaluate(ctx, img, a, rec, tag)
+}
+
+// CheckVEX is Check applying a VEX document of this check only (before
+// the stored ones): the verdict is returned, not stored, as it holds for
+// this one check; with a baseline, compared with it as CheckBaseline.
+func (v *Verdicts) CheckVEX(ctx context.Context, digest, tag, policyID, baseline string, doc []byte) (*policy.Verdict, error) {
+	if err := v.vexEnabled(); err != nil {
+		return nil, err
+	}
+	if _, _, err := v.vexEngine.Parse(doc); err != nil {
+		return nil, err
+	}
+	img, a, rec, err := v.checkInputs(ctx, digest, policyID)
+	if err != nil {
+		return nil, err
+	}
+	verdict, _, err := v.compute(ctx, img, a, rec, tag, doc)
+	if err != nil || baseline == "" {
+		return verdict, err
+	}
+	return v.compareBaseline(ctx, verdict, baseline)
+}
+
+// ExportVEX checks an image (as Check) and returns the verdict's
+// allowlisted findings and VEX decisions as an OpenVEX document.
+func (v *Verdicts) ExportVEX(ctx context.Context, digest, tag, policyID string) ([]byte, error) {
+	if err := v.vexEnabled(); err != nil {
+		return nil, err
+	}
+	verdict, err := v.Check(ctx, digest, tag, policyID)
+	if err != nil {
+		return nil, err
+	}
 	img, err := v.store.Image(ctx, digest)
 	if err != nil {
 		return nil, err
+	}
+	return v.vexEngine.Export(vexTarget(img), &verdict.Evaluation, v.Now())
+}
+
+// checkInputs reads what checking an analysed image takes.
+func (v *Verdicts) checkInputs(ctx context.Context, digest, policyID string) (*image.Image, *image.Analysis, *image.PolicyRecord, error) {
+	img, err := v.store.Image(ctx, digest)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if img.Status != image.StatusAnalyzed {
 		msg := fmt.Sprintf("image %s is not analyzed (status: %s)", digest, img.Status)
 		if img.Error != "" {
 			msg += ": " + img.Error
 		}
-		return nil, image.Errorf(image.ECONFLICT, "%s", msg)
+		return nil, nil, nil, image.Errorf(image.ECONFLICT, "%s", msg)
 	}
 	var rec *image.PolicyRecord
 	if policyID == "" {
@@ -138,13 +188,13 @@ func (v *Verdicts) Check(ctx context.Context, digest, tag, policyID string) (*po
 		rec, err = v.store.Policy(ctx, policyID)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	a, err := v.store.Analysis(ctx, digest)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return v.evaluate(ctx, img, a, rec, tag)
+	return img, a, rec, nil
 }
 
 // CheckBaseline is Check with the findings compared with the analysed
@@ -158,6 +208,12 @@ func (v *Verdicts) CheckBaseline(ctx context.Context, digest, tag, policyID, bas
 	if err != nil {
 		return nil, err
 	}
+	return v.compareBaseline(ctx, verdict, baseline)
+}
+
+// compareBaseline marks the verdict's findings the analysed image
+// baseline has too as inherited.
+func (v *Verdicts) compareBaseline(ctx context.Context, verdict *policy.Verdict, baseline string) (*policy.Verdict, error) {
 	img, err := v.store.Image(ctx, baseline)
 	switch {
 	case image.ErrorCode(err) == image.ENOTFOUND:
@@ -198,44 +254,17 @@ func (v *Verdicts) CheckBaseline(ctx context.Context, digest, tag, policyID, bas
 	return verdict, nil
 }
 
+// evaluate computes and stores a verdict.
 func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Analysis, rec *image.PolicyRecord, tag string) (*policy.Verdict, error) {
-	var b policy.Bundle
-	if err := json.Unmarshal(rec.Bundle, &b); err != nil {
-		return nil, fmt.Errorf("reading stored bundle %q: %w", rec.ID, err)
-	}
-	if tag == "" && len(img.Tags) > 0 {
-		tag = img.Tags[0]
-	}
-	facts := a.Facts
-	facts.Tags = img.Tags
-	facts.Dockerfile = img.Dockerfile
-	db := v.db.Info()
-	// Evaluate with the DB the matches were made with.
-	if !a.DBBuilt.IsZero() {
-		db.Built = a.DBBuilt
-	}
-	e, err := policy.Evaluate(&b, policy.Input{Facts: facts, Tag: tag, DB: db}, v.Now())
+	verdict, stored, err := v.compute(ctx, img, a, rec, tag, nil)
 	if err != nil {
 		return nil, err
-	}
-	verdict := &policy.Verdict{Evaluation: *e, BundleVersion: rec.Version}
-	if !db.Built.IsZero() {
-		built := db.Built
-		verdict.DBBuilt = &built
-	}
-	result, err := json.Marshal(verdict)
-	if err != nil {
-		return nil, err
-	}
-	stored := image.StoredEvaluation{
-		Digest: img.Digest, Tag: tag, PolicyID: rec.ID, PolicyVersion: rec.Version,
-		FinalAction: e.FinalAction.String(), DBBuilt: db.Built, EvaluatedAt: e.EvaluatedAt, Result: result,
 	}
 	v.saveMu.Lock()
 	defer v.saveMu.Unlock()
 	previous := ""
 	if v.OnChange != nil {
-		prev, err := v.store.Evaluation(ctx, img.Digest, tag, rec.ID)
+		prev, err := v.store.Evaluation(ctx, img.Digest, stored.Tag, rec.ID)
 		switch {
 		case err == nil:
 			previous = prev.FinalAction
@@ -251,6 +280,46 @@ func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Anal
 		v.OnChange(context.WithoutCancel(ctx), stored, previous)
 	}
 	return verdict, nil
+}
+
+// compute evaluates an image with the stored VEX documents and run's.
+func (v *Verdicts) compute(ctx context.Context, img *image.Image, a *image.Analysis, rec *image.PolicyRecord, tag string, run []byte) (*policy.Verdict, image.StoredEvaluation, error) {
+	var b policy.Bundle
+	if err := json.Unmarshal(rec.Bundle, &b); err != nil {
+		return nil, image.StoredEvaluation{}, fmt.Errorf("reading stored bundle %q: %w", rec.ID, err)
+	}
+	if tag == "" && len(img.Tags) > 0 {
+		tag = img.Tags[0]
+	}
+	judge, err := v.vexJudge(ctx, img, run)
+	if err != nil {
+		return nil, image.StoredEvaluation{}, err
+	}
+	facts := a.Facts
+	facts.Tags = img.Tags
+	facts.Dockerfile = img.Dockerfile
+	db := v.db.Info()
+	// Evaluate with the DB the matches were made with.
+	if !a.DBBuilt.IsZero() {
+		db.Built = a.DBBuilt
+	}
+	e, err := policy.Evaluate(&b, policy.Input{Facts: facts, Tag: tag, DB: db, VEX: judge}, v.Now())
+	if err != nil {
+		return nil, image.StoredEvaluation{}, err
+	}
+	verdict := &policy.Verdict{Evaluation: *e, BundleVersion: rec.Version}
+	if !db.Built.IsZero() {
+		built := db.Built
+		verdict.DBBuilt = &built
+	}
+	result, err := json.Marshal(verdict)
+	if err != nil {
+		return nil, image.StoredEvaluation{}, err
+	}
+	return verdict, image.StoredEvaluation{
+		Digest: img.Digest, Tag: tag, PolicyID: rec.ID, PolicyVersion: rec.Version,
+		FinalAction: e.FinalAction.String(), DBBuilt: db.Built, EvaluatedAt: e.EvaluatedAt, Result: result,
+	}, nil
 }
 
 // Reevaluate evaluates an analysed image under the active bundle for each

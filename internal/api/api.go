@@ -37,6 +37,19 @@ type SubmitImageRequest struct {
 	Dockerfile  string            `json:"dockerfile,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Force       bool              `json:"force,omitempty"`
+	// Platform picks the image of an index, "os/architecture[/variant]";
+	// empty: linux/amd64.
+	Platform string `json:"platform,omitempty"`
+	// RegistryAuth, when set, are pull credentials for this submission
+	// alone: the gate resolves and pulls the reference with them, sends
+	// them to its registry only, and never stores, logs or answers them.
+	RegistryAuth *RegistryAuth `json:"registry_auth,omitempty"`
+}
+
+// RegistryAuth are registry credentials sent with one submission.
+type RegistryAuth struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
 }
 
 // Image statuses.

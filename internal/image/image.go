@@ -34,8 +34,9 @@ type Image struct {
 	Dockerfile  string            `json:"dockerfile,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// Source says where the image came from: "registry", "upload",
-	// "sbom", or "harbor" (a registry pull with the authorization of a
-	// Harbor scan request).
+	// "sbom", "harbor" (a registry pull with the authorization of a
+	// Harbor scan request) or "registry-credentials" (a registry pull with
+	// the credentials sent with the submission).
 	Source     string     `json:"source"`
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`

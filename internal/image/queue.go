@@ -37,6 +37,9 @@ type SubmitRequest struct {
 	Force       bool
 	// BindTag binds Tag without asking its registry (an admin's request).
 	BindTag bool
+	// Platform picks the image of an index, "os/architecture[/variant]";
+	// empty: linux/amd64.
+	Platform string
 }
 
 // Resolved is a reference resolved at submit time.
@@ -47,4 +50,6 @@ type Resolved struct {
 	PullRef string
 	// Tag is the normalised full tag, empty for a digest reference.
 	Tag string
+	// Registry is PullRef's registry, "host[:port]".
+	Registry string
 }

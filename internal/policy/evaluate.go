@@ -23,6 +23,15 @@ type Input struct {
 	Tag string
 	// DB describes the vulnerability data the matches were made with.
 	DB image.DBInfo
+	// VEX, when set, decides which VEX statement applies to each
+	// vulnerability finding.
+	VEX VEX
+}
+
+// VEX finds the VEX statement that applies to a vulnerability of a
+// package (p may be nil), nil when none does.
+type VEX interface {
+	Decide(m *image.Match, p *image.Package) *image.VEXDecision
 }
 
 // Dockerfile modes, as reported in Evaluation.DockerfileMode.
@@ -79,9 +88,12 @@ type Finding struct {
 	// Allowlisted is the allowlist item that waives the finding.
 	Allowlisted *AllowlistMatch `json:"allowlisted,omitempty"`
 	// Expired is an item that would have waived the finding but expired.
-	Expired       *AllowlistMatch `json:"expired,omitempty"`
-	Vulnerability *image.Match    `json:"vulnerability,omitempty"`
-	Package       *image.Package  `json:"package,omitempty"`
+	Expired *AllowlistMatch `json:"expired,omitempty"`
+	// VEX is the VEX statement that applies to the finding, whatever its
+	// status; a not_affected or fixed one also sets Allowlisted.
+	VEX           *image.VEXDecision `json:"vex,omitempty"`
+	Vulnerability *image.Match       `json:"vulnerability,omitempty"`
+	Package       *image.Package     `json:"package,omitempty"`
 	// Inherited says the evaluation's Baseline has the finding too: the
 	// change did not bring it.
 	Inherited bool `json:"inherited,omitempty"`
@@ -103,6 +115,9 @@ type AllowlistMatch struct {
 	ItemID        string     `json:"item"`
 	Reason        string     `json:"reason,omitempty"`
 	ExpiresOn     *time.Time `json:"expires_on,omitempty"`
+	// VEX is true when a VEX statement waives the finding: the
+	// "allowlist" is its document and Reason the statement.
+	VEX bool `json:"vex,omitempty"`
 }
 
 // Counts are an evaluation's findings by action; allowlisted findings are
@@ -194,6 +209,9 @@ func Evaluate(b *Bundle, in Input, now time.Time) (*Evaluation, error) {
 				for _, fd := range r.eval(r, x) {
 					f := x.finding(r, fd)
 					f.Allowlisted, f.Expired = applyAllowlists(lists, &f, fd, now)
+					if in.VEX != nil && f.Vulnerability != nil {
+						applyVEX(in.VEX, &f)
+					}
 					if f.Allowlisted == nil && f.Action < ev.PolicyFinalAction {
 						ev.PolicyFinalAction = f.Action
 					}
@@ -301,6 +319,23 @@ func applyAllowlists(lists []*compiledAllowlist, f *Finding, fd fired, now time.
 		}
 	}
 	return nil, expired
+}
+
+// applyVEX records the VEX statement that applies to a vulnerability
+// finding; a not_affected or fixed one waives it unless an allowlist item
+// already does.
+func applyVEX(v VEX, f *Finding) {
+	d := v.Decide(f.Vulnerability, f.Package)
+	if d == nil {
+		return
+	}
+	f.VEX = d
+	if d.Suppresses() && f.Allowlisted == nil {
+		f.Allowlisted = &AllowlistMatch{
+			AllowlistID: d.Source, AllowlistName: d.Source, ItemID: d.Vulnerability,
+			Reason: d.Text(), VEX: true,
+		}
+	}
 }
 
 // candidates returns, in item order, the items that may cover a finding.

@@ -418,3 +418,62 @@ func TestActions(t *testing.T) {
 		t.Error("actions are not ordered STOP < WARN < GO")
 	}
 }
+
+// vexByID is a policy.VEX deciding by vulnerability id.
+type vexByID map[string]*image.VEXDecision
+
+func (v vexByID) Decide(m *image.Match, _ *image.Package) *image.VEXDecision {
+	return v[m.VulnerabilityID]
+}
+
+func TestVEX(t *testing.T) {
+	in := withMatches(
+		vm("CVE-2024-5535", "libssl1.1", "deb", image.SeverityCritical),
+		vm("CVE-2023-0286", "openssl", "deb", image.SeverityHigh),
+	)
+	b := oneRuleBundle(Rule{Gate: "vulnerabilities", Trigger: "package", Action: "STOP", Params: kv("package_type", "all")})
+	notAffected := &image.VEXDecision{Source: "VEX document d", Vulnerability: "CVE-2024-5535", Status: image.VEXNotAffected, Justification: "vulnerable_code_not_present"}
+	investigating := &image.VEXDecision{Source: "VEX document d", Vulnerability: "CVE-2023-0286", Status: image.VEXUnderInvestigation}
+	fixedIt := &image.VEXDecision{Source: "VEX document d", Vulnerability: "CVE-2023-0286", Status: image.VEXFixed}
+	for _, tc := range []struct {
+		name      string
+		vex       vexByID
+		waived    []string
+		final     Action
+		allowlist bool // an allowlist item covers CVE-2024-5535 too
+	}{
+		{"no statement", vexByID{}, nil, ActionStop, false},
+		{"not_affected and under_investigation", vexByID{"CVE-2024-5535": notAffected, "CVE-2023-0286": investigating}, []string{"CVE-2024-5535"}, ActionStop, false},
+		{"not_affected and fixed", vexByID{"CVE-2024-5535": notAffected, "CVE-2023-0286": fixedIt}, []string{"CVE-2024-5535", "CVE-2023-0286"}, ActionGo, false},
+		{"the allowlist item comes first", vexByID{"CVE-2024-5535": notAffected}, []string{"CVE-2024-5535"}, ActionStop, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b.Allowlists[0].Items = nil
+			if tc.allowlist {
+				b.Allowlists[0].Items = []AllowlistItem{{ID: "i1", Gate: "vulnerabilities", TriggerID: "CVE-2024-5535+libssl1.1"}}
+			}
+			in.VEX = tc.vex
+			ev, err := Evaluate(b, in, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var waived []string
+			for _, f := range ev.Findings {
+				if d := tc.vex[f.Vulnerability.VulnerabilityID]; f.VEX != d {
+					t.Errorf("%s: VEX %+v, want %+v", f.TriggerID, f.VEX, d)
+				}
+				if a := f.Allowlisted; a != nil {
+					waived = append(waived, f.Vulnerability.VulnerabilityID)
+					if a.VEX != !tc.allowlist || (a.VEX && (a.Reason != f.VEX.Text() || a.AllowlistName != "VEX document d")) {
+						t.Errorf("%s: allowlisted %+v", f.TriggerID, a)
+					}
+				}
+			}
+			slices.Sort(waived)
+			slices.Sort(tc.waived)
+			if !slices.Equal(waived, tc.waived) || ev.FinalAction != tc.final {
+				t.Errorf("waived %v final %v, want %v %v", waived, ev.FinalAction, tc.waived, tc.final)
+			}
+		})
+	}
+}

@@ -61,12 +61,31 @@ func (a Authorization) secrets() []string {
 // or blob store on another host (such a registry then answers as to an
 // anonymous client). r must name an image on a.Host.
 func (c *Client) PullAuthorized(ctx context.Context, r Resolved, dir string, a Authorization) (v1.Image, error) {
-	if !strings.EqualFold(r.Ref.Context().RegistryStr(), a.Host) {
-		return nil, image.Errorf(image.EINVALID, "%s is not on registry %s, which the authorization is for", r.Ref, a.Host)
+	opts, cc, err := c.authorized(ctx, r.Ref, a)
+	if err != nil {
+		return nil, err
+	}
+	img, err := cc.pull(r, dir, opts)
+	return img, a.redact(err)
+}
+
+// redact takes the authorization out of an error's message.
+func (a Authorization) redact(err error) error {
+	if err != nil && image.ErrorCode(err) != image.EINTERNAL {
+		return image.Errorf(image.ErrorCode(err), "%s", secret.Redact(image.ErrorMessage(err), a.secrets()...))
+	}
+	return err
+}
+
+// authorized returns the options of a request to ref's registry with a
+// alone, and a client whose log redacts a.
+func (c *Client) authorized(ctx context.Context, ref name.Reference, a Authorization) ([]remote.Option, *Client, error) {
+	if !strings.EqualFold(ref.Context().RegistryStr(), a.Host) {
+		return nil, nil, image.Errorf(image.EINVALID, "%s is not on registry %s, which the authorization is for", ref, a.Host)
 	}
 	auth, err := a.authenticator()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	inner := c.cfg.Transport
 	if inner == nil {
@@ -84,11 +103,7 @@ func (c *Client) PullAuthorized(ctx context.Context, r Resolved, dir string, a A
 	// them too, should a registry echo it.
 	cc := &Client{cfg: c.cfg}
 	cc.cfg.Log = slog.New(redacting{Handler: c.cfg.Log.Handler(), secrets: a.secrets()})
-	img, err := cc.pull(r, dir, opts)
-	if err != nil && image.ErrorCode(err) != image.EINTERNAL {
-		return nil, image.Errorf(image.ErrorCode(err), "%s", secret.Redact(image.ErrorMessage(err), a.secrets()...))
-	}
-	return img, err
+	return opts, cc, nil
 }
 
 // redacting is a log handler that redacts secrets from messages and from

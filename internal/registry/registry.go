@@ -153,7 +153,48 @@ func (c *Client) options(ctx context.Context) []remote.Option {
 // picks the image for the configured platform; anything that is not a
 // container image is refused.
 func (c *Client) Resolve(ctx context.Context, ref name.Reference) (Resolved, error) {
-	desc, err := remote.Get(ref, c.options(ctx)...)
+	return c.resolve(ref, c.options(ctx))
+}
+
+// ResolveOptions change how ResolveWith resolves one reference.
+type ResolveOptions struct {
+	// Platform picks the image of an index; zero: the client's.
+	Platform v1.Platform
+	// Auth, when set, authenticates to the reference's registry alone, as
+	// PullAuthorized does: stored credentials play no part.
+	Auth *Authorization
+}
+
+// ResolveWith resolves like Resolve, for another platform or with an
+// authorization of its own.
+func (c *Client) ResolveWith(ctx context.Context, ref name.Reference, o ResolveOptions) (Resolved, error) {
+	cc := c
+	if o.Platform.OS != "" {
+		cc = &Client{cfg: c.cfg}
+		cc.cfg.Platform = o.Platform
+	}
+	if o.Auth == nil {
+		return cc.resolve(ref, cc.options(ctx))
+	}
+	opts, ac, err := cc.authorized(ctx, ref, *o.Auth)
+	if err != nil {
+		return Resolved{}, err
+	}
+	r, err := ac.resolve(ref, opts)
+	return r, o.Auth.redact(err)
+}
+
+// ParsePlatform parses "os/architecture[/variant]", e.g. linux/arm64.
+func ParsePlatform(s string) (v1.Platform, error) {
+	p, err := v1.ParsePlatform(strings.TrimSpace(s))
+	if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(s, "/") > 2 {
+		return v1.Platform{}, image.Errorf(image.EINVALID, "invalid platform %q: want os/architecture[/variant], e.g. linux/arm64", s)
+	}
+	return *p, nil
+}
+
+func (c *Client) resolve(ref name.Reference, opts []remote.Option) (Resolved, error) {
+	desc, err := remote.Get(ref, opts...)
 	if err != nil {
 		return Resolved{}, c.describe(ref, err)
 	}

@@ -73,6 +73,7 @@ type gitlabVuln struct {
 	// it.
 	Details  map[string]gitlabDetail `json:"details,omitempty"`
 	Location gitlabLocation          `json:"location"`
+	Flags    []gitlabFlag            `json:"flags,omitempty"`
 }
 
 // gitlabDetail is a named text field of a vulnerability's details.
@@ -80,6 +81,15 @@ type gitlabDetail struct {
 	Name  string `json:"name"`
 	Type  string `json:"type"`
 	Value string `json:"value"`
+}
+
+// gitlabFlag marks a vulnerability the evaluation waived (an allowlist
+// item or a not_affected or fixed VEX statement), so GitLab shows it as
+// likely false positive with the reason.
+type gitlabFlag struct {
+	Type        string `json:"type"`
+	Origin      string `json:"origin"`
+	Description string `json:"description"`
 }
 
 type gitlabIdentifier struct {
@@ -160,6 +170,7 @@ func GitLab(w io.Writer, in Input) error {
 
 	osName := cmp.Or(in.operatingSystem(), "unknown")
 	imageRef := cmp.Or(in.ref(), "unknown")
+	waived := waivedMatches(in.Evaluation, in.FailOn)
 	seen := map[string]bool{}
 	baseline := gitlabBaseline(in.Evaluation)
 	for _, m := range sortedMatches(in.Matches) {
@@ -171,6 +182,9 @@ func GitLab(w io.Writer, in Input) error {
 		v := gitlabVulnOf(m, id, osName, imageRef)
 		if w := baseline[matchKey{m.VulnerabilityID, m.PackageName, m.PackageType}]; w != "" {
 			v.Details = map[string]gitlabDetail{"baseline": {Name: "Baseline", Type: "text", Value: w + " (baseline " + in.Evaluation.Baseline.Name() + ")"}}
+		}
+		if why, ok := waived[id]; ok {
+			v.Flags = []gitlabFlag{{Type: "flagged-as-likely-false-positive", Origin: tool.Name, Description: truncate(why, 1<<16)}}
 		}
 		doc.Vulnerabilities = append(doc.Vulnerabilities, v)
 	}
@@ -207,6 +221,36 @@ func gitlabBaseline(e *policy.Evaluation) map[matchKey]string {
 		if out[k] != "new" {
 			out[k] = baselineWord(e, f)
 		}
+	}
+	return out
+}
+
+// waivedMatches maps the GitLab id of each vulnerability a finding of the
+// evaluation waived to why; a match waived by one finding and failing
+// another is not waived.
+func waivedMatches(e *policy.Evaluation, failOn policy.Action) map[string]string {
+	out := map[string]string{}
+	if e == nil {
+		return out
+	}
+	failing := map[string]bool{}
+	for i := range e.Findings {
+		f := &e.Findings[i]
+		if f.Vulnerability == nil {
+			continue
+		}
+		id := gitlabID(f.Vulnerability)
+		switch o := outcomeOf(e, failOn, f); {
+		case o == outAllowlisted:
+			if _, ok := out[id]; !ok {
+				out[id] = "allowlisted by " + allowlistText(f.Allowlisted)
+			}
+		case o == outStop || o == outWarn || o == outInherited:
+			failing[id] = true
+		}
+	}
+	for id := range failing {
+		delete(out, id)
 	}
 	return out
 }

@@ -57,7 +57,13 @@ type junitCase struct {
 	Name      string        `xml:"name,attr"`
 	Classname string        `xml:"classname,attr"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut *junitText    `xml:"system-out,omitempty"`
+}
+
+// junitSkipped marks a finding an allowlist item or VEX statement waived.
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 type junitFailure struct {
@@ -150,6 +156,9 @@ func JUnit(w io.Writer, in Input) error {
 			if c.Failure != nil {
 				s.Failures++
 			}
+			if c.Skipped != nil {
+				s.Skipped++
+			}
 		}
 		doc.Tests += s.Tests
 		doc.Failures += s.Failures
@@ -188,6 +197,7 @@ func junitFindingCase(in *Input, f *policy.Finding) junitCase {
 	case outInherited:
 		c.SystemOut = systemOut("STOP " + inheritance(e) + ": " + f.Message + "\n" + details)
 	case outAllowlisted:
+		c.Skipped = &junitSkipped{Message: "allowlisted by " + allowlistText(f.Allowlisted)}
 		c.SystemOut = systemOut("ALLOWLISTED (" + actionWord(f.Action) + " waived): " + f.Message + "\n" +
 			"allowlisted by " + allowlistText(f.Allowlisted) + "\n" + details)
 	case outWaived:
@@ -224,6 +234,9 @@ func findingDetails(f *policy.Finding) string {
 	}
 	if f.Expired != nil {
 		fmt.Fprintf(&sb, "expired allowlist: %s\n", expiredText(f.Expired))
+	}
+	if n := vexNote(f); n != "" {
+		fmt.Fprintf(&sb, "%s\n", n)
 	}
 	return sb.String()
 }

@@ -204,6 +204,9 @@ func findingsTable(b *strings.Builder, in *Input, title, note string, fs []*poli
 		if f.Expired != nil {
 			finding += "<br>" + mdCell("allowlist "+expiredText(f.Expired))
 		}
+		if n := vexNote(f); n != "" {
+			finding += "<br>" + mdCell(n)
+		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |", mdCell(f.Gate), mdCell(f.Trigger), mdCell(sev), finding, mdCell(fix))
 		if w := baselineWord(e, f); w != "" {
 			fmt.Fprintf(b, " %s |", w)

@@ -377,6 +377,25 @@ func randomAllowlist(rng *rand.Rand, expired bool) *policy.AllowlistMatch {
 	return am
 }
 
+// randomVEX gives a vulnerability finding a VEX statement, which waives it
+// as policy.Evaluate does when it is not_affected or fixed.
+func randomVEX(rng *rand.Rand, f *policy.Finding) {
+	d := &image.VEXDecision{
+		Source: pick(rng, tricky), Vulnerability: f.Vulnerability.VulnerabilityID, Product: "pkg:deb/debian/" + f.Vulnerability.PackageName,
+		Status: pick(rng, []string{image.VEXNotAffected, image.VEXFixed, image.VEXUnderInvestigation, image.VEXAffected}),
+	}
+	switch d.Status {
+	case image.VEXNotAffected:
+		d.Justification, d.ImpactStatement = "vulnerable_code_not_present", pick(rng, tricky)
+	case image.VEXAffected:
+		d.ActionStatement = pick(rng, tricky)
+	}
+	f.VEX = d
+	if d.Suppresses() {
+		f.Allowlisted = &policy.AllowlistMatch{AllowlistID: d.Source, AllowlistName: d.Source, ItemID: d.Vulnerability, Reason: d.Text(), VEX: true}
+	}
+}
+
 // syntheticInput builds a random evaluation whose final action follows
 // the policy rules: the minimum action of the findings no allowlist
 // waives (GO if none), then STOP for a denylisted image, else GO for an
@@ -414,6 +433,10 @@ func syntheticInput(rng *rand.Rand) Input {
 			f.Allowlisted = randomAllowlist(rng, false)
 		case 2:
 			f.Expired = randomAllowlist(rng, true)
+		case 3:
+			if f.Vulnerability != nil {
+				randomVEX(rng, &f)
+			}
 		}
 		if f.Allowlisted == nil && f.Action < e.PolicyFinalAction {
 			e.PolicyFinalAction = f.Action

@@ -489,6 +489,9 @@ func actionWord(a policy.Action) string { return strings.ToUpper(a.String()) }
 // allowlistText describes an allowlist item that waived (or would have
 // waived) a finding.
 func allowlistText(m *policy.AllowlistMatch) string {
+	if m.VEX {
+		return "VEX statement for " + m.ItemID + " of " + m.AllowlistName + ": " + m.Reason
+	}
 	var sb strings.Builder
 	sb.WriteString("item " + quote(m.ItemID) + " of allowlist " + quote(cmp.Or(m.AllowlistName, m.AllowlistID)))
 	if m.Reason != "" {
@@ -498,6 +501,15 @@ func allowlistText(m *policy.AllowlistMatch) string {
 		sb.WriteString(" (expires " + formatTime(*m.ExpiresOn) + ")")
 	}
 	return sb.String()
+}
+
+// vexNote shows a VEX statement that applies to a finding without
+// waiving it (under_investigation, affected); "" otherwise.
+func vexNote(f *policy.Finding) string {
+	if f.VEX == nil || (f.Allowlisted != nil && f.Allowlisted.VEX) {
+		return ""
+	}
+	return "VEX " + f.VEX.Text() + " (" + f.VEX.Source + ")"
 }
 
 // expiredText describes an expired allowlist item.

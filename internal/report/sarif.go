@@ -350,7 +350,7 @@ func sarifItems(in *Input) []*sarifItem {
 		res := sarifResult{
 			RuleID:              ruleKey,
 			BaselineState:       sarifBaselineState(e, f),
-			Message:             sarifText{Text: cmp.Or(f.Message, f.TriggerID, ruleKey)},
+			Message:             sarifText{Text: withVEXNote(cmp.Or(f.Message, f.TriggerID, ruleKey), f)},
 			PartialFingerprints: map[string]string{FingerprintKey: fp},
 			Properties: sarifResultProps{
 				Outcome:      outcomeName(out),
@@ -406,6 +406,15 @@ func sarifItems(in *Input) []*sarifItem {
 		items = append(items, it)
 	}
 	return items
+}
+
+// withVEXNote appends the VEX statement that applies to a finding
+// without waiving it.
+func withVEXNote(msg string, f *policy.Finding) string {
+	if n := vexNote(f); n != "" {
+		return msg + " (" + n + ")"
+	}
+	return msg
 }
 
 func outcomeName(o outcome) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/secret"
 )
 
 func (s *Server) submitImage(c echo.Context) error {
@@ -21,10 +22,21 @@ func (s *Server) submitImage(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	img, err := s.images.Submit(c.Request().Context(), analysis.SubmitRequest{
+	sub := analysis.SubmitRequest{
 		Ref: req.Ref, Tag: req.Tag, Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
-		BindTag: may(c, image.ActBindTags),
-	})
+		BindTag: may(c, image.ActBindTags), Platform: req.Platform,
+	}
+	var img *image.Image
+	var err error
+	if a := req.RegistryAuth; a != nil {
+		if a.Username == "" || a.Password == "" || strings.Contains(a.Username, ":") {
+			return image.Errorf(image.EINVALID, "registry_auth needs a username (without \":\") and a password")
+		}
+		basic := base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + a.Password))
+		img, err = s.images.SubmitWithAuth(c.Request().Context(), sub, analysis.PullAuth{Authorization: secret.Secret("Basic " + basic)})
+	} else {
+		img, err = s.images.Submit(c.Request().Context(), sub)
+	}
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,9 @@ import (
 // Images is the submission side of the analysis service.
 type Images interface {
 	Submit(ctx context.Context, req analysis.SubmitRequest) (*image.Image, error)
+	// SubmitWithAuth submits with registry credentials of this submission
+	// alone, never stored.
+	SubmitWithAuth(ctx context.Context, req analysis.SubmitRequest, auth analysis.PullAuth) (*image.Image, error)
 	Wake()
 }
 

@@ -14,19 +14,22 @@ import (
 
 // EnvVars maps each step flag to the environment variable it falls back to.
 var EnvVars = map[string]string{
-	"gate":       "GATE_URL",
-	"token":      "GATE_TOKEN",
-	"image":      "GATE_IMAGE",
-	"dockerfile": "GATE_DOCKERFILE",
-	"policy":     "GATE_POLICY",
-	"tag":        "GATE_TAG",
-	"timeout":    "GATE_TIMEOUT",
-	"fail-on":    "GATE_FAIL_ON",
-	"on-error":   "GATE_ON_ERROR",
-	"out":        "GATE_OUT",
-	"sbom":       "GATE_SBOM",
-	"baseline":   "GATE_BASELINE",
-	"ca-cert":    "GATE_CA_CERT",
+	"gate":          "GATE_URL",
+	"token":         "GATE_TOKEN",
+	"image":         "GATE_IMAGE",
+	"dockerfile":    "GATE_DOCKERFILE",
+	"policy":        "GATE_POLICY",
+	"tag":           "GATE_TAG",
+	"timeout":       "GATE_TIMEOUT",
+	"fail-on":       "GATE_FAIL_ON",
+	"on-error":      "GATE_ON_ERROR",
+	"out":           "GATE_OUT",
+	"sbom":          "GATE_SBOM",
+	"vex":           "GATE_VEX",
+	"platform":      "GATE_PLATFORM",
+	"registry-auth": "GATE_REGISTRY_AUTH",
+	"baseline":      "GATE_BASELINE",
+	"ca-cert":       "GATE_CA_CERT",
 }
 
 // RegisterFlags registers the flags every step binary shares on fs,
@@ -47,6 +50,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Baseline, "baseline", c.Baseline, "compare the findings with `auto|IMAGE|DIGEST|none`: auto is the last image of the pull request's target branch, else the Dockerfile's final FROM image (default none) ($GATE_BASELINE)")
 	fs.Var((*onErrorValue)(&c.PassOnError), "on-error", "on an error (gate down, timeout, ...): `fail|pass`, exit 2 or exit 0 (default fail) ($GATE_ON_ERROR)")
 	fs.StringVar(&c.OutDir, "out", c.OutDir, "directory for the reports ($GATE_OUT)")
+	fs.StringVar(&c.VEX, "vex", c.VEX, "apply this OpenVEX or CycloneDX VEX document (JSON) to this evaluation: not_affected and fixed statements waive findings ($GATE_VEX)")
+	fs.StringVar(&c.Platform, "platform", c.Platform, "the image of an index to gate, `os/arch[/variant]` (default linux/amd64) ($GATE_PLATFORM)")
+	fs.Var((*registryAuthValue)(&c.RegistryAuth), "registry-auth", "pull credentials `USER:PASSWORD` for this image's registry, this submission only; never stored by the gate (default: the docker config's for that registry) ($GATE_REGISTRY_AUTH)")
 	fs.StringVar(&c.SBOM, "sbom", c.SBOM, "evaluate this SBOM file (syft JSON, CycloneDX, SPDX) instead of an image ($GATE_SBOM)")
 }
 
@@ -66,6 +72,9 @@ func (c *Config) ParseFlags(fs *flag.FlagSet, args []string, getenv func(string)
 	}
 	if c.DockerHost == "" {
 		c.DockerHost = getenv("DOCKER_HOST")
+	}
+	if c.DockerConfig == "" {
+		c.DockerConfig = dockerConfigDir(getenv)
 	}
 	return nil
 }
@@ -134,9 +143,16 @@ func (c *Config) Validate() error {
 		return errors.New("--image and --sbom are exclusive: give one")
 	}
 	if c.Image != "" {
-		if _, err := parseSource(c.Image); err != nil {
+		src, err := parseSource(c.Image)
+		if err != nil {
 			return err
 		}
+		if src.local() && (c.Platform != "" || c.RegistryAuth.Username != "") {
+			return fmt.Errorf("--platform and --registry-auth go with a registry reference, not %s", src.describe())
+		}
+	}
+	if c.SBOM != "" && (c.Platform != "" || c.RegistryAuth.Username != "") {
+		return errors.New("--platform and --registry-auth go with a registry reference, not --sbom")
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("--timeout %s: want a positive duration", c.Timeout)

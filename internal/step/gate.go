@@ -130,7 +130,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // submitRegistry asks the gate to pull and analyse a registry image.
 func (s *session) submitRegistry(ctx context.Context, ref, dockerfile string) (*api.Image, error) {
-	req := api.SubmitImageRequest{Ref: ref, Tag: s.cfg.Tag, Dockerfile: dockerfile, Annotations: s.cfg.Annotations, Force: s.cfg.Force}
+	req := api.SubmitImageRequest{
+		Ref: ref, Tag: s.cfg.Tag, Dockerfile: dockerfile, Annotations: s.cfg.Annotations, Force: s.cfg.Force,
+		Platform: s.cfg.Platform, RegistryAuth: s.cfg.RegistryAuth.wire(),
+	}
 	stop := s.progressWhile(func(elapsed time.Duration) {
 		s.printf("submitting %s: the gate is resolving it (%s)", ref, elapsed.Round(time.Second))
 	})
@@ -359,8 +362,8 @@ func isTransport(err error) bool {
 }
 
 // check fetches the verdict, its findings compared with bl when it is
-// not nil.
-func (s *session) check(ctx context.Context, digest, tag string, bl *baseline) (*policy.Verdict, error) {
+// not nil; with a VEX document the gate applies it to this check alone.
+func (s *session) check(ctx context.Context, digest, tag string, bl *baseline, vex json.RawMessage) (*policy.Verdict, error) {
 	q := url.Values{}
 	if tag != "" {
 		q.Set("tag", tag)
@@ -377,6 +380,10 @@ func (s *session) check(ctx context.Context, digest, tag string, bl *baseline) (
 	}
 	v, err := call(ctx, func(ctx context.Context) (*policy.Verdict, error) {
 		var v policy.Verdict
+		if vex != nil {
+			// The gate applies the document to this check only.
+			return &v, s.c.Do(ctx, http.MethodPost, path, vex, &v)
+		}
 		return &v, s.c.Do(ctx, http.MethodGet, path, nil, &v)
 	})
 	if err == nil && bl != nil {
@@ -401,6 +408,21 @@ func (s *session) subscribe(ctx context.Context, tag string) error {
 		return nil
 	}
 	return err
+}
+
+// readVEX reads the --vex document, nil when none is given.
+func readVEX(path string) (json.RawMessage, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the VEX document: %w", err)
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("the VEX document %s is not JSON (OpenVEX or CycloneDX JSON)", path)
+	}
+	return b, nil
 }
 
 func (s *session) vulnerabilities(ctx context.Context, digest string) (*api.VulnerabilityList, error) {

@@ -29,7 +29,8 @@ import (
 // prints the Result's one line on stderr and returns the exit code.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 	r := Execute(ctx, cfg, stdout)
-	fmt.Fprintln(Redact(stderr, cfg.Token), r.Line())
+	auth, _, _ := cfg.registryAuth()
+	fmt.Fprintln(Redact(Redact(stderr, cfg.Token), auth.Password), r.Line())
 	return r.ExitCode
 }
 
@@ -37,7 +38,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 // Progress lines go to out, the token blanked out. An invalid
 // configuration is an error (exit 2) even with PassOnError.
 func Execute(ctx context.Context, cfg Config, out io.Writer) *Result {
-	out = Redact(out, cfg.Token)
+	out = Redact(Redact(out, cfg.Token), cfg.RegistryAuth.Password)
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = DefaultConfig().ProgressInterval
 	}
@@ -51,7 +52,17 @@ func Execute(ctx context.Context, cfg Config, out io.Writer) *Result {
 		r.Err = fmt.Errorf("bad flags: %w", err)
 		return r
 	}
+	auth, from, err := cfg.registryAuth()
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	cfg.RegistryAuth = auth
+	out = Redact(out, auth.Password)
 	e := &execution{cfg: cfg, r: r, s: newSession(cfg, hc, out)}
+	if from != "" {
+		e.s.printf("pulling with the registry credentials of %q from %s, for %s and this submission only", auth.Username, from, RegistryHost(cfg.Image))
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	if err := e.run(ctx); err != nil {
@@ -77,6 +88,10 @@ func (e *execution) run(ctx context.Context) error {
 		return explained{err}
 	}
 	dockerfile, err := readDockerfile(cfg.Dockerfile)
+	if err != nil {
+		return explained{err}
+	}
+	vex, err := readVEX(cfg.VEX)
 	if err != nil {
 		return explained{err}
 	}
@@ -136,7 +151,7 @@ func (e *execution) run(ctx context.Context) error {
 	if cfg.Subscribe {
 		e.subscribe(ctx, tag)
 	}
-	v, err := s.check(ctx, img.Digest, tag, bl)
+	v, err := s.check(ctx, img.Digest, tag, bl, vex)
 	if err != nil {
 		return err
 	}

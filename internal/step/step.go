@@ -84,6 +84,25 @@ type Config struct {
 	// Policy is the id of the bundle to evaluate with; empty: the active
 	// one.
 	Policy string
+	// Platform picks the image of an index, "os/architecture[/variant]";
+	// empty: the gate's default, linux/amd64. Registry references only.
+	Platform string
+	// RegistryAuth are pull credentials for this submission alone (a
+	// registry reference's registry only); none: the gate's stored ones.
+	// An adapter sets its CI's defaults (ApplyRegistryAuthDefaults).
+	RegistryAuth RegistryAuth
+	// RegistryAuthDefaults are the CI job's own pull credentials by
+	// registry host (the action's github-token for ghcr.io, GitLab's
+	// CI_REGISTRY_USER for $CI_REGISTRY), used when --registry-auth is
+	// not given.
+	RegistryAuthDefaults map[string]RegistryAuth
+	// DockerConfig is the docker config directory ($DOCKER_CONFIG, else
+	// ~/.docker) whose config.json gives pull credentials when neither
+	// --registry-auth nor a CI default does.
+	DockerConfig string
+	// VEX is the path of an OpenVEX or CycloneDX VEX document the gate
+	// applies to this one evaluation, optional.
+	VEX string
 	// Tag is the repo:tag the image stands for in policy mappings; for a
 	// registry reference, the reference when empty.
 	Tag string

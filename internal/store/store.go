@@ -24,6 +24,7 @@ import (
 type Store interface {
 	analysis.Store
 	analysis.PolicyStore
+	analysis.VEXStore
 	analysis.RegistryStore
 	alert.Store
 	server.Store

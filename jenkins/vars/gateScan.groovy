@@ -22,6 +22,10 @@
 //                   oci-dir:PATH or docker:NAME
 //   imagesFile      an Anchore plugin anchore_images file: IMAGE [DOCKERFILE] a line
 //   sbom            an SBOM file to evaluate instead of an image
+//   platform        the image of a multi-platform index, e.g. 'linux/arm64'
+//                   (pull credentials of this run: GATE_REGISTRY_AUTH=USER:PASSWORD
+//                   through withCredentials, or a DOCKER_CONFIG file; never a flag)
+//   vex             an OpenVEX or CycloneDX VEX document applied to this evaluation
 //   dockerfile, policy, tag, timeout ('15m'), failOn ('stop'|'warn'|'new'|'none': report only),
 //   onError ('fail'|'pass'), annotations (a map)
 //   baseline        'auto' (in a pull request build: the last image gated on
@@ -118,7 +122,7 @@ String shellScript(Map args, String out, String lineFile) {
     List<String> cmd = [args.binary ?: 'gate-jenkins', '--out', out]
     Map flags = [
         '--gate': args.gate, '--image': args.image, '--images-file': args.imagesFile, '--sbom': args.sbom,
-        '--dockerfile': args.dockerfile, '--policy': args.policy, '--tag': args.tag, '--timeout': args.timeout,
+        '--dockerfile': args.dockerfile, '--policy': args.policy, '--vex': args.vex, '--platform': args.platform, '--tag': args.tag, '--timeout': args.timeout,
         '--fail-on': args.failOn, '--on-error': args.onError, '--baseline': args.baseline,
         '--ca-cert': args.caCert
     ]

@@ -70,6 +70,7 @@ func fill(t *testing.T, db store.Store) {
 	_, err = db.PutDBArchive(ctx, strings.NewReader("archive"), t0)
 	must(err)
 	must(db.SaveConsoleSession(ctx, image.ConsoleSession{IDHash: "h", SealedToken: "v1:s:sealed", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	must(db.SaveVEXDocument(ctx, image.VEXDocument{ID: "v1", Name: "openssl", Scope: "*", Format: "openvex", Statements: 1, Document: []byte(`{"statements": []}`), CreatedAt: t0}))
 }
 
 // TestCopySQLiteToPostgres copies a store that uses every table from

@@ -83,6 +83,7 @@ func Run(t *testing.T, open Opener) {
 		{"DBArchives", testDBArchives},
 		{"PendingWorkClaims", testPendingWorkClaims},
 		{"ConsoleSessions", testConsoleSessions},
+		{"VEXDocuments", testVEXDocuments},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -587,5 +588,39 @@ func testResealAllOrNothing(t *testing.T, db store.Store, _ *Clock) {
 		if s != want {
 			t.Fatalf("after a reseal %s holds %q, want %q", r, s, want)
 		}
+	}
+}
+
+func testVEXDocuments(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	if docs, err := db.VEXDocuments(ctx); err != nil || len(docs) != 0 {
+		t.Fatalf("empty store: %v %+v", err, docs)
+	}
+	older := image.VEXDocument{ID: "a", Name: "older", Scope: "*", Format: "openvex", Statements: 2, Document: []byte(`{"x": 1}`), CreatedAt: t0}
+	newer := image.VEXDocument{ID: "b", Name: "newer", Scope: "ghcr.io/acme/*", Format: "cyclonedx", Statements: 1, Document: []byte(`{"y": 2}`), CreatedAt: t0.Add(time.Minute)}
+	for _, d := range []image.VEXDocument{older, newer} {
+		if err := db.SaveVEXDocument(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	docs, err := db.VEXDocuments(ctx)
+	if err != nil || len(docs) != 2 {
+		t.Fatalf("list: %v %+v", err, docs)
+	}
+	for i, want := range []image.VEXDocument{newer, older} {
+		got := docs[i]
+		if got.ID != want.ID || got.Name != want.Name || got.Scope != want.Scope || got.Format != want.Format ||
+			got.Statements != want.Statements || string(got.Document) != string(want.Document) || !got.CreatedAt.Equal(want.CreatedAt) {
+			t.Errorf("document %d = %+v, want %+v (newest first)", i, got, want)
+		}
+	}
+	if err := db.DeleteVEXDocument(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteVEXDocument(ctx, "b"); image.ErrorCode(err) != image.ENOTFOUND {
+		t.Fatalf("deleting a deleted document: %v", err)
+	}
+	if docs, _ := db.VEXDocuments(ctx); len(docs) != 1 || docs[0].ID != "a" {
+		t.Fatalf("after delete: %+v", docs)
 	}
 }
