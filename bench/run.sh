@@ -28,3 +28,8 @@ go run ./bench/coldscan -gate bin/gate -grype "$out/grype" -db "$archive" -runs 
 echo
 echo "## go test -bench"
 go test -run '^$' -bench . -benchmem ./internal/policy ./internal/vulndb ./internal/catalog
+
+echo
+echo "## P3 (issue 13): 50 clients, 20 new images, on one gate and on three sharing one PostgreSQL"
+# Needs PostgreSQL 15 (/usr/lib/postgresql/15/bin); skipped without it.
+go test -run '^$' -bench BenchmarkReplicas -benchtime 1x -timeout 60m ./gate | grep -E '^(Benchmark|--- SKIP|ok|FAIL)'
