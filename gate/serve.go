@@ -44,6 +44,8 @@ type Config struct {
 	AnalysisTimeout time.Duration
 	MaxLayerSize    int64
 	MaxImageSize    int64
+	// VerdictCacheSize bounds the verdicts kept decoded in memory, in bytes.
+	VerdictCacheSize int64
 	// Unpack bounds what one image may unpack to (--max-unpacked-size,
 	// --max-files, --max-file-size, --max-path-length, --max-layers,
 	// --max-config-size, --max-manifest-size).
@@ -102,6 +104,7 @@ func DefaultConfig() Config {
 		AnalysisTimeout:  10 * time.Minute,
 		MaxLayerSize:     2 << 30,
 		MaxImageSize:     8 << 30,
+		VerdictCacheSize: analysis.DefaultVerdictCacheBytes,
 		Unpack:           catalog.DefaultLimits(),
 		DBUpdateURL:      vulndb.DefaultUpdateURL,
 		DBUpdateInterval: 6 * time.Hour,
@@ -129,6 +132,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file with the key that seals stored secrets (default GATE_SECRET_KEY, else <data>/secret.key; required with PostgreSQL unless GATE_SECRET_KEY is set)")
 	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
+	fs.Int64Var(&c.VerdictCacheSize, "verdict-cache-size", d.VerdictCacheSize, "verdicts kept decoded in memory for checks, in bytes of their JSON (least recently used out first)")
 	fs.Int64Var(&c.Unpack.MaxUnpackedSize, "max-unpacked-size", d.Unpack.MaxUnpackedSize, "largest total of an image's uncompressed layers, in bytes")
 	fs.IntVar(&c.Unpack.MaxFiles, "max-files", d.Unpack.MaxFiles, "most entries in an image's layers")
 	fs.Int64Var(&c.Unpack.MaxFileSize, "max-file-size", d.Unpack.MaxFileSize, "largest file in an image, in bytes")
@@ -299,6 +303,7 @@ func (m *Main) Open(ctx context.Context) error {
 	})}
 	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
 	m.Verdicts.Now = m.Now
+	m.Verdicts.SetCacheBytes(c.VerdictCacheSize)
 	if err := m.Verdicts.InstallDefault(ctx); err != nil {
 		return err
 	}

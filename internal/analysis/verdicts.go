@@ -2,9 +2,12 @@ package analysis
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +27,7 @@ type PolicyStore interface {
 	Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error)
 	Image(ctx context.Context, digest string) (*image.Image, error)
 	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
+	MatchStamp(ctx context.Context, digest string) (image.MatchStamp, error)
 	AnalyzedDigests(ctx context.Context) ([]string, error)
 }
 
@@ -48,12 +52,23 @@ type Verdicts struct {
 	mu     sync.Mutex // serialises re-evaluations
 	saveMu sync.Mutex // makes reading the previous verdict and saving one atomic
 	reeval *Trigger   // re-evaluations of every verdict, run by Run
+	cache  *verdictCache
 }
+
+// DefaultVerdictCacheBytes bounds the verdicts kept decoded in memory.
+const DefaultVerdictCacheBytes = 64 << 20
 
 // NewVerdicts returns the policy service.
 func NewVerdicts(store PolicyStore, db DBInfo, log *slog.Logger) *Verdicts {
-	return &Verdicts{store: store, db: db, log: log, Now: func() time.Time { return time.Now().UTC() }, reeval: NewTrigger()}
+	return &Verdicts{
+		store: store, db: db, log: log, Now: func() time.Time { return time.Now().UTC() }, reeval: NewTrigger(),
+		cache: newVerdictCache(DefaultVerdictCacheBytes),
+	}
 }
+
+// SetCacheBytes bounds the verdicts kept decoded in memory (by the size
+// of their JSON); call it before the first check.
+func (v *Verdicts) SetCacheBytes(n int64) { v.cache = newVerdictCache(n) }
 
 // Run re-evaluates every stored verdict each time the active bundle
 // changes, until ctx ends; changes made during a re-evaluation make one
@@ -116,9 +131,12 @@ func (v *Verdicts) Activate(ctx context.Context, id string) error {
 	return nil
 }
 
-// Check evaluates an analysed image for a tag under a policy (the active
-// one when policyID is empty), stores the verdict and returns it. An empty
-// tag means the image's first tag.
+// Check returns the verdict of an analysed image for a tag under a policy
+// (the active one when policyID is empty). An empty tag means the image's
+// first tag. It answers from the stored verdict when that was evaluated
+// from the same inputs (see inputs) and time alone has not changed it
+// since; otherwise it evaluates the image and stores the verdict. The
+// verdict returned is shared: callers must not modify it.
 func (v *Verdicts) Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error) {
 	img, err := v.store.Image(ctx, digest)
 	if err != nil {
@@ -140,11 +158,76 @@ func (v *Verdicts) Check(ctx context.Context, digest, tag, policyID string) (*po
 	if err != nil {
 		return nil, err
 	}
+	if tag == "" && len(img.Tags) > 0 {
+		tag = img.Tags[0]
+	}
+	stamp, err := v.store.MatchStamp(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	if vd, err := v.stored(ctx, img.Digest, tag, rec.ID, v.inputs(img, rec, stamp, tag)); vd != nil || err != nil {
+		return vd, err
+	}
 	a, err := v.store.Analysis(ctx, digest)
 	if err != nil {
 		return nil, err
 	}
 	return v.evaluate(ctx, img, a, rec, tag)
+}
+
+// stored returns the verdict kept in memory or in the store for an image,
+// tag and policy if it was evaluated from inputs and is still fresh, and
+// nil otherwise.
+func (v *Verdicts) stored(ctx context.Context, digest, tag, policyID, inputs string) (*policy.Verdict, error) {
+	now := v.Now()
+	key := verdictKey(digest, tag, policyID)
+	if vd := v.cache.get(key, inputs, now); vd != nil {
+		return vd, nil
+	}
+	e, err := v.store.Evaluation(ctx, digest, tag, policyID)
+	switch {
+	case image.ErrorCode(err) == image.ENOTFOUND:
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case e.Inputs != inputs || !fresh(e.EvaluatedAt, e.ValidUntil, now):
+		return nil, nil
+	}
+	var vd policy.Verdict
+	if err := json.Unmarshal(e.Result, &vd); err != nil {
+		return nil, fmt.Errorf("reading the stored verdict of %s: %w", digest, err)
+	}
+	v.cache.put(key, inputs, e.ValidUntil, &vd, int64(len(e.Result)))
+	c := vd
+	return &c, nil
+}
+
+// verdictKey is what a verdict is stored under.
+func verdictKey(digest, tag, policyID string) string {
+	return digest + "\x00" + tag + "\x00" + policyID
+}
+
+// inputs identifies everything but the clock that an evaluation of an
+// image for a tag reads: the policy's version and bundle, the image's
+// tags and Dockerfile, its matches (the DB they were made with and when
+// they were stored) and the DB's description. A verdict evaluated from
+// the same inputs is the same until its ValidUntil.
+func (v *Verdicts) inputs(img *image.Image, rec *image.PolicyRecord, st image.MatchStamp, tag string) string {
+	db, err := json.Marshal(v.db.Info())
+	if err != nil {
+		panic(err) // a struct of strings and times always encodes
+	}
+	bundle := sha256.Sum256(rec.Bundle)
+	h := sha256.New()
+	for _, part := range append([]string{
+		rec.ID, strconv.Itoa(rec.Version), string(bundle[:]),
+		img.Digest, tag, img.Dockerfile,
+		st.DBBuilt.UTC().Format(time.RFC3339Nano), st.MatchedAt.UTC().Format(time.RFC3339Nano), string(db),
+	}, img.Tags...) {
+		// length-prefixed, so that no two lists of parts hash alike
+		fmt.Fprintf(h, "%d:%s", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Analysis, rec *image.PolicyRecord, tag string) (*policy.Verdict, error) {
@@ -155,6 +238,7 @@ func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Anal
 	if tag == "" && len(img.Tags) > 0 {
 		tag = img.Tags[0]
 	}
+	inputs := v.inputs(img, rec, image.MatchStamp{DBBuilt: a.DBBuilt, MatchedAt: a.MatchedAt}, tag)
 	facts := a.Facts
 	facts.Tags = img.Tags
 	facts.Dockerfile = img.Dockerfile
@@ -178,7 +262,8 @@ func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Anal
 	}
 	stored := image.StoredEvaluation{
 		Digest: img.Digest, Tag: tag, PolicyID: rec.ID, PolicyVersion: rec.Version,
-		FinalAction: e.FinalAction.String(), DBBuilt: db.Built, EvaluatedAt: e.EvaluatedAt, Result: result,
+		FinalAction: e.FinalAction.String(), DBBuilt: db.Built, EvaluatedAt: e.EvaluatedAt,
+		Inputs: inputs, ValidUntil: e.ValidUntil(), Result: result,
 	}
 	v.saveMu.Lock()
 	defer v.saveMu.Unlock()
@@ -195,11 +280,13 @@ func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Anal
 	if err := v.store.SaveEvaluation(ctx, stored); err != nil {
 		return nil, err
 	}
+	v.cache.put(verdictKey(img.Digest, tag, rec.ID), inputs, stored.ValidUntil, verdict, int64(len(result)))
 	if v.OnChange != nil && previous != stored.FinalAction {
 		// The verdict is stored: its alerts follow, deadline or not.
 		v.OnChange(context.WithoutCancel(ctx), stored, previous)
 	}
-	return verdict, nil
+	c := *verdict
+	return &c, nil
 }
 
 // Reevaluate evaluates an analysed image under the active bundle for each
