@@ -167,6 +167,7 @@ func (m *Manager) Match(ctx context.Context, sbom []byte) ([]image.Match, image.
 	if err != nil {
 		return nil, h.info, err
 	}
+	vm.Matchers = h.packages.wrap(vm.Matchers)
 	remaining, _, err := vm.FindMatchesContext(ctx, packages, pkgContext)
 	if err != nil {
 		return nil, h.info, fmt.Errorf("matching: %w", err)
