@@ -28,7 +28,7 @@ go test -run '^$' -bench . -benchmem ./internal/policy ./internal/vulndb ./inter
 echo
 echo "## issue 16: cached check, re-match, SBOM submission (gate over HTTP)"
 # Each benchmark prints its figures as metrics; compare them with the goals.
-go test ./gate -run '^$' -bench 'BenchmarkCheckCached|BenchmarkRematch1000|BenchmarkSubmitSBOM' -benchtime 1x |
+go test ./gate -run '^$' -bench 'BenchmarkCheckCached|BenchmarkRematch1000|BenchmarkSubmitSBOM' -benchtime 1x -timeout 60m |
   tee "$out/issue16.txt" | awk '
     function metric(unit,   i) { for (i = 4; i < NF; i++) if ($(i+1) == unit) return $i; return "" }
     function verdict(name, unit, goal, le,   v) {
