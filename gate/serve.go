@@ -46,6 +46,9 @@ type Config struct {
 	MaxImageSize    int64
 	// VerdictCacheSize bounds the verdicts kept decoded in memory, in bytes.
 	VerdictCacheSize int64
+	// MatchCacheSize bounds what packages matched in the DB in use, in
+	// estimated bytes (vulndb.Options.MatchCacheSize).
+	MatchCacheSize int64
 	// Unpack bounds what one image may unpack to (--max-unpacked-size,
 	// --max-files, --max-file-size, --max-path-length, --max-layers,
 	// --max-config-size, --max-manifest-size).
@@ -105,6 +108,7 @@ func DefaultConfig() Config {
 		MaxLayerSize:     2 << 30,
 		MaxImageSize:     8 << 30,
 		VerdictCacheSize: analysis.DefaultVerdictCacheBytes,
+		MatchCacheSize:   vulndb.DefaultMatchCacheSize,
 		Unpack:           catalog.DefaultLimits(),
 		DBUpdateURL:      vulndb.DefaultUpdateURL,
 		DBUpdateInterval: 6 * time.Hour,
@@ -132,6 +136,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file with the key that seals stored secrets (default GATE_SECRET_KEY, else <data>/secret.key; required with PostgreSQL unless GATE_SECRET_KEY is set)")
 	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
+	fs.Int64Var(&c.MatchCacheSize, "match-cache-size", d.MatchCacheSize, "what each package matched in the DB in use, kept so a package many images share is matched once per DB, in estimated bytes (least recently used out first; 0 keeps nothing)")
 	fs.Int64Var(&c.VerdictCacheSize, "verdict-cache-size", d.VerdictCacheSize, "verdicts kept decoded in memory for checks, in bytes of their JSON (least recently used out first)")
 	fs.Int64Var(&c.Unpack.MaxUnpackedSize, "max-unpacked-size", d.Unpack.MaxUnpackedSize, "largest total of an image's uncompressed layers, in bytes")
 	fs.IntVar(&c.Unpack.MaxFiles, "max-files", d.Unpack.MaxFiles, "most entries in an image's layers")
@@ -250,6 +255,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if err := c.HTTP.validate(); err != nil {
 		return err
+	}
+	if c.VerdictCacheSize < 0 || c.MatchCacheSize < 0 {
+		return fmt.Errorf("invalid --verdict-cache-size %d or --match-cache-size %d: want 0 or more bytes", c.VerdictCacheSize, c.MatchCacheSize)
 	}
 	if c.DBSyncInterval <= 0 {
 		return fmt.Errorf("invalid --db-sync-interval %s: want a positive duration", c.DBSyncInterval)
@@ -539,6 +547,7 @@ func (m *Main) dbOptions() vulndb.Options {
 	o := vulndb.DefaultOptions()
 	o.HTTPClient = m.Guard.Client(o.HTTPClient.Timeout, 10)
 	o.Now = m.Now
+	o.MatchCacheSize = m.Config.MatchCacheSize
 	if m.sharedStore {
 		o.Publish = m.publishDB
 	}
