@@ -33,3 +33,20 @@ echo
 echo "## P3 (issue 13): 50 clients, 20 new images, on one gate and on three sharing one PostgreSQL"
 # Needs PostgreSQL 15 (/usr/lib/postgresql/15/bin); skipped without it.
 go test -run '^$' -bench BenchmarkReplicas -benchtime 1x -timeout 60m ./gate | grep -E '^(Benchmark|--- SKIP|ok|FAIL)'
+echo
+echo "## issue 16: cached check, re-match, SBOM submission (gate over HTTP)"
+# Each benchmark prints its figures as metrics; compare them with the goals.
+go test ./gate -run '^$' -bench 'BenchmarkCheckCached|BenchmarkRematch1000|BenchmarkSubmitSBOM' -benchtime 1x -timeout 60m |
+  tee "$out/issue16.txt" | awk '
+    function metric(unit,   i) { for (i = 4; i < NF; i++) if ($(i+1) == unit) return $i; return "" }
+    function verdict(name, unit, goal, le,   v) {
+      v = metric(unit)
+      if (v == "") { printf "%-26s %-10s missing\n", name, unit; fail = 1; return }
+      ok = le ? v + 0 <= goal : v + 0 >= goal
+      printf "%-26s %10s %-9s goal %s %-6s %s\n", name, v, unit, le ? "<=" : ">=", goal, ok ? "pass" : "FAIL"
+    }
+    /^BenchmarkCheckCached/ { verdict("P2 cached check p50", "p50-ms", 5, 1); verdict("P2 checks/s, 16 clients", "checks/s", 500, 0) }
+    /^BenchmarkRematch1000/ { verdict("P4 re-match 1,000 SBOMs", "s", 30, 1) }
+    /^BenchmarkSubmitSBOM/  { verdict("P4 POST /v1/sboms p50", "p50-ms", 100, 1); verdict("P4 POST, new DB", "first-ms", 100, 1) }
+    /^(FAIL|panic)/ { print; fail = 1 }
+    END { exit fail }'

@@ -447,3 +447,25 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.Exit(code)
 }
+
+// TestNegativeCacheSizesAreRefused: a gate told to keep a negative number
+// of bytes does not start.
+func TestNegativeCacheSizesAreRefused(t *testing.T) {
+	for _, set := range []func(*Config){
+		func(c *Config) { c.VerdictCacheSize = -1 },
+		func(c *Config) { c.MatchCacheSize = -1 },
+	} {
+		cfg := DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		set(&cfg)
+		m := &Main{Config: cfg}
+		err := m.Open(context.Background())
+		if err == nil {
+			m.Close()
+			t.Fatal("a gate with a negative cache size started")
+		}
+		if !strings.Contains(err.Error(), "cache-size") {
+			t.Fatalf("error %q does not name the flag", err)
+		}
+	}
+}

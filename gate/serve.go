@@ -44,6 +44,11 @@ type Config struct {
 	AnalysisTimeout time.Duration
 	MaxLayerSize    int64
 	MaxImageSize    int64
+	// VerdictCacheSize bounds the verdicts kept decoded in memory, in bytes.
+	VerdictCacheSize int64
+	// MatchCacheSize bounds what packages matched in the DB in use, in
+	// estimated bytes (vulndb.Options.MatchCacheSize).
+	MatchCacheSize int64
 	// Unpack bounds what one image may unpack to (--max-unpacked-size,
 	// --max-files, --max-file-size, --max-path-length, --max-layers,
 	// --max-config-size, --max-manifest-size).
@@ -105,6 +110,8 @@ func DefaultConfig() Config {
 		AnalysisTimeout:  10 * time.Minute,
 		MaxLayerSize:     2 << 30,
 		MaxImageSize:     8 << 30,
+		VerdictCacheSize: analysis.DefaultVerdictCacheBytes,
+		MatchCacheSize:   vulndb.DefaultMatchCacheSize,
 		Unpack:           catalog.DefaultLimits(),
 		LayerCacheSize:   2 << 30,
 		DBUpdateURL:      vulndb.DefaultUpdateURL,
@@ -134,6 +141,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
 	fs.Int64Var(&c.LayerCacheSize, "layer-cache-size", d.LayerCacheSize, "bytes of unpacked layers and their file lists, digests and secrets kept by layer diff ID in DATA/layer-cache, so that a layer is decompressed, hashed and searched once (0: none)")
+	fs.Int64Var(&c.MatchCacheSize, "match-cache-size", d.MatchCacheSize, "what each package matched in the DB in use, kept so a package many images share is matched once per DB, in estimated bytes (least recently used out first; 0 keeps nothing)")
+	fs.Int64Var(&c.VerdictCacheSize, "verdict-cache-size", d.VerdictCacheSize, "verdicts kept decoded in memory for checks, in bytes of their JSON (least recently used out first)")
 	fs.Int64Var(&c.Unpack.MaxUnpackedSize, "max-unpacked-size", d.Unpack.MaxUnpackedSize, "largest total of an image's uncompressed layers, in bytes")
 	fs.IntVar(&c.Unpack.MaxFiles, "max-files", d.Unpack.MaxFiles, "most entries in an image's layers")
 	fs.Int64Var(&c.Unpack.MaxFileSize, "max-file-size", d.Unpack.MaxFileSize, "largest file in an image, in bytes")
@@ -252,6 +261,9 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := c.HTTP.validate(); err != nil {
 		return err
 	}
+	if c.VerdictCacheSize < 0 || c.MatchCacheSize < 0 {
+		return fmt.Errorf("invalid --verdict-cache-size %d or --match-cache-size %d: want 0 or more bytes", c.VerdictCacheSize, c.MatchCacheSize)
+	}
 	if c.DBSyncInterval <= 0 {
 		return fmt.Errorf("invalid --db-sync-interval %s: want a positive duration", c.DBSyncInterval)
 	}
@@ -308,6 +320,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
 	m.Verdicts.Now = m.Now
 	m.Verdicts.SetVEX(m.Store, vexEngine{})
+	m.Verdicts.SetCacheBytes(c.VerdictCacheSize)
 	if err := m.Verdicts.InstallDefault(ctx); err != nil {
 		return err
 	}
@@ -556,6 +569,7 @@ func (m *Main) dbOptions() vulndb.Options {
 	o := vulndb.DefaultOptions()
 	o.HTTPClient = m.Guard.Client(o.HTTPClient.Timeout, 10)
 	o.Now = m.Now
+	o.MatchCacheSize = m.Config.MatchCacheSize
 	if m.sharedStore {
 		o.Publish = m.publishDB
 	}

@@ -14,10 +14,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/secret"
@@ -890,45 +893,74 @@ func (s *Service) Rematch(ctx context.Context, built time.Time) (int, error) {
 }
 
 // rematchWith is Rematch calling keep before each image; an error from
-// keep stops it.
+// keep stops it. It re-matches with a worker per core (the matcher
+// matches a package shared by several images once per DB).
 func (s *Service) rematchWith(ctx context.Context, built time.Time, keep func() error) (int, error) {
 	digests, err := s.store.DigestsNotMatchedWith(ctx, built)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, d := range digests {
-		if err := ctx.Err(); err != nil {
-			return n, err
+	var n atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan string)
+	g.Go(func() error {
+		defer close(work)
+		for _, d := range digests {
+			if err := keep(); err != nil {
+				return err
+			}
+			select {
+			case work <- d:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
 		}
-		if err := keep(); err != nil {
-			return n, err
-		}
-		a, err := s.store.Analysis(ctx, d)
-		if image.ErrorCode(err) == image.ENOTFOUND {
-			continue // deleted since it was listed
-		}
-		if err != nil {
-			return n, err
-		}
-		matches, db, err := s.matcher.Match(ctx, a.SBOM)
-		if err != nil {
-			return n, fmt.Errorf("re-matching %s: %w", d, err)
-		}
-		err = s.store.UpdateMatches(ctx, d, matches, db.Built, s.cfg.Now())
-		if image.ErrorCode(err) == image.ENOTFOUND {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		n++
-		if s.obs.Rematched != nil {
-			s.obs.Rematched(ctx, d, a.Matches, matches, db)
-		}
-		if s.obs.Analyzed != nil {
-			s.obs.Analyzed(ctx, d)
-		}
+		return nil
+	})
+	for range runtime.GOMAXPROCS(0) {
+		g.Go(func() error {
+			for d := range work {
+				done, err := s.rematchOne(gctx, d)
+				if err != nil {
+					return err
+				}
+				if done {
+					n.Add(1)
+				}
+			}
+			return nil
+		})
 	}
-	return n, nil
+	err = g.Wait()
+	return int(n.Load()), err
+}
+
+// rematchOne matches the stored SBOM of an image again and stores the
+// matches; it reports false for an image deleted meanwhile.
+func (s *Service) rematchOne(ctx context.Context, d string) (bool, error) {
+	a, err := s.store.Analysis(ctx, d)
+	if image.ErrorCode(err) == image.ENOTFOUND {
+		return false, nil // deleted since it was listed
+	}
+	if err != nil {
+		return false, err
+	}
+	matches, db, err := s.matcher.Match(ctx, a.SBOM)
+	if err != nil {
+		return false, fmt.Errorf("re-matching %s: %w", d, err)
+	}
+	err = s.store.UpdateMatches(ctx, d, matches, db.Built, s.cfg.Now())
+	if image.ErrorCode(err) == image.ENOTFOUND {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if s.obs.Rematched != nil {
+		s.obs.Rematched(ctx, d, a.Matches, matches, db)
+	}
+	if s.obs.Analyzed != nil {
+		s.obs.Analyzed(ctx, d)
+	}
+	return true, nil
 }

@@ -2,9 +2,13 @@ package analysis
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +28,7 @@ type PolicyStore interface {
 	Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error)
 	Image(ctx context.Context, digest string) (*image.Image, error)
 	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
+	MatchStamp(ctx context.Context, digest string) (image.MatchStamp, error)
 	AnalyzedDigests(ctx context.Context) ([]string, error)
 }
 
@@ -48,15 +53,26 @@ type Verdicts struct {
 	mu     sync.Mutex // serialises re-evaluations
 	saveMu sync.Mutex // makes reading the previous verdict and saving one atomic
 	reeval *Trigger   // re-evaluations of every verdict, run by Run
+	cache  *verdictCache
 
 	vexStore  VEXStore // set by SetVEX
 	vexEngine VEXEngine
 }
 
+// DefaultVerdictCacheBytes bounds the verdicts kept decoded in memory.
+const DefaultVerdictCacheBytes = 64 << 20
+
 // NewVerdicts returns the policy service.
 func NewVerdicts(store PolicyStore, db DBInfo, log *slog.Logger) *Verdicts {
-	return &Verdicts{store: store, db: db, log: log, Now: func() time.Time { return time.Now().UTC() }, reeval: NewTrigger()}
+	return &Verdicts{
+		store: store, db: db, log: log, Now: func() time.Time { return time.Now().UTC() }, reeval: NewTrigger(),
+		cache: newVerdictCache(DefaultVerdictCacheBytes),
+	}
 }
+
+// SetCacheBytes bounds the verdicts kept decoded in memory (by the size
+// of their JSON); call it before the first check.
+func (v *Verdicts) SetCacheBytes(n int64) { v.cache = newVerdictCache(n) }
 
 // Run re-evaluates every stored verdict each time the active bundle
 // changes, until ctx ends; changes made during a re-evaluation make one
@@ -119,11 +135,32 @@ func (v *Verdicts) Activate(ctx context.Context, id string) error {
 	return nil
 }
 
-// Check evaluates an analysed image for a tag under a policy (the active
-// one when policyID is empty), stores the verdict and returns it. An empty
-// tag means the image's first tag.
+// Check returns the verdict of an analysed image for a tag under a policy
+// (the active one when policyID is empty). An empty tag means the image's
+// first tag. It answers from the stored verdict when that was evaluated
+// from the same inputs (see inputs) and time alone has not changed it
+// since; otherwise it evaluates the image and stores the verdict. The
+// verdict returned is shared: callers must not modify it.
 func (v *Verdicts) Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error) {
-	img, a, rec, err := v.checkInputs(ctx, digest, policyID)
+	img, rec, err := v.checkTarget(ctx, digest, policyID)
+	if err != nil {
+		return nil, err
+	}
+	if tag == "" && len(img.Tags) > 0 {
+		tag = img.Tags[0]
+	}
+	stamp, err := v.store.MatchStamp(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := v.inputs(ctx, img, rec, stamp, tag)
+	if err != nil {
+		return nil, err
+	}
+	if vd, err := v.stored(ctx, img.Digest, tag, rec.ID, inputs); vd != nil || err != nil {
+		return vd, err
+	}
+	a, err := v.store.Analysis(ctx, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +177,11 @@ func (v *Verdicts) CheckVEX(ctx context.Context, digest, tag, policyID, baseline
 	if _, _, err := v.vexEngine.Parse(doc); err != nil {
 		return nil, err
 	}
-	img, a, rec, err := v.checkInputs(ctx, digest, policyID)
+	img, rec, err := v.checkTarget(ctx, digest, policyID)
+	if err != nil {
+		return nil, err
+	}
+	a, err := v.store.Analysis(ctx, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -168,18 +209,19 @@ func (v *Verdicts) ExportVEX(ctx context.Context, digest, tag, policyID string) 
 	return v.vexEngine.Export(vexTarget(img), &verdict.Evaluation, v.Now())
 }
 
-// checkInputs reads what checking an analysed image takes.
-func (v *Verdicts) checkInputs(ctx context.Context, digest, policyID string) (*image.Image, *image.Analysis, *image.PolicyRecord, error) {
+// checkTarget reads the analysed image and the policy (the active one
+// when policyID is empty) a check evaluates.
+func (v *Verdicts) checkTarget(ctx context.Context, digest, policyID string) (*image.Image, *image.PolicyRecord, error) {
 	img, err := v.store.Image(ctx, digest)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if img.Status != image.StatusAnalyzed {
 		msg := fmt.Sprintf("image %s is not analyzed (status: %s)", digest, img.Status)
 		if img.Error != "" {
 			msg += ": " + img.Error
 		}
-		return nil, nil, nil, image.Errorf(image.ECONFLICT, "%s", msg)
+		return nil, nil, image.Errorf(image.ECONFLICT, "%s", msg)
 	}
 	var rec *image.PolicyRecord
 	if policyID == "" {
@@ -188,13 +230,9 @@ func (v *Verdicts) checkInputs(ctx context.Context, digest, policyID string) (*i
 		rec, err = v.store.Policy(ctx, policyID)
 	}
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	a, err := v.store.Analysis(ctx, digest)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return img, a, rec, nil
+	return img, rec, nil
 }
 
 // CheckBaseline is Check with the findings compared with the analysed
@@ -208,7 +246,9 @@ func (v *Verdicts) CheckBaseline(ctx context.Context, digest, tag, policyID, bas
 	if err != nil {
 		return nil, err
 	}
-	return v.compareBaseline(ctx, verdict, baseline)
+	c := *verdict // Check's verdict is shared: compare a copy of its findings
+	c.Findings = slices.Clone(verdict.Findings)
+	return v.compareBaseline(ctx, &c, baseline)
 }
 
 // compareBaseline marks the verdict's findings the analysed image
@@ -254,17 +294,85 @@ func (v *Verdicts) compareBaseline(ctx context.Context, verdict *policy.Verdict,
 	return verdict, nil
 }
 
+// stored returns the verdict kept in memory or in the store for an image,
+// tag and policy if it was evaluated from inputs and is still fresh, and
+// nil otherwise.
+func (v *Verdicts) stored(ctx context.Context, digest, tag, policyID, inputs string) (*policy.Verdict, error) {
+	now := v.Now()
+	key := verdictKey(digest, tag, policyID)
+	if vd := v.cache.get(key, inputs, now); vd != nil {
+		return vd, nil
+	}
+	e, err := v.store.Evaluation(ctx, digest, tag, policyID)
+	switch {
+	case image.ErrorCode(err) == image.ENOTFOUND:
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case e.Inputs != inputs || !fresh(e.EvaluatedAt, e.ValidUntil, now):
+		return nil, nil
+	}
+	var vd policy.Verdict
+	if err := json.Unmarshal(e.Result, &vd); err != nil {
+		return nil, fmt.Errorf("reading the stored verdict of %s: %w", digest, err)
+	}
+	v.cache.put(key, inputs, e.ValidUntil, &vd, int64(len(e.Result)))
+	c := vd
+	return &c, nil
+}
+
+// verdictKey is what a verdict is stored under.
+func verdictKey(digest, tag, policyID string) string {
+	return digest + "\x00" + tag + "\x00" + policyID
+}
+
+// inputs identifies everything but the clock that an evaluation of an
+// image for a tag reads: the policy's version and bundle, the image's
+// tags and Dockerfile, its matches (the DB they were made with and when
+// they were stored), the DB's description and the stored VEX documents
+// (VEXVersion). A verdict evaluated from the same inputs is the same
+// until its ValidUntil.
+func (v *Verdicts) inputs(ctx context.Context, img *image.Image, rec *image.PolicyRecord, st image.MatchStamp, tag string) (string, error) {
+	vex, err := v.VEXVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	db, err := json.Marshal(v.db.Info())
+	if err != nil {
+		panic(err) // a struct of strings and times always encodes
+	}
+	bundle := sha256.Sum256(rec.Bundle)
+	h := sha256.New()
+	for _, part := range append([]string{
+		rec.ID, strconv.Itoa(rec.Version), string(bundle[:]),
+		img.Digest, tag, img.Dockerfile,
+		st.DBBuilt.UTC().Format(time.RFC3339Nano), st.MatchedAt.UTC().Format(time.RFC3339Nano), string(db), vex,
+	}, img.Tags...) {
+		// length-prefixed, so that no two lists of parts hash alike
+		fmt.Fprintf(h, "%d:%s", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // evaluate computes and stores a verdict.
 func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Analysis, rec *image.PolicyRecord, tag string) (*policy.Verdict, error) {
+	if tag == "" && len(img.Tags) > 0 {
+		tag = img.Tags[0]
+	}
+	inputs, err := v.inputs(ctx, img, rec, image.MatchStamp{DBBuilt: a.DBBuilt, MatchedAt: a.MatchedAt}, tag)
+	if err != nil {
+		return nil, err
+	}
 	verdict, stored, err := v.compute(ctx, img, a, rec, tag, nil)
 	if err != nil {
 		return nil, err
 	}
+	stored.Inputs = inputs
 	v.saveMu.Lock()
 	defer v.saveMu.Unlock()
 	previous := ""
 	if v.OnChange != nil {
-		prev, err := v.store.Evaluation(ctx, img.Digest, stored.Tag, rec.ID)
+		prev, err := v.store.Evaluation(ctx, img.Digest, tag, rec.ID)
 		switch {
 		case err == nil:
 			previous = prev.FinalAction
@@ -275,11 +383,13 @@ func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Anal
 	if err := v.store.SaveEvaluation(ctx, stored); err != nil {
 		return nil, err
 	}
+	v.cache.put(verdictKey(img.Digest, tag, rec.ID), inputs, stored.ValidUntil, verdict, int64(len(stored.Result)))
 	if v.OnChange != nil && previous != stored.FinalAction {
 		// The verdict is stored: its alerts follow, deadline or not.
 		v.OnChange(context.WithoutCancel(ctx), stored, previous)
 	}
-	return verdict, nil
+	c := *verdict
+	return &c, nil
 }
 
 // compute evaluates an image with the stored VEX documents and run's.
@@ -318,7 +428,8 @@ func (v *Verdicts) compute(ctx context.Context, img *image.Image, a *image.Analy
 	}
 	return verdict, image.StoredEvaluation{
 		Digest: img.Digest, Tag: tag, PolicyID: rec.ID, PolicyVersion: rec.Version,
-		FinalAction: e.FinalAction.String(), DBBuilt: db.Built, EvaluatedAt: e.EvaluatedAt, Result: result,
+		FinalAction: e.FinalAction.String(), DBBuilt: db.Built, EvaluatedAt: e.EvaluatedAt,
+		ValidUntil: e.ValidUntil(), Result: result,
 	}, nil
 }
 

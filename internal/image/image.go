@@ -311,5 +311,17 @@ type StoredEvaluation struct {
 	FinalAction   string    `json:"final_action"`
 	DBBuilt       time.Time `json:"db_built"`
 	EvaluatedAt   time.Time `json:"evaluated_at"`
-	Result        []byte    `json:"-"`
+	// Inputs identifies what the verdict was evaluated from (see
+	// analysis.Verdicts); ValidUntil is when time alone may change it
+	// (zero: never).
+	Inputs     string    `json:"-"`
+	ValidUntil time.Time `json:"-"`
+	Result     []byte    `json:"-"`
+}
+
+// MatchStamp says which matches an analysis holds: the DB they were made
+// with and when they were stored.
+type MatchStamp struct {
+	DBBuilt   time.Time
+	MatchedAt time.Time
 }

@@ -69,6 +69,8 @@ type Evaluation struct {
 	// Baseline is the image the findings were compared with
 	// (CompareBaseline), nil when they were not.
 	Baseline *Baseline `json:"baseline,omitempty"`
+
+	validUntil time.Time
 }
 
 // Finding is one firing of a rule's trigger.
@@ -208,7 +210,7 @@ func Evaluate(b *Bundle, in Input, now time.Time) (*Evaluation, error) {
 			for _, r := range cp.rules {
 				for _, fd := range r.eval(r, x) {
 					f := x.finding(r, fd)
-					f.Allowlisted, f.Expired = applyAllowlists(lists, &f, fd, now)
+					f.Allowlisted, f.Expired = applyAllowlists(lists, &f, fd, x)
 					if in.VEX != nil && f.Vulnerability != nil {
 						applyVEX(in.VEX, &f)
 					}
@@ -231,8 +233,16 @@ func Evaluate(b *Bundle, in Input, now time.Time) (*Evaluation, error) {
 		ref := *sel.ref
 		ev.AllowlistedImage = &ref
 	}
+	ev.validUntil = x.next
 	return ev, nil
 }
+
+// ValidUntil returns the first instant after the evaluation at which
+// evaluating the same input again may give another result (an allowlist
+// item expires, a vulnerability or its fix becomes old enough, the DB
+// becomes stale), or the zero time if time alone never changes it. It is
+// zero on an evaluation decoded from JSON.
+func (e *Evaluation) ValidUntil() time.Time { return e.validUntil }
 
 // target is what mappings and image lists are matched against.
 type target struct {
@@ -291,7 +301,7 @@ func (s *compiledSelector) matches(t target) bool {
 
 // applyAllowlists finds the first unexpired item of the lists (in order)
 // that covers the finding, and otherwise the first expired one.
-func applyAllowlists(lists []*compiledAllowlist, f *Finding, fd fired, now time.Time) (active, expired *AllowlistMatch) {
+func applyAllowlists(lists []*compiledAllowlist, f *Finding, fd fired, x *evalContext) (active, expired *AllowlistMatch) {
 	gate := f.Gate
 	for _, l := range lists {
 		for _, i := range l.candidates(f.TriggerID, fd.match) {
@@ -308,12 +318,13 @@ func applyAllowlists(lists []*compiledAllowlist, f *Finding, fd fired, now time.
 			if it.expires != nil {
 				t := *it.expires
 				am.ExpiresOn = &t
-				if !now.Before(t) {
+				if !x.now.Before(t) {
 					if expired == nil {
 						expired = am
 					}
 					continue
 				}
+				x.changesAt(t)
 			}
 			return am, nil
 		}
@@ -468,8 +479,11 @@ var evaluators = map[string]evalFunc{
 // evalContext holds the input and what is derived from it once per
 // evaluation.
 type evalContext struct {
-	in      *Input
-	now     time.Time
+	in  *Input
+	now time.Time
+	// next is the first instant after now at which a rule's comparison
+	// with now changes (zero: none); see Evaluation.ValidUntil.
+	next    time.Time
 	df      *dockerfileInfo
 	pkgByID map[string]*image.Package
 	files   map[string]*image.File // by path; see fileIndex
@@ -477,6 +491,14 @@ type evalContext struct {
 
 func newEvalContext(in *Input, now time.Time) *evalContext {
 	return &evalContext{in: in, now: now}
+}
+
+// changesAt records that a comparison with now gives another result from
+// t on.
+func (x *evalContext) changesAt(t time.Time) {
+	if t.After(x.now) && (x.next.IsZero() || t.Before(x.next)) {
+		x.next = t
+	}
 }
 
 func (x *evalContext) packageOf(m *image.Match) *image.Package {

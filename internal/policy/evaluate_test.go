@@ -477,3 +477,49 @@ func TestVEX(t *testing.T) {
 		})
 	}
 }
+
+// TestValidUntil checks that ValidUntil is the first instant at which
+// evaluating the same input gives another result: a vulnerability or its
+// fix becoming old enough, the DB becoming stale.
+func TestValidUntil(t *testing.T) {
+	fixed := image.FixStateFixed
+	in := Input{
+		Facts: image.Facts{Digest: "sha256:aa", Matches: []image.Match{
+			{VulnerabilityID: "CVE-1", Severity: image.SeverityOf("high"), PackageName: "a", PackageType: "deb", PublishedAt: daysAgo(9.5)},
+			{VulnerabilityID: "CVE-2", Severity: image.SeverityOf("high"), PackageName: "b", PackageType: "deb", PublishedAt: daysAgo(1), FixState: fixed, FixedAt: daysAgo(3.25)},
+		}},
+		DB: image.DBInfo{Built: *daysAgo(6.75)},
+	}
+	for _, c := range []struct {
+		name  string
+		rule  Rule
+		after time.Duration // from now
+	}{
+		{"max_days_since_creation", Rule{Gate: "vulnerabilities", Trigger: "package", Params: kv("package_type", "all", "severity_comparison", ">=", "severity", "high", "max_days_since_creation", "10")}, 12 * time.Hour},
+		{"max_days_since_fix", Rule{Gate: "vulnerabilities", Trigger: "package", Params: kv("package_type", "all", "severity_comparison", ">=", "severity", "high", "fix_available", "true", "max_days_since_fix", "4")}, 18 * time.Hour},
+		{"stale_feed_data", Rule{Gate: "vulnerabilities", Trigger: "stale_feed_data", Params: kv("max_days_since_sync", "7")}, 6*time.Hour + time.Nanosecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := oneRuleBundle(c.rule)
+			e, err := Evaluate(b, in, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			until := e.ValidUntil()
+			if want := now.Add(c.after); !until.Equal(want) {
+				t.Fatalf("ValidUntil = %s, want %s", until, want)
+			}
+			before, err := Evaluate(b, in, until.Add(-time.Nanosecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := Evaluate(b, in, until)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(before.Findings) != len(e.Findings) || len(after.Findings) == len(e.Findings) {
+				t.Fatalf("findings: %d at the evaluation, %d just before ValidUntil, %d at it", len(e.Findings), len(before.Findings), len(after.Findings))
+			}
+		})
+	}
+}

@@ -262,12 +262,18 @@ matches:
 		var timeParts []string
 		if createdBefore != nil {
 			if m.PublishedAt == nil || m.PublishedAt.After(*createdBefore) {
+				if m.PublishedAt != nil {
+					x.changesAt(m.PublishedAt.Add(x.now.Sub(*createdBefore)))
+				}
 				continue
 			}
 			timeParts = append(timeParts, "max_days_since_creation="+m.PublishedAt.UTC().Format(time.DateOnly))
 		}
 		if fixedBefore != nil {
 			if m.FixedAt == nil || m.FixedAt.After(*fixedBefore) {
+				if m.FixedAt != nil {
+					x.changesAt(m.FixedAt.Add(x.now.Sub(*fixedBefore)))
+				}
 				continue
 			}
 			timeParts = append(timeParts, "max_days_since_fix="+m.FixedAt.UTC().Format(time.DateOnly))
@@ -307,6 +313,7 @@ func evalStaleFeed(r *compiledRule, x *evalContext) []fired {
 	n := r.p.integer("max_days_since_sync")
 	built := x.in.DB.Built
 	if !built.IsZero() && x.now.Sub(built) <= days(n) {
+		x.changesAt(built.Add(days(n) + 1))
 		return nil
 	}
 	return []fired{{msg: fmt.Sprintf("The vulnerability feed for this image distro is older than MAXAGE (%d) days", n)}}

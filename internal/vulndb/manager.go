@@ -49,6 +49,10 @@ type Options struct {
 	// an error refuses the archive. Gates sharing a store publish there
 	// the DB every replica loads.
 	Publish func(ctx context.Context, archivePath string, info image.DBInfo, source string) error
+	// MatchCacheSize bounds, in estimated bytes, what each package was
+	// found to match in the DB in use, kept so that a package many images
+	// share is matched once per DB; zero or less keeps nothing.
+	MatchCacheSize int64
 }
 
 // DefaultOptions returns the options a Manager uses unless told otherwise:
@@ -58,6 +62,7 @@ func DefaultOptions() Options {
 	return Options{
 		HTTPClient:     &http.Client{Timeout: 10 * time.Minute},
 		MaxArchiveSize: 4 << 30,
+		MatchCacheSize: DefaultMatchCacheSize,
 	}
 }
 
@@ -87,9 +92,11 @@ type handle struct {
 	provider vulnerability.Provider
 	info     image.DBInfo
 	refs     sync.WaitGroup
+	// packages are the matches of packages in this DB.
+	packages *packageCache
 }
 
-func openHandle(dir string) (*handle, error) {
+func openHandle(dir string, cacheBytes int64) (*handle, error) {
 	r, err := v6.NewReader(v6.Config{DBDirPath: dir})
 	if err != nil {
 		return nil, fmt.Errorf("opening db in %q: %w", dir, err)
@@ -104,6 +111,7 @@ func openHandle(dir string) (*handle, error) {
 		reader:   r,
 		provider: v6.NewVulnerabilityProvider(r),
 		info:     info,
+		packages: newPackageCache(cacheBytes),
 	}, nil
 }
 
@@ -158,7 +166,7 @@ func Open(dataDir string, opts Options) (*Manager, error) {
 	active := ""
 	if target, err := os.Readlink(filepath.Join(root, currentLink)); err == nil {
 		active = filepath.Base(target)
-		h, err := openHandle(filepath.Join(root, active))
+		h, err := openHandle(filepath.Join(root, active), opts.MatchCacheSize)
 		if err != nil {
 			m.openErr = err
 		} else {
@@ -388,7 +396,7 @@ func (m *Manager) installArchive(ctx context.Context, staging, archivePath, sour
 	if err := os.Rename(dbDir, final); err != nil {
 		return image.DBInfo{}, fmt.Errorf("activating db: %w", err)
 	}
-	h, err := openHandle(final)
+	h, err := openHandle(final, m.opts.MatchCacheSize)
 	if err != nil {
 		_ = os.RemoveAll(final)
 		return image.DBInfo{}, err

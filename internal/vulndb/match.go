@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/anchore/grype/grype"
@@ -75,6 +76,11 @@ func ProviderConfig() pkg.ProviderConfig {
 		},
 	}
 }
+
+// readerConfig is ProviderConfig, made once: syft's default cataloging
+// configuration in it costs milliseconds to build, and reading an SBOM
+// neither uses nor changes it.
+var readerConfig = sync.OnceValue(ProviderConfig)
 
 // MatcherConfig returns grype's CLI default matcher configuration
 // (getMatcherConfig over options.defaultMatchConfig and
@@ -159,7 +165,7 @@ func (m *Manager) Match(ctx context.Context, sbom []byte) ([]image.Match, image.
 	}
 	defer h.refs.Done()
 
-	packages, pkgContext, _, err := pkg.ProvideFromReader(bytes.NewReader(sbom), ProviderConfig())
+	packages, pkgContext, _, err := pkg.ProvideFromReader(bytes.NewReader(sbom), readerConfig())
 	if err != nil {
 		return nil, h.info, fmt.Errorf("reading sbom: %w", err)
 	}
@@ -167,6 +173,7 @@ func (m *Manager) Match(ctx context.Context, sbom []byte) ([]image.Match, image.
 	if err != nil {
 		return nil, h.info, err
 	}
+	vm.Matchers = h.packages.wrap(vm.Matchers)
 	remaining, _, err := vm.FindMatchesContext(ctx, packages, pkgContext)
 	if err != nil {
 		return nil, h.info, fmt.Errorf("matching: %w", err)

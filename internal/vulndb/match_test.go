@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -215,6 +216,57 @@ func BenchmarkMatch(b *testing.B) {
 	for b.Loop() {
 		if _, _, err := m.Match(context.Background(), sbom); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestMatchCacheParity checks that matching with the per-package cache
+// warm from other images (the shared images and images built from the
+// same base with other package sets) gives exactly the matches of
+// matching each image alone without a cache.
+func TestMatchCacheParity(t *testing.T) {
+	ctx := context.Background()
+	cached := vulndbtest.Manager(t)
+	opts := vulndb.DefaultOptions()
+	opts.MatchCacheSize = 0
+	plain, err := vulndb.Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = plain.Close() })
+	if _, err := plain.ImportFile(ctx, vulndbtest.Archive(t)); err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string][]byte{"app": syftJSON(t, appImage), "minbase": syftJSON(t, minbase)}
+	for name, keep := range map[string]func(int) bool{
+		"minbase-even":   func(i int) bool { return i%2 == 0 },
+		"minbase-not3rd": func(i int) bool { return i%3 != 0 },
+	} {
+		d, err := vulndbtest.SubsetSBOM(docs["minbase"], keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[name] = d
+	}
+	for _, doc := range docs { // warm the cache from every image
+		if _, _, err := cached.Match(ctx, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, doc := range docs {
+		want, _, err := plain.Match(ctx, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := cached.Match(ctx, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) == 0 {
+			t.Fatalf("%s: no matches", name)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %d matches with the cache, %d without; they differ", name, len(got), len(want))
 		}
 	}
 }

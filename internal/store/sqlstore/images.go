@@ -391,6 +391,25 @@ func (s *DB) Analysis(ctx context.Context, digest string) (*image.Analysis, erro
 	return &a, nil
 }
 
+// MatchStamp returns which matches the stored analysis of an image holds,
+// without reading the analysis.
+func (s *DB) MatchStamp(ctx context.Context, digest string) (image.MatchStamp, error) {
+	var st image.MatchStamp
+	var dbBuilt sql.NullTime
+	err := s.db.QueryRowContext(ctx, `SELECT db_built, matched_at FROM analyses WHERE digest = ?`, digest).Scan(&dbBuilt, &st.MatchedAt)
+	if isNoRows(err) {
+		return st, notFound("analysis of image", digest)
+	}
+	if err != nil {
+		return st, fmt.Errorf("reading analysis of %s: %w", digest, err)
+	}
+	if dbBuilt.Valid {
+		st.DBBuilt = dbBuilt.Time.UTC()
+	}
+	st.MatchedAt = st.MatchedAt.UTC()
+	return st, nil
+}
+
 // AnalyzedDigests lists the digests of every analysed image.
 func (s *DB) AnalyzedDigests(ctx context.Context) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT digest FROM analyses ORDER BY digest`)

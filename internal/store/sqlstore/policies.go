@@ -174,11 +174,12 @@ func (s *DB) CountPolicies(ctx context.Context) (int, error) {
 
 // SaveEvaluation stores (replaces) the verdict for an image, tag and policy.
 func (s *DB) SaveEvaluation(ctx context.Context, e image.StoredEvaluation) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO evaluations (digest, tag, policy_id, policy_version, final_action, db_built, evaluated_at, result)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO evaluations (digest, tag, policy_id, policy_version, final_action, db_built, evaluated_at, result, inputs, valid_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (digest, tag, policy_id) DO UPDATE SET policy_version = excluded.policy_version,
-		final_action = excluded.final_action, db_built = excluded.db_built, evaluated_at = excluded.evaluated_at, result = excluded.result`,
-		e.Digest, e.Tag, e.PolicyID, e.PolicyVersion, e.FinalAction, nullTime(e.DBBuilt), e.EvaluatedAt, gz(e.Result))
+		final_action = excluded.final_action, db_built = excluded.db_built, evaluated_at = excluded.evaluated_at, result = excluded.result,
+		inputs = excluded.inputs, valid_until = excluded.valid_until`,
+		e.Digest, e.Tag, e.PolicyID, e.PolicyVersion, e.FinalAction, nullTime(e.DBBuilt), e.EvaluatedAt, gz(e.Result), e.Inputs, nullTime(e.ValidUntil))
 	if err != nil {
 		return fmt.Errorf("saving evaluation of %s: %w", e.Digest, err)
 	}
@@ -188,11 +189,11 @@ func (s *DB) SaveEvaluation(ctx context.Context, e image.StoredEvaluation) error
 // Evaluation returns the stored verdict for an image, tag and policy.
 func (s *DB) Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error) {
 	var e image.StoredEvaluation
-	var built sql.NullTime
+	var built, until sql.NullTime
 	var result []byte
-	err := s.db.QueryRowContext(ctx, `SELECT digest, tag, policy_id, policy_version, final_action, db_built, evaluated_at, result
+	err := s.db.QueryRowContext(ctx, `SELECT digest, tag, policy_id, policy_version, final_action, db_built, evaluated_at, result, inputs, valid_until
 		FROM evaluations WHERE digest = ? AND tag = ? AND policy_id = ?`, digest, tag, policyID).
-		Scan(&e.Digest, &e.Tag, &e.PolicyID, &e.PolicyVersion, &e.FinalAction, &built, &e.EvaluatedAt, &result)
+		Scan(&e.Digest, &e.Tag, &e.PolicyID, &e.PolicyVersion, &e.FinalAction, &built, &e.EvaluatedAt, &result, &e.Inputs, &until)
 	if isNoRows(err) {
 		return nil, image.Errorf(image.ENOTFOUND, "no stored evaluation of %s for %q under policy %q", digest, tag, policyID)
 	}
@@ -201,6 +202,9 @@ func (s *DB) Evaluation(ctx context.Context, digest, tag, policyID string) (*ima
 	}
 	if built.Valid {
 		e.DBBuilt = built.Time.UTC()
+	}
+	if until.Valid {
+		e.ValidUntil = until.Time.UTC()
 	}
 	e.EvaluatedAt = e.EvaluatedAt.UTC()
 	if e.Result, err = gunzip(result); err != nil {

@@ -1,0 +1,257 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/buildgate/buildgate/internal/api"
+	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
+)
+
+// BenchmarkCheckCached sends GET /v1/images/{digest}/check of an analysed
+// image (bullseye-minbase, its verdict stored) to a real gate over HTTP
+// and reports the p50 at the client of 500 checks one after another and
+// the checks per second from 16 concurrent clients (issue 16, P2: p50 at
+// most 5 ms, at least 500/s).
+//
+//	go test ./gate -run '^$' -bench BenchmarkCheckCached -benchtime 1x
+func BenchmarkCheckCached(b *testing.B) {
+	g := startGate(b, nil)
+	host := testRegistry(b)
+	ref := host + "/team/base:1"
+	push(b, ref, sharedImage(b, "bullseye-minbase"))
+	img := g.submitAndWait(b, ref)
+	if img.Status != api.StatusAnalyzed {
+		b.Fatalf("image = %s %s", img.Status, img.Error)
+	}
+	path := g.URL + "/v1/images/" + url.PathEscape(img.Digest) + "/check?tag=" + url.QueryEscape(ref)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	check := func() time.Duration {
+		req, _ := http.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Error(err)
+			return 0
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		took := time.Since(start)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Errorf("check = %d %v", resp.StatusCode, err)
+		}
+		return took
+	}
+	check() // the first check of the tag stores its verdict
+	const sequential, clients, perClient = 500, 16, 100
+	b.ResetTimer()
+	for range b.N {
+		lat := make([]time.Duration, 0, sequential)
+		for range sequential {
+			lat = append(lat, check())
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		var wg sync.WaitGroup
+		start, cpu := time.Now(), processCPU()
+		for range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range perClient {
+					check()
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(clients*perClient/time.Since(start).Seconds(), "checks/s")
+		b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/(clients*perClient), "cpu-ms/check")
+	}
+}
+
+// processCPU is the CPU time (user and system) the process has used: the
+// gate's and its clients', a figure the machine's load moves less than
+// wall time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// analysedSBOM has the gate analyse a shared image and returns its stored
+// analysis (with the syft-json SBOM the gate made).
+func analysedSBOM(b *testing.B, g *testGate, host, name string) *image.Analysis {
+	b.Helper()
+	ref := host + "/bench/" + name + ":1"
+	push(b, ref, sharedImage(b, name))
+	img := g.submitAndWait(b, ref)
+	if img.Status != api.StatusAnalyzed {
+		b.Fatalf("%s = %s %s", name, img.Status, img.Error)
+	}
+	a, err := g.Store.Analysis(context.Background(), img.Digest)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+// packageCount counts the packages of a syft-json document.
+func packageCount(b *testing.B, doc []byte) int {
+	b.Helper()
+	var d struct{ Artifacts []json.RawMessage }
+	if err := json.Unmarshal(doc, &d); err != nil {
+		b.Fatal(err)
+	}
+	return len(d.Artifacts)
+}
+
+// freshDB imports the test DB again: a new DB, whose per-package matches
+// are not known yet, as after an update.
+func freshDB(b *testing.B, g *testGate) time.Time {
+	b.Helper()
+	info, err := g.VulnDB.ImportFile(context.Background(), vulndbtest.Archive(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return info.Built
+}
+
+// BenchmarkRematch1000 stores 1,000 SBOMs made from the SBOMs the gate
+// made of bullseye-minbase and bookworm-app, each without a tenth of the
+// packages (chosen per image), imports the DB again and re-matches them
+// all, the verdicts evaluated again, as after a DB update (issue 16, P4:
+// at most 30 s; images share most of their packages).
+//
+//	go test ./gate -run '^$' -bench BenchmarkRematch1000 -benchtime 1x -timeout 30m
+func BenchmarkRematch1000(b *testing.B) {
+	g := startGate(b, nil)
+	host := testRegistry(b)
+	ctx := context.Background()
+	bases := []*image.Analysis{analysedSBOM(b, g, host, "bullseye-minbase"), analysedSBOM(b, g, host, "bookworm-app")}
+	const images = 1000
+	seen := map[string]bool{}
+	for i := 0; len(seen) < images; i++ {
+		base := bases[i%2]
+		doc, err := vulndbtest.SubsetSBOM(base.SBOM, func(j int) bool {
+			h := fnv.New32a()
+			fmt.Fprintf(h, "%d/%d", i, j)
+			return h.Sum32()%10 != 0
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum := sha256.Sum256(doc)
+		d := "sha256:" + hex.EncodeToString(sum[:])
+		if seen[d] {
+			continue // the same packages as another image
+		}
+		seen[d] = true
+		if _, _, err := g.Store.SubmitImage(ctx, image.Submission{Digest: d, Source: "sbom", Force: true}); err != nil {
+			b.Fatal(err)
+		}
+		// Never matched: the re-match takes it.
+		if err := g.Store.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: d, Metadata: base.Metadata}, SBOM: doc, MatchedAt: g.Now()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	distinct := packageCount(b, bases[0].SBOM) + packageCount(b, bases[1].SBOM)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		built := freshDB(b, g)
+		pending, err := g.Store.DigestsNotMatchedWith(ctx, built)
+		if err != nil || len(pending) != images {
+			b.Fatalf("%d images to re-match (%v), want %d", len(pending), err, images)
+		}
+		b.StartTimer()
+		start, cpu := time.Now(), processCPU()
+		n, err := g.Analysis.Rematch(ctx, built)
+		took, cpuTook := time.Since(start), processCPU()-cpu
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n != len(pending) {
+			b.Fatalf("re-matched %d images, want %d", n, len(pending))
+		}
+		b.ReportMetric(took.Seconds(), "s")
+		b.ReportMetric(cpuTook.Seconds(), "cpu-s")
+		b.ReportMetric(float64(n), "images")
+		b.ReportMetric(float64(distinct), "packages")
+	}
+}
+
+// BenchmarkSubmitSBOM posts SBOMs of 100 packages (made from the one the
+// gate made of bookworm-app, a different window of its packages each) to
+// POST /v1/sboms of a real gate over HTTP and reports the p50 at the
+// client, and the first post after a DB import, when no package is known
+// in the new DB (issue 16, P4: at most 100 ms).
+//
+//	go test ./gate -run '^$' -bench BenchmarkSubmitSBOM -benchtime 1x
+func BenchmarkSubmitSBOM(b *testing.B) {
+	g := startGate(b, nil)
+	base := analysedSBOM(b, g, testRegistry(b), "bookworm-app")
+	n := packageCount(b, base.SBOM)
+	if n < 100 {
+		b.Fatalf("bookworm-app has %d packages, want at least 100", n)
+	}
+	docs := make([][]byte, 51)
+	for i := range docs {
+		from := i * (n - 100) / len(docs)
+		doc, err := vulndbtest.SubsetSBOM(base.SBOM, func(j int) bool { return j >= from && j < from+100 })
+		if err != nil {
+			b.Fatal(err)
+		}
+		docs[i] = doc
+	}
+	post := func(doc []byte) time.Duration {
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/sboms", bytes.NewReader(doc))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		took := time.Since(start)
+		if resp.StatusCode != http.StatusCreated {
+			b.Fatalf("POST /v1/sboms = %d %s", resp.StatusCode, body)
+		}
+		return took
+	}
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		freshDB(b, g)
+		b.StartTimer()
+		b.ReportMetric(float64(post(docs[0]).Microseconds())/1000, "first-ms")
+		var lat []time.Duration
+		cpu := processCPU()
+		for _, doc := range docs[1:] {
+			lat = append(lat, post(doc))
+		}
+		b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/float64(len(lat)), "cpu-ms/post")
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	}
+}

@@ -1,0 +1,183 @@
+package vulndb
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/anchore/grype/grype/match"
+	"github.com/anchore/grype/grype/pkg"
+	"github.com/anchore/grype/grype/vulnerability"
+	"github.com/anchore/syft/syft/file"
+	syftPkg "github.com/anchore/syft/syft/pkg"
+)
+
+// DefaultMatchCacheSize bounds the per-package matches kept for the DB in
+// use (see Options.MatchCacheSize).
+const DefaultMatchCacheSize = 64 << 20
+
+// packageCache keeps what each of grype's matchers found for a package in
+// the DB of one handle, so that a package many images share is matched
+// once per DB: images built on the same base share most of theirs. It
+// keeps the least recently used entries past its estimated size in bytes.
+//
+// A grype matcher's result is a function of the DB and the package alone;
+// the key is the whole package but its related packages, which no matcher
+// reads (grype applies them to the matches of the whole image afterwards,
+// as it does here on the matches handed out with the image's package).
+type packageCache struct {
+	mu    sync.Mutex
+	max   int64
+	size  int64
+	order *list.List // of *packageEntry, most recent first
+	byKey map[packageKey]*list.Element
+}
+
+type packageKey struct {
+	matcher match.MatcherType
+	pkg     [sha256.Size]byte
+}
+
+type packageEntry struct {
+	key      packageKey
+	matches  []match.Match
+	ignorers []match.IgnoreFilter
+	size     int64
+}
+
+func newPackageCache(maxBytes int64) *packageCache {
+	if maxBytes <= 0 {
+		return nil
+	}
+	return &packageCache{max: maxBytes, order: list.New(), byKey: map[packageKey]*list.Element{}}
+}
+
+// Estimated sizes of what an entry holds: grype's matches carry the
+// package, the vulnerability's record and how it was found.
+const (
+	entryBytes   = 256
+	matchBytes   = 4096
+	ignorerBytes = 256
+)
+
+// wrap returns matchers that consult the cache before ms, or ms when
+// there is no cache.
+func (c *packageCache) wrap(ms []match.Matcher) []match.Matcher {
+	if c == nil {
+		return ms
+	}
+	out := make([]match.Matcher, len(ms))
+	for i, m := range ms {
+		out[i] = cachedMatcher{Matcher: m, cache: c}
+	}
+	return out
+}
+
+// cachedMatcher is a grype matcher answering from the cache.
+type cachedMatcher struct {
+	match.Matcher
+	cache *packageCache
+}
+
+func (m cachedMatcher) Match(vp vulnerability.Provider, p pkg.Package) ([]match.Match, []match.IgnoreFilter, error) {
+	id, err := packageID(p)
+	if err != nil {
+		return m.Matcher.Match(vp, p)
+	}
+	key := packageKey{matcher: m.Type(), pkg: id}
+	if matches, ignorers, ok := m.cache.get(key, p); ok {
+		return matches, ignorers, nil
+	}
+	matches, ignorers, err := m.Matcher.Match(vp, p)
+	if err != nil {
+		return matches, ignorers, err // not kept: tried again next time
+	}
+	m.cache.put(key, matches, ignorers)
+	return matches, ignorers, nil
+}
+
+// get returns copies of the matches kept for key, of package p, and the
+// ignore filters.
+func (c *packageCache) get(key packageKey, p pkg.Package) ([]match.Match, []match.IgnoreFilter, bool) {
+	c.mu.Lock()
+	el, ok := c.byKey[key]
+	if !ok {
+		c.mu.Unlock()
+		return nil, nil, false
+	}
+	c.order.MoveToFront(el)
+	e := el.Value.(*packageEntry)
+	c.mu.Unlock()
+	var matches []match.Match
+	if e.matches != nil {
+		matches = make([]match.Match, len(e.matches))
+		for i, m := range e.matches {
+			// The package as this image has it (its related packages),
+			// and details of its own: grype appends to them.
+			m.Package = p
+			m.Details = slices.Clone(m.Details)
+			matches[i] = m
+		}
+	}
+	return matches, slices.Clone(e.ignorers), true
+}
+
+func (c *packageCache) put(key packageKey, matches []match.Match, ignorers []match.IgnoreFilter) {
+	e := &packageEntry{
+		key: key, matches: slices.Clone(matches), ignorers: slices.Clone(ignorers),
+		size: entryBytes + matchBytes*int64(len(matches)) + ignorerBytes*int64(len(ignorers)),
+	}
+	for i := range e.matches {
+		e.matches[i].Details = slices.Clone(e.matches[i].Details)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byKey[key]; ok {
+		c.remove(el)
+	}
+	if e.size > c.max {
+		return
+	}
+	c.byKey[key] = c.order.PushFront(e)
+	c.size += e.size
+	for c.size > c.max {
+		c.remove(c.order.Back())
+	}
+}
+
+func (c *packageCache) remove(el *list.Element) {
+	e := c.order.Remove(el).(*packageEntry)
+	delete(c.byKey, e.key)
+	c.size -= e.size
+}
+
+// packageID hashes everything of a grype package a matcher may read: all
+// of it but its related packages.
+func packageID(p pkg.Package) ([sha256.Size]byte, error) {
+	b, err := json.Marshal(struct {
+		ID           pkg.ID
+		Name         string
+		Version      string
+		Locations    []file.Location
+		Language     syftPkg.Language
+		Distro       any
+		Licenses     []string
+		Type         syftPkg.Type
+		CPEs         any
+		PURL         string
+		Upstreams    []pkg.UpstreamPackage
+		MetadataType string
+		Metadata     any
+		Annotations  map[string][]string
+	}{
+		p.ID, p.Name, p.Version, p.Locations.ToSlice(), p.Language, p.Distro, p.Licenses, p.Type, p.CPEs, p.PURL, p.Upstreams,
+		fmt.Sprintf("%T", p.Metadata), p.Metadata, p.Annotations,
+	})
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
