@@ -17,15 +17,15 @@ import (
 	"github.com/buildgate/buildgate/internal/step/steptest"
 )
 
-// withLodash is bullseye-minbase plus one layer that adds lodash 4.17.15,
-// an npm package with HIGH vulnerabilities (STOP in the default bundle).
-func withLodash(t *testing.T) v1.Image {
+// withLodash is base plus one layer that adds lodash 4.17.15, an npm
+// package with HIGH vulnerabilities (STOP in the default bundle).
+func withLodash(t *testing.T, base v1.Image) v1.Image {
 	t.Helper()
 	layer := steptest.Layer(t, map[string]string{
 		"app/node_modules/lodash/package.json": `{"name": "lodash", "version": "4.17.15", "license": "MIT"}`,
 		"app/package.json":                     `{"name": "app", "version": "1.0.0", "dependencies": {"lodash": "4.17.15"}}`,
 	})
-	img, err := mutate.AppendLayers(steptest.SharedImage(t, "bullseye-minbase"), layer)
+	img, err := mutate.AppendLayers(base, layer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +40,11 @@ func TestBaseline(t *testing.T) {
 	t.Parallel()
 	g := steptest.Shared(t)
 	reg := steptest.NewRegistry(t)
-	base := reg.Push(t, "team/base:11", steptest.SharedImage(t, "bullseye-minbase"))
-	app := reg.Push(t, "team/app:1", withLodash(t))
+	// A digest of its own, so that this test analyses it whatever the
+	// other tests of the shared gate did before.
+	baseImg := labelled(t, steptest.SharedImage(t, "bullseye-minbase"), "baseline-test")
+	base := reg.Push(t, "team/base:11", baseImg)
+	app := reg.Push(t, "team/app:1", withLodash(t, baseImg))
 
 	t.Run("the base as baseline", func(t *testing.T) {
 		r := runStep(t, gateEnv(g), "--image", app, "--baseline", base, "--fail-on", "new")

@@ -166,7 +166,13 @@ func unique(t *testing.T) v1.Image {
 // that each label makes a new digest the gate analyses afresh.
 func dpkgOnly(t *testing.T, label string) v1.Image {
 	t.Helper()
-	img := steptest.SharedImage(t, "bullseye-dpkgonly")
+	return labelled(t, steptest.SharedImage(t, "bullseye-dpkgonly"), label)
+}
+
+// labelled returns img with a label in its config: a new digest with the
+// same layers.
+func labelled(t *testing.T, img v1.Image, label string) v1.Image {
+	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
