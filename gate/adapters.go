@@ -11,10 +11,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/catalog"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/registry"
 	"github.com/buildgate/buildgate/internal/secret"
@@ -65,7 +65,7 @@ func (r registryAdapter) ResolveFor(ctx context.Context, s, platform string, aut
 func (r registryAdapter) Pull(ctx context.Context, pullRef, dir string) error {
 	ref, err := name.NewDigest(pullRef)
 	if err != nil {
-		return image.Errorf(image.EINVALID, "invalid pull reference %q: %v", pullRef, err)
+		return buildgate.Errorf(buildgate.EINVALID, "invalid pull reference %q: %v", pullRef, err)
 	}
 	_, err = r.client.Pull(ctx, registry.Resolved{Ref: ref, Digest: ref.DigestStr()}, dir)
 	return err
@@ -94,7 +94,7 @@ func (r registryAdapter) NormalizeTag(tag string) (string, error) {
 	}
 	full := registry.FullTag(tag, ref)
 	if full == "" {
-		return "", image.Errorf(image.EINVALID, "tag %q names a digest; give repository:tag", tag)
+		return "", buildgate.Errorf(buildgate.EINVALID, "tag %q names a digest; give repository:tag", tag)
 	}
 	return full, nil
 }
@@ -108,11 +108,11 @@ type catalogAdapter struct {
 	// policies lists the stored bundles, whose content rules each
 	// analysis searches file contents for.
 	policies interface {
-		ListPolicies(ctx context.Context) ([]image.PolicyRecord, error)
+		ListPolicies(ctx context.Context) ([]buildgate.PolicyRecord, error)
 	}
 }
 
-func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*image.Analysis, error) {
+func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*buildgate.Analysis, error) {
 	cfg := catalog.DefaultConfig()
 	cfg.Limits = c.limits
 	cfg.LayerCache = c.layers
@@ -124,8 +124,8 @@ func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*image.Analysi
 	if err != nil {
 		return nil, err
 	}
-	return &image.Analysis{
-		Facts: image.Facts{
+	return &buildgate.Analysis{
+		Facts: buildgate.Facts{
 			Digest: r.Digest, Metadata: r.Metadata, Packages: r.Packages, Files: r.Files,
 			Secrets: r.Secrets, ContentMatches: r.ContentMatches,
 		},
@@ -161,12 +161,12 @@ func (c catalogAdapter) contentRules(ctx context.Context) ([]catalog.Rule, error
 	return rules, nil
 }
 
-func (catalogAdapter) DecodeSBOM(r io.Reader) (*image.Analysis, error) {
+func (catalogAdapter) DecodeSBOM(r io.Reader) (*buildgate.Analysis, error) {
 	doc, d, err := catalog.DecodeSBOM(r)
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "%v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "%v", err)
 	}
-	return &image.Analysis{Facts: image.Facts{Metadata: d.Metadata, Packages: d.Packages}, SBOM: doc}, nil
+	return &buildgate.Analysis{Facts: buildgate.Facts{Metadata: d.Metadata, Packages: d.Packages}, SBOM: doc}, nil
 }
 
 // sbomAdapter serves server.SBOMs with syft's encoders.
@@ -187,10 +187,10 @@ func (d dbAdapter) Ready() bool { return d.m.Ready() }
 // Import reports a refused archive as invalid input, naming the cause.
 func (d dbAdapter) Import(ctx context.Context, r io.Reader) error {
 	if _, err := d.m.Import(ctx, r); err != nil {
-		if ctx.Err() != nil || image.ErrorCode(err) != image.EINTERNAL {
+		if ctx.Err() != nil || buildgate.ErrorCode(err) != buildgate.EINTERNAL {
 			return err
 		}
-		return image.Errorf(image.EINVALID, "the DB archive was refused and the current DB kept: %v", err)
+		return buildgate.Errorf(buildgate.EINVALID, "the DB archive was refused and the current DB kept: %v", err)
 	}
 	return nil
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/admission"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/server"
 )
 
@@ -50,14 +50,14 @@ func (m *Main) ensureAdmissionToken(ctx context.Context) error {
 	hash := server.HashToken(secret)
 	t, err := m.Store.TokenByHash(ctx, hash)
 	switch {
-	case err == nil && t.Role != image.RoleAdmission:
+	case err == nil && t.Role != buildgate.RoleAdmission:
 		return fmt.Errorf("--admission-token is already the token %q of role %s: give the admission role its own token", t.Name, t.Role)
 	case err == nil:
 		return nil
-	case image.ErrorCode(err) != image.EUNAUTHORIZED:
+	case buildgate.ErrorCode(err) != buildgate.EUNAUTHORIZED:
 		return err
 	}
-	tok, err := server.NewTokenRecord("admission", image.RoleAdmission, 0, m.Now())
+	tok, err := server.NewTokenRecord("admission", buildgate.RoleAdmission, 0, m.Now())
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/server"
 )
 
@@ -29,10 +29,10 @@ func BenchmarkAdmissionReview(b *testing.B) {
 	}
 	ctx := context.Background()
 	const token = "bg_bench_admission_token"
-	if err := g.Store.CreateToken(ctx, image.Token{ID: "kube", Name: "kube-apiserver", Role: image.RoleAdmission, CreatedAt: time.Now().UTC()}, server.HashToken(token)); err != nil {
+	if err := g.Store.CreateToken(ctx, buildgate.Token{ID: "kube", Name: "kube-apiserver", Role: buildgate.RoleAdmission, CreatedAt: time.Now().UTC()}, server.HashToken(token)); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := g.Admission.CreateRule(ctx, image.AdmissionRule{Name: "prod", Namespaces: []string{"prod-*"}}); err != nil {
+	if _, err := g.Admission.CreateRule(ctx, buildgate.AdmissionRule{Name: "prod", Namespaces: []string{"prod-*"}}); err != nil {
 		b.Fatal(err)
 	}
 	client := &http.Client{}

@@ -25,8 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/notify/notifytest"
 )
 
@@ -205,8 +205,8 @@ func TestAdmissionReviews(t *testing.T) {
 			t.Fatalf("saving a bundle: %d", code)
 		}
 	}
-	admissionToken := anchoreToken(t, g, "kube-apiserver", image.RoleAdmission)
-	ciToken := anchoreToken(t, g, "ci", image.RoleCI)
+	admissionToken := anchoreToken(t, g, "kube-apiserver", buildgate.RoleAdmission)
+	ciToken := anchoreToken(t, g, "ci", buildgate.RoleCI)
 
 	// Rules, in order; invalid ones are refused with what is wrong.
 	for _, bad := range []struct {

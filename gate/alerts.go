@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/alert"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/notify"
 	"github.com/buildgate/buildgate/internal/secret"
 )
@@ -52,9 +52,9 @@ func (m *Main) openAlerts(ctx context.Context, reg alert.Registry, sealer *secre
 	m.Alerts = alert.New(alert.Config{
 		TagPollInterval: c.TagPollInterval, RetryBase: c.DeliveryRetry, RetryMax: c.DeliveryRetryMax, MaxAttempts: c.DeliveryAttempts,
 	}, m.Store, sealer, map[string]alert.Sender{
-		image.ChannelWebhook: notify.Webhook{UserAgent: ua, Client: m.Guard.Client(0, 0)},
-		image.ChannelSlack:   notify.Slack{UserAgent: ua, Client: m.Guard.Client(0, 0)},
-		image.ChannelEmail:   notify.Email{Dial: m.Guard.DialContext},
+		buildgate.ChannelWebhook: notify.Webhook{UserAgent: ua, Client: m.Guard.Client(0, 0)},
+		buildgate.ChannelSlack:   notify.Slack{UserAgent: ua, Client: m.Guard.Client(0, 0)},
+		buildgate.ChannelEmail:   notify.Email{Dial: m.Guard.DialContext},
 	}, m.Analysis, reg, m.Log)
 	m.Alerts.Now = m.Now
 	n, err := m.Alerts.SealChannelURLs(context.Background())
@@ -71,13 +71,13 @@ func (m *Main) openAlerts(ctx context.Context, reg alert.Registry, sealer *secre
 
 // alertFinished and alertRematched are the analysis Observer's hooks into
 // alerts; m.Alerts is set before any analysis runs.
-func (m *Main) alertFinished(digest string, outcome image.Status, d time.Duration) {
+func (m *Main) alertFinished(digest string, outcome buildgate.Status, d time.Duration) {
 	if m.Alerts != nil {
 		m.Alerts.AnalysisFinished(digest, outcome, d)
 	}
 }
 
-func (m *Main) alertRematched(ctx context.Context, digest string, before, after []image.Match, db image.DBInfo) {
+func (m *Main) alertRematched(ctx context.Context, digest string, before, after []buildgate.Match, db buildgate.DBInfo) {
 	if m.Alerts != nil {
 		m.Alerts.Rematched(ctx, digest, before, after, db)
 	}

@@ -20,9 +20,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/notify/notifytest"
 	"github.com/buildgate/buildgate/internal/vulndb"
 	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
@@ -135,7 +135,7 @@ func TestAlertUnscannedImageScan(t *testing.T) {
 	}
 
 	// A ci token may push inventory, and only that.
-	ci := anchoreToken(t, g, "runtime", image.RoleCI)
+	ci := anchoreToken(t, g, "runtime", buildgate.RoleCI)
 	if code, _ := g.regCall(t, "GET", "/v1/alerts", nil, nil, ci); code != 403 {
 		t.Errorf("ci lists alerts: %d", code)
 	}
@@ -627,7 +627,7 @@ func TestRuntimeExampleScript(t *testing.T) {
 	os.WriteFile(filepath.Join(bin, "kubectl"), []byte("#!/bin/sh\ncat "+filepath.Join(bin, "pods.json")+"\n"), 0o755)
 	cmd := exec.Command("sh", filepath.Join("..", "examples", "runtime", "push-inventory.sh"))
 	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"GATE_URL="+g.URL, "GATE_TOKEN="+anchoreToken(t, g, "cron", image.RoleCI), "CLUSTER=prod-eu")
+		"GATE_URL="+g.URL, "GATE_TOKEN="+anchoreToken(t, g, "cron", buildgate.RoleCI), "CLUSTER=prod-eu")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("push-inventory.sh: %v\n%s", err, out)

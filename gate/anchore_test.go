@@ -18,8 +18,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/server/anchore"
@@ -290,10 +290,10 @@ func checkAnchoreTime(t *testing.T, what, s string) {
 	}
 }
 
-func anchoreToken(t *testing.T, g *testGate, name string, role image.Role) string {
+func anchoreToken(t *testing.T, g *testGate, name string, role buildgate.Role) string {
 	t.Helper()
 	secret := "bg_test_" + name + "_token"
-	if err := g.Store.CreateToken(context.Background(), image.Token{ID: name, Name: name, Role: role, CreatedAt: time.Now().UTC()}, server.HashToken(secret)); err != nil {
+	if err := g.Store.CreateToken(context.Background(), buildgate.Token{ID: name, Name: name, Role: role, CreatedAt: time.Now().UTC()}, server.HashToken(secret)); err != nil {
 		t.Fatal(err)
 	}
 	return secret
@@ -368,7 +368,7 @@ func TestAnchoreAPI(t *testing.T) {
 	host := testRegistry(t)
 	tag := host + "/team/minbase:1.0"
 	push(t, tag, sharedImage(t, "bullseye-minbase"))
-	ciToken := anchoreToken(t, g, "ci", image.RoleCI)
+	ciToken := anchoreToken(t, g, "ci", buildgate.RoleCI)
 
 	// anchore-cli: ANCHORE_CLI_URL=.../api/scanning/v1/anchore,
 	// ANCHORE_CLI_USER=<token>, the password empty (sent as "" or None).

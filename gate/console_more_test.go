@@ -10,7 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/notify/notifytest"
 )
 
@@ -24,7 +24,7 @@ func TestConsoleAlerts(t *testing.T) {
 	g := startGate(t, nil)
 	const hookSecret = "console-more-hook-secret"
 	recv := notifytest.NewReceiver(t, hookSecret)
-	ciToken := anchoreToken(t, g, "console-more-ci", image.RoleCI)
+	ciToken := anchoreToken(t, g, "console-more-ci", buildgate.RoleCI)
 	r := consoleRun{t: t, ctx: ctx, url: g.URL, dir: screenshotDir(t)}
 	r.signIn(testToken)
 
@@ -135,7 +135,7 @@ func TestConsoleAlerts(t *testing.T) {
 func TestConsoleRegistryEdit(t *testing.T) {
 	ctx := browser(t)
 	g := startGate(t, nil)
-	ciToken := anchoreToken(t, g, "console-reg-ci", image.RoleCI)
+	ciToken := anchoreToken(t, g, "console-reg-ci", buildgate.RoleCI)
 	r := consoleRun{t: t, ctx: ctx, url: g.URL, dir: screenshotDir(t)}
 	r.signIn(testToken)
 	fake := basicAuthRegistry(t, "alice", "right-password")
@@ -194,7 +194,7 @@ func TestConsoleRegistryEdit(t *testing.T) {
 func TestConsoleMappings(t *testing.T) {
 	ctx := browser(t)
 	g := startGate(t, nil)
-	ciToken := anchoreToken(t, g, "console-map-ci", image.RoleCI)
+	ciToken := anchoreToken(t, g, "console-map-ci", buildgate.RoleCI)
 	r := consoleRun{t: t, ctx: ctx, url: g.URL, dir: screenshotDir(t)}
 	r.signIn(testToken)
 	bundle := filepath.Join(t.TempDir(), "bundle.json")

@@ -15,7 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -212,7 +212,7 @@ func TestConsole(t *testing.T) {
 	reg := testRegistry(t)
 	ref := reg + "/team/app:v1"
 	push(t, ref, sharedImage(t, "bullseye-minbase"))
-	ciToken := anchoreToken(t, g, "console-ci", image.RoleCI)
+	ciToken := anchoreToken(t, g, "console-ci", buildgate.RoleCI)
 	r := consoleRun{t: t, ctx: ctx, url: g.URL, dir: screenshotDir(t)}
 
 	// Signing in: a bad token is refused; the session cookie is HttpOnly and SameSite=Strict.

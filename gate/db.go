@@ -12,7 +12,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/vulndb"
 )
 
@@ -67,7 +67,7 @@ func dbBuildCommand() *ffcli.Command {
 	}
 }
 
-func printProviders(ps []image.Provider) {
+func printProviders(ps []buildgate.Provider) {
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "PROVIDER\tRECORDS\tCAPTURED")
 	for _, p := range ps {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Replicas sharing a store (PostgreSQL) share one vulnerability DB: the
@@ -23,7 +23,7 @@ const storeSource = "store:"
 // publishDB stores the archive at path as the cluster's DB unless it
 // holds the DB the store has already (a gate loading the store's DB, or
 // one updating to the same build as another).
-func (m *Main) publishDB(ctx context.Context, path string, info image.DBInfo, source string) error {
+func (m *Main) publishDB(ctx context.Context, path string, info buildgate.DBInfo, source string) error {
 	if strings.HasPrefix(source, storeSource) {
 		return nil
 	}

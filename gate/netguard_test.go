@@ -23,9 +23,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/notify/notifytest"
 	"github.com/buildgate/buildgate/internal/registry"
 )
@@ -325,7 +325,7 @@ func TestWebhookURLRedacted(t *testing.T) {
 	}
 
 	// A channel stored before URLs were sealed gets its URL sealed at start.
-	old, err := g.Store.CreateChannel(context.Background(), image.Channel{Name: "old", Type: image.ChannelWebhook, URL: recv.URL + "/old?token=" + token}, "")
+	old, err := g.Store.CreateChannel(context.Background(), buildgate.Channel{Name: "old", Type: buildgate.ChannelWebhook, URL: recv.URL + "/old?token=" + token}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

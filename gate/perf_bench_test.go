@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
 )
 
@@ -99,7 +99,7 @@ func processCPU() time.Duration {
 
 // analysedSBOM has the gate analyse a shared image and returns its stored
 // analysis (with the syft-json SBOM the gate made).
-func analysedSBOM(b *testing.B, g *testGate, host, name string) *image.Analysis {
+func analysedSBOM(b *testing.B, g *testGate, host, name string) *buildgate.Analysis {
 	b.Helper()
 	ref := host + "/bench/" + name + ":1"
 	push(b, ref, sharedImage(b, name))
@@ -146,7 +146,7 @@ func BenchmarkRematch1000(b *testing.B) {
 	g := startGate(b, nil)
 	host := testRegistry(b)
 	ctx := context.Background()
-	bases := []*image.Analysis{analysedSBOM(b, g, host, "bullseye-minbase"), analysedSBOM(b, g, host, "bookworm-app")}
+	bases := []*buildgate.Analysis{analysedSBOM(b, g, host, "bullseye-minbase"), analysedSBOM(b, g, host, "bookworm-app")}
 	const images = 1000
 	seen := map[string]bool{}
 	for i := 0; len(seen) < images; i++ {
@@ -165,11 +165,11 @@ func BenchmarkRematch1000(b *testing.B) {
 			continue // the same packages as another image
 		}
 		seen[d] = true
-		if _, _, err := g.Store.SubmitImage(ctx, image.Submission{Digest: d, Source: "sbom", Force: true}); err != nil {
+		if _, _, err := g.Store.SubmitImage(ctx, buildgate.Submission{Digest: d, Source: "sbom", Force: true}); err != nil {
 			b.Fatal(err)
 		}
 		// Never matched: the re-match takes it.
-		if err := g.Store.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: d, Metadata: base.Metadata}, SBOM: doc, MatchedAt: g.Now()}); err != nil {
+		if err := g.Store.SaveAnalysis(ctx, &buildgate.Analysis{Facts: buildgate.Facts{Digest: d, Metadata: base.Metadata}, SBOM: doc, MatchedAt: g.Now()}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,8 +5,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/registry"
 	"github.com/buildgate/buildgate/internal/secret"
 )
@@ -26,8 +26,8 @@ func (m *Main) openRegistries(ctx context.Context, sealer *secret.Sealer) error 
 	})
 	m.Registries = analysis.NewRegistries(m.Store, sealer, loginAdapter{m.RegistryAuth}, m.Log)
 	m.Registries.Changed = m.RegistryAuth.Invalidate
-	m.Registries.CheckHost = func(c image.RegistryCredential) error {
-		if c.Type != image.RegistryTypeAWSECR {
+	m.Registries.CheckHost = func(c buildgate.RegistryCredential) error {
+		if c.Type != buildgate.RegistryTypeAWSECR {
 			return nil
 		}
 		return registry.CheckECRHost(c.Registry, m.Guard)

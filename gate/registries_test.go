@@ -18,9 +18,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/registry/registrytest"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/server"
@@ -144,7 +144,7 @@ func TestRegistriesAPI(t *testing.T) {
 	}
 	var rec api.Registry
 	json.Unmarshal(b, &rec)
-	if rec.Registry != "gcr.io/my-project" || rec.Type != image.RegistryTypeDockerV2 || !rec.VerifyTLS || rec.PasswordSetAt.IsZero() || rec.Name != "gcr project" {
+	if rec.Registry != "gcr.io/my-project" || rec.Type != buildgate.RegistryTypeDockerV2 || !rec.VerifyTLS || rec.PasswordSetAt.IsZero() || rec.Name != "gcr project" {
 		t.Fatalf("record %+v", rec)
 	}
 	for _, p := range []string{"/v1/registries/gcr.io/my-project", "/v1/registries/gcr.io%2Fmy-project"} {
@@ -205,7 +205,7 @@ func TestRegistriesAPI(t *testing.T) {
 
 	// Admin only.
 	secretTok, hash := server.NewToken()
-	if err := g.Store.CreateToken(context.Background(), image.Token{ID: "ci-registries", Name: "ci", Role: image.RoleCI, CreatedAt: time.Now()}, hash); err != nil {
+	if err := g.Store.CreateToken(context.Background(), buildgate.Token{ID: "ci-registries", Name: "ci", Role: buildgate.RoleCI, CreatedAt: time.Now()}, hash); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"GET /v1/registries", "GET /v1/registries/docker.io", "POST /v1/registries", "PUT /v1/registries/docker.io", "DELETE /v1/registries/docker.io"} {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/server/anchore"
 	"github.com/buildgate/buildgate/internal/server/harbor"
 )
@@ -42,55 +42,55 @@ func consoleSession(t *testing.T, base, token string) (*http.Client, string) {
 }
 
 // TestOneRulePerRole: every face of the gate (/v1, the Anchore API,
-// Harbor's scanner API, the console) refuses a ci token exactly what image.RoleCI.Can refuses, and
+// Harbor's scanner API, the console) refuses a ci token exactly what buildgate.RoleCI.Can refuses, and
 // lets admin through; the README's table says the same.
 func TestOneRulePerRole(t *testing.T) {
 	g := startGate(t, nil)
-	ciToken := anchoreToken(t, g, "rules-ci", image.RoleCI)
+	ciToken := anchoreToken(t, g, "rules-ci", buildgate.RoleCI)
 	type call struct {
 		face, method, path string
-		act                image.Action
+		act                buildgate.Action
 	}
 	calls := []call{
-		{"v1", "GET", "/v1/images", image.ActReadImages},
-		{"v1", "POST", "/v1/images", image.ActSubmitImages},
-		{"v1", "DELETE", "/v1/images/sha256:00", image.ActDeleteImages},
-		{"v1", "GET", "/v1/policies", image.ActReadPolicies},
-		{"v1", "POST", "/v1/policies", image.ActWritePolicies},
-		{"v1", "GET", "/v1/registries", image.ActManageRegistries},
-		{"v1", "GET", "/v1/subscriptions", image.ActReadSubscriptions},
-		{"v1", "POST", "/v1/subscriptions", image.ActWriteSubscriptions},
-		{"v1", "GET", "/v1/alerts", image.ActManageAlerts},
-		{"v1", "POST", "/v1/db/import", image.ActImportDB},
-		{"v1", "GET", "/v1/tokens", image.ActManageTokens},
-		{"v1", "GET", "/metrics", image.ActReadMetrics},
-		{"v1", "GET", "/debug/pprof/heap", image.ActProfile},
-		{"v1", "POST", "/v1/admission/review", image.ActReviewAdmission},
-		{"v1", "GET", "/v1/admission/rules", image.ActManageAdmission},
-		{"v1", "GET", "/v1/admission/decisions", image.ActManageAdmission},
-		{"anchore", "GET", anchore.Prefix + "/images", image.ActReadImages},
-		{"anchore", "POST", anchore.Prefix + "/images", image.ActSubmitImages},
-		{"anchore", "DELETE", anchore.Prefix + "/images/sha256:00", image.ActDeleteImages},
-		{"anchore", "GET", anchore.Prefix + "/policies", image.ActReadPolicies},
-		{"anchore", "POST", anchore.Prefix + "/policies", image.ActWritePolicies},
-		{"anchore", "GET", anchore.Prefix + "/registries", image.ActManageRegistries},
-		{"anchore", "GET", anchore.Prefix + "/subscriptions", image.ActReadSubscriptions},
-		{"anchore", "POST", anchore.Prefix + "/subscriptions", image.ActWriteSubscriptions},
-		{"harbor", "GET", harbor.Prefix + "/api/v1/metadata", image.ActReadImages},
-		{"harbor", "POST", harbor.Prefix + "/api/v1/scan", image.ActSubmitImages},
-		{"console", "GET", "/ui/repositories", image.ActReadImages},
-		{"console", "POST", "/ui/scan", image.ActSubmitImages},
-		{"console", "GET", "/ui/policies", image.ActReadPolicies},
-		{"console", "GET", "/ui/policies/x/export", image.ActReadPolicies},
-		{"console", "POST", "/ui/policies/import", image.ActWritePolicies},
-		{"console", "GET", "/ui/registries", image.ActManageRegistries},
-		{"console", "GET", "/ui/alerts", image.ActManageAlerts},
+		{"v1", "GET", "/v1/images", buildgate.ActReadImages},
+		{"v1", "POST", "/v1/images", buildgate.ActSubmitImages},
+		{"v1", "DELETE", "/v1/images/sha256:00", buildgate.ActDeleteImages},
+		{"v1", "GET", "/v1/policies", buildgate.ActReadPolicies},
+		{"v1", "POST", "/v1/policies", buildgate.ActWritePolicies},
+		{"v1", "GET", "/v1/registries", buildgate.ActManageRegistries},
+		{"v1", "GET", "/v1/subscriptions", buildgate.ActReadSubscriptions},
+		{"v1", "POST", "/v1/subscriptions", buildgate.ActWriteSubscriptions},
+		{"v1", "GET", "/v1/alerts", buildgate.ActManageAlerts},
+		{"v1", "POST", "/v1/db/import", buildgate.ActImportDB},
+		{"v1", "GET", "/v1/tokens", buildgate.ActManageTokens},
+		{"v1", "GET", "/metrics", buildgate.ActReadMetrics},
+		{"v1", "GET", "/debug/pprof/heap", buildgate.ActProfile},
+		{"v1", "POST", "/v1/admission/review", buildgate.ActReviewAdmission},
+		{"v1", "GET", "/v1/admission/rules", buildgate.ActManageAdmission},
+		{"v1", "GET", "/v1/admission/decisions", buildgate.ActManageAdmission},
+		{"anchore", "GET", anchore.Prefix + "/images", buildgate.ActReadImages},
+		{"anchore", "POST", anchore.Prefix + "/images", buildgate.ActSubmitImages},
+		{"anchore", "DELETE", anchore.Prefix + "/images/sha256:00", buildgate.ActDeleteImages},
+		{"anchore", "GET", anchore.Prefix + "/policies", buildgate.ActReadPolicies},
+		{"anchore", "POST", anchore.Prefix + "/policies", buildgate.ActWritePolicies},
+		{"anchore", "GET", anchore.Prefix + "/registries", buildgate.ActManageRegistries},
+		{"anchore", "GET", anchore.Prefix + "/subscriptions", buildgate.ActReadSubscriptions},
+		{"anchore", "POST", anchore.Prefix + "/subscriptions", buildgate.ActWriteSubscriptions},
+		{"harbor", "GET", harbor.Prefix + "/api/v1/metadata", buildgate.ActReadImages},
+		{"harbor", "POST", harbor.Prefix + "/api/v1/scan", buildgate.ActSubmitImages},
+		{"console", "GET", "/ui/repositories", buildgate.ActReadImages},
+		{"console", "POST", "/ui/scan", buildgate.ActSubmitImages},
+		{"console", "GET", "/ui/policies", buildgate.ActReadPolicies},
+		{"console", "GET", "/ui/policies/x/export", buildgate.ActReadPolicies},
+		{"console", "POST", "/ui/policies/import", buildgate.ActWritePolicies},
+		{"console", "GET", "/ui/registries", buildgate.ActManageRegistries},
+		{"console", "GET", "/ui/alerts", buildgate.ActManageAlerts},
 	}
-	covered := map[image.Action]bool{}
+	covered := map[buildgate.Action]bool{}
 	for _, role := range []struct {
-		role  image.Role
+		role  buildgate.Role
 		token string
-	}{{image.RoleCI, ciToken}, {image.RoleAdmin, testToken}} {
+	}{{buildgate.RoleCI, ciToken}, {buildgate.RoleAdmin, testToken}} {
 		ui, csrf := consoleSession(t, g.URL, role.token)
 		ui.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		for _, c := range calls {
@@ -131,15 +131,15 @@ func TestOneRulePerRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range image.Actions() {
-		if !covered[a] && a != image.ActBindTags { // bind tags: TestTagSpoofing
+	for _, a := range buildgate.Actions() {
+		if !covered[a] && a != buildgate.ActBindTags { // bind tags: TestTagSpoofing
 			t.Errorf("no request exercises %q", a)
 		}
 		yes := map[bool]string{true: "yes", false: "no"}
 		row := regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(string(a)) + "`[^|]*\\| (yes|no) \\| (yes|no) \\| (yes|no) \\|$").FindStringSubmatch(string(readme))
-		if row == nil || row[1] != yes[image.RoleAdmin.Can(a)] || row[2] != yes[image.RoleCI.Can(a)] || row[3] != yes[image.RoleAdmission.Can(a)] {
+		if row == nil || row[1] != yes[buildgate.RoleAdmin.Can(a)] || row[2] != yes[buildgate.RoleCI.Can(a)] || row[3] != yes[buildgate.RoleAdmission.Can(a)] {
 			t.Errorf("the README's role table row for %q = %v, want admin %s, ci %s, admission %s", a, row,
-				yes[image.RoleAdmin.Can(a)], yes[image.RoleCI.Can(a)], yes[image.RoleAdmission.Can(a)])
+				yes[buildgate.RoleAdmin.Can(a)], yes[buildgate.RoleCI.Can(a)], yes[buildgate.RoleAdmission.Can(a)])
 		}
 	}
 }

@@ -18,11 +18,11 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/admission"
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/catalog"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/registry"
 	"github.com/buildgate/buildgate/internal/secret"
@@ -342,13 +342,13 @@ func (m *Main) Open(ctx context.Context) error {
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
 		Now: m.Now,
 	}, m.Store, reg, cat, m.VulnDB, analysis.Observer{
-		Finished: func(digest string, outcome image.Status, d time.Duration) {
+		Finished: func(digest string, outcome buildgate.Status, d time.Duration) {
 			metrics.ObserveAnalysis(digest, outcome, d)
 			m.alertFinished(digest, outcome, d)
 			m.admissionFinished()
 		},
 		Analyzed: m.Verdicts.Reevaluate,
-		Rematched: func(ctx context.Context, digest string, before, after []image.Match, db image.DBInfo) {
+		Rematched: func(ctx context.Context, digest string, before, after []buildgate.Match, db buildgate.DBInfo) {
 			metrics.ObserveRematch()
 			m.alertRematched(ctx, digest, before, after, db)
 		},
@@ -495,7 +495,7 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	} else {
 		secret, hash = server.NewToken()
 	}
-	tok, err := server.NewTokenRecord("admin", image.RoleAdmin, 0, m.Now())
+	tok, err := server.NewTokenRecord("admin", buildgate.RoleAdmin, 0, m.Now())
 	if err != nil {
 		return err
 	}

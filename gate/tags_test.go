@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/server/anchore"
 )
 
@@ -28,7 +28,7 @@ func TestTagSpoofing(t *testing.T) {
 	push(t, tag, sharedImage(t, "bullseye-minbase"))
 	other := host + "/scratch/empty:1"
 	push(t, other, randomImage(t))
-	ciToken := anchoreToken(t, g, "spoof-ci", image.RoleCI)
+	ciToken := anchoreToken(t, g, "spoof-ci", buildgate.RoleCI)
 	cli := anchoreClient{g, anchore.Prefix, anchoreBasic(ciToken, "None")}
 
 	var added []anchoreImage

@@ -12,7 +12,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
 )
@@ -36,7 +36,7 @@ func tokenCommandTo(out io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("gate token create", flag.ContinueOnError)
 	data := fs.String("data", DefaultConfig().DataDir, "the gate's data directory")
 	name := fs.String("name", "", "a name for the token (required)")
-	role := fs.String("role", string(image.RoleCI), "role: admin, ci or admission (may only send admission reviews)")
+	role := fs.String("role", string(buildgate.RoleCI), "role: admin, ci or admission (may only send admission reviews)")
 	expires := fs.Duration("expires", 0, "lifetime of the token, e.g. 720h (default: it does not expire)")
 	create := &ffcli.Command{
 		Name: "create", ShortUsage: "gate token create --name N --role admin|ci|admission [--expires 720h] --data DIR", ShortHelp: "create an API token and print it",
@@ -45,7 +45,7 @@ func tokenCommandTo(out io.Writer) *ffcli.Command {
 			if *name == "" {
 				return fmt.Errorf("--name is required")
 			}
-			r := image.Role(*role)
+			r := buildgate.Role(*role)
 			if !r.Valid() {
 				return fmt.Errorf("invalid --role %q: want admin, ci or admission", *role)
 			}

@@ -3,8 +3,8 @@ package main
 import (
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/vex"
 )
@@ -20,7 +20,7 @@ func (vexEngine) Parse(data []byte) (string, int, error) {
 	return d.Format, d.Statements(), nil
 }
 
-func (vexEngine) Judge(t image.VEXTarget, docs []analysis.NamedVEX) (policy.VEX, error) {
+func (vexEngine) Judge(t buildgate.VEXTarget, docs []analysis.NamedVEX) (policy.VEX, error) {
 	sources := make([]vex.Source, 0, len(docs))
 	for _, nd := range docs {
 		d, err := vex.Parse(nd.Data)
@@ -32,6 +32,6 @@ func (vexEngine) Judge(t image.VEXTarget, docs []analysis.NamedVEX) (policy.VEX,
 	return vex.NewJudge(t, sources...), nil
 }
 
-func (vexEngine) Export(t image.VEXTarget, ev *policy.Evaluation, now time.Time) ([]byte, error) {
+func (vexEngine) Export(t buildgate.VEXTarget, ev *policy.Evaluation, now time.Time) ([]byte, error) {
 	return vex.Export(t, ev, now)
 }

@@ -19,32 +19,32 @@ import (
 	"sync"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
 // Store is what the service needs from the database.
 type Store interface {
-	CreateAdmissionRule(ctx context.Context, r image.AdmissionRule) (*image.AdmissionRule, error)
-	UpdateAdmissionRule(ctx context.Context, r image.AdmissionRule) (*image.AdmissionRule, error)
-	AdmissionRule(ctx context.Context, id string) (*image.AdmissionRule, error)
-	ListAdmissionRules(ctx context.Context) ([]image.AdmissionRule, error)
+	CreateAdmissionRule(ctx context.Context, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error)
+	UpdateAdmissionRule(ctx context.Context, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error)
+	AdmissionRule(ctx context.Context, id string) (*buildgate.AdmissionRule, error)
+	ListAdmissionRules(ctx context.Context) ([]buildgate.AdmissionRule, error)
 	DeleteAdmissionRule(ctx context.Context, id string) error
-	SaveAdmissionDecision(ctx context.Context, d image.AdmissionDecision) (*image.AdmissionDecision, error)
-	ListAdmissionDecisions(ctx context.Context, f image.AdmissionDecisionFilter) ([]image.AdmissionDecision, error)
+	SaveAdmissionDecision(ctx context.Context, d buildgate.AdmissionDecision) (*buildgate.AdmissionDecision, error)
+	ListAdmissionDecisions(ctx context.Context, f buildgate.AdmissionDecisionFilter) ([]buildgate.AdmissionDecision, error)
 	SetNamespaceLabels(ctx context.Context, cluster, namespace string, labels map[string]string) error
 	NamespaceLabels(ctx context.Context, cluster, namespace string) (map[string]string, error)
 
-	Image(ctx context.Context, digest string) (*image.Image, error)
-	Policy(ctx context.Context, id string) (*image.PolicyRecord, error)
-	ActivePolicy(ctx context.Context) (*image.PolicyRecord, error)
-	Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error)
+	Image(ctx context.Context, digest string) (*buildgate.Image, error)
+	Policy(ctx context.Context, id string) (*buildgate.PolicyRecord, error)
+	ActivePolicy(ctx context.Context) (*buildgate.PolicyRecord, error)
+	Evaluation(ctx context.Context, digest, tag, policyID string) (*buildgate.StoredEvaluation, error)
 }
 
 // Images submits images for analysis (analysis.Service).
 type Images interface {
-	Submit(ctx context.Context, req analysis.SubmitRequest) (*image.Image, error)
+	Submit(ctx context.Context, req analysis.SubmitRequest) (*buildgate.Image, error)
 }
 
 // Verdicts evaluates an analysed image under a policy and stores the
@@ -61,7 +61,7 @@ type Resolver interface {
 
 // Alerts hears of what audit mode admitted but would have denied.
 type Alerts interface {
-	AdmissionDenied(ctx context.Context, d image.AdmissionDecision)
+	AdmissionDenied(ctx context.Context, d buildgate.AdmissionDecision)
 }
 
 // Config tunes the service.
@@ -111,7 +111,7 @@ type Service struct {
 
 	mu       sync.Mutex
 	finished chan struct{} // closed and replaced when an analysis finishes
-	rules    []image.AdmissionRule
+	rules    []buildgate.AdmissionRule
 
 	bg sync.WaitGroup
 }
@@ -170,46 +170,46 @@ func (s *Service) MaxWait() time.Duration { return s.cfg.Timeout }
 func (s *Service) DefaultWait() time.Duration { return s.cfg.DefaultWait }
 
 // normalize checks a rule and fills its defaults.
-func (s *Service) normalize(ctx context.Context, r image.AdmissionRule) (image.AdmissionRule, error) {
+func (s *Service) normalize(ctx context.Context, r buildgate.AdmissionRule) (buildgate.AdmissionRule, error) {
 	r.Name = strings.TrimSpace(r.Name)
 	if r.Name == "" {
-		return r, image.Errorf(image.EINVALID, "name is required")
+		return r, buildgate.Errorf(buildgate.EINVALID, "name is required")
 	}
 	if r.Mode == "" {
-		r.Mode = image.AdmissionPolicy
+		r.Mode = buildgate.AdmissionPolicy
 	}
-	if !slices.Contains(image.AdmissionModes(), r.Mode) {
-		return r, image.Errorf(image.EINVALID, "mode %q is not one of %s", r.Mode, strings.Join(image.AdmissionModes(), ", "))
+	if !slices.Contains(buildgate.AdmissionModes(), r.Mode) {
+		return r, buildgate.Errorf(buildgate.EINVALID, "mode %q is not one of %s", r.Mode, strings.Join(buildgate.AdmissionModes(), ", "))
 	}
 	if r.OnError == "" {
-		r.OnError = image.OnErrorDeny
+		r.OnError = buildgate.OnErrorDeny
 	}
-	if r.OnError != image.OnErrorDeny && r.OnError != image.OnErrorAllow {
-		return r, image.Errorf(image.EINVALID, "on_error %q is not deny or allow", r.OnError)
+	if r.OnError != buildgate.OnErrorDeny && r.OnError != buildgate.OnErrorAllow {
+		return r, buildgate.Errorf(buildgate.EINVALID, "on_error %q is not deny or allow", r.OnError)
 	}
 	if r.Wait == 0 {
 		r.Wait = s.cfg.DefaultWait
 	}
 	if r.Wait < 0 || r.Wait > s.cfg.Timeout {
-		return r, image.Errorf(image.EINVALID, "wait %s is outside 0s..%s: keep it under the webhook's timeout (the limit is gate serve --admission-timeout)", r.Wait, s.cfg.Timeout)
+		return r, buildgate.Errorf(buildgate.EINVALID, "wait %s is outside 0s..%s: keep it under the webhook's timeout (the limit is gate serve --admission-timeout)", r.Wait, s.cfg.Timeout)
 	}
 	if r.Position < 0 {
-		return r, image.Errorf(image.EINVALID, "position %d is negative", r.Position)
+		return r, buildgate.Errorf(buildgate.EINVALID, "position %d is negative", r.Position)
 	}
 	for i, n := range r.Namespaces {
 		if strings.TrimSpace(n) == "" {
-			return r, image.Errorf(image.EINVALID, "namespaces[%d] is empty: give a name or a glob such as prod-*", i)
+			return r, buildgate.Errorf(buildgate.EINVALID, "namespaces[%d] is empty: give a name or a glob such as prod-*", i)
 		}
 	}
 	for k := range r.NamespaceLabels {
 		if strings.TrimSpace(k) == "" {
-			return r, image.Errorf(image.EINVALID, "namespace_labels has an empty key")
+			return r, buildgate.Errorf(buildgate.EINVALID, "namespace_labels has an empty key")
 		}
 	}
 	if r.Policy != "" {
 		if _, err := s.store.Policy(ctx, r.Policy); err != nil {
-			if image.ErrorCode(err) == image.ENOTFOUND {
-				return r, image.Errorf(image.EINVALID, "policy %q does not exist: give a stored policy bundle's id, or none for the active one", r.Policy)
+			if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
+				return r, buildgate.Errorf(buildgate.EINVALID, "policy %q does not exist: give a stored policy bundle's id, or none for the active one", r.Policy)
 			}
 			return r, err
 		}
@@ -218,7 +218,7 @@ func (s *Service) normalize(ctx context.Context, r image.AdmissionRule) (image.A
 }
 
 // CreateRule validates and stores a new rule.
-func (s *Service) CreateRule(ctx context.Context, r image.AdmissionRule) (*image.AdmissionRule, error) {
+func (s *Service) CreateRule(ctx context.Context, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error) {
 	r, err := s.normalize(ctx, r)
 	if err != nil {
 		return nil, err
@@ -228,7 +228,7 @@ func (s *Service) CreateRule(ctx context.Context, r image.AdmissionRule) (*image
 }
 
 // UpdateRule validates and replaces a rule.
-func (s *Service) UpdateRule(ctx context.Context, id string, r image.AdmissionRule) (*image.AdmissionRule, error) {
+func (s *Service) UpdateRule(ctx context.Context, id string, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error) {
 	if _, err := s.store.AdmissionRule(ctx, id); err != nil {
 		return nil, err
 	}
@@ -241,12 +241,12 @@ func (s *Service) UpdateRule(ctx context.Context, id string, r image.AdmissionRu
 }
 
 // Rule returns one rule.
-func (s *Service) Rule(ctx context.Context, id string) (*image.AdmissionRule, error) {
+func (s *Service) Rule(ctx context.Context, id string) (*buildgate.AdmissionRule, error) {
 	return s.store.AdmissionRule(ctx, id)
 }
 
 // Rules returns the rules in the order they are tried.
-func (s *Service) Rules(ctx context.Context) ([]image.AdmissionRule, error) {
+func (s *Service) Rules(ctx context.Context) ([]buildgate.AdmissionRule, error) {
 	return s.store.ListAdmissionRules(ctx)
 }
 
@@ -256,16 +256,16 @@ func (s *Service) DeleteRule(ctx context.Context, id string) error {
 }
 
 // Decisions lists stored decisions, newest first.
-func (s *Service) Decisions(ctx context.Context, f image.AdmissionDecisionFilter) ([]image.AdmissionDecision, error) {
+func (s *Service) Decisions(ctx context.Context, f buildgate.AdmissionDecisionFilter) ([]buildgate.AdmissionDecision, error) {
 	if f.Limit < 0 || f.Limit > 1000 {
-		return nil, image.Errorf(image.EINVALID, "limit %d is outside 1..1000", f.Limit)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "limit %d is outside 1..1000", f.Limit)
 	}
 	return s.store.ListAdmissionDecisions(ctx, f)
 }
 
 // namespaceMatch reports whether a rule's namespace names and globs hold
 // a namespace; labels are checked apart (they need the store).
-func namespaceMatch(r image.AdmissionRule, ns string) bool {
+func namespaceMatch(r buildgate.AdmissionRule, ns string) bool {
 	if len(r.Namespaces) == 0 {
 		return true
 	}
@@ -287,7 +287,7 @@ func labelsMatch(want, have map[string]string) bool {
 }
 
 // scopeMatch reports whether an image reference is in a rule's scope.
-func scopeMatch(sc image.AdmissionScope, ref string) bool {
+func scopeMatch(sc buildgate.AdmissionScope, ref string) bool {
 	reg, repo, tag := policy.ParseTag(ref)
 	return policy.Glob(sc.Registry, reg) && policy.Glob(sc.Repository, repo) && policy.Glob(sc.Tag, tag)
 }

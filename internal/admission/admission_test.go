@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
 )
@@ -20,11 +20,11 @@ import (
 type store struct {
 	*sqlite.DB
 	mu     sync.Mutex
-	images map[string]image.Status
+	images map[string]buildgate.Status
 	hang   chan struct{} // when set, Image blocks until closed, whatever ctx says
 }
 
-func (s *store) Image(ctx context.Context, digest string) (*image.Image, error) {
+func (s *store) Image(ctx context.Context, digest string) (*buildgate.Image, error) {
 	s.mu.Lock()
 	st, ok := s.images[digest]
 	hang := s.hang
@@ -33,12 +33,12 @@ func (s *store) Image(ctx context.Context, digest string) (*image.Image, error) 
 		<-hang
 	}
 	if !ok {
-		return nil, image.Errorf(image.ENOTFOUND, "image %q not found", digest)
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "image %q not found", digest)
 	}
-	return &image.Image{Digest: digest, Status: st}, nil
+	return &buildgate.Image{Digest: digest, Status: st}, nil
 }
 
-func (s *store) set(digest string, st image.Status) {
+func (s *store) set(digest string, st buildgate.Status) {
 	s.mu.Lock()
 	s.images[digest] = st
 	s.mu.Unlock()
@@ -64,7 +64,7 @@ func (r *resolver) Resolve(ctx context.Context, ref string) (analysis.Resolved, 
 		return analysis.Resolved{}, fmt.Errorf("GET %s: %w", ref, ctx.Err())
 	}
 	if !ok {
-		return analysis.Resolved{}, image.Errorf(image.EINVALID, "could not parse reference: %s", ref)
+		return analysis.Resolved{}, buildgate.Errorf(buildgate.EINVALID, "could not parse reference: %s", ref)
 	}
 	return analysis.Resolved{Digest: d, Tag: policy.FullTag(ref), PullRef: ref}, nil
 }
@@ -80,9 +80,9 @@ type submitter struct {
 	submitted []string
 }
 
-func (s *submitter) Submit(_ context.Context, req analysis.SubmitRequest) (*image.Image, error) {
+func (s *submitter) Submit(_ context.Context, req analysis.SubmitRequest) (*buildgate.Image, error) {
 	s.submitted = append(s.submitted, req.Ref)
-	return &image.Image{Status: image.StatusQueued}, nil
+	return &buildgate.Image{Status: buildgate.StatusQueued}, nil
 }
 
 type noVerdicts struct{}
@@ -105,7 +105,7 @@ func newTest(t *testing.T, cfg Config) (*Service, *store, *resolver, *time.Time)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	st := &store{DB: db, images: map[string]image.Status{dAnalyzed: image.StatusAnalyzed, dQueued: image.StatusQueued}}
+	st := &store{DB: db, images: map[string]buildgate.Status{dAnalyzed: buildgate.StatusAnalyzed, dQueued: buildgate.StatusQueued}}
 	res := &resolver{refs: map[string]string{
 		"reg.example/team/app:1": dAnalyzed, "reg.example/team/new:1": "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
 		"reg.example/team/queued:1": dQueued, "reg.example/other/app:1": dAnalyzed,
@@ -116,7 +116,7 @@ func newTest(t *testing.T, cfg Config) (*Service, *store, *resolver, *time.Time)
 	return s, st, res, &now
 }
 
-func mustRule(t *testing.T, s *Service, r image.AdmissionRule) *image.AdmissionRule {
+func mustRule(t *testing.T, s *Service, r buildgate.AdmissionRule) *buildgate.AdmissionRule {
 	t.Helper()
 	out, err := s.CreateRule(context.Background(), r)
 	if err != nil {
@@ -129,22 +129,22 @@ func TestRuleValidation(t *testing.T) {
 	s, _, _, _ := newTest(t, Config{Timeout: 9 * time.Second})
 	tests := []struct {
 		name string
-		rule image.AdmissionRule
+		rule buildgate.AdmissionRule
 		want string
 	}{
-		{"no name", image.AdmissionRule{}, "name is required"},
-		{"bad mode", image.AdmissionRule{Name: "r", Mode: "block"}, `mode "block" is not one of policy, analysis, audit`},
-		{"bad on_error", image.AdmissionRule{Name: "r", OnError: "ignore"}, `on_error "ignore" is not deny or allow`},
-		{"wait over the timeout", image.AdmissionRule{Name: "r", Wait: 20 * time.Second}, "wait 20s is outside 0s..9s"},
-		{"negative position", image.AdmissionRule{Name: "r", Position: -1}, "position -1 is negative"},
-		{"empty namespace", image.AdmissionRule{Name: "r", Namespaces: []string{"prod", " "}}, "namespaces[1] is empty"},
-		{"empty label key", image.AdmissionRule{Name: "r", NamespaceLabels: map[string]string{"": "x"}}, "namespace_labels has an empty key"},
-		{"unknown policy", image.AdmissionRule{Name: "r", Policy: "nope"}, `policy "nope" does not exist`},
+		{"no name", buildgate.AdmissionRule{}, "name is required"},
+		{"bad mode", buildgate.AdmissionRule{Name: "r", Mode: "block"}, `mode "block" is not one of policy, analysis, audit`},
+		{"bad on_error", buildgate.AdmissionRule{Name: "r", OnError: "ignore"}, `on_error "ignore" is not deny or allow`},
+		{"wait over the timeout", buildgate.AdmissionRule{Name: "r", Wait: 20 * time.Second}, "wait 20s is outside 0s..9s"},
+		{"negative position", buildgate.AdmissionRule{Name: "r", Position: -1}, "position -1 is negative"},
+		{"empty namespace", buildgate.AdmissionRule{Name: "r", Namespaces: []string{"prod", " "}}, "namespaces[1] is empty"},
+		{"empty label key", buildgate.AdmissionRule{Name: "r", NamespaceLabels: map[string]string{"": "x"}}, "namespace_labels has an empty key"},
+		{"unknown policy", buildgate.AdmissionRule{Name: "r", Policy: "nope"}, `policy "nope" does not exist`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := s.CreateRule(context.Background(), tt.rule)
-			if image.ErrorCode(err) != image.EINVALID || !strings.Contains(err.Error(), tt.want) {
+			if buildgate.ErrorCode(err) != buildgate.EINVALID || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want invalid with %q", err, tt.want)
 			}
 		})
@@ -152,11 +152,11 @@ func TestRuleValidation(t *testing.T) {
 	if rules, _ := s.Rules(context.Background()); len(rules) != 0 {
 		t.Fatalf("refused rules were stored: %+v", rules)
 	}
-	r := mustRule(t, s, image.AdmissionRule{Name: "defaults"})
-	if r.Mode != image.AdmissionPolicy || r.OnError != image.OnErrorDeny || r.Wait != 8*time.Second {
+	r := mustRule(t, s, buildgate.AdmissionRule{Name: "defaults"})
+	if r.Mode != buildgate.AdmissionPolicy || r.OnError != buildgate.OnErrorDeny || r.Wait != 8*time.Second {
 		t.Errorf("defaults = %+v, want policy, deny, 8s", r)
 	}
-	if _, err := s.CreateRule(context.Background(), image.AdmissionRule{Name: "defaults"}); image.ErrorCode(err) != image.ECONFLICT {
+	if _, err := s.CreateRule(context.Background(), buildgate.AdmissionRule{Name: "defaults"}); buildgate.ErrorCode(err) != buildgate.ECONFLICT {
 		t.Errorf("same name again: %v, want conflict", err)
 	}
 }
@@ -164,16 +164,16 @@ func TestRuleValidation(t *testing.T) {
 func TestFirstMatchWins(t *testing.T) {
 	s, st, _, _ := newTest(t, Config{})
 	ctx := context.Background()
-	mustRule(t, s, image.AdmissionRule{Name: "labelled", Position: 0, NamespaceLabels: map[string]string{"env": "prod"}, Mode: image.AdmissionAnalysis, Wait: time.Millisecond})
-	mustRule(t, s, image.AdmissionRule{Name: "team", Position: 1, Namespaces: []string{"prod-*"}, Scope: image.AdmissionScope{Repository: "team/*"}, Mode: image.AdmissionAnalysis, Wait: 200 * time.Millisecond})
-	mustRule(t, s, image.AdmissionRule{Name: "prod audit", Position: 2, Namespaces: []string{"prod-*"}, Mode: image.AdmissionAudit})
+	mustRule(t, s, buildgate.AdmissionRule{Name: "labelled", Position: 0, NamespaceLabels: map[string]string{"env": "prod"}, Mode: buildgate.AdmissionAnalysis, Wait: time.Millisecond})
+	mustRule(t, s, buildgate.AdmissionRule{Name: "team", Position: 1, Namespaces: []string{"prod-*"}, Scope: buildgate.AdmissionScope{Repository: "team/*"}, Mode: buildgate.AdmissionAnalysis, Wait: 200 * time.Millisecond})
+	mustRule(t, s, buildgate.AdmissionRule{Name: "prod audit", Position: 2, Namespaces: []string{"prod-*"}, Mode: buildgate.AdmissionAudit})
 	if err := st.SetNamespaceLabels(ctx, "c1", "labelled-ns", map[string]string{"env": "prod", "team": "a"}); err != nil {
 		t.Fatal(err)
 	}
 	pod := func(ns string, images ...string) Request {
 		r := Request{UID: "u", Cluster: "c1", Namespace: ns, Kind: "Pod", Name: "p", Operation: "CREATE"}
 		for i, img := range images {
-			r.Containers = append(r.Containers, Container{Name: fmt.Sprint("c", i), Kind: image.ContainerRegular, Image: img})
+			r.Containers = append(r.Containers, Container{Name: fmt.Sprint("c", i), Kind: buildgate.ContainerRegular, Image: img})
 		}
 		return r
 	}
@@ -211,8 +211,8 @@ func TestFirstMatchWins(t *testing.T) {
 func TestAuditAndSubmit(t *testing.T) {
 	s, _, _, _ := newTest(t, Config{})
 	ctx := context.Background()
-	mustRule(t, s, image.AdmissionRule{Name: "audit", Mode: image.AdmissionAudit})
-	res := s.Review(ctx, Request{Namespace: "x", Kind: "Pod", Containers: []Container{{Name: "a", Kind: image.ContainerRegular, Image: "reg.example/team/new:1"}}})
+	mustRule(t, s, buildgate.AdmissionRule{Name: "audit", Mode: buildgate.AdmissionAudit})
+	res := s.Review(ctx, Request{Namespace: "x", Kind: "Pod", Containers: []Container{{Name: "a", Kind: buildgate.ContainerRegular, Image: "reg.example/team/new:1"}}})
 	if !res.Allowed || !res.Decision.WouldDeny || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "audit mode admitted") {
 		t.Fatalf("audit of an unknown image = %+v", res)
 	}
@@ -224,8 +224,8 @@ func TestAuditAndSubmit(t *testing.T) {
 func TestSlowRegistryAnsweredByOnError(t *testing.T) {
 	s, _, _, _ := newTest(t, Config{})
 	ctx := context.Background()
-	mustRule(t, s, image.AdmissionRule{Name: "allow", Namespaces: []string{"a"}, Wait: 300 * time.Millisecond, OnError: image.OnErrorAllow})
-	mustRule(t, s, image.AdmissionRule{Name: "deny", Namespaces: []string{"d"}, Wait: 300 * time.Millisecond})
+	mustRule(t, s, buildgate.AdmissionRule{Name: "allow", Namespaces: []string{"a"}, Wait: 300 * time.Millisecond, OnError: buildgate.OnErrorAllow})
+	mustRule(t, s, buildgate.AdmissionRule{Name: "deny", Namespaces: []string{"d"}, Wait: 300 * time.Millisecond})
 	for _, tt := range []struct {
 		ns      string
 		allowed bool
@@ -248,7 +248,7 @@ func TestSlowRegistryAnsweredByOnError(t *testing.T) {
 func TestStoreHangAnsweredByTimeout(t *testing.T) {
 	s, st, _, _ := newTest(t, Config{Timeout: 300 * time.Millisecond})
 	ctx := context.Background()
-	mustRule(t, s, image.AdmissionRule{Name: "allow", Wait: 300 * time.Millisecond, OnError: image.OnErrorAllow, Mode: image.AdmissionAnalysis})
+	mustRule(t, s, buildgate.AdmissionRule{Name: "allow", Wait: 300 * time.Millisecond, OnError: buildgate.OnErrorAllow, Mode: buildgate.AdmissionAnalysis})
 	// Read the rules once, so the fallback knows them.
 	s.Review(ctx, Request{Namespace: "n", Kind: "Pod", Containers: []Container{{Name: "a", Image: "reg.example/team/app:1"}}})
 	hang := make(chan struct{})
@@ -266,7 +266,7 @@ func TestStoreHangAnsweredByTimeout(t *testing.T) {
 func TestResolveCache(t *testing.T) {
 	s, _, res, now := newTest(t, Config{ResolveTTL: 30 * time.Second, ResolveCacheSize: 2})
 	ctx := context.Background()
-	mustRule(t, s, image.AdmissionRule{Name: "all", Mode: image.AdmissionAnalysis})
+	mustRule(t, s, buildgate.AdmissionRule{Name: "all", Mode: buildgate.AdmissionAnalysis})
 	review := func(ref string) {
 		t.Helper()
 		if r := s.Review(ctx, Request{Namespace: "n", Kind: "Pod", Containers: []Container{{Name: "a", Image: ref}}}); !r.Allowed {
@@ -296,15 +296,15 @@ func TestResolveCache(t *testing.T) {
 func TestDecisionsStoredUnlessDryRun(t *testing.T) {
 	s, st, _, _ := newTest(t, Config{})
 	ctx := context.Background()
-	mustRule(t, s, image.AdmissionRule{Name: "all", Mode: image.AdmissionAnalysis})
+	mustRule(t, s, buildgate.AdmissionRule{Name: "all", Mode: buildgate.AdmissionAnalysis})
 	req := Request{UID: "u1", Cluster: "c", Namespace: "n", Kind: "Deployment", Name: "web", Operation: "CREATE", User: "alice",
-		Containers: []Container{{Name: "a", Kind: image.ContainerInit, Image: "reg.example/team/app:1"}}}
+		Containers: []Container{{Name: "a", Kind: buildgate.ContainerInit, Image: "reg.example/team/app:1"}}}
 	dry := req
 	dry.UID, dry.DryRun = "u0", true
 	s.Review(ctx, dry)
 	s.Review(ctx, req)
 	s.Close()
-	ds, err := st.ListAdmissionDecisions(ctx, image.AdmissionDecisionFilter{})
+	ds, err := st.ListAdmissionDecisions(ctx, buildgate.AdmissionDecisionFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,26 +313,26 @@ func TestDecisionsStoredUnlessDryRun(t *testing.T) {
 	}
 	d := ds[0]
 	if d.UID != "u1" || d.Cluster != "c" || d.User != "alice" || d.Kind != "Deployment" || !d.Allowed || d.RuleName != "all" ||
-		len(d.Images) != 1 || d.Images[0].Digest != dAnalyzed || d.Images[0].Kind != image.ContainerInit {
+		len(d.Images) != 1 || d.Images[0].Digest != dAnalyzed || d.Images[0].Kind != buildgate.ContainerInit {
 		t.Errorf("decision = %+v", d)
 	}
 }
 
 func TestSummary(t *testing.T) {
 	crit := func(id string, fixed bool) policy.Finding {
-		st := image.FixStateNotFixed
+		st := buildgate.FixStateNotFixed
 		if fixed {
-			st = image.FixStateFixed
+			st = buildgate.FixStateFixed
 		}
 		return policy.Finding{Gate: "vulnerabilities", Trigger: "package", Action: policy.ActionStop,
-			Vulnerability: &image.Match{VulnerabilityID: id, Severity: image.SeverityCritical, FixState: st}}
+			Vulnerability: &buildgate.Match{VulnerabilityID: id, Severity: buildgate.SeverityCritical, FixState: st}}
 	}
 	v := &policy.Verdict{Evaluation: policy.Evaluation{FinalAction: policy.ActionStop, Findings: []policy.Finding{
 		crit("CVE-3", true), crit("CVE-1", true), crit("CVE-2", true), crit("CVE-4", true), crit("CVE-9", false),
 		{Gate: "dockerfile", Trigger: "instruction", Action: policy.ActionStop},
 		{Gate: "dockerfile", Trigger: "instruction", Action: policy.ActionWarn},
 		{Gate: "vulnerabilities", Trigger: "package", Action: policy.ActionStop, Allowlisted: &policy.AllowlistMatch{},
-			Vulnerability: &image.Match{VulnerabilityID: "CVE-0", Severity: image.SeverityCritical}},
+			Vulnerability: &buildgate.Match{VulnerabilityID: "CVE-0", Severity: buildgate.SeverityCritical}},
 	}}}
 	got := summary(v, policy.ActionStop)
 	want := "4 critical vulnerabilities with fixes (CVE-1, CVE-2, CVE-3, ...); 1 critical vulnerability without a fix (CVE-9); 1 dockerfile/instruction finding"

@@ -13,15 +13,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
 // Container is one container of an object under review.
 type Container struct {
 	Name string
-	// Kind is image.ContainerRegular, ContainerInit or ContainerEphemeral.
+	// Kind is buildgate.ContainerRegular, ContainerInit or ContainerEphemeral.
 	Kind  string
 	Image string
 }
@@ -54,7 +54,7 @@ type Response struct {
 	Message  string
 	Warnings []string
 	// Decision is what was (or, for a dry run, would have been) stored.
-	Decision image.AdmissionDecision
+	Decision buildgate.AdmissionDecision
 }
 
 // KindNamespace is the kind whose reviews record namespace labels.
@@ -69,9 +69,9 @@ func (s *Service) Review(ctx context.Context, req Request) Response {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	done := make(chan image.AdmissionDecision, 1)
+	done := make(chan buildgate.AdmissionDecision, 1)
 	go func() { done <- s.decide(ctx, req) }()
-	var d image.AdmissionDecision
+	var d buildgate.AdmissionDecision
 	select {
 	case d = <-done:
 	case <-ctx.Done():
@@ -90,7 +90,7 @@ func (s *Service) Review(ctx context.Context, req Request) Response {
 
 // record stores a decision and raises the admission_denied alert in the
 // background, so a slow store never delays the answer.
-func (s *Service) record(ctx context.Context, d image.AdmissionDecision) {
+func (s *Service) record(ctx context.Context, d buildgate.AdmissionDecision) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -110,19 +110,19 @@ func (s *Service) record(ctx context.Context, d image.AdmissionDecision) {
 // fallback answers a review that could not be judged: by the on_error of
 // the first rule whose namespace names hold the namespace (from the rules
 // last read), deny when none was read, admit when no rule covers it.
-func (s *Service) fallback(req Request, problem string) image.AdmissionDecision {
+func (s *Service) fallback(req Request, problem string) buildgate.AdmissionDecision {
 	s.mu.Lock()
 	rules := s.rules
 	s.mu.Unlock()
 	// Namespace labels are not read here: the store may be what is slow.
-	return decideProblem(rules, rules != nil, req, problem, func(image.AdmissionRule) bool { return false })
+	return decideProblem(rules, rules != nil, req, problem, func(buildgate.AdmissionRule) bool { return false })
 }
 
 // decideProblem answers a review that cannot be judged by the on_error of
 // the first rule whose namespace selector holds the namespace; labelsOK
 // says whether a rule's namespace_labels hold.
-func decideProblem(rules []image.AdmissionRule, known bool, req Request, problem string, labelsOK func(image.AdmissionRule) bool) image.AdmissionDecision {
-	d := image.AdmissionDecision{Images: imagesOf(req)}
+func decideProblem(rules []buildgate.AdmissionRule, known bool, req Request, problem string, labelsOK func(buildgate.AdmissionRule) bool) buildgate.AdmissionDecision {
+	d := buildgate.AdmissionDecision{Images: imagesOf(req)}
 	if !known {
 		d.Allowed = false
 		d.Message = problem + "; denied (on_error deny: the admission rules could not be read)"
@@ -133,7 +133,7 @@ func decideProblem(rules []image.AdmissionRule, known bool, req Request, problem
 			continue
 		}
 		d.RuleID, d.RuleName, d.Mode = r.ID, r.Name, r.Mode
-		d.Allowed = r.OnError == image.OnErrorAllow || r.Mode == image.AdmissionAudit
+		d.Allowed = r.OnError == buildgate.OnErrorAllow || r.Mode == buildgate.AdmissionAudit
 		verb := "denied"
 		if d.Allowed {
 			verb = "admitted"
@@ -141,7 +141,7 @@ func decideProblem(rules []image.AdmissionRule, known bool, req Request, problem
 		d.Message = fmt.Sprintf("%s; %s by rule %q (on_error %s)", problem, verb, r.Name, r.OnError)
 		if d.Allowed {
 			d.Warnings = []string{d.Message}
-			d.WouldDeny = r.Mode == image.AdmissionAudit && r.OnError == image.OnErrorDeny
+			d.WouldDeny = r.Mode == buildgate.AdmissionAudit && r.OnError == buildgate.OnErrorDeny
 		}
 		return d
 	}
@@ -151,15 +151,15 @@ func decideProblem(rules []image.AdmissionRule, known bool, req Request, problem
 	return d
 }
 
-func imagesOf(req Request) []image.AdmissionImage {
-	out := make([]image.AdmissionImage, 0, len(req.Containers))
+func imagesOf(req Request) []buildgate.AdmissionImage {
+	out := make([]buildgate.AdmissionImage, 0, len(req.Containers))
 	for _, c := range req.Containers {
-		out = append(out, image.AdmissionImage{Container: c.Name, Kind: c.Kind, Image: c.Image})
+		out = append(out, buildgate.AdmissionImage{Container: c.Name, Kind: c.Kind, Image: c.Image})
 	}
 	return out
 }
 
-func (s *Service) decide(ctx context.Context, req Request) image.AdmissionDecision {
+func (s *Service) decide(ctx context.Context, req Request) buildgate.AdmissionDecision {
 	rules, err := s.store.ListAdmissionRules(ctx)
 	if err != nil {
 		return s.fallback(req, fmt.Sprintf("reading the admission rules: %v", err))
@@ -169,14 +169,14 @@ func (s *Service) decide(ctx context.Context, req Request) image.AdmissionDecisi
 	s.mu.Unlock()
 	var labels map[string]string
 	labelsRead := false
-	labelsOK := func(r image.AdmissionRule) bool {
+	labelsOK := func(r buildgate.AdmissionRule) bool {
 		if !labelsRead {
 			labelsRead = true
 			if req.Namespace == "" {
 				return false
 			}
 			labels, err = s.store.NamespaceLabels(ctx, req.Cluster, req.Namespace)
-			if err != nil && image.ErrorCode(err) != image.ENOTFOUND {
+			if err != nil && buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 				s.log.Warn("reading namespace labels", "namespace", req.Namespace, "err", err)
 			}
 		}
@@ -191,9 +191,9 @@ func (s *Service) decide(ctx context.Context, req Request) image.AdmissionDecisi
 				s.log.Error("recording namespace labels", "namespace", req.Name, "err", err)
 			}
 		}
-		return image.AdmissionDecision{Allowed: true, Images: []image.AdmissionImage{}}
+		return buildgate.AdmissionDecision{Allowed: true, Images: []buildgate.AdmissionImage{}}
 	}
-	rulesOf := make([]*image.AdmissionRule, len(req.Containers))
+	rulesOf := make([]*buildgate.AdmissionRule, len(req.Containers))
 	for i, c := range req.Containers {
 		for j := range rules {
 			r := &rules[j]
@@ -211,7 +211,7 @@ func (s *Service) decide(ctx context.Context, req Request) image.AdmissionDecisi
 	var wg sync.WaitGroup
 	for i, c := range req.Containers {
 		if rulesOf[i] == nil {
-			judged[i] = judgement{img: image.AdmissionImage{Container: c.Name, Kind: c.Kind, Image: c.Image, Allowed: true,
+			judged[i] = judgement{img: buildgate.AdmissionImage{Container: c.Name, Kind: c.Kind, Image: c.Image, Allowed: true,
 				Message: "no admission rule matches"}}
 			continue
 		}
@@ -226,8 +226,8 @@ func (s *Service) decide(ctx context.Context, req Request) image.AdmissionDecisi
 }
 
 // combine makes the decision from each image's judgement.
-func combine(js []judgement, rules []*image.AdmissionRule) image.AdmissionDecision {
-	d := image.AdmissionDecision{Allowed: true, Images: make([]image.AdmissionImage, 0, len(js))}
+func combine(js []judgement, rules []*buildgate.AdmissionRule) buildgate.AdmissionDecision {
+	d := buildgate.AdmissionDecision{Allowed: true, Images: make([]buildgate.AdmissionImage, 0, len(js))}
 	var denials, wouldDeny []string
 	denier, auditor, first := -1, -1, -1
 	for i, j := range js {
@@ -277,7 +277,7 @@ func combine(js []judgement, rules []*image.AdmissionRule) image.AdmissionDecisi
 
 // judgement is one image's outcome.
 type judgement struct {
-	img image.AdmissionImage
+	img buildgate.AdmissionImage
 	// warning is shown by kubectl (a WARN verdict, an on_error allow, an
 	// audit admission).
 	warning   string
@@ -288,25 +288,25 @@ var digestRef = regexp.MustCompile(`@(sha256:[a-f0-9]{64})$`)
 
 // judge judges one container's image under its rule, within the rule's
 // wait.
-func (s *Service) judge(ctx context.Context, r image.AdmissionRule, c Container) judgement {
+func (s *Service) judge(ctx context.Context, r buildgate.AdmissionRule, c Container) judgement {
 	ctx, cancel := context.WithTimeout(ctx, r.Wait)
 	defer cancel()
-	j := judgement{img: image.AdmissionImage{Container: c.Name, Kind: c.Kind, Image: c.Image, Rule: r.Name, Mode: r.Mode}}
+	j := judgement{img: buildgate.AdmissionImage{Container: c.Name, Kind: c.Kind, Image: c.Image, Rule: r.Name, Mode: r.Mode}}
 	allow, deny := s.verdictOf(ctx, r, c, &j.img)
 	switch {
-	case allow.ok && r.Mode == image.AdmissionAudit:
+	case allow.ok && r.Mode == buildgate.AdmissionAudit:
 		j.img.Allowed = true
 		j.warning = allow.warning
 	case allow.ok:
 		j.img.Allowed = true
 		j.img.Message = allow.warning
 		j.warning = allow.warning
-	case r.Mode == image.AdmissionAudit:
+	case r.Mode == buildgate.AdmissionAudit:
 		// Break-glass: admitted, recorded as what would have been denied.
 		j.img.Allowed, j.wouldDeny = true, true
 		j.img.Message = deny.message
 		j.warning = "audit mode admitted: " + deny.message
-	case deny.onError && r.OnError == image.OnErrorAllow:
+	case deny.onError && r.OnError == buildgate.OnErrorAllow:
 		j.img.Allowed = true
 		j.img.Message = deny.message + fmt.Sprintf("; admitted by rule %q (on_error allow)", r.Name)
 		j.warning = j.img.Message
@@ -332,7 +332,7 @@ type denied struct {
 }
 
 // verdictOf finds the image's verdict under the rule, filling img.
-func (s *Service) verdictOf(ctx context.Context, r image.AdmissionRule, c Container, img *image.AdmissionImage) (allowed, denied) {
+func (s *Service) verdictOf(ctx context.Context, r buildgate.AdmissionRule, c Container, img *buildgate.AdmissionImage) (allowed, denied) {
 	failed := func(format string, args ...any) (allowed, denied) {
 		if ctx.Err() != nil {
 			return allowed{}, denied{onError: true, message: fmt.Sprintf("image %s: no answer within the rule's wait of %s", c.Image, durationText(r.Wait))}
@@ -341,8 +341,8 @@ func (s *Service) verdictOf(ctx context.Context, r image.AdmissionRule, c Contai
 	}
 	res, err := s.resolve(ctx, c.Image)
 	if err != nil {
-		if image.ErrorCode(err) == image.EINVALID && ctx.Err() == nil {
-			return failed("image reference %q is not valid: %s", c.Image, image.ErrorMessage(err))
+		if buildgate.ErrorCode(err) == buildgate.EINVALID && ctx.Err() == nil {
+			return failed("image reference %q is not valid: %s", c.Image, buildgate.ErrorMessage(err))
 		}
 		return failed("resolving image %s: %v", c.Image, err)
 	}
@@ -351,7 +351,7 @@ func (s *Service) verdictOf(ctx context.Context, r image.AdmissionRule, c Contai
 	for {
 		stored, err := s.store.Image(ctx, res.Digest)
 		switch {
-		case image.ErrorCode(err) == image.ENOTFOUND && !submitted:
+		case buildgate.ErrorCode(err) == buildgate.ENOTFOUND && !submitted:
 			ref := c.Image
 			if res.PullRef != "" {
 				ref = res.PullRef
@@ -360,20 +360,20 @@ func (s *Service) verdictOf(ctx context.Context, r image.AdmissionRule, c Contai
 				return failed("submitting image %s for analysis: %v", c.Image, err)
 			}
 			submitted = true
-			img.Status = string(image.StatusQueued)
+			img.Status = string(buildgate.StatusQueued)
 			continue
-		case err != nil && image.ErrorCode(err) != image.ENOTFOUND:
+		case err != nil && buildgate.ErrorCode(err) != buildgate.ENOTFOUND:
 			return failed("reading image %s: %v", c.Image, err)
 		case err == nil:
 			img.Status = string(stored.Status)
 			switch stored.Status {
-			case image.StatusAnalyzed:
+			case buildgate.StatusAnalyzed:
 				return s.judgeAnalyzed(ctx, r, c, stored, res, img, failed)
-			case image.StatusFailed:
+			case buildgate.StatusFailed:
 				return allowed{}, denied{message: fmt.Sprintf("image %s (%s) could not be analysed: %s", c.Image, res.Digest, stored.Error)}
 			}
 		}
-		if r.Mode == image.AdmissionAudit {
+		if r.Mode == buildgate.AdmissionAudit {
 			// Audit never waits: what is not analysed yet is recorded.
 			return allowed{}, denied{message: fmt.Sprintf("image %s (%s) is being analysed", c.Image, res.Digest)}
 		}
@@ -392,9 +392,9 @@ func (s *Service) verdictOf(ctx context.Context, r image.AdmissionRule, c Contai
 	}
 }
 
-func (s *Service) judgeAnalyzed(ctx context.Context, r image.AdmissionRule, c Container, stored *image.Image,
-	res analysis.Resolved, img *image.AdmissionImage, failed func(string, ...any) (allowed, denied)) (allowed, denied) {
-	if r.Mode == image.AdmissionAnalysis {
+func (s *Service) judgeAnalyzed(ctx context.Context, r buildgate.AdmissionRule, c Container, stored *buildgate.Image,
+	res analysis.Resolved, img *buildgate.AdmissionImage, failed func(string, ...any) (allowed, denied)) (allowed, denied) {
+	if r.Mode == buildgate.AdmissionAnalysis {
 		return allowed{ok: true}, denied{}
 	}
 	rec, err := s.policyOf(ctx, r)
@@ -426,7 +426,7 @@ func (s *Service) judgeAnalyzed(ctx context.Context, r image.AdmissionRule, c Co
 }
 
 // policyOf returns the rule's policy record: the named one or the active.
-func (s *Service) policyOf(ctx context.Context, r image.AdmissionRule) (*image.PolicyRecord, error) {
+func (s *Service) policyOf(ctx context.Context, r buildgate.AdmissionRule) (*buildgate.PolicyRecord, error) {
 	if r.Policy != "" {
 		return s.store.Policy(ctx, r.Policy)
 	}
@@ -436,7 +436,7 @@ func (s *Service) policyOf(ctx context.Context, r image.AdmissionRule) (*image.P
 // verdict returns the stored verdict of the image for the tag under the
 // policy's current version, evaluating (and storing) it when there is
 // none.
-func (s *Service) verdict(ctx context.Context, rec *image.PolicyRecord, digest, tag string) (*policy.Verdict, error) {
+func (s *Service) verdict(ctx context.Context, rec *buildgate.PolicyRecord, digest, tag string) (*policy.Verdict, error) {
 	e, err := s.store.Evaluation(ctx, digest, tag, rec.ID)
 	if err == nil && e.PolicyVersion == rec.Version {
 		var v policy.Verdict
@@ -444,7 +444,7 @@ func (s *Service) verdict(ctx context.Context, rec *image.PolicyRecord, digest, 
 			return &v, nil
 		}
 	}
-	if err != nil && image.ErrorCode(err) != image.ENOTFOUND {
+	if err != nil && buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		return nil, err
 	}
 	return s.verdicts.Check(ctx, digest, tag, rec.ID)
@@ -481,7 +481,7 @@ func (s *Service) resolve(ctx context.Context, ref string) (analysis.Resolved, e
 // vulnerabilities grouped by severity and fix, the first ids named.
 func summary(v *policy.Verdict, action policy.Action) string {
 	type group struct {
-		sev   image.Severity
+		sev   buildgate.Severity
 		fixed bool
 		ids   []string
 	}
@@ -493,7 +493,7 @@ func summary(v *policy.Verdict, action policy.Action) string {
 			continue
 		}
 		if m := f.Vulnerability; m != nil {
-			fixed := m.FixState == image.FixStateFixed
+			fixed := m.FixState == buildgate.FixStateFixed
 			i := slices.IndexFunc(groups, func(g *group) bool { return g.sev == m.Severity && g.fixed == fixed })
 			if i < 0 {
 				groups = append(groups, &group{sev: m.Severity, fixed: fixed})

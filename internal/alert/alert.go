@@ -28,31 +28,31 @@ import (
 	"sync"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // Store is what the service needs from the database.
 type Store interface {
-	CreateChannel(ctx context.Context, c image.Channel, sealed string) (*image.Channel, error)
-	UpdateChannel(ctx context.Context, c image.Channel, sealed string) (*image.Channel, error)
-	Channel(ctx context.Context, id string) (*image.Channel, error)
+	CreateChannel(ctx context.Context, c buildgate.Channel, sealed string) (*buildgate.Channel, error)
+	UpdateChannel(ctx context.Context, c buildgate.Channel, sealed string) (*buildgate.Channel, error)
+	Channel(ctx context.Context, id string) (*buildgate.Channel, error)
 	ChannelSecret(ctx context.Context, id string) (string, error)
 	SetChannelURL(ctx context.Context, id, sealed, display string) error
 	ChannelURL(ctx context.Context, id string) (string, error)
-	ListChannels(ctx context.Context) ([]image.Channel, error)
+	ListChannels(ctx context.Context) ([]buildgate.Channel, error)
 	DeleteChannel(ctx context.Context, id string) error
 
-	CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, error)
-	UpdateAlert(ctx context.Context, a image.Alert) (*image.Alert, error)
-	Alert(ctx context.Context, id string) (*image.Alert, error)
-	ListAlerts(ctx context.Context) ([]image.Alert, error)
+	CreateAlert(ctx context.Context, a buildgate.Alert) (*buildgate.Alert, error)
+	UpdateAlert(ctx context.Context, a buildgate.Alert) (*buildgate.Alert, error)
+	Alert(ctx context.Context, id string) (*buildgate.Alert, error)
+	ListAlerts(ctx context.Context) ([]buildgate.Alert, error)
 	DeleteAlert(ctx context.Context, id string) error
 
-	AddSubscription(ctx context.Context, key, typ string, active bool) (*image.Subscription, error)
-	Subscription(ctx context.Context, id string) (*image.Subscription, error)
-	ListSubscriptions(ctx context.Context, key, typ string) ([]image.Subscription, error)
-	SetSubscriptionActive(ctx context.Context, id string, active bool) (*image.Subscription, error)
+	AddSubscription(ctx context.Context, key, typ string, active bool) (*buildgate.Subscription, error)
+	Subscription(ctx context.Context, id string) (*buildgate.Subscription, error)
+	ListSubscriptions(ctx context.Context, key, typ string) ([]buildgate.Subscription, error)
+	SetSubscriptionActive(ctx context.Context, id string, active bool) (*buildgate.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) error
 	SetSubscriptionChannels(ctx context.Context, id string, channels []string) error
 	SubscriptionChannels(ctx context.Context) (map[string][]string, error)
@@ -62,24 +62,24 @@ type Store interface {
 	ClaimRound(ctx context.Context, name string, at time.Time, every time.Duration) (bool, error)
 	SetTagDigest(ctx context.Context, tag, digest, pollErr string, at time.Time) error
 
-	EnqueueDeliveries(ctx context.Context, ds []image.Delivery) (int, error)
-	ClaimDeliveries(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int) ([]image.Delivery, error)
-	RecordAttempt(ctx context.Context, id string, a image.DeliveryAttempt, status string, next time.Time) error
-	Deliveries(ctx context.Context, sourceType, sourceID string, limit int) ([]image.Delivery, error)
+	EnqueueDeliveries(ctx context.Context, ds []buildgate.Delivery) (int, error)
+	ClaimDeliveries(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int) ([]buildgate.Delivery, error)
+	RecordAttempt(ctx context.Context, id string, a buildgate.DeliveryAttempt, status string, next time.Time) error
+	Deliveries(ctx context.Context, sourceType, sourceID string, limit int) ([]buildgate.Delivery, error)
 
-	Image(ctx context.Context, digest string) (*image.Image, error)
-	ImageOrigin(ctx context.Context, digest string) (*image.Origin, error)
-	LookupImage(ctx context.Context, digest, tag string) (*image.Image, error)
-	ImageMatches(ctx context.Context, digest string) ([]image.Match, error)
-	ActivePolicy(ctx context.Context) (*image.PolicyRecord, error)
-	LatestEvaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error)
+	Image(ctx context.Context, digest string) (*buildgate.Image, error)
+	ImageOrigin(ctx context.Context, digest string) (*buildgate.Origin, error)
+	LookupImage(ctx context.Context, digest, tag string) (*buildgate.Image, error)
+	ImageMatches(ctx context.Context, digest string) ([]buildgate.Match, error)
+	ActivePolicy(ctx context.Context) (*buildgate.PolicyRecord, error)
+	LatestEvaluation(ctx context.Context, digest, tag, policyID string) (*buildgate.StoredEvaluation, error)
 
-	SaveVulnerabilityChange(ctx context.Context, c image.VulnerabilityChange) error
-	VulnerabilityChanges(ctx context.Context, digest string) ([]image.VulnerabilityChange, error)
+	SaveVulnerabilityChange(ctx context.Context, c buildgate.VulnerabilityChange) error
+	VulnerabilityChanges(ctx context.Context, digest string) ([]buildgate.VulnerabilityChange, error)
 
-	ReplaceInventory(ctx context.Context, inv image.RuntimeInventory) error
-	RuntimeContainers(ctx context.Context, cluster, namespace string) ([]image.RuntimeContainer, error)
-	RuntimeContainersOf(ctx context.Context, digests, tags []string) ([]image.RuntimeContainer, error)
+	ReplaceInventory(ctx context.Context, inv buildgate.RuntimeInventory) error
+	RuntimeContainers(ctx context.Context, cluster, namespace string) ([]buildgate.RuntimeContainer, error)
+	RuntimeContainersOf(ctx context.Context, digests, tags []string) ([]buildgate.RuntimeContainer, error)
 }
 
 // Sealer seals channel secrets at rest (internal/secret), each for its
@@ -92,17 +92,17 @@ type Sealer interface {
 // Sender sends a message to one kind of channel. An error whose chain
 // holds a Permanent() bool method that returns true is not retried.
 type Sender interface {
-	Send(ctx context.Context, ch image.Channel, key secret.Secret, msg image.Message) (image.SendResult, error)
+	Send(ctx context.Context, ch buildgate.Channel, key secret.Secret, msg buildgate.Message) (buildgate.SendResult, error)
 }
 
 // Images submits images for analysis (the analysis service).
 type Images interface {
-	Submit(ctx context.Context, req image.SubmitRequest) (*image.Image, error)
+	Submit(ctx context.Context, req buildgate.SubmitRequest) (*buildgate.Image, error)
 }
 
 // Registry resolves tags with the gate's stored credentials.
 type Registry interface {
-	Resolve(ctx context.Context, ref string) (image.Resolved, error)
+	Resolve(ctx context.Context, ref string) (buildgate.Resolved, error)
 	// NormalizeTag returns the full tag a user's "repo:tag" stands for.
 	NormalizeTag(tag string) (string, error)
 }
@@ -161,7 +161,7 @@ type Service struct {
 	runCtx context.Context // Run's context, for background scans
 }
 
-// New returns the service. senders maps channel types (image.ChannelWebhook,
+// New returns the service. senders maps channel types (buildgate.ChannelWebhook,
 // ...) to their sender. Call Run to start the outbox worker and the tag
 // poller.
 func New(cfg Config, store Store, sealer Sealer, senders map[string]Sender, images Images, reg Registry, log *slog.Logger) *Service {

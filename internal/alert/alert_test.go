@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
@@ -42,22 +42,22 @@ func TestGlob(t *testing.T) {
 }
 
 func TestNormalizeAlert(t *testing.T) {
-	ok := []image.AlertTrigger{{Type: image.TriggerPolicyEvalFailed}}
+	ok := []buildgate.AlertTrigger{{Type: buildgate.TriggerPolicyEvalFailed}}
 	tests := []struct {
 		name  string
-		alert image.Alert
+		alert buildgate.Alert
 		err   string
 	}{
-		{"minimal", image.Alert{Name: "a", Triggers: ok}, ""},
-		{"no name", image.Alert{Triggers: ok}, "name"},
-		{"no trigger", image.Alert{Name: "a"}, "trigger"},
-		{"unknown trigger", image.Alert{Name: "a", Triggers: []image.AlertTrigger{{Type: "boom"}}}, "unknown trigger"},
-		{"twice", image.Alert{Name: "a", Triggers: append(ok, ok...)}, "twice"},
-		{"scan", image.Alert{Name: "a", Triggers: []image.AlertTrigger{{Type: "unscanned_image", Action: "scan"}}}, ""},
-		{"bad action", image.Alert{Name: "a", Triggers: []image.AlertTrigger{{Type: "unscanned_image", Action: "delete"}}}, "action"},
-		{"action elsewhere", image.Alert{Name: "a", Triggers: []image.AlertTrigger{{Type: "verdict_changed", Action: "scan"}}}, "only unscanned_image"},
-		{"severity", image.Alert{Name: "a", Triggers: []image.AlertTrigger{{Type: "new_vulnerabilities", MinSeverity: "HIGH"}}}, ""},
-		{"bad severity", image.Alert{Name: "a", Triggers: []image.AlertTrigger{{Type: "new_vulnerabilities", MinSeverity: "severe"}}}, "min_severity"},
+		{"minimal", buildgate.Alert{Name: "a", Triggers: ok}, ""},
+		{"no name", buildgate.Alert{Triggers: ok}, "name"},
+		{"no trigger", buildgate.Alert{Name: "a"}, "trigger"},
+		{"unknown trigger", buildgate.Alert{Name: "a", Triggers: []buildgate.AlertTrigger{{Type: "boom"}}}, "unknown trigger"},
+		{"twice", buildgate.Alert{Name: "a", Triggers: append(ok, ok...)}, "twice"},
+		{"scan", buildgate.Alert{Name: "a", Triggers: []buildgate.AlertTrigger{{Type: "unscanned_image", Action: "scan"}}}, ""},
+		{"bad action", buildgate.Alert{Name: "a", Triggers: []buildgate.AlertTrigger{{Type: "unscanned_image", Action: "delete"}}}, "action"},
+		{"action elsewhere", buildgate.Alert{Name: "a", Triggers: []buildgate.AlertTrigger{{Type: "verdict_changed", Action: "scan"}}}, "only unscanned_image"},
+		{"severity", buildgate.Alert{Name: "a", Triggers: []buildgate.AlertTrigger{{Type: "new_vulnerabilities", MinSeverity: "HIGH"}}}, ""},
+		{"bad severity", buildgate.Alert{Name: "a", Triggers: []buildgate.AlertTrigger{{Type: "new_vulnerabilities", MinSeverity: "severe"}}}, "min_severity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,9 +71,9 @@ func TestNormalizeAlert(t *testing.T) {
 			}
 		})
 	}
-	a := image.Alert{Name: "a", Triggers: []image.AlertTrigger{{Type: "unscanned_image"}, {Type: "new_vulnerabilities", MinSeverity: "HIGH"}}}
+	a := buildgate.Alert{Name: "a", Triggers: []buildgate.AlertTrigger{{Type: "unscanned_image"}, {Type: "new_vulnerabilities", MinSeverity: "HIGH"}}}
 	normalizeAlert(&a)
-	if a.Triggers[0].Action != image.ActionNotify || a.Triggers[1].MinSeverity != "high" {
+	if a.Triggers[0].Action != buildgate.ActionNotify || a.Triggers[1].MinSeverity != "high" {
 		t.Errorf("triggers = %+v", a.Triggers)
 	}
 }
@@ -84,17 +84,17 @@ func TestNormalizeChannel(t *testing.T) {
 		in   ChannelInput
 		err  string
 	}{
-		{"webhook", ChannelInput{Channel: image.Channel{Name: "w", Type: "webhook", URL: "https://h.example/x"}, Secret: "s"}, ""},
-		{"webhook without secret", ChannelInput{Channel: image.Channel{Name: "w", Type: "webhook", URL: "https://h.example/x"}}, "secret"},
-		{"webhook bad url", ChannelInput{Channel: image.Channel{Name: "w", Type: "webhook", URL: "ftp://h/x"}, Secret: "s"}, "http"},
-		{"slack", ChannelInput{Channel: image.Channel{Name: "s", Type: "slack", URL: "https://hooks.slack.com/services/T/B/X"}}, ""},
-		{"slack without url", ChannelInput{Channel: image.Channel{Name: "s", Type: "slack"}}, "url"},
-		{"email", ChannelInput{Channel: image.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example", From: "a@example.com", To: []string{"b@example.com"}, Username: "u"}, Secret: "p"}, ""},
-		{"email with port in host", ChannelInput{Channel: image.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example:25", From: "a@example.com", To: []string{"b@example.com"}}}, "smtp_host"},
-		{"email without password", ChannelInput{Channel: image.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example", From: "a@example.com", To: []string{"b@example.com"}, Username: "u"}}, "password"},
-		{"email password in clear", ChannelInput{Channel: image.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example", TLS: "none", From: "a@example.com", To: []string{"b@example.com"}, Username: "u"}, Secret: "p"}, "plain text"},
-		{"email bad address", ChannelInput{Channel: image.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example", From: "a@example.com", To: []string{"nope"}}}, "not an email"},
-		{"unknown type", ChannelInput{Channel: image.Channel{Name: "x", Type: "pager"}}, "unknown channel type"},
+		{"webhook", ChannelInput{Channel: buildgate.Channel{Name: "w", Type: "webhook", URL: "https://h.example/x"}, Secret: "s"}, ""},
+		{"webhook without secret", ChannelInput{Channel: buildgate.Channel{Name: "w", Type: "webhook", URL: "https://h.example/x"}}, "secret"},
+		{"webhook bad url", ChannelInput{Channel: buildgate.Channel{Name: "w", Type: "webhook", URL: "ftp://h/x"}, Secret: "s"}, "http"},
+		{"slack", ChannelInput{Channel: buildgate.Channel{Name: "s", Type: "slack", URL: "https://hooks.slack.com/services/T/B/X"}}, ""},
+		{"slack without url", ChannelInput{Channel: buildgate.Channel{Name: "s", Type: "slack"}}, "url"},
+		{"email", ChannelInput{Channel: buildgate.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example", From: "a@example.com", To: []string{"b@example.com"}, Username: "u"}, Secret: "p"}, ""},
+		{"email with port in host", ChannelInput{Channel: buildgate.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example:25", From: "a@example.com", To: []string{"b@example.com"}}}, "smtp_host"},
+		{"email without password", ChannelInput{Channel: buildgate.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example", From: "a@example.com", To: []string{"b@example.com"}, Username: "u"}}, "password"},
+		{"email password in clear", ChannelInput{Channel: buildgate.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example", TLS: "none", From: "a@example.com", To: []string{"b@example.com"}, Username: "u"}, Secret: "p"}, "plain text"},
+		{"email bad address", ChannelInput{Channel: buildgate.Channel{Name: "e", Type: "email", SMTPHost: "smtp.example", From: "a@example.com", To: []string{"nope"}}}, "not an email"},
+		{"unknown type", ChannelInput{Channel: buildgate.Channel{Name: "x", Type: "pager"}}, "unknown channel type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,11 +129,11 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestDiffMatches(t *testing.T) {
-	m := func(id, pkg string, sev image.Severity) image.Match {
-		return image.Match{VulnerabilityID: id, PackageName: pkg, PackageVersion: "1", PackageType: "deb", Severity: sev}
+	m := func(id, pkg string, sev buildgate.Severity) buildgate.Match {
+		return buildgate.Match{VulnerabilityID: id, PackageName: pkg, PackageVersion: "1", PackageType: "deb", Severity: sev}
 	}
-	before := []image.Match{m("CVE-1", "a", image.SeverityLow), m("CVE-2", "b", image.SeverityHigh)}
-	after := []image.Match{m("CVE-2", "b", image.SeverityHigh), m("CVE-3", "c", image.SeverityLow), m("CVE-4", "c", image.SeverityCritical), m("CVE-4", "c", image.SeverityCritical)}
+	before := []buildgate.Match{m("CVE-1", "a", buildgate.SeverityLow), m("CVE-2", "b", buildgate.SeverityHigh)}
+	after := []buildgate.Match{m("CVE-2", "b", buildgate.SeverityHigh), m("CVE-3", "c", buildgate.SeverityLow), m("CVE-4", "c", buildgate.SeverityCritical), m("CVE-4", "c", buildgate.SeverityCritical)}
 	app, dis := diffMatches(before, after)
 	if len(app) != 2 || app[0].VulnerabilityID != "CVE-4" || app[1].VulnerabilityID != "CVE-3" || len(dis) != 1 || dis[0].VulnerabilityID != "CVE-1" {
 		t.Fatalf("appeared %v, disappeared %v", app, dis)
@@ -143,12 +143,12 @@ func TestDiffMatches(t *testing.T) {
 // fakeSender records messages and fails while fail returns an error.
 type fakeSender struct {
 	mu   sync.Mutex
-	msgs []image.Message
+	msgs []buildgate.Message
 	keys []secret.Secret
 	fail func(n int) error
 }
 
-func (f *fakeSender) Send(_ context.Context, _ image.Channel, key secret.Secret, msg image.Message) (image.SendResult, error) {
+func (f *fakeSender) Send(_ context.Context, _ buildgate.Channel, key secret.Secret, msg buildgate.Message) (buildgate.SendResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := len(f.msgs) + 1
@@ -156,10 +156,10 @@ func (f *fakeSender) Send(_ context.Context, _ image.Channel, key secret.Secret,
 	f.keys = append(f.keys, key)
 	if f.fail != nil {
 		if err := f.fail(n); err != nil {
-			return image.SendResult{StatusCode: 503, Answer: "busy " + string(key)}, err
+			return buildgate.SendResult{StatusCode: 503, Answer: "busy " + string(key)}, err
 		}
 	}
-	return image.SendResult{StatusCode: 200, Answer: "ok"}, nil
+	return buildgate.SendResult{StatusCode: 200, Answer: "ok"}, nil
 }
 
 type fakeImages struct {
@@ -167,11 +167,11 @@ type fakeImages struct {
 	refs []string
 }
 
-func (f *fakeImages) Submit(_ context.Context, req image.SubmitRequest) (*image.Image, error) {
+func (f *fakeImages) Submit(_ context.Context, req buildgate.SubmitRequest) (*buildgate.Image, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.refs = append(f.refs, req.Ref)
-	return &image.Image{Digest: "sha256:submitted"}, nil
+	return &buildgate.Image{Digest: "sha256:submitted"}, nil
 }
 
 func (f *fakeImages) submitted() []string {
@@ -182,8 +182,8 @@ func (f *fakeImages) submitted() []string {
 
 type fakeRegistry struct{}
 
-func (fakeRegistry) Resolve(context.Context, string) (image.Resolved, error) {
-	return image.Resolved{}, errors.New("no registry")
+func (fakeRegistry) Resolve(context.Context, string) (buildgate.Resolved, error) {
+	return buildgate.Resolved{}, errors.New("no registry")
 }
 
 func (fakeRegistry) NormalizeTag(tag string) (string, error) { return policy.FullTag(tag), nil }
@@ -216,9 +216,9 @@ func newEnvAt(t *testing.T, now time.Time) *env {
 	e.db = db
 	sealer, _ := secret.NewSealer(secret.NewKey())
 	e.s = New(Config{RetryBase: 10 * time.Second, RetryMax: 40 * time.Second, MaxAttempts: 4}, db, sealer,
-		map[string]Sender{image.ChannelWebhook: e.sender}, e.images, fakeRegistry{}, nil)
+		map[string]Sender{buildgate.ChannelWebhook: e.sender}, e.images, fakeRegistry{}, nil)
 	e.s.Now = clock
-	ch, err := e.s.CreateChannel(context.Background(), ChannelInput{Channel: image.Channel{Name: "hook", Type: "webhook", URL: "https://h.example/x"}, Secret: "hook-secret-42"})
+	ch, err := e.s.CreateChannel(context.Background(), ChannelInput{Channel: buildgate.Channel{Name: "hook", Type: "webhook", URL: "https://h.example/x"}, Secret: "hook-secret-42"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func newEnvAt(t *testing.T, now time.Time) *env {
 	return e
 }
 
-func (e *env) deliveries(t *testing.T, alertID string) []image.Delivery {
+func (e *env) deliveries(t *testing.T, alertID string) []buildgate.Delivery {
 	t.Helper()
 	ds, err := e.s.AlertDeliveries(context.Background(), alertID, 0)
 	if err != nil {
@@ -238,7 +238,7 @@ func (e *env) deliveries(t *testing.T, alertID string) []image.Delivery {
 func (e *env) image(t *testing.T, digest string, tags ...string) {
 	t.Helper()
 	for _, tag := range tags {
-		if _, _, err := e.db.SubmitImage(context.Background(), image.Submission{Digest: digest, Tag: tag, Source: "registry"}); err != nil {
+		if _, _, err := e.db.SubmitImage(context.Background(), buildgate.Submission{Digest: digest, Tag: tag, Source: "registry"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -269,12 +269,12 @@ func testOutboxRetries(t *testing.T, e *env) {
 		}
 		return nil
 	}
-	a, err := e.s.CreateAlert(ctx, image.Alert{Name: "all", Enabled: true, Triggers: []image.AlertTrigger{{Type: image.TriggerPolicyEvalFailed}}, Channels: []string{e.hook}})
+	a, err := e.s.CreateAlert(ctx, buildgate.Alert{Name: "all", Enabled: true, Triggers: []buildgate.AlertTrigger{{Type: buildgate.TriggerPolicyEvalFailed}}, Channels: []string{e.hook}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.image(t, "sha256:aa", "r.example/team/app:1")
-	stop := image.StoredEvaluation{Digest: "sha256:aa", Tag: "r.example/team/app:1", PolicyID: "p", PolicyVersion: 1, FinalAction: "stop", EvaluatedAt: e.now}
+	stop := buildgate.StoredEvaluation{Digest: "sha256:aa", Tag: "r.example/team/app:1", PolicyID: "p", PolicyVersion: 1, FinalAction: "stop", EvaluatedAt: e.now}
 	e.s.VerdictChanged(ctx, stop, "")
 	e.s.VerdictChanged(ctx, stop, "") // the same event again: no second delivery
 
@@ -284,12 +284,12 @@ func testOutboxRetries(t *testing.T, e *env) {
 		status   string
 		attempts int
 	}{
-		{0, 1, image.DeliveryPending, 1},
-		{9 * time.Second, 1, image.DeliveryPending, 1}, // not due yet
-		{time.Second, 2, image.DeliveryPending, 2},     // 10s after the first failure
-		{19 * time.Second, 2, image.DeliveryPending, 2},
-		{time.Second, 3, image.DeliveryDelivered, 3}, // 20s after the second
-		{time.Hour, 3, image.DeliveryDelivered, 3},
+		{0, 1, buildgate.DeliveryPending, 1},
+		{9 * time.Second, 1, buildgate.DeliveryPending, 1}, // not due yet
+		{time.Second, 2, buildgate.DeliveryPending, 2},     // 10s after the first failure
+		{19 * time.Second, 2, buildgate.DeliveryPending, 2},
+		{time.Second, 3, buildgate.DeliveryDelivered, 3}, // 20s after the second
+		{time.Hour, 3, buildgate.DeliveryDelivered, 3},
 	}
 	for i, st := range steps {
 		e.now = e.now.Add(st.advance)
@@ -302,7 +302,7 @@ func testOutboxRetries(t *testing.T, e *env) {
 		}
 	}
 	d := e.deliveries(t, a.ID)[0]
-	if d.EventType != image.TriggerPolicyEvalFailed || len(d.AttemptLog) != 3 || d.AttemptLog[0].OK || !d.AttemptLog[2].OK {
+	if d.EventType != buildgate.TriggerPolicyEvalFailed || len(d.AttemptLog) != 3 || d.AttemptLog[0].OK || !d.AttemptLog[2].OK {
 		t.Fatalf("delivery = %+v", d)
 	}
 	for _, at := range d.AttemptLog {
@@ -349,15 +349,15 @@ func TestOutboxGivesUp(t *testing.T) {
 func testOutboxGivesUp(t *testing.T, e *env, sendErr error, attempts int) {
 	ctx := context.Background()
 	e.sender.fail = func(int) error { return sendErr }
-	a, _ := e.s.CreateAlert(ctx, image.Alert{Name: "all", Enabled: true, Triggers: []image.AlertTrigger{{Type: image.TriggerVerdictChanged}}, Channels: []string{e.hook}})
+	a, _ := e.s.CreateAlert(ctx, buildgate.Alert{Name: "all", Enabled: true, Triggers: []buildgate.AlertTrigger{{Type: buildgate.TriggerVerdictChanged}}, Channels: []string{e.hook}})
 	e.image(t, "sha256:aa", "r.example/team/app:1")
-	e.s.VerdictChanged(ctx, image.StoredEvaluation{Digest: "sha256:aa", Tag: "r.example/team/app:1", PolicyID: "p", FinalAction: "go"}, "stop")
+	e.s.VerdictChanged(ctx, buildgate.StoredEvaluation{Digest: "sha256:aa", Tag: "r.example/team/app:1", PolicyID: "p", FinalAction: "go"}, "stop")
 	for range 10 {
 		e.s.DeliverDue(ctx)
 		e.now = e.now.Add(time.Hour)
 	}
 	ds := e.deliveries(t, a.ID)
-	if len(ds) != 1 || ds[0].Status != image.DeliveryFailed || ds[0].Attempts != attempts || len(e.sender.msgs) != attempts {
+	if len(ds) != 1 || ds[0].Status != buildgate.DeliveryFailed || ds[0].Attempts != attempts || len(e.sender.msgs) != attempts {
 		t.Fatalf("deliveries = %+v, sent %d", ds, len(e.sender.msgs))
 	}
 }
@@ -365,30 +365,30 @@ func testOutboxGivesUp(t *testing.T, e *env, sendErr error, attempts int) {
 func TestVerdictEventsAndScopes(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	mk := func(name string, scope image.AlertScope, triggers ...string) string {
-		var tr []image.AlertTrigger
+	mk := func(name string, scope buildgate.AlertScope, triggers ...string) string {
+		var tr []buildgate.AlertTrigger
 		for _, x := range triggers {
-			tr = append(tr, image.AlertTrigger{Type: x})
+			tr = append(tr, buildgate.AlertTrigger{Type: x})
 		}
-		a, err := e.s.CreateAlert(ctx, image.Alert{Name: name, Enabled: true, Scope: scope, Triggers: tr, Channels: []string{e.hook}})
+		a, err := e.s.CreateAlert(ctx, buildgate.Alert{Name: name, Enabled: true, Scope: scope, Triggers: tr, Channels: []string{e.hook}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return a.ID
 	}
-	failed := mk("failed", image.AlertScope{}, image.TriggerPolicyEvalFailed)
-	changed := mk("changed", image.AlertScope{}, image.TriggerVerdictChanged)
-	team := mk("team only", image.AlertScope{Registry: "r.example", Repository: "team/*"}, image.TriggerPolicyEvalFailed)
-	other := mk("other repo", image.AlertScope{Repository: "other/*"}, image.TriggerPolicyEvalFailed)
-	prod := mk("prod only", image.AlertScope{Cluster: "prod-*"}, image.TriggerPolicyEvalFailed)
-	disabled, _ := e.s.CreateAlert(ctx, image.Alert{Name: "off", Enabled: false, Triggers: []image.AlertTrigger{{Type: image.TriggerPolicyEvalFailed}}, Channels: []string{e.hook}})
-	sub, err := e.s.CreateSubscription(ctx, SubscriptionInput{Key: "r.example/team/app:1", Type: image.SubscriptionPolicyEval, Channels: &[]string{e.hook}})
+	failed := mk("failed", buildgate.AlertScope{}, buildgate.TriggerPolicyEvalFailed)
+	changed := mk("changed", buildgate.AlertScope{}, buildgate.TriggerVerdictChanged)
+	team := mk("team only", buildgate.AlertScope{Registry: "r.example", Repository: "team/*"}, buildgate.TriggerPolicyEvalFailed)
+	other := mk("other repo", buildgate.AlertScope{Repository: "other/*"}, buildgate.TriggerPolicyEvalFailed)
+	prod := mk("prod only", buildgate.AlertScope{Cluster: "prod-*"}, buildgate.TriggerPolicyEvalFailed)
+	disabled, _ := e.s.CreateAlert(ctx, buildgate.Alert{Name: "off", Enabled: false, Triggers: []buildgate.AlertTrigger{{Type: buildgate.TriggerPolicyEvalFailed}}, Channels: []string{e.hook}})
+	sub, err := e.s.CreateSubscription(ctx, SubscriptionInput{Key: "r.example/team/app:1", Type: buildgate.SubscriptionPolicyEval, Channels: &[]string{e.hook}})
 	if err != nil || !sub.Active || len(sub.Channels) != 1 {
 		t.Fatalf("subscription = %+v %v", sub, err)
 	}
 
 	e.image(t, "sha256:aa", "r.example/team/app:1")
-	ev := image.StoredEvaluation{Digest: "sha256:aa", Tag: "r.example/team/app:1", PolicyID: "p", PolicyVersion: 1, FinalAction: "stop"}
+	ev := buildgate.StoredEvaluation{Digest: "sha256:aa", Tag: "r.example/team/app:1", PolicyID: "p", PolicyVersion: 1, FinalAction: "stop"}
 	e.s.VerdictChanged(ctx, ev, "")
 	count := func(id string) int { return len(e.deliveries(t, id)) }
 	if count(failed) != 1 || count(team) != 1 || count(changed) != 0 || count(other) != 0 || count(prod) != 0 || count(disabled.ID) != 0 {
@@ -396,7 +396,7 @@ func TestVerdictEventsAndScopes(t *testing.T) {
 			count(failed), count(team), count(changed), count(other), count(prod), count(disabled.ID))
 	}
 	// Running in prod-eu puts the image in the prod alert's scope.
-	if _, err := e.s.PushInventory(ctx, image.RuntimeInventory{Cluster: "prod-eu", Containers: []image.RuntimeContainer{
+	if _, err := e.s.PushInventory(ctx, buildgate.RuntimeInventory{Cluster: "prod-eu", Containers: []buildgate.RuntimeContainer{
 		{Namespace: "web", Pod: "p", Container: "c", Image: "r.example/team/app:1"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestVerdictEventsAndScopes(t *testing.T) {
 		t.Errorf("after go and stop again: failed %d changed %d prod %d", count(failed), count(changed), count(prod))
 	}
 	subDs, _ := e.s.SubscriptionDeliveries(ctx, sub.ID, 0)
-	if len(subDs) != 2 || subDs[0].EventType != image.SubscriptionPolicyEval {
+	if len(subDs) != 2 || subDs[0].EventType != buildgate.SubscriptionPolicyEval {
 		t.Errorf("subscription deliveries = %+v", subDs)
 	}
 }
@@ -416,15 +416,15 @@ func TestVerdictEventsAndScopes(t *testing.T) {
 func TestInventoryUnscanned(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	scan, _ := e.s.CreateAlert(ctx, image.Alert{Name: "scan prod", Enabled: true, Scope: image.AlertScope{Cluster: "prod", Namespace: "web"},
-		Triggers: []image.AlertTrigger{{Type: image.TriggerUnscannedImage, Action: image.ActionScan}}, Channels: []string{e.hook}})
-	notify, _ := e.s.CreateAlert(ctx, image.Alert{Name: "notify", Enabled: true,
-		Triggers: []image.AlertTrigger{{Type: image.TriggerUnscannedImage}}, Channels: []string{e.hook}})
+	scan, _ := e.s.CreateAlert(ctx, buildgate.Alert{Name: "scan prod", Enabled: true, Scope: buildgate.AlertScope{Cluster: "prod", Namespace: "web"},
+		Triggers: []buildgate.AlertTrigger{{Type: buildgate.TriggerUnscannedImage, Action: buildgate.ActionScan}}, Channels: []string{e.hook}})
+	notify, _ := e.s.CreateAlert(ctx, buildgate.Alert{Name: "notify", Enabled: true,
+		Triggers: []buildgate.AlertTrigger{{Type: buildgate.TriggerUnscannedImage}}, Channels: []string{e.hook}})
 	e.image(t, "sha256:known", "r.example/team/known:1")
 	e.db.ClaimJob(ctx, "w", time.Minute, 3)
-	e.db.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: "sha256:known"}, SBOM: []byte("{}")})
+	e.db.SaveAnalysis(ctx, &buildgate.Analysis{Facts: buildgate.Facts{Digest: "sha256:known"}, SBOM: []byte("{}")})
 	digest := "sha256:" + strings.Repeat("ab", 32)
-	inv := image.RuntimeInventory{Cluster: "prod", Containers: []image.RuntimeContainer{
+	inv := buildgate.RuntimeInventory{Cluster: "prod", Containers: []buildgate.RuntimeContainer{
 		{Namespace: "web", Pod: "a-1", Container: "app", Image: "r.example/team/app:2", ImageDigest: "docker-pullable://r.example/team/app@" + digest},
 		{Namespace: "web", Pod: "a-2", Container: "app", Image: "r.example/team/app:2", ImageDigest: digest},
 		{Namespace: "kube-system", Pod: "dns", Container: "dns", Image: "r.example/dns:1"},

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -17,7 +17,7 @@ const (
 )
 
 // CreateAlert validates an alert and stores it.
-func (s *Service) CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, error) {
+func (s *Service) CreateAlert(ctx context.Context, a buildgate.Alert) (*buildgate.Alert, error) {
 	if err := normalizeAlert(&a); err != nil {
 		return nil, err
 	}
@@ -31,7 +31,7 @@ func (s *Service) CreateAlert(ctx context.Context, a image.Alert) (*image.Alert,
 }
 
 // UpdateAlert replaces an alert with a (a PUT: every field as given).
-func (s *Service) UpdateAlert(ctx context.Context, id string, a image.Alert) (*image.Alert, error) {
+func (s *Service) UpdateAlert(ctx context.Context, id string, a buildgate.Alert) (*buildgate.Alert, error) {
 	if err := normalizeAlert(&a); err != nil {
 		return nil, err
 	}
@@ -45,12 +45,14 @@ func (s *Service) UpdateAlert(ctx context.Context, id string, a image.Alert) (*i
 }
 
 // Alert returns one alert.
-func (s *Service) Alert(ctx context.Context, id string) (*image.Alert, error) {
+func (s *Service) Alert(ctx context.Context, id string) (*buildgate.Alert, error) {
 	return s.store.Alert(ctx, id)
 }
 
 // Alerts lists the alerts.
-func (s *Service) Alerts(ctx context.Context) ([]image.Alert, error) { return s.store.ListAlerts(ctx) }
+func (s *Service) Alerts(ctx context.Context) ([]buildgate.Alert, error) {
+	return s.store.ListAlerts(ctx)
+}
 
 // DeleteAlert deletes an alert and its deliveries.
 func (s *Service) DeleteAlert(ctx context.Context, id string) error {
@@ -63,11 +65,11 @@ func (s *Service) DeleteAlert(ctx context.Context, id string) error {
 
 // AlertDeliveries returns an alert's deliveries, newest first, each with
 // its attempts; limit 0 means 100.
-func (s *Service) AlertDeliveries(ctx context.Context, id string, limit int) ([]image.Delivery, error) {
+func (s *Service) AlertDeliveries(ctx context.Context, id string, limit int) ([]buildgate.Delivery, error) {
 	if _, err := s.store.Alert(ctx, id); err != nil {
 		return nil, err
 	}
-	return s.store.Deliveries(ctx, image.SourceAlert, id, deliveryLimit(limit))
+	return s.store.Deliveries(ctx, buildgate.SourceAlert, id, deliveryLimit(limit))
 }
 
 func deliveryLimit(n int) int {
@@ -82,17 +84,17 @@ func deliveryLimit(n int) int {
 
 // normalizeAlert validates an alert and fills its defaults: empty globs
 // become "*", unscanned_image's action notify.
-func normalizeAlert(a *image.Alert) error {
+func normalizeAlert(a *buildgate.Alert) error {
 	a.Name = strings.TrimSpace(a.Name)
 	switch {
 	case a.Name == "":
-		return image.Errorf(image.EINVALID, "an alert needs a name")
+		return buildgate.Errorf(buildgate.EINVALID, "an alert needs a name")
 	case len(a.Name) > maxNameSize:
-		return image.Errorf(image.EINVALID, "the name is longer than %d bytes", maxNameSize)
+		return buildgate.Errorf(buildgate.EINVALID, "the name is longer than %d bytes", maxNameSize)
 	case len(a.Description) > maxDescriptionSize:
-		return image.Errorf(image.EINVALID, "the description is longer than %d bytes", maxDescriptionSize)
+		return buildgate.Errorf(buildgate.EINVALID, "the description is longer than %d bytes", maxDescriptionSize)
 	case len(a.Triggers) == 0:
-		return image.Errorf(image.EINVALID, "an alert needs at least one trigger (%s)", strings.Join(image.TriggerTypes(), ", "))
+		return buildgate.Errorf(buildgate.EINVALID, "an alert needs at least one trigger (%s)", strings.Join(buildgate.TriggerTypes(), ", "))
 	}
 	for _, g := range []*string{&a.Scope.Registry, &a.Scope.Repository, &a.Scope.Tag, &a.Scope.Cluster, &a.Scope.Namespace} {
 		*g = strings.TrimSpace(*g)
@@ -100,40 +102,40 @@ func normalizeAlert(a *image.Alert) error {
 			*g = "*"
 		}
 		if len(*g) > maxGlobSize {
-			return image.Errorf(image.EINVALID, "a scope glob is longer than %d bytes", maxGlobSize)
+			return buildgate.Errorf(buildgate.EINVALID, "a scope glob is longer than %d bytes", maxGlobSize)
 		}
 	}
 	seen := map[string]bool{}
 	for i := range a.Triggers {
 		t := &a.Triggers[i]
 		t.Type = strings.ToLower(strings.TrimSpace(t.Type))
-		if !slices.Contains(image.TriggerTypes(), t.Type) {
-			return image.Errorf(image.EINVALID, "unknown trigger %q (want one of %s)", t.Type, strings.Join(image.TriggerTypes(), ", "))
+		if !slices.Contains(buildgate.TriggerTypes(), t.Type) {
+			return buildgate.Errorf(buildgate.EINVALID, "unknown trigger %q (want one of %s)", t.Type, strings.Join(buildgate.TriggerTypes(), ", "))
 		}
 		if seen[t.Type] {
-			return image.Errorf(image.EINVALID, "trigger %s is given twice", t.Type)
+			return buildgate.Errorf(buildgate.EINVALID, "trigger %s is given twice", t.Type)
 		}
 		seen[t.Type] = true
 		t.Action = strings.ToLower(strings.TrimSpace(t.Action))
-		if t.Action != "" && t.Type != image.TriggerUnscannedImage {
-			return image.Errorf(image.EINVALID, "only %s takes an action", image.TriggerUnscannedImage)
+		if t.Action != "" && t.Type != buildgate.TriggerUnscannedImage {
+			return buildgate.Errorf(buildgate.EINVALID, "only %s takes an action", buildgate.TriggerUnscannedImage)
 		}
-		if t.Type == image.TriggerUnscannedImage {
+		if t.Type == buildgate.TriggerUnscannedImage {
 			switch t.Action {
 			case "":
-				t.Action = image.ActionNotify
-			case image.ActionNotify, image.ActionScan:
+				t.Action = buildgate.ActionNotify
+			case buildgate.ActionNotify, buildgate.ActionScan:
 			default:
-				return image.Errorf(image.EINVALID, "unknown action %q of %s (want notify or scan)", t.Action, t.Type)
+				return buildgate.Errorf(buildgate.EINVALID, "unknown action %q of %s (want notify or scan)", t.Action, t.Type)
 			}
 		}
 		if t.MinSeverity != "" {
-			if t.Type != image.TriggerNewVulnerabilities {
-				return image.Errorf(image.EINVALID, "only %s takes min_severity", image.TriggerNewVulnerabilities)
+			if t.Type != buildgate.TriggerNewVulnerabilities {
+				return buildgate.Errorf(buildgate.EINVALID, "only %s takes min_severity", buildgate.TriggerNewVulnerabilities)
 			}
-			sev, err := image.ParseSeverity(t.MinSeverity)
+			sev, err := buildgate.ParseSeverity(t.MinSeverity)
 			if err != nil {
-				return image.Errorf(image.EINVALID, "min_severity: %v", err)
+				return buildgate.Errorf(buildgate.EINVALID, "min_severity: %v", err)
 			}
 			t.MinSeverity = strings.ToLower(sev.String())
 		}
@@ -155,13 +157,13 @@ func normalizeAlert(a *image.Alert) error {
 }
 
 // trigger returns the alert's trigger of type typ.
-func trigger(a image.Alert, typ string) (image.AlertTrigger, bool) {
+func trigger(a buildgate.Alert, typ string) (buildgate.AlertTrigger, bool) {
 	for _, t := range a.Triggers {
 		if t.Type == typ {
 			return t, true
 		}
 	}
-	return image.AlertTrigger{}, false
+	return buildgate.AlertTrigger{}, false
 }
 
 // glob matches s against a scope glob (policy.MatchGlob: "*" matches any
@@ -175,14 +177,14 @@ func wildcard(g string) bool { return g == "" || g == "*" }
 
 // tagInScope reports whether a full tag (or a digest reference) is in the
 // registry, repository and tag globs of a scope.
-func tagInScope(sc image.AlertScope, ref string) bool {
+func tagInScope(sc buildgate.AlertScope, ref string) bool {
 	reg, repo, tag := policy.ParseTag(ref)
 	return glob(sc.Registry, reg) && glob(sc.Repository, repo) && glob(sc.Tag, tag)
 }
 
 // imageInScope reports whether an image with tags is in the image part of
 // a scope; an image without tags is only in a scope that takes every tag.
-func imageInScope(sc image.AlertScope, tags []string) bool {
+func imageInScope(sc buildgate.AlertScope, tags []string) bool {
 	if len(tags) == 0 {
 		return wildcard(sc.Registry) && wildcard(sc.Repository) && wildcard(sc.Tag)
 	}
@@ -195,7 +197,7 @@ func imageInScope(sc image.AlertScope, tags []string) bool {
 }
 
 // containerInScope reports whether a running container is in a scope.
-func containerInScope(sc image.AlertScope, c image.RuntimeContainer) bool {
+func containerInScope(sc buildgate.AlertScope, c buildgate.RuntimeContainer) bool {
 	ref := c.Tag
 	if ref == "" {
 		ref = c.Image

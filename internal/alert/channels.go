@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -21,7 +21,7 @@ import (
 // webhook's signing secret, a Slack incoming-webhook URL (given as the
 // channel's url), or an SMTP password.
 type ChannelInput struct {
-	image.Channel
+	buildgate.Channel
 	Secret secret.Secret
 }
 
@@ -35,13 +35,13 @@ const (
 )
 
 // CreateChannel validates a channel and stores it with its secret sealed.
-func (s *Service) CreateChannel(ctx context.Context, in ChannelInput) (*image.Channel, error) {
+func (s *Service) CreateChannel(ctx context.Context, in ChannelInput) (*buildgate.Channel, error) {
 	ch, key, err := normalizeChannel(in, nil)
 	if err != nil {
 		return nil, err
 	}
 	// The id first: the secrets are sealed for the channel's record.
-	ch.ID = image.NewID()
+	ch.ID = buildgate.NewID()
 	sealed, err := s.seal(key, ch.ID)
 	if err != nil {
 		return nil, err
@@ -68,7 +68,7 @@ func (s *Service) CreateChannel(ctx context.Context, in ChannelInput) (*image.Ch
 
 // UpdateChannel replaces a channel's settings with in's. Empty fields
 // (and an empty secret) keep their stored values; the type cannot change.
-func (s *Service) UpdateChannel(ctx context.Context, id string, in ChannelInput) (*image.Channel, error) {
+func (s *Service) UpdateChannel(ctx context.Context, id string, in ChannelInput) (*buildgate.Channel, error) {
 	cur, err := s.store.Channel(ctx, id)
 	if err != nil {
 		return nil, err
@@ -106,7 +106,7 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, in ChannelInput)
 
 // Channel returns one channel, without its secret and with its URL
 // redacted.
-func (s *Service) Channel(ctx context.Context, id string) (*image.Channel, error) {
+func (s *Service) Channel(ctx context.Context, id string) (*buildgate.Channel, error) {
 	ch, err := s.store.Channel(ctx, id)
 	if err != nil {
 		return nil, err
@@ -116,7 +116,7 @@ func (s *Service) Channel(ctx context.Context, id string) (*image.Channel, error
 
 // Channels lists the channels, without their secrets and with their URLs
 // redacted.
-func (s *Service) Channels(ctx context.Context) ([]image.Channel, error) {
+func (s *Service) Channels(ctx context.Context) ([]buildgate.Channel, error) {
 	list, err := s.store.ListChannels(ctx)
 	for i := range list {
 		display(&list[i])
@@ -128,8 +128,8 @@ func (s *Service) Channels(ctx context.Context) ([]image.Channel, error) {
 // carry a token in their userinfo or query. Records keep the redacted form
 // already (the URL itself is sealed); this covers a record whose URL is not
 // sealed yet. A Slack channel's record only ever holds its scheme and host.
-func display(ch *image.Channel) *image.Channel {
-	if ch == nil || ch.Type != image.ChannelWebhook {
+func display(ch *buildgate.Channel) *buildgate.Channel {
+	if ch == nil || ch.Type != buildgate.ChannelWebhook {
 		return ch
 	}
 	// RedactURL of an already redacted URL with userinfo does not parse
@@ -142,8 +142,8 @@ func display(ch *image.Channel) *image.Channel {
 
 // sealURL seals a webhook channel's URL and puts its redacted form in
 // ch.URL; it returns the URL and its sealed form ("" for other types).
-func (s *Service) sealURL(ch *image.Channel) (plain, sealed string, err error) {
-	if ch.Type != image.ChannelWebhook || ch.URL == "" {
+func (s *Service) sealURL(ch *buildgate.Channel) (plain, sealed string, err error) {
+	if ch.Type != buildgate.ChannelWebhook || ch.URL == "" {
 		return "", "", nil
 	}
 	plain = ch.URL
@@ -155,8 +155,8 @@ func (s *Service) sealURL(ch *image.Channel) (plain, sealed string, err error) {
 }
 
 // openURL puts a webhook channel's URL, opened, in ch.URL.
-func (s *Service) openURL(ctx context.Context, ch *image.Channel) error {
-	if ch.Type != image.ChannelWebhook {
+func (s *Service) openURL(ctx context.Context, ch *buildgate.Channel) error {
+	if ch.Type != buildgate.ChannelWebhook {
 		return nil
 	}
 	sealed, err := s.store.ChannelURL(ctx, ch.ID)
@@ -181,7 +181,7 @@ func (s *Service) SealChannelURLs(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, ch := range list {
-		if ch.Type != image.ChannelWebhook || ch.URL == "" {
+		if ch.Type != buildgate.ChannelWebhook || ch.URL == "" {
 			continue
 		}
 		if sealed, err := s.store.ChannelURL(ctx, ch.ID); err != nil || sealed != "" {
@@ -248,9 +248,9 @@ func (s *Service) TestChannel(ctx context.Context, id string) (*TestResult, erro
 	}
 	sender := s.senders[ch.Type]
 	if sender == nil {
-		return nil, image.Errorf(image.EINVALID, "no sender for channel type %q", ch.Type)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "no sender for channel type %q", ch.Type)
 	}
-	p := &payload{Type: "test", CreatedAt: s.Now(), DeliveryID: "test-" + image.NewID()[:12]}
+	p := &payload{Type: "test", CreatedAt: s.Now(), DeliveryID: "test-" + buildgate.NewID()[:12]}
 	msg := render(p)
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	defer cancel()
@@ -268,12 +268,12 @@ func (s *Service) TestChannel(ctx context.Context, id string) (*TestResult, erro
 // normalizeChannel validates a new channel (cur nil) or an update of cur,
 // and returns the record to store and the secret to seal ("" keeps the
 // stored one on update).
-func normalizeChannel(in ChannelInput, cur *image.Channel) (image.Channel, secret.Secret, error) {
+func normalizeChannel(in ChannelInput, cur *buildgate.Channel) (buildgate.Channel, secret.Secret, error) {
 	ch := in.Channel
 	key := secret.Secret(strings.TrimSpace(string(in.Secret)))
 	if cur != nil {
 		if ch.Type != "" && ch.Type != cur.Type {
-			return ch, "", image.Errorf(image.EINVALID, "a channel's type cannot change (it is %s): delete it and create another", cur.Type)
+			return ch, "", buildgate.Errorf(buildgate.EINVALID, "a channel's type cannot change (it is %s): delete it and create another", cur.Type)
 		}
 		ch.Type = cur.Type
 		keep := func(v *string, old string) {
@@ -293,11 +293,11 @@ func normalizeChannel(in ChannelInput, cur *image.Channel) (image.Channel, secre
 		if len(ch.To) == 0 {
 			ch.To = cur.To
 		}
-		if ch.Type != image.ChannelSlack {
+		if ch.Type != buildgate.ChannelSlack {
 			keep(&ch.URL, cur.URL)
 			// The redacted URL answers and the console show, sent back
 			// unchanged, keeps the stored one.
-			if ch.Type == image.ChannelWebhook && strings.TrimSpace(ch.URL) == secret.RedactURL(cur.URL) {
+			if ch.Type == buildgate.ChannelWebhook && strings.TrimSpace(ch.URL) == secret.RedactURL(cur.URL) {
 				ch.URL = cur.URL
 			}
 		}
@@ -306,24 +306,24 @@ func normalizeChannel(in ChannelInput, cur *image.Channel) (image.Channel, secre
 	ch.Type = strings.ToLower(strings.TrimSpace(ch.Type))
 	switch {
 	case ch.Name == "":
-		return ch, "", image.Errorf(image.EINVALID, "a channel needs a name")
+		return ch, "", buildgate.Errorf(buildgate.EINVALID, "a channel needs a name")
 	case len(ch.Name) > maxNameSize:
-		return ch, "", image.Errorf(image.EINVALID, "the name is longer than %d bytes", maxNameSize)
-	case !slices.Contains(image.ChannelTypes(), ch.Type):
-		return ch, "", image.Errorf(image.EINVALID, "unknown channel type %q (want one of %s)", ch.Type, strings.Join(image.ChannelTypes(), ", "))
+		return ch, "", buildgate.Errorf(buildgate.EINVALID, "the name is longer than %d bytes", maxNameSize)
+	case !slices.Contains(buildgate.ChannelTypes(), ch.Type):
+		return ch, "", buildgate.Errorf(buildgate.EINVALID, "unknown channel type %q (want one of %s)", ch.Type, strings.Join(buildgate.ChannelTypes(), ", "))
 	case len(key) > maxSecretSize:
-		return ch, "", image.Errorf(image.EINVALID, "the secret is longer than %d bytes", maxSecretSize)
+		return ch, "", buildgate.Errorf(buildgate.EINVALID, "the secret is longer than %d bytes", maxSecretSize)
 	}
 	switch ch.Type {
-	case image.ChannelWebhook:
+	case buildgate.ChannelWebhook:
 		ch.SMTPHost, ch.SMTPPort, ch.TLS, ch.CACert, ch.Username, ch.From, ch.To = "", 0, "", "", "", "", nil
 		if err := checkURL("url", ch.URL); err != nil {
 			return ch, "", err
 		}
 		if key == "" && (cur == nil || cur.SecretSetAt == nil) {
-			return ch, "", image.Errorf(image.EINVALID, "a webhook channel needs a secret: its deliveries are signed with it (%s)", "X-Buildgate-Signature")
+			return ch, "", buildgate.Errorf(buildgate.EINVALID, "a webhook channel needs a secret: its deliveries are signed with it (%s)", "X-Buildgate-Signature")
 		}
-	case image.ChannelSlack:
+	case buildgate.ChannelSlack:
 		ch.SMTPHost, ch.SMTPPort, ch.TLS, ch.CACert, ch.Username, ch.From, ch.To = "", 0, "", "", "", "", nil
 		// The incoming-webhook URL is the secret; the record keeps its
 		// scheme and host only.
@@ -343,9 +343,9 @@ func normalizeChannel(in ChannelInput, cur *image.Channel) (image.Channel, secre
 		case cur != nil && cur.SecretSetAt != nil:
 			ch.URL = cur.URL
 		default:
-			return ch, "", image.Errorf(image.EINVALID, "a slack channel needs the url of its incoming webhook")
+			return ch, "", buildgate.Errorf(buildgate.EINVALID, "a slack channel needs the url of its incoming webhook")
 		}
-	case image.ChannelEmail:
+	case buildgate.ChannelEmail:
 		ch.URL = ""
 		if err := checkEmail(&ch, key, cur); err != nil {
 			return ch, "", err
@@ -358,15 +358,15 @@ func normalizeChannel(in ChannelInput, cur *image.Channel) (image.Channel, secre
 func checkURL(field, raw string) error {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
-		return image.Errorf(image.EINVALID, "%s is required", field)
+		return buildgate.Errorf(buildgate.EINVALID, "%s is required", field)
 	}
 	if len(raw) > maxURLSize {
-		return image.Errorf(image.EINVALID, "%s is longer than %d bytes", field, maxURLSize)
+		return buildgate.Errorf(buildgate.EINVALID, "%s is longer than %d bytes", field, maxURLSize)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		// The URL may be a secret: do not quote it.
-		return image.Errorf(image.EINVALID, "%s must be an absolute http or https URL", field)
+		return buildgate.Errorf(buildgate.EINVALID, "%s must be an absolute http or https URL", field)
 	}
 	return nil
 }
@@ -380,48 +380,48 @@ func redactURL(raw string) string {
 	return u.Scheme + "://" + u.Host + "/…"
 }
 
-func checkEmail(ch *image.Channel, key secret.Secret, cur *image.Channel) error {
+func checkEmail(ch *buildgate.Channel, key secret.Secret, cur *buildgate.Channel) error {
 	ch.SMTPHost = strings.TrimSpace(ch.SMTPHost)
 	ch.TLS = strings.ToLower(strings.TrimSpace(ch.TLS))
 	if ch.TLS == "" {
-		ch.TLS = image.SMTPStartTLS
+		ch.TLS = buildgate.SMTPStartTLS
 	}
 	switch {
 	case ch.SMTPHost == "" || strings.ContainsAny(ch.SMTPHost, "/ []") || strings.Contains(ch.SMTPHost, ":") && net.ParseIP(ch.SMTPHost) == nil:
-		return image.Errorf(image.EINVALID, "an email channel needs smtp_host, a host name or address without a port (give smtp_port)")
+		return buildgate.Errorf(buildgate.EINVALID, "an email channel needs smtp_host, a host name or address without a port (give smtp_port)")
 	case ch.SMTPPort < 0 || ch.SMTPPort > 65535:
-		return image.Errorf(image.EINVALID, "smtp_port %d is not a port", ch.SMTPPort)
-	case ch.TLS != image.SMTPStartTLS && ch.TLS != image.SMTPTLS && ch.TLS != image.SMTPNone:
-		return image.Errorf(image.EINVALID, "tls must be starttls, tls or none, not %q", ch.TLS)
-	case ch.TLS == image.SMTPNone && ch.Username != "":
-		return image.Errorf(image.EINVALID, "tls none would send the SMTP password in plain text: use starttls or tls")
+		return buildgate.Errorf(buildgate.EINVALID, "smtp_port %d is not a port", ch.SMTPPort)
+	case ch.TLS != buildgate.SMTPStartTLS && ch.TLS != buildgate.SMTPTLS && ch.TLS != buildgate.SMTPNone:
+		return buildgate.Errorf(buildgate.EINVALID, "tls must be starttls, tls or none, not %q", ch.TLS)
+	case ch.TLS == buildgate.SMTPNone && ch.Username != "":
+		return buildgate.Errorf(buildgate.EINVALID, "tls none would send the SMTP password in plain text: use starttls or tls")
 	case len(ch.To) == 0:
-		return image.Errorf(image.EINVALID, "an email channel needs at least one address in to")
+		return buildgate.Errorf(buildgate.EINVALID, "an email channel needs at least one address in to")
 	case len(ch.To) > maxRecipients:
-		return image.Errorf(image.EINVALID, "at most %d addresses in to", maxRecipients)
+		return buildgate.Errorf(buildgate.EINVALID, "at most %d addresses in to", maxRecipients)
 	case len(ch.CACert) > maxCACertSize:
-		return image.Errorf(image.EINVALID, "ca_cert is larger than %d bytes", maxCACertSize)
+		return buildgate.Errorf(buildgate.EINVALID, "ca_cert is larger than %d bytes", maxCACertSize)
 	}
 	if ch.SMTPPort == 0 {
 		ch.SMTPPort = 587
-		if ch.TLS == image.SMTPTLS {
+		if ch.TLS == buildgate.SMTPTLS {
 			ch.SMTPPort = 465
 		}
 	}
 	from, err := mail.ParseAddress(ch.From)
 	if err != nil {
-		return image.Errorf(image.EINVALID, "from %q is not an email address", ch.From)
+		return buildgate.Errorf(buildgate.EINVALID, "from %q is not an email address", ch.From)
 	}
 	ch.From = from.Address
 	for i, t := range ch.To {
 		a, err := mail.ParseAddress(t)
 		if err != nil {
-			return image.Errorf(image.EINVALID, "to %q is not an email address", t)
+			return buildgate.Errorf(buildgate.EINVALID, "to %q is not an email address", t)
 		}
 		ch.To[i] = a.Address
 	}
 	if ch.Username != "" && key == "" && (cur == nil || cur.SecretSetAt == nil) {
-		return image.Errorf(image.EINVALID, "an email channel with a username needs its password")
+		return buildgate.Errorf(buildgate.EINVALID, "an email channel with a username needs its password")
 	}
 	if ch.CACert != "" {
 		rest, n := []byte(ch.CACert), 0
@@ -432,12 +432,12 @@ func checkEmail(ch *image.Channel, key secret.Secret, cur *image.Channel) error 
 				break
 			}
 			if _, err := x509.ParseCertificate(b.Bytes); b.Type != "CERTIFICATE" || err != nil {
-				return image.Errorf(image.EINVALID, "ca_cert holds a PEM block that is not a certificate")
+				return buildgate.Errorf(buildgate.EINVALID, "ca_cert holds a PEM block that is not a certificate")
 			}
 			n++
 		}
 		if n == 0 {
-			return image.Errorf(image.EINVALID, "ca_cert holds no PEM certificate")
+			return buildgate.Errorf(buildgate.EINVALID, "ca_cert holds no PEM certificate")
 		}
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -137,15 +137,15 @@ type event struct {
 	// subTags are the tags whose subscriptions of type typ hear of it.
 	subTags []string
 	// containers are a runtime event's containers.
-	containers []image.RuntimeContainer
+	containers []buildgate.RuntimeContainer
 	// appeared and disappeared are a re-match's changes.
-	appeared, disappeared []image.Match
+	appeared, disappeared []buildgate.Match
 	p                     payload
 }
 
-func isTrigger(t string) bool { return slices.Contains(image.TriggerTypes(), t) }
+func isTrigger(t string) bool { return slices.Contains(buildgate.TriggerTypes(), t) }
 
-func isSubscriptionType(t string) bool { return slices.Contains(image.SubscriptionTypes(), t) }
+func isSubscriptionType(t string) bool { return slices.Contains(buildgate.SubscriptionTypes(), t) }
 
 // dispatch turns an event into deliveries: one per enabled alert with the
 // event's trigger whose scope holds the image, times its channels; and one
@@ -153,14 +153,14 @@ func isSubscriptionType(t string) bool { return slices.Contains(image.Subscripti
 // its channels. They are queued in the outbox in one transaction; an
 // event already queued for a source and channel is not queued again.
 func (s *Service) dispatch(ctx context.Context, ev event) {
-	var ds []image.Delivery
+	var ds []buildgate.Delivery
 	if isTrigger(ev.typ) {
 		alerts, err := s.store.ListAlerts(ctx)
 		if err != nil {
 			s.log.Error("listing alerts", "event", ev.typ, "err", err)
 			return
 		}
-		var running []image.RuntimeContainer
+		var running []buildgate.RuntimeContainer
 		loaded := false
 		for _, a := range alerts {
 			t, ok := trigger(a, ev.typ)
@@ -169,7 +169,7 @@ func (s *Service) dispatch(ctx context.Context, ev event) {
 			}
 			p := ev.p
 			if ev.containers != nil {
-				var in []image.RuntimeContainer
+				var in []buildgate.RuntimeContainer
 				for _, c := range ev.containers {
 					if containerInScope(a.Scope, c) {
 						in = append(in, c)
@@ -195,19 +195,19 @@ func (s *Service) dispatch(ctx context.Context, ev event) {
 						}
 						loaded = true
 					}
-					if !slices.ContainsFunc(running, func(c image.RuntimeContainer) bool {
+					if !slices.ContainsFunc(running, func(c buildgate.RuntimeContainer) bool {
 						return glob(a.Scope.Cluster, c.Cluster) && glob(a.Scope.Namespace, c.Namespace)
 					}) {
 						continue
 					}
 				}
 			}
-			if ev.typ == image.TriggerNewVulnerabilities {
-				floor := image.SeverityUnknown
+			if ev.typ == buildgate.TriggerNewVulnerabilities {
+				floor := buildgate.SeverityUnknown
 				if t.MinSeverity != "" {
-					floor = image.SeverityOf(t.MinSeverity)
+					floor = buildgate.SeverityOf(t.MinSeverity)
 				}
-				var keep []image.Match
+				var keep []buildgate.Match
 				for _, m := range ev.appeared {
 					if m.Severity >= floor {
 						keep = append(keep, m)
@@ -221,7 +221,7 @@ func (s *Service) dispatch(ctx context.Context, ev event) {
 			}
 			p.Alert = &alertRef{ID: a.ID, Name: a.Name}
 			for _, ch := range a.Channels {
-				ds = append(ds, s.delivery(image.SourceAlert, a.ID, ch, ev, p))
+				ds = append(ds, s.delivery(buildgate.SourceAlert, a.ID, ch, ev, p))
 			}
 		}
 	}
@@ -249,7 +249,7 @@ func (s *Service) dispatch(ctx context.Context, ev event) {
 					p.Image = &img
 				}
 				for _, ch := range chans[sub.ID] {
-					ds = append(ds, s.delivery(image.SourceSubscription, sub.ID, ch, ev, p))
+					ds = append(ds, s.delivery(buildgate.SourceSubscription, sub.ID, ch, ev, p))
 				}
 			}
 		}
@@ -266,13 +266,13 @@ func (s *Service) dispatch(ctx context.Context, ev event) {
 }
 
 // delivery renders p for one source and channel.
-func (s *Service) delivery(sourceType, sourceID, channel string, ev event, p payload) image.Delivery {
-	id := image.NewID()
+func (s *Service) delivery(sourceType, sourceID, channel string, ev event, p payload) buildgate.Delivery {
+	id := buildgate.NewID()
 	p.DeliveryID = id
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = s.Now()
 	}
-	return image.Delivery{
+	return buildgate.Delivery{
 		ID: id, SourceType: sourceType, SourceID: sourceID, ChannelID: channel,
 		EventType: ev.typ, EventKey: ev.key, Message: render(&p),
 	}
@@ -281,11 +281,11 @@ func (s *Service) delivery(sourceType, sourceID, channel string, ev event, p pay
 // render fills p's title and text and returns the message every channel
 // type sends: a webhook its JSON body, Slack and email the title, text and
 // fields.
-func render(p *payload) image.Message {
-	var fields []image.MessageField
+func render(p *payload) buildgate.Message {
+	var fields []buildgate.MessageField
 	field := func(name, value string) {
 		if value != "" {
-			fields = append(fields, image.MessageField{Name: name, Value: value})
+			fields = append(fields, buildgate.MessageField{Name: name, Value: value})
 		}
 	}
 	name := ""
@@ -295,9 +295,9 @@ func render(p *payload) image.Message {
 		field("Digest", p.Image.Digest)
 	}
 	switch p.Type {
-	case image.TriggerPolicyEvalFailed, image.TriggerVerdictChanged, image.SubscriptionPolicyEval:
+	case buildgate.TriggerPolicyEvalFailed, buildgate.TriggerVerdictChanged, buildgate.SubscriptionPolicyEval:
 		v := p.Verdict
-		if p.Type == image.TriggerPolicyEvalFailed {
+		if p.Type == buildgate.TriggerPolicyEvalFailed {
 			p.Title = "Policy evaluation failed: " + name
 			p.Text = fmt.Sprintf("%s fails policy %s (version %d) with %d stop findings.", name, v.PolicyID, v.PolicyVersion, v.StopFindings)
 		} else {
@@ -312,9 +312,9 @@ func render(p *payload) image.Message {
 			lines = append(lines, fmt.Sprintf("%s %s/%s: %s", f.Action, f.Gate, f.Trigger, f.Message))
 		}
 		field("Findings", strings.Join(lines, "\n"))
-	case image.TriggerNewVulnerabilities, image.SubscriptionVulnUpdate:
+	case buildgate.TriggerNewVulnerabilities, buildgate.SubscriptionVulnUpdate:
 		vc := p.Vulnerabilities
-		if p.Type == image.TriggerNewVulnerabilities {
+		if p.Type == buildgate.TriggerNewVulnerabilities {
 			p.Title = fmt.Sprintf("%d new vulnerabilities in %s", len(vc.Appeared), name)
 			p.Text = fmt.Sprintf("A vulnerability DB update added %d vulnerabilities to %s.", len(vc.Appeared), name)
 			if vc.MinSeverity != "" {
@@ -326,7 +326,7 @@ func render(p *payload) image.Message {
 		}
 		field("Appeared", vulnLines(vc.Appeared))
 		field("Disappeared", vulnLines(vc.Disappeared))
-	case image.TriggerUnscannedImage:
+	case buildgate.TriggerUnscannedImage:
 		r := p.Runtime
 		p.Title = fmt.Sprintf("Unscanned image running in %s: %s", r.Cluster, r.Image)
 		p.Text = fmt.Sprintf("%s runs in %d container(s) of cluster %s, first in %s/%s (%s), and the gate has no analysis of it (%s).",
@@ -340,19 +340,19 @@ func render(p *payload) image.Message {
 		field("Namespace", r.Namespace)
 		field("Pod", r.Pod)
 		field("Action", r.Action)
-	case image.SubscriptionAnalysisUpdate:
+	case buildgate.SubscriptionAnalysisUpdate:
 		a := p.Analysis
 		p.Title = fmt.Sprintf("Analysis %s: %s", a.Status, name)
 		p.Text = fmt.Sprintf("The analysis of %s is %s.", name, a.Status)
 		if a.Error != "" {
 			p.Text += " " + a.Error
 		}
-	case image.SubscriptionTagUpdate:
+	case buildgate.SubscriptionTagUpdate:
 		u := p.TagUpdate
 		p.Title = "New image for " + u.Tag
 		p.Text = fmt.Sprintf("%s now points at %s (was %s); the gate submitted it for analysis.", u.Tag, u.Digest, cmp.Or(u.Previous, "unknown"))
 		field("Previous digest", u.Previous)
-	case image.TriggerAdmissionDenied:
+	case buildgate.TriggerAdmissionDenied:
 		a := p.Admission
 		where := a.Namespace
 		if a.Cluster != "" {
@@ -377,7 +377,7 @@ func render(p *payload) image.Message {
 		field("Subscription", p.Subscription.Type+" "+p.Subscription.Key)
 	}
 	body, _ := json.Marshal(p)
-	return image.Message{Event: p.Type, Title: p.Title, Text: p.Text, Fields: fields, Body: body, DeliveryID: p.DeliveryID}
+	return buildgate.Message{Event: p.Type, Title: p.Title, Text: p.Text, Fields: fields, Body: body, DeliveryID: p.DeliveryID}
 }
 
 func first(s []string) string {
@@ -402,7 +402,7 @@ func vulnLines(vs []vulnInfo) string {
 	return strings.Join(lines, "\n")
 }
 
-func vulnInfos(ms []image.Match) []vulnInfo {
+func vulnInfos(ms []buildgate.Match) []vulnInfo {
 	out := make([]vulnInfo, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, vulnInfo{
@@ -414,14 +414,14 @@ func vulnInfos(ms []image.Match) []vulnInfo {
 }
 
 // matchKey identifies a vulnerability of a package for diffs.
-func matchKey(m image.Match) string {
+func matchKey(m buildgate.Match) string {
 	return m.VulnerabilityID + "\x00" + m.PackageName + "\x00" + m.PackageVersion + "\x00" + m.PackageType
 }
 
 // diffMatches returns the matches of after that before lacks and those of
 // before that after lacks, most severe first.
-func diffMatches(before, after []image.Match) (appeared, disappeared []image.Match) {
-	index := func(ms []image.Match) map[string]bool {
+func diffMatches(before, after []buildgate.Match) (appeared, disappeared []buildgate.Match) {
+	index := func(ms []buildgate.Match) map[string]bool {
 		m := make(map[string]bool, len(ms))
 		for _, x := range ms {
 			m[matchKey(x)] = true
@@ -442,7 +442,7 @@ func diffMatches(before, after []image.Match) (appeared, disappeared []image.Mat
 			disappeared = append(disappeared, m)
 		}
 	}
-	order := func(x, y image.Match) int {
+	order := func(x, y buildgate.Match) int {
 		return cmp.Or(cmp.Compare(y.Severity, x.Severity), cmp.Compare(x.VulnerabilityID, y.VulnerabilityID), cmp.Compare(x.PackageName, y.PackageName))
 	}
 	slices.SortFunc(appeared, order)
@@ -462,7 +462,7 @@ func (s *Service) imageDigests(ctx context.Context, digest string) []string {
 
 // AnalysisFinished is the analysis service's Observer.Finished hook: it
 // tells the image's analysis_update subscriptions.
-func (s *Service) AnalysisFinished(digest string, outcome image.Status, _ time.Duration) {
+func (s *Service) AnalysisFinished(digest string, outcome buildgate.Status, _ time.Duration) {
 	ctx := context.Background()
 	img, err := s.store.Image(ctx, digest)
 	if err != nil {
@@ -473,13 +473,13 @@ func (s *Service) AnalysisFinished(digest string, outcome image.Status, _ time.D
 		return
 	}
 	at := img.UpdatedAt
-	if outcome == image.StatusAnalyzed && img.AnalyzedAt != nil {
+	if outcome == buildgate.StatusAnalyzed && img.AnalyzedAt != nil {
 		at = *img.AnalyzedAt
 	}
 	s.dispatch(ctx, event{
-		typ: image.SubscriptionAnalysisUpdate, key: fmt.Sprintf("analysis:%s:%s:%d", digest, outcome, at.UnixNano()),
+		typ: buildgate.SubscriptionAnalysisUpdate, key: fmt.Sprintf("analysis:%s:%s:%d", digest, outcome, at.UnixNano()),
 		tags: img.Tags, subTags: img.Tags,
-		p: payload{Type: image.SubscriptionAnalysisUpdate, Image: &imageRef{Digest: digest, Tags: img.Tags},
+		p: payload{Type: buildgate.SubscriptionAnalysisUpdate, Image: &imageRef{Digest: digest, Tags: img.Tags},
 			Analysis: &analysisInfo{Status: string(outcome), Error: img.Error}},
 	})
 }
@@ -492,7 +492,7 @@ const maxFindings = 10
 // verdict for a tag and policy). A stop fires policy_eval_failed; a change
 // from an earlier verdict fires verdict_changed and the tag's policy_eval
 // subscriptions.
-func (s *Service) VerdictChanged(ctx context.Context, e image.StoredEvaluation, previous string) {
+func (s *Service) VerdictChanged(ctx context.Context, e buildgate.StoredEvaluation, previous string) {
 	img, err := s.store.Image(ctx, e.Digest)
 	if err != nil {
 		s.log.Error("reading an evaluated image", "digest", e.Digest, "err", err)
@@ -525,12 +525,12 @@ func (s *Service) VerdictChanged(ctx context.Context, e image.StoredEvaluation, 
 		s.dispatch(ctx, ev)
 	}
 	if e.FinalAction == policy.ActionStop.String() {
-		emit(image.TriggerPolicyEvalFailed, nil)
+		emit(buildgate.TriggerPolicyEvalFailed, nil)
 	}
 	if previous != "" {
-		emit(image.TriggerVerdictChanged, nil)
+		emit(buildgate.TriggerVerdictChanged, nil)
 		if e.Tag != "" {
-			emit(image.SubscriptionPolicyEval, []string{e.Tag})
+			emit(buildgate.SubscriptionPolicyEval, []string{e.Tag})
 		}
 	}
 }
@@ -539,12 +539,12 @@ func (s *Service) VerdictChanged(ctx context.Context, e image.StoredEvaluation, 
 // which vulnerabilities a re-match against a new DB added to and removed
 // from an image, fires new_vulnerabilities for the added ones, and tells
 // the image's vuln_update subscriptions.
-func (s *Service) Rematched(ctx context.Context, digest string, before, after []image.Match, db image.DBInfo) {
+func (s *Service) Rematched(ctx context.Context, digest string, before, after []buildgate.Match, db buildgate.DBInfo) {
 	appeared, disappeared := diffMatches(before, after)
 	if len(appeared) == 0 && len(disappeared) == 0 {
 		return
 	}
-	if err := s.store.SaveVulnerabilityChange(ctx, image.VulnerabilityChange{
+	if err := s.store.SaveVulnerabilityChange(ctx, buildgate.VulnerabilityChange{
 		Digest: digest, DBBuilt: db.Built, ChangedAt: s.Now(), Appeared: appeared, Disappeared: disappeared,
 	}); err != nil {
 		s.log.Error("recording vulnerability changes", "digest", digest, "err", err)
@@ -568,17 +568,17 @@ func (s *Service) Rematched(ctx context.Context, digest string, before, after []
 	}
 	if len(appeared) > 0 {
 		ev := base
-		ev.typ, ev.key, ev.p.Type = image.TriggerNewVulnerabilities, image.TriggerNewVulnerabilities+":"+key, image.TriggerNewVulnerabilities
+		ev.typ, ev.key, ev.p.Type = buildgate.TriggerNewVulnerabilities, buildgate.TriggerNewVulnerabilities+":"+key, buildgate.TriggerNewVulnerabilities
 		s.dispatch(ctx, ev)
 	}
 	ev := base
-	ev.typ, ev.key, ev.subTags, ev.p.Type = image.SubscriptionVulnUpdate, image.SubscriptionVulnUpdate+":"+key, img.Tags, image.SubscriptionVulnUpdate
+	ev.typ, ev.key, ev.subTags, ev.p.Type = buildgate.SubscriptionVulnUpdate, buildgate.SubscriptionVulnUpdate+":"+key, img.Tags, buildgate.SubscriptionVulnUpdate
 	s.dispatch(ctx, ev)
 }
 
 // VulnerabilityChanges returns the recorded vulnerability changes of an
 // image, newest first.
-func (s *Service) VulnerabilityChanges(ctx context.Context, digest string) ([]image.VulnerabilityChange, error) {
+func (s *Service) VulnerabilityChanges(ctx context.Context, digest string) ([]buildgate.VulnerabilityChange, error) {
 	if _, err := s.store.Image(ctx, digest); err != nil {
 		return nil, err
 	}
@@ -589,16 +589,16 @@ func (s *Service) VulnerabilityChanges(ctx context.Context, digest string) ([]im
 // an object it would have denied. It fires admission_denied for the
 // alerts whose scope holds one of the object's images, cluster and
 // namespace.
-func (s *Service) AdmissionDenied(ctx context.Context, d image.AdmissionDecision) {
+func (s *Service) AdmissionDenied(ctx context.Context, d buildgate.AdmissionDecision) {
 	info := &admissionInfo{
 		DecisionID: d.ID, Cluster: d.Cluster, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, User: d.User,
 		Rule: d.RuleName, Mode: d.Mode, Message: d.Message, Images: []string{},
 	}
-	var containers []image.RuntimeContainer
+	var containers []buildgate.RuntimeContainer
 	var tags []string
 	for _, img := range d.Images {
 		info.Images = append(info.Images, img.Image)
-		containers = append(containers, image.RuntimeContainer{
+		containers = append(containers, buildgate.RuntimeContainer{
 			Cluster: d.Cluster, Namespace: d.Namespace, Pod: d.Name, Container: img.Container,
 			Image: img.Image, ImageDigest: img.Digest, Tag: img.Tag,
 		})
@@ -611,8 +611,8 @@ func (s *Service) AdmissionDenied(ctx context.Context, d image.AdmissionDecision
 		ref = &imageRef{Digest: d.Images[0].Digest, Tag: d.Images[0].Tag, Tags: tags}
 	}
 	s.dispatch(ctx, event{
-		typ: image.TriggerAdmissionDenied, key: image.TriggerAdmissionDenied + ":" + d.ID,
+		typ: buildgate.TriggerAdmissionDenied, key: buildgate.TriggerAdmissionDenied + ":" + d.ID,
 		tags: tags, containers: containers,
-		p: payload{Type: image.TriggerAdmissionDenied, Image: ref, Admission: info, CreatedAt: d.CreatedAt},
+		p: payload{Type: buildgate.TriggerAdmissionDenied, Image: ref, Admission: info, CreatedAt: d.CreatedAt},
 	})
 }

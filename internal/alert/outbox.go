@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -57,15 +57,15 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 // attempt sends one delivery and records the attempt: delivered, pending
 // again after a backoff, or failed for good (a permanent error, the last
 // attempt, or a channel that no longer exists).
-func (s *Service) attempt(ctx context.Context, d image.Delivery) {
+func (s *Service) attempt(ctx context.Context, d buildgate.Delivery) {
 	n := d.Attempts + 1
 	start := s.Now()
-	rec := image.DeliveryAttempt{Attempt: n, At: start}
+	rec := buildgate.DeliveryAttempt{Attempt: n, At: start}
 	res, key, err := s.send(ctx, d)
 	rec.DurationMS = s.Now().Sub(start).Milliseconds()
 	rec.StatusCode = res.StatusCode
 	rec.Answer = truncate(secret.Redact(res.Answer, string(key)), maxAnswer)
-	status, next := image.DeliveryDelivered, time.Time{}
+	status, next := buildgate.DeliveryDelivered, time.Time{}
 	if err == nil {
 		rec.OK = true
 	} else {
@@ -74,11 +74,11 @@ func (s *Service) attempt(ctx context.Context, d image.Delivery) {
 		case ctx.Err() != nil:
 			// The gate is stopping: try again at the next start.
 			rec.Error = "interrupted by the gate's shutdown: " + rec.Error
-			status, next = image.DeliveryPending, s.Now()
+			status, next = buildgate.DeliveryPending, s.Now()
 		case permanent(err) || n >= s.cfg.MaxAttempts:
-			status = image.DeliveryFailed
+			status = buildgate.DeliveryFailed
 		default:
-			status, next = image.DeliveryPending, s.Now().Add(s.backoff(n))
+			status, next = buildgate.DeliveryPending, s.Now().Add(s.backoff(n))
 		}
 	}
 	log := s.log.With("delivery", d.ID, "channel", d.ChannelID, "event", d.EventType, "attempt", n)
@@ -87,9 +87,9 @@ func (s *Service) attempt(ctx context.Context, d image.Delivery) {
 		return
 	}
 	switch status {
-	case image.DeliveryDelivered:
+	case buildgate.DeliveryDelivered:
 		log.Info("notification delivered", "status_code", rec.StatusCode)
-	case image.DeliveryFailed:
+	case buildgate.DeliveryFailed:
 		log.Warn("notification failed for good", "err", rec.Error)
 	default:
 		log.Info("notification failed; will retry", "err", rec.Error, "next_attempt", next)
@@ -104,24 +104,24 @@ func (f failure) Permanent() bool { return true }
 
 // send sends a delivery to its channel. It returns the channel's secret
 // too, so that the caller can keep it out of what it records.
-func (s *Service) send(ctx context.Context, d image.Delivery) (image.SendResult, secret.Secret, error) {
+func (s *Service) send(ctx context.Context, d buildgate.Delivery) (buildgate.SendResult, secret.Secret, error) {
 	ch, err := s.store.Channel(ctx, d.ChannelID)
 	if err != nil {
-		if image.ErrorCode(err) == image.ENOTFOUND {
-			return image.SendResult{}, "", failure("the channel was deleted")
+		if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
+			return buildgate.SendResult{}, "", failure("the channel was deleted")
 		}
-		return image.SendResult{}, "", err
+		return buildgate.SendResult{}, "", err
 	}
 	if err := s.openURL(ctx, ch); err != nil {
-		return image.SendResult{}, "", err
+		return buildgate.SendResult{}, "", err
 	}
 	key, err := s.channelSecret(ctx, ch.ID)
 	if err != nil {
-		return image.SendResult{}, "", err
+		return buildgate.SendResult{}, "", err
 	}
 	sender := s.senders[ch.Type]
 	if sender == nil {
-		return image.SendResult{}, key, failure("no sender for channel type " + ch.Type)
+		return buildgate.SendResult{}, key, failure("no sender for channel type " + ch.Type)
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	defer cancel()

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -38,14 +38,14 @@ type InventoryResult struct {
 // runningImage is the containers of one cluster that run one image.
 type runningImage struct {
 	ref, tag, digest string
-	containers       []image.RuntimeContainer
+	containers       []buildgate.RuntimeContainer
 }
 
 // PushInventory replaces what a cluster runs. Each image the gate has
 // not analysed fires unscanned_image for the alerts whose scope holds one
 // of its containers; when any of them has action scan and the gate has
 // never seen the image, it is submitted for analysis.
-func (s *Service) PushInventory(ctx context.Context, inv image.RuntimeInventory) (*InventoryResult, error) {
+func (s *Service) PushInventory(ctx context.Context, inv buildgate.RuntimeInventory) (*InventoryResult, error) {
 	if err := normalizeInventory(&inv, s.Now()); err != nil {
 		return nil, err
 	}
@@ -63,18 +63,18 @@ func (s *Service) PushInventory(ctx context.Context, inv image.RuntimeInventory)
 		img, err := s.store.LookupImage(ctx, g.digest, g.tag)
 		status := "unscanned"
 		switch {
-		case err == nil && img.Status == image.StatusAnalyzed:
+		case err == nil && img.Status == buildgate.StatusAnalyzed:
 			continue
 		case err == nil:
 			status = string(img.Status)
-		case image.ErrorCode(err) != image.ENOTFOUND:
+		case buildgate.ErrorCode(err) != buildgate.ENOTFOUND:
 			return nil, err
 		}
 		res.Unscanned++
 		scan := false
 		for _, a := range alerts {
-			t, ok := trigger(a, image.TriggerUnscannedImage)
-			if a.Enabled && ok && t.Action == image.ActionScan && slices.ContainsFunc(g.containers, func(c image.RuntimeContainer) bool { return containerInScope(a.Scope, c) }) {
+			t, ok := trigger(a, buildgate.TriggerUnscannedImage)
+			if a.Enabled && ok && t.Action == buildgate.ActionScan && slices.ContainsFunc(g.containers, func(c buildgate.RuntimeContainer) bool { return containerInScope(a.Scope, c) }) {
 				scan = true
 			}
 		}
@@ -84,14 +84,14 @@ func (s *Service) PushInventory(ctx context.Context, inv image.RuntimeInventory)
 		if scan {
 			scans = append(scans, scanRef(g))
 		}
-		action := image.ActionNotify
+		action := buildgate.ActionNotify
 		if scan {
-			action = image.ActionScan
+			action = buildgate.ActionScan
 		}
 		ident := cmp.Or(g.digest, g.tag, g.ref)
 		s.dispatch(ctx, event{
-			typ: image.TriggerUnscannedImage, key: "unscanned_image:" + inv.Cluster + ":" + ident, containers: g.containers,
-			p: payload{Type: image.TriggerUnscannedImage, CreatedAt: s.Now(),
+			typ: buildgate.TriggerUnscannedImage, key: "unscanned_image:" + inv.Cluster + ":" + ident, containers: g.containers,
+			p: payload{Type: buildgate.TriggerUnscannedImage, CreatedAt: s.Now(),
 				Runtime: &runtimeInfo{Image: g.ref, ImageDigest: g.digest, Status: status, Action: action, ScanSubmitted: scan}},
 		})
 	}
@@ -116,7 +116,7 @@ func (s *Service) scan(ctx context.Context, cluster string, refs []string) {
 			return
 		}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		img, err := s.images.Submit(sctx, image.SubmitRequest{Ref: ref, Annotations: map[string]string{"buildgate.runtime.cluster": cluster}})
+		img, err := s.images.Submit(sctx, buildgate.SubmitRequest{Ref: ref, Annotations: map[string]string{"buildgate.runtime.cluster": cluster}})
 		cancel()
 		if err != nil {
 			s.log.Warn("submitting an unscanned running image", "cluster", cluster, "image", ref, "err", err)
@@ -137,17 +137,17 @@ func scanRef(g runningImage) string {
 
 // normalizeInventory validates an inventory and fills each container's
 // tag and digest.
-func normalizeInventory(inv *image.RuntimeInventory, now time.Time) error {
+func normalizeInventory(inv *buildgate.RuntimeInventory, now time.Time) error {
 	inv.Cluster = strings.TrimSpace(inv.Cluster)
 	switch {
 	case inv.Cluster == "":
-		return image.Errorf(image.EINVALID, "an inventory needs its cluster")
+		return buildgate.Errorf(buildgate.EINVALID, "an inventory needs its cluster")
 	case len(inv.Cluster) > maxFieldSize:
-		return image.Errorf(image.EINVALID, "cluster is longer than %d bytes", maxFieldSize)
+		return buildgate.Errorf(buildgate.EINVALID, "cluster is longer than %d bytes", maxFieldSize)
 	case len(inv.Containers) > maxContainers:
-		return image.Errorf(image.EINVALID, "an inventory holds at most %d containers", maxContainers)
+		return buildgate.Errorf(buildgate.EINVALID, "an inventory holds at most %d containers", maxContainers)
 	case inv.ObservedAt.After(now.Add(time.Hour)):
-		return image.Errorf(image.EINVALID, "observed_at %s is in the future", inv.ObservedAt.Format(time.RFC3339))
+		return buildgate.Errorf(buildgate.EINVALID, "observed_at %s is in the future", inv.ObservedAt.Format(time.RFC3339))
 	}
 	if inv.ObservedAt.IsZero() {
 		inv.ObservedAt = now
@@ -158,11 +158,11 @@ func normalizeInventory(inv *image.RuntimeInventory, now time.Time) error {
 		c.Cluster = inv.Cluster
 		c.Image = strings.TrimSpace(c.Image)
 		if c.Image == "" {
-			return image.Errorf(image.EINVALID, "container %d (%s/%s/%s) names no image", i, c.Namespace, c.Pod, c.Container)
+			return buildgate.Errorf(buildgate.EINVALID, "container %d (%s/%s/%s) names no image", i, c.Namespace, c.Pod, c.Container)
 		}
 		for _, f := range []string{c.Namespace, c.Pod, c.Container, c.Image, c.ImageDigest} {
 			if len(f) > maxFieldSize {
-				return image.Errorf(image.EINVALID, "container %d has a field longer than %d bytes", i, maxFieldSize)
+				return buildgate.Errorf(buildgate.EINVALID, "container %d has a field longer than %d bytes", i, maxFieldSize)
 			}
 		}
 		// image_digest as Kubernetes reports it: "docker-pullable://repo@sha256:...",
@@ -183,7 +183,7 @@ func normalizeInventory(inv *image.RuntimeInventory, now time.Time) error {
 
 // groupImages groups containers by the image they run: its digest when
 // known, else its tag.
-func groupImages(cs []image.RuntimeContainer) []runningImage {
+func groupImages(cs []buildgate.RuntimeContainer) []runningImage {
 	var out []runningImage
 	index := map[string]int{}
 	for _, c := range cs {
@@ -217,7 +217,7 @@ type RuntimeImage struct {
 	// Vulnerabilities counts the image's matches by severity name
 	// (lower case).
 	Vulnerabilities map[string]int
-	Containers      []image.RuntimeContainer
+	Containers      []buildgate.RuntimeContainer
 }
 
 // RuntimeImages lists the images running in a cluster and namespace (all
@@ -235,13 +235,13 @@ func (s *Service) RuntimeImages(ctx context.Context, cluster, namespace string) 
 	for _, g := range groupImages(cs) {
 		ri := RuntimeImage{Image: g.ref, Tag: g.tag, ImageDigest: g.digest, Status: "unscanned", Containers: g.containers}
 		img, err := s.store.LookupImage(ctx, g.digest, g.tag)
-		if err != nil && image.ErrorCode(err) != image.ENOTFOUND {
+		if err != nil && buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 			return nil, err
 		}
 		if img != nil {
 			ri.Digest, ri.Status, ri.Error = img.Digest, string(img.Status), img.Error
 		}
-		if img != nil && img.Status == image.StatusAnalyzed {
+		if img != nil && img.Status == buildgate.StatusAnalyzed {
 			matches, err := s.store.ImageMatches(ctx, img.Digest)
 			if err != nil {
 				return nil, fmt.Errorf("counting vulnerabilities of %s: %w", img.Digest, err)
@@ -259,9 +259,9 @@ func (s *Service) RuntimeImages(ctx context.Context, cluster, namespace string) 
 }
 
 // severityCounts counts matches by severity, every severity present.
-func severityCounts(ms []image.Match) map[string]int {
+func severityCounts(ms []buildgate.Match) map[string]int {
 	out := map[string]int{}
-	for _, sev := range image.Severities() {
+	for _, sev := range buildgate.Severities() {
 		out[strings.ToLower(sev.String())] = 0
 	}
 	for _, m := range ms {

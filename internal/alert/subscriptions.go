@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Subscriptions are the table the Anchore API keeps (keyed by full tag,
@@ -25,12 +25,12 @@ type SubscriptionInput struct {
 }
 
 // CreateSubscription adds a subscription for a full tag.
-func (s *Service) CreateSubscription(ctx context.Context, in SubscriptionInput) (*image.Subscription, error) {
+func (s *Service) CreateSubscription(ctx context.Context, in SubscriptionInput) (*buildgate.Subscription, error) {
 	if strings.TrimSpace(in.Key) == "" || in.Type == "" {
-		return nil, image.Errorf(image.EINVALID, "a subscription needs a key (a tag, registry/repository:tag) and a type (%s)", strings.Join(image.SubscriptionTypes(), ", "))
+		return nil, buildgate.Errorf(buildgate.EINVALID, "a subscription needs a key (a tag, registry/repository:tag) and a type (%s)", strings.Join(buildgate.SubscriptionTypes(), ", "))
 	}
-	if !slices.Contains(image.SubscriptionTypes(), in.Type) {
-		return nil, image.Errorf(image.EINVALID, "unknown subscription type %q (want one of %s)", in.Type, strings.Join(image.SubscriptionTypes(), ", "))
+	if !slices.Contains(buildgate.SubscriptionTypes(), in.Type) {
+		return nil, buildgate.Errorf(buildgate.EINVALID, "unknown subscription type %q (want one of %s)", in.Type, strings.Join(buildgate.SubscriptionTypes(), ", "))
 	}
 	key, err := s.registry.NormalizeTag(strings.TrimSpace(in.Key))
 	if err != nil {
@@ -50,7 +50,7 @@ func (s *Service) CreateSubscription(ctx context.Context, in SubscriptionInput) 
 		}
 	}
 	s.log.Info("subscription created", "subscription", sub.ID, "key", key, "type", in.Type, "active", active)
-	if in.Type == image.SubscriptionTagUpdate && active {
+	if in.Type == buildgate.SubscriptionTagUpdate && active {
 		s.PollSoon()
 	}
 	return s.Subscription(ctx, sub.ID)
@@ -58,17 +58,17 @@ func (s *Service) CreateSubscription(ctx context.Context, in SubscriptionInput) 
 
 // UpdateSubscription activates or deactivates a subscription and replaces
 // its channels. Its key and type cannot change.
-func (s *Service) UpdateSubscription(ctx context.Context, id string, in SubscriptionInput) (*image.Subscription, error) {
+func (s *Service) UpdateSubscription(ctx context.Context, id string, in SubscriptionInput) (*buildgate.Subscription, error) {
 	cur, err := s.store.Subscription(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if in.Type != "" && in.Type != cur.Type {
-		return nil, image.Errorf(image.EINVALID, "a subscription's type cannot change: delete it and add another")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "a subscription's type cannot change: delete it and add another")
 	}
 	if k := strings.TrimSpace(in.Key); k != "" {
 		if key, err := s.registry.NormalizeTag(k); err != nil || key != cur.Key {
-			return nil, image.Errorf(image.EINVALID, "a subscription's key cannot change: delete it and add another")
+			return nil, buildgate.Errorf(buildgate.EINVALID, "a subscription's key cannot change: delete it and add another")
 		}
 	}
 	if in.Channels != nil {
@@ -80,7 +80,7 @@ func (s *Service) UpdateSubscription(ctx context.Context, id string, in Subscrip
 		if _, err := s.store.SetSubscriptionActive(ctx, id, *in.Active); err != nil {
 			return nil, err
 		}
-		if cur.Type == image.SubscriptionTagUpdate && *in.Active {
+		if cur.Type == buildgate.SubscriptionTagUpdate && *in.Active {
 			s.PollSoon()
 		}
 	}
@@ -88,7 +88,7 @@ func (s *Service) UpdateSubscription(ctx context.Context, id string, in Subscrip
 }
 
 // Subscription returns one subscription with its channels.
-func (s *Service) Subscription(ctx context.Context, id string) (*image.Subscription, error) {
+func (s *Service) Subscription(ctx context.Context, id string) (*buildgate.Subscription, error) {
 	sub, err := s.store.Subscription(ctx, id)
 	if err != nil {
 		return nil, err
@@ -103,9 +103,9 @@ func (s *Service) Subscription(ctx context.Context, id string) (*image.Subscript
 
 // Subscriptions lists subscriptions, those with key and type only when
 // they are not empty.
-func (s *Service) Subscriptions(ctx context.Context, key, typ string) ([]image.Subscription, error) {
-	if typ != "" && !slices.Contains(image.SubscriptionTypes(), typ) {
-		return nil, image.Errorf(image.EINVALID, "unknown subscription type %q (want one of %s)", typ, strings.Join(image.SubscriptionTypes(), ", "))
+func (s *Service) Subscriptions(ctx context.Context, key, typ string) ([]buildgate.Subscription, error) {
+	if typ != "" && !slices.Contains(buildgate.SubscriptionTypes(), typ) {
+		return nil, buildgate.Errorf(buildgate.EINVALID, "unknown subscription type %q (want one of %s)", typ, strings.Join(buildgate.SubscriptionTypes(), ", "))
 	}
 	if key != "" {
 		k, err := s.registry.NormalizeTag(key)
@@ -139,11 +139,11 @@ func (s *Service) DeleteSubscription(ctx context.Context, id string) error {
 
 // SubscriptionDeliveries returns a subscription's deliveries, newest
 // first; limit 0 means 100.
-func (s *Service) SubscriptionDeliveries(ctx context.Context, id string, limit int) ([]image.Delivery, error) {
+func (s *Service) SubscriptionDeliveries(ctx context.Context, id string, limit int) ([]buildgate.Delivery, error) {
 	if _, err := s.store.Subscription(ctx, id); err != nil {
 		return nil, err
 	}
-	return s.store.Deliveries(ctx, image.SourceSubscription, id, deliveryLimit(limit))
+	return s.store.Deliveries(ctx, buildgate.SourceSubscription, id, deliveryLimit(limit))
 }
 
 func orEmpty(s []string) []string {
@@ -210,7 +210,7 @@ func (s *Service) runTagPoller(ctx context.Context) {
 // analysed again), and a change from a known digest is told to the
 // subscription's channels.
 func (s *Service) PollTags(ctx context.Context) error {
-	subs, err := s.store.ListSubscriptions(ctx, "", image.SubscriptionTagUpdate)
+	subs, err := s.store.ListSubscriptions(ctx, "", buildgate.SubscriptionTagUpdate)
 	if err != nil {
 		return err
 	}
@@ -250,7 +250,7 @@ func (s *Service) pollTag(ctx context.Context, tag string) {
 	}
 	// Submit by digest, keeping the tag, so the digest analysed is the
 	// one just seen.
-	if _, err := s.images.Submit(rctx, image.SubmitRequest{Ref: strings.TrimSuffix(tag, "@"+res.Digest) + "@" + res.Digest}); err != nil {
+	if _, err := s.images.Submit(rctx, buildgate.SubmitRequest{Ref: strings.TrimSuffix(tag, "@"+res.Digest) + "@" + res.Digest}); err != nil {
 		log.Warn("submitting a tag's new digest", "digest", res.Digest, "err", err)
 		return
 	}
@@ -262,8 +262,8 @@ func (s *Service) pollTag(ctx context.Context, tag string) {
 		return
 	}
 	s.dispatch(ctx, event{
-		typ: image.SubscriptionTagUpdate, key: "tag_update:" + tag + ":" + res.Digest, subTags: []string{tag},
-		p: payload{Type: image.SubscriptionTagUpdate, Image: &imageRef{Digest: res.Digest, Tag: tag},
+		typ: buildgate.SubscriptionTagUpdate, key: "tag_update:" + tag + ":" + res.Digest, subTags: []string{tag},
+		p: payload{Type: buildgate.SubscriptionTagUpdate, Image: &imageRef{Digest: res.Digest, Tag: tag},
 			TagUpdate: &tagUpdateInfo{Tag: tag, Previous: prev, Digest: res.Digest}},
 	})
 }

@@ -22,26 +22,26 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // Store is what the service needs from the database.
 type Store interface {
-	Image(ctx context.Context, digest string) (*image.Image, error)
-	SubmitImage(ctx context.Context, sub image.Submission) (*image.Image, bool, error)
+	Image(ctx context.Context, digest string) (*buildgate.Image, error)
+	SubmitImage(ctx context.Context, sub buildgate.Submission) (*buildgate.Image, bool, error)
 	// ClaimJob takes a queued job, or one whose lease ran out, for worker
 	// until now+lease; after maxAttempts claims the image fails instead.
-	ClaimJob(ctx context.Context, worker string, lease time.Duration, maxAttempts int) (*image.Job, error)
+	ClaimJob(ctx context.Context, worker string, lease time.Duration, maxAttempts int) (*buildgate.Job, error)
 	// ExtendLease renews a claim; it is a conflict when the claim was lost.
 	ExtendLease(ctx context.Context, digest, worker string, lease time.Duration) error
 	// ReleaseJob queues a claimed job again without counting the attempt.
 	ReleaseJob(ctx context.Context, digest, worker string) error
 	FailImage(ctx context.Context, digest, msg string) error
-	SaveAnalysis(ctx context.Context, a *image.Analysis) error
-	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
+	SaveAnalysis(ctx context.Context, a *buildgate.Analysis) error
+	Analysis(ctx context.Context, digest string) (*buildgate.Analysis, error)
 	AnalyzedDigests(ctx context.Context) ([]string, error)
-	UpdateMatches(ctx context.Context, digest string, matches []image.Match, dbBuilt, at time.Time) error
+	UpdateMatches(ctx context.Context, digest string, matches []buildgate.Match, dbBuilt, at time.Time) error
 	DigestsNotMatchedWith(ctx context.Context, dbBuilt time.Time) ([]string, error)
 	SetPendingWork(ctx context.Context, kind, arg string) error
 	PendingWork(ctx context.Context, kind string) (arg string, ok bool, err error)
@@ -54,9 +54,9 @@ type Store interface {
 	ClearPendingWork(ctx context.Context, kind, arg string, since time.Time) (bool, error)
 }
 
-// Resolved is a reference resolved at submit time (image.Resolved, which
+// Resolved is a reference resolved at submit time (buildgate.Resolved, which
 // alert uses too without importing this package).
-type Resolved = image.Resolved
+type Resolved = buildgate.Resolved
 
 // Registry resolves references and pulls images into OCI layouts.
 type Registry interface {
@@ -81,17 +81,17 @@ type Registry interface {
 // Cataloger reads an image in an OCI layout into an SBOM and facts, and
 // reads SBOM documents users upload.
 type Cataloger interface {
-	Catalog(ctx context.Context, layoutDir string) (*image.Analysis, error)
+	Catalog(ctx context.Context, layoutDir string) (*buildgate.Analysis, error)
 	// DecodeSBOM reads a syft, CycloneDX or SPDX document into an analysis
 	// whose SBOM is syft-json.
-	DecodeSBOM(r io.Reader) (*image.Analysis, error)
+	DecodeSBOM(r io.Reader) (*buildgate.Analysis, error)
 }
 
 // Matcher matches an SBOM against the vulnerability DB.
 type Matcher interface {
-	Match(ctx context.Context, sbom []byte) ([]image.Match, image.DBInfo, error)
+	Match(ctx context.Context, sbom []byte) ([]buildgate.Match, buildgate.DBInfo, error)
 	// Info describes the DB loaded now.
-	Info() image.DBInfo
+	Info() buildgate.DBInfo
 }
 
 // Config tunes the service.
@@ -123,12 +123,12 @@ type Config struct {
 type Observer struct {
 	// Finished is called after each analysis with its outcome
 	// ("analyzed" or "failed") and duration.
-	Finished func(digest string, outcome image.Status, d time.Duration)
+	Finished func(digest string, outcome buildgate.Status, d time.Duration)
 	// Analyzed is called after an analysis or a re-match is stored.
 	Analyzed func(ctx context.Context, digest string)
 	// Rematched is called after a re-match is stored, before Analyzed,
 	// with the matches it replaced and the new ones (alerts diff them).
-	Rematched func(ctx context.Context, digest string, before, after []image.Match, db image.DBInfo)
+	Rematched func(ctx context.Context, digest string, before, after []buildgate.Match, db buildgate.DBInfo)
 }
 
 // Service submits and analyses images.
@@ -178,13 +178,13 @@ func New(cfg Config, store Store, reg Registry, cat Cataloger, m Matcher, obs Ob
 	return &Service{cfg: cfg, store: store, registry: reg, catalog: cat, matcher: m, obs: obs, log: log, wake: make(chan struct{}, 1), rematch: NewTrigger(), held: map[string]PullAuth{}}
 }
 
-// SubmitRequest is what a user submits (image.SubmitRequest, which alert
+// SubmitRequest is what a user submits (buildgate.SubmitRequest, which alert
 // uses too without importing this package).
-type SubmitRequest = image.SubmitRequest
+type SubmitRequest = buildgate.SubmitRequest
 
 // Submit resolves the reference to a digest and queues the image unless it
 // is already analysed (or queued) and not forced.
-func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, error) {
+func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*buildgate.Image, error) {
 	return s.submit(ctx, req, nil)
 }
 
@@ -193,16 +193,16 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*image.Image, 
 // queued, pulled with auth, sent to the reference's registry only. Like
 // SubmitAuthorized's, the authorization is held in memory until the pull
 // takes it and is never stored or logged.
-func (s *Service) SubmitWithAuth(ctx context.Context, req SubmitRequest, auth PullAuth) (*image.Image, error) {
+func (s *Service) SubmitWithAuth(ctx context.Context, req SubmitRequest, auth PullAuth) (*buildgate.Image, error) {
 	if auth.Authorization == "" {
-		return nil, image.Errorf(image.EINVALID, "the registry credentials of the submission are empty")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the registry credentials of the submission are empty")
 	}
 	return s.submit(ctx, req, &auth)
 }
 
-func (s *Service) submit(ctx context.Context, req SubmitRequest, auth *PullAuth) (*image.Image, error) {
+func (s *Service) submit(ctx context.Context, req SubmitRequest, auth *PullAuth) (*buildgate.Image, error) {
 	if strings.TrimSpace(req.Ref) == "" {
-		return nil, image.Errorf(image.EINVALID, "ref is required")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "ref is required")
 	}
 	r, err := s.registry.ResolveFor(ctx, req.Ref, req.Platform, auth)
 	if err != nil {
@@ -219,7 +219,7 @@ func (s *Service) submit(ctx context.Context, req SubmitRequest, auth *PullAuth)
 		}
 		r.Tag = tag
 	}
-	sub := image.Submission{
+	sub := buildgate.Submission{
 		Digest: r.Digest, Tag: r.Tag, Label: label, PullRef: r.PullRef, IndexDigest: r.IndexDigest,
 		Source: "registry", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
 	}
@@ -275,15 +275,15 @@ type AuthorizedRequest struct {
 // never written to the store or logged; a job whose authorization is gone
 // (this gate restarted, or another replica claimed the job) fails saying
 // so, and is never pulled without it.
-func (s *Service) SubmitAuthorized(ctx context.Context, req AuthorizedRequest) (*image.Image, error) {
+func (s *Service) SubmitAuthorized(ctx context.Context, req AuthorizedRequest) (*buildgate.Image, error) {
 	if req.PullRef == "" || req.Digest == "" || req.Auth.Host == "" || req.Auth.Authorization == "" {
-		return nil, image.Errorf(image.EINVALID, "an authorized submission needs a pull reference, a digest, a registry host and an authorization")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "an authorized submission needs a pull reference, a digest, a registry host and an authorization")
 	}
-	return s.submitHeld(ctx, image.Submission{Digest: req.Digest, PullRef: req.PullRef, Source: sourceAuthorized}, req.Auth)
+	return s.submitHeld(ctx, buildgate.Submission{Digest: req.Digest, PullRef: req.PullRef, Source: sourceAuthorized}, req.Auth)
 }
 
 // submitHeld queues a submission whose pull takes auth from memory.
-func (s *Service) submitHeld(ctx context.Context, sub image.Submission, auth PullAuth) (*image.Image, error) {
+func (s *Service) submitHeld(ctx context.Context, sub buildgate.Submission, auth PullAuth) (*buildgate.Image, error) {
 	if sub.Source != sourceAuthorized {
 		sub.Source = sourceRunAuth
 	}
@@ -291,7 +291,7 @@ func (s *Service) submitHeld(ctx context.Context, sub image.Submission, auth Pul
 	s.held[sub.Digest] = auth
 	s.heldMu.Unlock()
 	img, queued, err := s.store.SubmitImage(ctx, sub)
-	if err != nil || !queued && (img.Status != image.StatusQueued || img.Source != sub.Source) {
+	if err != nil || !queued && (img.Status != buildgate.StatusQueued || img.Source != sub.Source) {
 		// Nothing will pull it with this authorization. A job still queued
 		// (by an earlier submission) takes the fresher one.
 		s.heldMu.Lock()
@@ -321,13 +321,13 @@ func (s *Service) takeAuth(digest string) (PullAuth, bool) {
 
 // errAuthGone is the failure of an authorized job whose authorization is
 // not in this process's memory.
-var errAuthGone = image.Errorf(image.EINVALID, "the registry authorization sent with this scan request is gone: "+
+var errAuthGone = buildgate.Errorf(buildgate.EINVALID, "the registry authorization sent with this scan request is gone: "+
 	"the gate holds it only in the memory of the process that accepted the request, which stopped (or another replica took the job); "+
 	"the image was not pulled; request the scan again")
 
 // errRunAuthGone is errAuthGone of an image submitted with registry
 // credentials of its own.
-var errRunAuthGone = image.Errorf(image.EINVALID, "the registry credentials sent with this submission are gone: "+
+var errRunAuthGone = buildgate.Errorf(buildgate.EINVALID, "the registry credentials sent with this submission are gone: "+
 	"the gate holds them only in the memory of the process that accepted the submission, which stopped (or another replica took the job); "+
 	"the image was not pulled; submit it again")
 
@@ -349,7 +349,7 @@ func (s *Service) serves(ctx context.Context, tag string, r Resolved) bool {
 // UploadRequest describes an uploaded image archive or SBOM.
 type UploadRequest struct {
 	// Tag is the "repo:tag" the upload stands for, for policy mappings.
-	// It is kept as a label (see image.Submission.Label) unless BindTag.
+	// It is kept as a label (see buildgate.Submission.Label) unless BindTag.
 	Tag string
 	// BindTag binds Tag to the upload's digest (an admin's upload).
 	BindTag     bool
@@ -363,7 +363,7 @@ type UploadRequest struct {
 // SubmitUpload reads an image archive (docker-archive, oci-archive or a
 // tarred OCI directory) from r, keeps it as an OCI layout and queues it
 // like a pulled image.
-func (s *Service) SubmitUpload(ctx context.Context, r io.Reader, req UploadRequest) (*image.Image, error) {
+func (s *Service) SubmitUpload(ctx context.Context, r io.Reader, req UploadRequest) (*buildgate.Image, error) {
 	tag, err := s.normalizeTag(req.Tag)
 	if err != nil {
 		return nil, err
@@ -371,7 +371,7 @@ func (s *Service) SubmitUpload(ctx context.Context, r io.Reader, req UploadReque
 	if err := os.MkdirAll(s.cfg.UploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating upload dir: %w", err)
 	}
-	tmp := filepath.Join(s.cfg.UploadDir, "tmp-"+image.NewID()[:16])
+	tmp := filepath.Join(s.cfg.UploadDir, "tmp-"+buildgate.NewID()[:16])
 	defer os.RemoveAll(tmp + ".tar")
 	defer os.RemoveAll(tmp)
 	f, err := os.OpenFile(tmp+".tar", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -385,13 +385,13 @@ func (s *Service) SubmitUpload(ctx context.Context, r io.Reader, req UploadReque
 	n, err := io.Copy(f, src)
 	f.Close()
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "reading the upload after %d bytes: %v", n, err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "reading the upload after %d bytes: %v", n, err)
 	}
 	if req.MaxSize > 0 && n > req.MaxSize {
-		return nil, image.Errorf(image.EINVALID, "the upload is over the limit of %d bytes", req.MaxSize)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the upload is over the limit of %d bytes", req.MaxSize)
 	}
 	if n == 0 {
-		return nil, image.Errorf(image.EINVALID, "the upload is empty")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the upload is empty")
 	}
 	digest, err := s.registry.ImportArchive(tmp+".tar", tmp)
 	if err != nil {
@@ -410,7 +410,7 @@ func (s *Service) normalizeTag(tag string) (string, error) {
 // SubmitSBOM reads an SBOM document a user made elsewhere, matches it and
 // stores the result as an analysed image whose digest is the document's
 // SHA-256. No image is pulled.
-func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest) (*image.Image, error) {
+func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest) (*buildgate.Image, error) {
 	tag, err := s.normalizeTag(req.Tag)
 	if err != nil {
 		return nil, err
@@ -425,7 +425,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 	}
 	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	a.Digest = digest
-	img, _, err := s.store.SubmitImage(ctx, image.Submission{
+	img, _, err := s.store.SubmitImage(ctx, buildgate.Submission{
 		Digest: digest, Tag: tag, Label: tag != "" && !req.BindTag, Source: "sbom", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: true,
 	})
 	if err != nil {
@@ -450,7 +450,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 		return nil, err
 	}
 	if s.obs.Finished != nil {
-		s.obs.Finished(digest, image.StatusAnalyzed, time.Since(start))
+		s.obs.Finished(digest, buildgate.StatusAnalyzed, time.Since(start))
 	}
 	deadline, _ := mctx.Deadline()
 	s.evaluate(ctx, deadline, digest, s.log.With("digest", digest))
@@ -462,13 +462,13 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 // upload). The layout moves under the upload directory, in a directory of
 // its own that the queue records (as the job's pull reference): two uploads
 // of one digest at once never share, or delete, each other's layout.
-func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req UploadRequest) (*image.Image, error) {
-	name := dirName(digest) + "-" + image.NewID()[:16]
+func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req UploadRequest) (*buildgate.Image, error) {
+	name := dirName(digest) + "-" + buildgate.NewID()[:16]
 	dst := filepath.Join(s.cfg.UploadDir, name)
 	if err := os.Rename(dir, dst); err != nil {
 		return nil, fmt.Errorf("keeping upload of %s: %w", digest, err)
 	}
-	img, queued, err := s.store.SubmitImage(ctx, image.Submission{
+	img, queued, err := s.store.SubmitImage(ctx, buildgate.Submission{
 		Digest: digest, Tag: tag, Label: tag != "" && !req.BindTag, PullRef: name, Source: "upload", Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
 	})
 	if err != nil {
@@ -485,7 +485,7 @@ func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req
 }
 
 // uploadDir is where a queued upload's layout is kept.
-func (s *Service) uploadDir(job *image.Job) string {
+func (s *Service) uploadDir(job *buildgate.Job) string {
 	return filepath.Join(s.cfg.UploadDir, filepath.Base(job.PullRef))
 }
 
@@ -538,7 +538,7 @@ func (s *Service) work(ctx context.Context, worker string) {
 	}
 }
 
-func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
+func (s *Service) run(ctx context.Context, worker string, job *buildgate.Job) {
 	start := time.Now()
 	log := s.log.With("digest", job.Digest, "attempt", job.Attempts)
 	log.Info("analysis started", "ref", job.PullRef, "source", job.Source)
@@ -573,12 +573,12 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 		// uploaded again.
 		os.RemoveAll(s.uploadDir(job))
 	}
-	outcome := image.StatusAnalyzed
+	outcome := buildgate.StatusAnalyzed
 	if err == nil {
 		err = s.store.SaveAnalysis(ctx, a)
 	}
 	if err != nil {
-		outcome = image.StatusFailed
+		outcome = buildgate.StatusFailed
 		msg := err.Error()
 		if timedOut {
 			msg = s.exceeded(ph.get())
@@ -593,10 +593,10 @@ func (s *Service) run(ctx context.Context, worker string, job *image.Job) {
 	if s.obs.Finished != nil {
 		s.obs.Finished(job.Digest, outcome, time.Since(start))
 	}
-	if outcome == image.StatusAnalyzed {
+	if outcome == buildgate.StatusAnalyzed {
 		s.evaluate(ctx, deadline, job.Digest, log)
 	}
-	if cur := s.matcher.Info().Built; outcome == image.StatusAnalyzed && !cur.IsZero() && !a.DBBuilt.Equal(cur) {
+	if cur := s.matcher.Info().Built; outcome == buildgate.StatusAnalyzed && !cur.IsZero() && !a.DBBuilt.Equal(cur) {
 		// The DB changed while it ran: the re-match brings it up to date.
 		if err := s.RequestRematch(ctx, cur); err != nil {
 			log.Error("requesting a re-match after the DB changed", "err", err)
@@ -642,7 +642,7 @@ func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, work
 			}
 			err := s.store.ExtendLease(ctx, digest, worker, s.cfg.Lease)
 			switch {
-			case image.ErrorCode(err) == image.ECONFLICT:
+			case buildgate.ErrorCode(err) == buildgate.ECONFLICT:
 				cancel()
 				lost <- true
 				return
@@ -672,9 +672,9 @@ func (p *phase) get() string {
 // reads an SBOM and its matches are converted without one) cannot hold
 // the job past its deadline. When ctx ends first, late is closed once
 // analyse has returned; its result is dropped.
-func (s *Service) analyseWithin(ctx context.Context, job *image.Job, ph *phase) (a *image.Analysis, late <-chan struct{}, err error) {
+func (s *Service) analyseWithin(ctx context.Context, job *buildgate.Job, ph *phase) (a *buildgate.Analysis, late <-chan struct{}, err error) {
 	type result struct {
-		a   *image.Analysis
+		a   *buildgate.Analysis
 		err error
 	}
 	done := make(chan result, 1)
@@ -693,7 +693,7 @@ func (s *Service) analyseWithin(ctx context.Context, job *image.Job, ph *phase) 
 	}
 }
 
-func (s *Service) analyse(ctx context.Context, job *image.Job, ph *phase) (*image.Analysis, error) {
+func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*buildgate.Analysis, error) {
 	var dir string
 	switch job.Source {
 	case "upload":
@@ -710,7 +710,7 @@ func (s *Service) analyse(ctx context.Context, job *image.Job, ph *phase) (*imag
 		for _, l := range left {
 			os.RemoveAll(l)
 		}
-		dir = filepath.Join(s.cfg.WorkDir, dirName(job.Digest)+"-"+image.NewID()[:16])
+		dir = filepath.Join(s.cfg.WorkDir, dirName(job.Digest)+"-"+buildgate.NewID()[:16])
 		defer os.RemoveAll(dir)
 		ph.set("pulling")
 		var err error
@@ -727,7 +727,7 @@ func (s *Service) analyse(ctx context.Context, job *image.Job, ph *phase) (*imag
 			err = s.registry.Pull(ctx, job.PullRef, dir)
 		}
 		if err != nil {
-			if image.ErrorCode(err) != image.EINTERNAL {
+			if buildgate.ErrorCode(err) != buildgate.EINTERNAL {
 				return nil, err // the registry adapter's message names the image
 			}
 			return nil, fmt.Errorf("pulling %s: %w", job.PullRef, err)
@@ -939,7 +939,7 @@ func (s *Service) rematchWith(ctx context.Context, built time.Time, keep func() 
 // matches; it reports false for an image deleted meanwhile.
 func (s *Service) rematchOne(ctx context.Context, d string) (bool, error) {
 	a, err := s.store.Analysis(ctx, d)
-	if image.ErrorCode(err) == image.ENOTFOUND {
+	if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
 		return false, nil // deleted since it was listed
 	}
 	if err != nil {
@@ -950,7 +950,7 @@ func (s *Service) rematchOne(ctx context.Context, d string) (bool, error) {
 		return false, fmt.Errorf("re-matching %s: %w", d, err)
 	}
 	err = s.store.UpdateMatches(ctx, d, matches, db.Built, s.cfg.Now())
-	if image.ErrorCode(err) == image.ENOTFOUND {
+	if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
 		return false, nil
 	}
 	if err != nil {

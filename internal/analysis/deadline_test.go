@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
 )
 
@@ -34,12 +34,12 @@ func (quickRegistry) NormalizeTag(tag string) (string, error)                  {
 // quickCataloger catalogs every layout at once into an empty SBOM.
 type quickCataloger struct{}
 
-func (quickCataloger) Catalog(context.Context, string) (*image.Analysis, error) {
-	return &image.Analysis{SBOM: []byte(`{}`)}, nil
+func (quickCataloger) Catalog(context.Context, string) (*buildgate.Analysis, error) {
+	return &buildgate.Analysis{SBOM: []byte(`{}`)}, nil
 }
-func (quickCataloger) DecodeSBOM(r io.Reader) (*image.Analysis, error) {
+func (quickCataloger) DecodeSBOM(r io.Reader) (*buildgate.Analysis, error) {
 	_, err := io.Copy(io.Discard, r)
-	return &image.Analysis{SBOM: []byte(`{}`)}, err
+	return &buildgate.Analysis{SBOM: []byte(`{}`)}, err
 }
 
 // deafMatcher matches as grype's SBOM reader does: it does not heed its
@@ -53,13 +53,13 @@ type deafMatcher struct {
 // analysis of theirs asks for a re-match.
 type noDB struct{}
 
-func (noDB) Info() image.DBInfo { return image.DBInfo{} }
+func (noDB) Info() buildgate.DBInfo { return buildgate.DBInfo{} }
 
-func (m deafMatcher) Match(context.Context, []byte) ([]image.Match, image.DBInfo, error) {
+func (m deafMatcher) Match(context.Context, []byte) ([]buildgate.Match, buildgate.DBInfo, error) {
 	close(m.entered)
 	<-m.release
 	defer close(m.returned)
-	return []image.Match{{VulnerabilityID: "CVE-2026-0001", PackageName: "p"}}, image.DBInfo{Built: time.Now()}, nil
+	return []buildgate.Match{{VulnerabilityID: "CVE-2026-0001", PackageName: "p"}}, buildgate.DBInfo{Built: time.Now()}, nil
 }
 
 // TestDeadlineHoldsDuringMatching: a matcher that ignores its context
@@ -77,13 +77,13 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	m := deafMatcher{entered: make(chan struct{}), release: make(chan struct{}), returned: make(chan struct{})}
 	type finish struct {
-		outcome image.Status
+		outcome buildgate.Status
 		d       time.Duration
 	}
 	finished := make(chan finish, 1)
 	s := New(Config{Workers: 1, Timeout: timeout, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
 		db, quickRegistry{}, quickCataloger{}, m, Observer{
-			Finished: func(_ string, outcome image.Status, d time.Duration) { finished <- finish{outcome, d} },
+			Finished: func(_ string, outcome buildgate.Status, d time.Duration) { finished <- finish{outcome, d} },
 		}, slog.New(slog.DiscardHandler))
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -102,7 +102,7 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 		t.Fatal("the analysis did not end while its matcher ran")
 	}
 	t.Logf("analysis with a deaf matcher ended %s after it started (timeout %s)", f.d, timeout)
-	if f.outcome != image.StatusFailed {
+	if f.outcome != buildgate.StatusFailed {
 		t.Fatalf("outcome %s, want failed", f.outcome)
 	}
 	if f.d > timeout+slack {
@@ -112,7 +112,7 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Status != image.StatusFailed || img.Error != "analysis exceeded --analysis-timeout 300ms during matching" {
+	if img.Status != buildgate.StatusFailed || img.Error != "analysis exceeded --analysis-timeout 300ms during matching" {
 		t.Errorf("image %s %q, want failed naming the timeout and the phase", img.Status, img.Error)
 	}
 
@@ -122,7 +122,7 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 	stop()
 	wg.Wait()
 	img, _ = db.Image(ctx, slowDigest)
-	if img.Status != image.StatusFailed {
+	if img.Status != buildgate.StatusFailed {
 		t.Errorf("after the late matcher returned the image is %s", img.Status)
 	}
 	if a, err := db.Analysis(ctx, slowDigest); err == nil && len(a.Matches) > 0 {
@@ -133,8 +133,8 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 // dbBuilt serves Verdicts a DB build.
 type dbBuilt struct{}
 
-func (dbBuilt) Info() image.DBInfo {
-	return image.DBInfo{Built: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
+func (dbBuilt) Info() buildgate.DBInfo {
+	return buildgate.DBInfo{Built: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
 }
 
 // TestDeadlineHoldsDuringPolicyEvaluation: the evaluation of the verdicts
@@ -165,7 +165,7 @@ func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
 	close(m.release)
 	s := New(Config{Workers: 1, Timeout: timeout, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
 		db, quickRegistry{}, quickCataloger{}, m, Observer{
-			Finished: func(_ string, _ image.Status, d time.Duration) { started <- time.Now().Add(-d) },
+			Finished: func(_ string, _ buildgate.Status, d time.Duration) { started <- time.Now().Add(-d) },
 			Analyzed: func(ctx context.Context, digest string) {
 				start := <-started
 				<-ctx.Done() // a slow evaluation
@@ -194,7 +194,7 @@ func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
 		t.Errorf("evaluation cut %s after the start with %v, want the deadline within %s", c.after, c.err, timeout+slack)
 	}
 	img, _ := db.Image(ctx, slowDigest)
-	if img.Status != image.StatusAnalyzed {
+	if img.Status != buildgate.StatusAnalyzed {
 		t.Fatalf("image %s %q, want analyzed", img.Status, img.Error)
 	}
 	rec, err := db.ActivePolicy(ctx)
@@ -214,9 +214,9 @@ func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
 // patientMatcher heeds its context: it matches nothing until it ends.
 type patientMatcher struct{ noDB }
 
-func (patientMatcher) Match(ctx context.Context, _ []byte) ([]image.Match, image.DBInfo, error) {
+func (patientMatcher) Match(ctx context.Context, _ []byte) ([]buildgate.Match, buildgate.DBInfo, error) {
 	<-ctx.Done()
-	return nil, image.DBInfo{}, ctx.Err()
+	return nil, buildgate.DBInfo{}, ctx.Err()
 }
 
 // TestDeadlineHoldsForUploadedSBOMs: an uploaded SBOM is matched in its
@@ -240,7 +240,7 @@ func TestDeadlineHoldsForUploadedSBOMs(t *testing.T) {
 		t.Fatalf("SubmitSBOM = %v after %s, want %q within %s", err, took, want, timeout+slack)
 	}
 	list, err := db.ListImages(ctx, "", "")
-	if err != nil || len(list) != 1 || list[0].Status != image.StatusFailed || list[0].Error != want {
+	if err != nil || len(list) != 1 || list[0].Status != buildgate.StatusFailed || list[0].Error != want {
 		t.Fatalf("images after the upload = %+v %v, want one failed naming the timeout", list, err)
 	}
 }

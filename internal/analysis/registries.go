@@ -14,19 +14,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // RegistryStore keeps registry records and their sealed secrets; it never
 // sees a plain secret.
 type RegistryStore interface {
-	CreateRegistry(ctx context.Context, c image.RegistryCredential, sealed string) error
+	CreateRegistry(ctx context.Context, c buildgate.RegistryCredential, sealed string) error
 	// UpdateRegistry keeps the stored secret when sealed is "".
-	UpdateRegistry(ctx context.Context, c image.RegistryCredential, sealed string) error
-	Registry(ctx context.Context, registry string) (*image.RegistryCredential, error)
+	UpdateRegistry(ctx context.Context, c buildgate.RegistryCredential, sealed string) error
+	Registry(ctx context.Context, registry string) (*buildgate.RegistryCredential, error)
 	RegistrySecret(ctx context.Context, registry string) (string, error)
-	ListRegistries(ctx context.Context) ([]image.RegistryCredential, error)
+	ListRegistries(ctx context.Context) ([]buildgate.RegistryCredential, error)
 	RegistrySecrets(ctx context.Context) (map[string]string, error)
 	DeleteRegistry(ctx context.Context, registry string) error
 }
@@ -40,12 +40,12 @@ type Sealer interface {
 // Credential is a stored registry credential with its secret opened, for
 // the pull path and the login check only.
 type Credential struct {
-	image.RegistryCredential
+	buildgate.RegistryCredential
 	Password secret.Secret
 }
 
 // RegistryChecker logs in to a registry with a credential (for awsecr,
-// minting a token first) and returns an image.EINVALID error that names
+// minting a token first) and returns an buildgate.EINVALID error that names
 // the registry and quotes its answer when it refuses.
 type RegistryChecker interface {
 	Login(ctx context.Context, c Credential) error
@@ -65,8 +65,8 @@ type Registries struct {
 	Changed func()
 	// CheckHost, when set, refuses a record whose host its type may not
 	// name (an awsecr record for a host that is not an ECR registry) with
-	// an image.EINVALID error; nothing is stored then.
-	CheckHost func(c image.RegistryCredential) error
+	// an buildgate.EINVALID error; nothing is stored then.
+	CheckHost func(c buildgate.RegistryCredential) error
 }
 
 // NewRegistries returns the service. checker may be nil when nothing is
@@ -88,14 +88,14 @@ const (
 // Add validates a new record, checks it against its registry unless
 // validate is false, and stores it with its password sealed. Nothing is
 // stored when any step fails.
-func (r *Registries) Add(ctx context.Context, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error) {
+func (r *Registries) Add(ctx context.Context, cred buildgate.RegistryCredential, password string, validate bool) (*buildgate.RegistryCredential, error) {
 	c, err := r.normalize(cred, password)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := r.store.Registry(ctx, c.Registry); err == nil {
-		return nil, image.Errorf(image.ECONFLICT, "registry %q already has credentials: change them with PUT /v1/registries/%s", c.Registry, c.Registry)
-	} else if image.ErrorCode(err) != image.ENOTFOUND {
+		return nil, buildgate.Errorf(buildgate.ECONFLICT, "registry %q already has credentials: change them with PUT /v1/registries/%s", c.Registry, c.Registry)
+	} else if buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		return nil, err
 	}
 	if validate {
@@ -120,7 +120,7 @@ func (r *Registries) Add(ctx context.Context, cred image.RegistryCredential, pas
 // password, username, type, name or ca_cert keeps the stored one (to drop
 // a CA certificate, delete the record and add it again); verify_tls is
 // replaced as given. The registry of a record cannot change.
-func (r *Registries) Update(ctx context.Context, registry string, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error) {
+func (r *Registries) Update(ctx context.Context, registry string, cred buildgate.RegistryCredential, password string, validate bool) (*buildgate.RegistryCredential, error) {
 	key, err := registryKey(registry)
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func (r *Registries) Update(ctx context.Context, registry string, cred image.Reg
 			return nil, err
 		}
 		if other != key {
-			return nil, image.Errorf(image.EINVALID, "the registry of a record cannot change (%q to %q): delete it and add %q", key, other, other)
+			return nil, buildgate.Errorf(buildgate.EINVALID, "the registry of a record cannot change (%q to %q): delete it and add %q", key, other, other)
 		}
 	}
 	cred.Registry = key
@@ -159,7 +159,7 @@ func (r *Registries) Update(ctx context.Context, registry string, cred image.Reg
 		}
 		plain, err := r.sealer.Open(sealed, secret.RegistryPassword(key))
 		if err != nil {
-			return nil, image.Errorf(image.EINVALID, "the stored password of registry %q cannot be opened (%v): give the password again", key, err)
+			return nil, buildgate.Errorf(buildgate.EINVALID, "the stored password of registry %q cannot be opened (%v): give the password again", key, err)
 		}
 		effective = string(plain)
 	}
@@ -187,7 +187,7 @@ func (r *Registries) Update(ctx context.Context, registry string, cred image.Reg
 }
 
 // Get returns a record, without its password.
-func (r *Registries) Get(ctx context.Context, registry string) (*image.RegistryCredential, error) {
+func (r *Registries) Get(ctx context.Context, registry string) (*buildgate.RegistryCredential, error) {
 	key, err := registryKey(registry)
 	if err != nil {
 		return nil, err
@@ -196,7 +196,7 @@ func (r *Registries) Get(ctx context.Context, registry string) (*image.RegistryC
 }
 
 // List returns every record, without passwords.
-func (r *Registries) List(ctx context.Context) ([]image.RegistryCredential, error) {
+func (r *Registries) List(ctx context.Context) ([]buildgate.RegistryCredential, error) {
 	return r.store.ListRegistries(ctx)
 }
 
@@ -246,7 +246,7 @@ func (r *Registries) changed() {
 
 func (r *Registries) login(ctx context.Context, c Credential) error {
 	if r.checker == nil {
-		return image.Errorf(image.EINVALID, "this gate cannot check registry credentials: add them with validate=false")
+		return buildgate.Errorf(buildgate.EINVALID, "this gate cannot check registry credentials: add them with validate=false")
 	}
 	timeout := r.LoginTimeout
 	if timeout <= 0 {
@@ -262,15 +262,15 @@ func (r *Registries) login(ctx context.Context, c Credential) error {
 		return ctx.Err()
 	}
 	if lctx.Err() != nil {
-		return image.Errorf(image.EINVALID, "registry %s did not answer the login within %s: check the host, or add the record with validate=false", c.Registry, timeout)
+		return buildgate.Errorf(buildgate.EINVALID, "registry %s did not answer the login within %s: check the host, or add the record with validate=false", c.Registry, timeout)
 	}
 	pw := string(c.Password)
 	msg := secret.Redact(err.Error(), pw)
-	if image.ErrorCode(err) == image.EINVALID {
-		return image.Errorf(image.EINVALID, "%s", secret.Redact(image.ErrorMessage(err), pw))
+	if buildgate.ErrorCode(err) == buildgate.EINVALID {
+		return buildgate.Errorf(buildgate.EINVALID, "%s", secret.Redact(buildgate.ErrorMessage(err), pw))
 	}
 	r.log.Warn("registry login check failed", "registry", c.Registry, "err", msg)
-	return image.Errorf(image.EINVALID, "logging in to registry %s: %s", c.Registry, msg)
+	return buildgate.Errorf(buildgate.EINVALID, "logging in to registry %s: %s", c.Registry, msg)
 }
 
 var (
@@ -285,33 +285,33 @@ const registryHelp = "the host, optionally with a path prefix, such as ghcr.io, 
 func registryKey(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", image.Errorf(image.EINVALID, "registry is required: %s", registryHelp)
+		return "", buildgate.Errorf(buildgate.EINVALID, "registry is required: %s", registryHelp)
 	}
 	if scheme, rest, ok := strings.Cut(s, "://"); ok {
-		return "", image.Errorf(image.EINVALID, "registry %q has a scheme (%s://): write it without one, as %q", s, scheme, suggestRegistry(rest))
+		return "", buildgate.Errorf(buildgate.EINVALID, "registry %q has a scheme (%s://): write it without one, as %q", s, scheme, suggestRegistry(rest))
 	}
 	if strings.ContainsAny(s, " \t\r\n@?#\\") {
-		return "", image.Errorf(image.EINVALID, "registry %q has characters a registry cannot have: write %s", s, registryHelp)
+		return "", buildgate.Errorf(buildgate.EINVALID, "registry %q has characters a registry cannot have: write %s", s, registryHelp)
 	}
 	host, path, hasPath := strings.Cut(s, "/")
 	if !hostRE.MatchString(host) {
-		return "", image.Errorf(image.EINVALID, "registry host %q is not a valid host[:port]: write %s", host, registryHelp)
+		return "", buildgate.Errorf(buildgate.EINVALID, "registry host %q is not a valid host[:port]: write %s", host, registryHelp)
 	}
 	if hasPath {
 		if path == "" || strings.HasSuffix(path, "/") {
-			return "", image.Errorf(image.EINVALID, "registry %q ends with /: write it as %q", s, suggestRegistry(s))
+			return "", buildgate.Errorf(buildgate.EINVALID, "registry %q ends with /: write it as %q", s, suggestRegistry(s))
 		}
 		first, _, _ := strings.Cut(path, "/")
 		if first == "v1" || first == "v2" {
-			return "", image.Errorf(image.EINVALID, "registry %q has an API path (/%s): write the host only, as %q", s, path, suggestRegistry(s))
+			return "", buildgate.Errorf(buildgate.EINVALID, "registry %q has an API path (/%s): write the host only, as %q", s, path, suggestRegistry(s))
 		}
 		for _, seg := range strings.Split(path, "/") {
 			if !segmentRE.MatchString(seg) {
-				return "", image.Errorf(image.EINVALID, "registry %q: path prefix %q is not a repository path (lowercase letters, digits and . _ - between them): write %s", s, path, registryHelp)
+				return "", buildgate.Errorf(buildgate.EINVALID, "registry %q: path prefix %q is not a repository path (lowercase letters, digits and . _ - between them): write %s", s, path, registryHelp)
 			}
 		}
 	}
-	return image.CanonicalRegistry(s), nil
+	return buildgate.CanonicalRegistry(s), nil
 }
 
 // suggestRegistry strips what does not belong in a registry name: a
@@ -321,14 +321,14 @@ func suggestRegistry(s string) string {
 	host, path, _ := strings.Cut(s, "/")
 	first, _, _ := strings.Cut(path, "/")
 	if path == "" || first == "v1" || first == "v2" {
-		return image.CanonicalRegistry(host)
+		return buildgate.CanonicalRegistry(host)
 	}
-	return image.CanonicalRegistry(host + "/" + path)
+	return buildgate.CanonicalRegistry(host + "/" + path)
 }
 
 // normalize checks a record with normalizeCredential, then its host with
 // CheckHost.
-func (r *Registries) normalize(cred image.RegistryCredential, password string) (image.RegistryCredential, error) {
+func (r *Registries) normalize(cred buildgate.RegistryCredential, password string) (buildgate.RegistryCredential, error) {
 	c, err := normalizeCredential(cred, password)
 	if err != nil {
 		return c, err
@@ -343,69 +343,69 @@ func (r *Registries) normalize(cred image.RegistryCredential, password string) (
 
 // normalizeCredential checks a record and fills its defaults. password
 // is the effective password (the stored one when an update keeps it).
-func normalizeCredential(c image.RegistryCredential, password string) (image.RegistryCredential, error) {
+func normalizeCredential(c buildgate.RegistryCredential, password string) (buildgate.RegistryCredential, error) {
 	c.Type = strings.ToLower(strings.TrimSpace(c.Type))
 	if c.Type == "" {
-		c.Type = image.RegistryTypeDockerV2
+		c.Type = buildgate.RegistryTypeDockerV2
 	}
-	if c.Type != image.RegistryTypeDockerV2 && c.Type != image.RegistryTypeAWSECR {
-		return c, image.Errorf(image.EINVALID, "unknown registry type %q: want %s (Docker Hub, GCR and Artifact Registry with _json_key, GitLab, Quay, ACR, any v2 registry) or %s (Amazon ECR)",
-			c.Type, image.RegistryTypeDockerV2, image.RegistryTypeAWSECR)
+	if c.Type != buildgate.RegistryTypeDockerV2 && c.Type != buildgate.RegistryTypeAWSECR {
+		return c, buildgate.Errorf(buildgate.EINVALID, "unknown registry type %q: want %s (Docker Hub, GCR and Artifact Registry with _json_key, GitLab, Quay, ACR, any v2 registry) or %s (Amazon ECR)",
+			c.Type, buildgate.RegistryTypeDockerV2, buildgate.RegistryTypeAWSECR)
 	}
 	key, err := registryKey(c.Registry)
 	if err != nil {
 		return c, err
 	}
 	c.Registry = key
-	if c.Type == image.RegistryTypeAWSECR && strings.Contains(key, "/") {
+	if c.Type == buildgate.RegistryTypeAWSECR && strings.Contains(key, "/") {
 		host, _, _ := strings.Cut(key, "/")
-		return c, image.Errorf(image.EINVALID, "an awsecr registry is a whole host (its token serves every repository): write it as %q", host)
+		return c, buildgate.Errorf(buildgate.EINVALID, "an awsecr registry is a whole host (its token serves every repository): write it as %q", host)
 	}
 	c.Username = strings.TrimSpace(c.Username)
 	if c.Username == "" {
-		if c.Type == image.RegistryTypeAWSECR {
-			return c, image.Errorf(image.EINVALID, "username is required: the AWS access key id, or %s for the default AWS credential chain", image.RegistryUserECRAuto)
+		if c.Type == buildgate.RegistryTypeAWSECR {
+			return c, buildgate.Errorf(buildgate.EINVALID, "username is required: the AWS access key id, or %s for the default AWS credential chain", buildgate.RegistryUserECRAuto)
 		}
-		return c, image.Errorf(image.EINVALID, "username is required")
+		return c, buildgate.Errorf(buildgate.EINVALID, "username is required")
 	}
 	if len(password) > maxPasswordSize {
-		return c, image.Errorf(image.EINVALID, "password is longer than %d bytes", maxPasswordSize)
+		return c, buildgate.Errorf(buildgate.EINVALID, "password is longer than %d bytes", maxPasswordSize)
 	}
-	autoECR := c.Type == image.RegistryTypeAWSECR && c.Username == image.RegistryUserECRAuto
+	autoECR := c.Type == buildgate.RegistryTypeAWSECR && c.Username == buildgate.RegistryUserECRAuto
 	if password == "" && !autoECR {
-		if c.Type == image.RegistryTypeAWSECR {
-			return c, image.Errorf(image.EINVALID, "password is required: the AWS secret access key")
+		if c.Type == buildgate.RegistryTypeAWSECR {
+			return c, buildgate.Errorf(buildgate.EINVALID, "password is required: the AWS secret access key")
 		}
-		return c, image.Errorf(image.EINVALID, "password is required")
+		return c, buildgate.Errorf(buildgate.EINVALID, "password is required")
 	}
 	switch c.Username {
-	case image.RegistryUserGCRJSONKey:
+	case buildgate.RegistryUserGCRJSONKey:
 		if err := checkJSONKey([]byte(password)); err != nil {
 			return c, err
 		}
-	case image.RegistryUserGCRJSONKeyBase64:
+	case buildgate.RegistryUserGCRJSONKeyBase64:
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(password))
 		if err != nil {
-			return c, image.Errorf(image.EINVALID, "invalid JSON key: with username %s the password must be the key file's JSON in base64, and it is not base64", image.RegistryUserGCRJSONKeyBase64)
+			return c, buildgate.Errorf(buildgate.EINVALID, "invalid JSON key: with username %s the password must be the key file's JSON in base64, and it is not base64", buildgate.RegistryUserGCRJSONKeyBase64)
 		}
 		if err := checkJSONKey(raw); err != nil {
 			return c, err
 		}
 	}
 	if len(c.CACert) > maxCACertSize {
-		return c, image.Errorf(image.EINVALID, "ca_cert is longer than %d bytes", maxCACertSize)
+		return c, buildgate.Errorf(buildgate.EINVALID, "ca_cert is longer than %d bytes", maxCACertSize)
 	}
 	if strings.TrimSpace(c.CACert) == "" {
 		c.CACert = ""
 	} else if err := checkCACert(c.CACert); err != nil {
-		return c, image.Errorf(image.EINVALID, "%v", err)
+		return c, buildgate.Errorf(buildgate.EINVALID, "%v", err)
 	}
 	c.Name = strings.TrimSpace(c.Name)
 	if c.Name == "" {
 		c.Name = c.Registry
 	}
 	if len(c.Name) > maxNameSize {
-		return c, image.Errorf(image.EINVALID, "name is longer than %d bytes", maxNameSize)
+		return c, buildgate.Errorf(buildgate.EINVALID, "name is longer than %d bytes", maxNameSize)
 	}
 	return c, nil
 }
@@ -417,9 +417,9 @@ func checkJSONKey(b []byte) error {
 	if err := json.Unmarshal(b, &key); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return image.Errorf(image.EINVALID, "invalid JSON key: the password is not valid JSON (error at byte %d); %s", se.Offset, how)
+			return buildgate.Errorf(buildgate.EINVALID, "invalid JSON key: the password is not valid JSON (error at byte %d); %s", se.Offset, how)
 		}
-		return image.Errorf(image.EINVALID, "invalid JSON key: the password is not a JSON object; %s", how)
+		return buildgate.Errorf(buildgate.EINVALID, "invalid JSON key: the password is not a JSON object; %s", how)
 	}
 	var missing []string
 	for _, f := range []string{"type", "client_email", "private_key"} {
@@ -428,7 +428,7 @@ func checkJSONKey(b []byte) error {
 		}
 	}
 	if len(missing) > 0 {
-		return image.Errorf(image.EINVALID, "invalid JSON key: it lacks %s; %s", strings.Join(missing, ", "), how)
+		return buildgate.Errorf(buildgate.EINVALID, "invalid JSON key: it lacks %s; %s", strings.Join(missing, ", "), how)
 	}
 	return nil
 }

@@ -8,23 +8,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // memRegistries is an in-memory RegistryStore.
 type memRegistries struct {
-	recs   map[string]image.RegistryCredential
+	recs   map[string]buildgate.RegistryCredential
 	sealed map[string]string
 }
 
 func newMemRegistries() *memRegistries {
-	return &memRegistries{recs: map[string]image.RegistryCredential{}, sealed: map[string]string{}}
+	return &memRegistries{recs: map[string]buildgate.RegistryCredential{}, sealed: map[string]string{}}
 }
 
-func (m *memRegistries) CreateRegistry(_ context.Context, c image.RegistryCredential, sealed string) error {
+func (m *memRegistries) CreateRegistry(_ context.Context, c buildgate.RegistryCredential, sealed string) error {
 	if _, ok := m.recs[c.Registry]; ok {
-		return image.Errorf(image.ECONFLICT, "exists")
+		return buildgate.Errorf(buildgate.ECONFLICT, "exists")
 	}
 	now := time.Now()
 	c.CreatedAt, c.UpdatedAt, c.PasswordSetAt = now, now, now
@@ -32,10 +32,10 @@ func (m *memRegistries) CreateRegistry(_ context.Context, c image.RegistryCreden
 	return nil
 }
 
-func (m *memRegistries) UpdateRegistry(_ context.Context, c image.RegistryCredential, sealed string) error {
+func (m *memRegistries) UpdateRegistry(_ context.Context, c buildgate.RegistryCredential, sealed string) error {
 	cur, ok := m.recs[c.Registry]
 	if !ok {
-		return image.Errorf(image.ENOTFOUND, "no")
+		return buildgate.Errorf(buildgate.ENOTFOUND, "no")
 	}
 	c.CreatedAt, c.PasswordSetAt, c.UpdatedAt = cur.CreatedAt, cur.PasswordSetAt, time.Now()
 	if sealed != "" {
@@ -45,10 +45,10 @@ func (m *memRegistries) UpdateRegistry(_ context.Context, c image.RegistryCreden
 	return nil
 }
 
-func (m *memRegistries) Registry(_ context.Context, r string) (*image.RegistryCredential, error) {
+func (m *memRegistries) Registry(_ context.Context, r string) (*buildgate.RegistryCredential, error) {
 	c, ok := m.recs[r]
 	if !ok {
-		return nil, image.Errorf(image.ENOTFOUND, "registry %q not found", r)
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "registry %q not found", r)
 	}
 	return &c, nil
 }
@@ -56,13 +56,13 @@ func (m *memRegistries) Registry(_ context.Context, r string) (*image.RegistryCr
 func (m *memRegistries) RegistrySecret(_ context.Context, r string) (string, error) {
 	s, ok := m.sealed[r]
 	if !ok {
-		return "", image.Errorf(image.ENOTFOUND, "no")
+		return "", buildgate.Errorf(buildgate.ENOTFOUND, "no")
 	}
 	return s, nil
 }
 
-func (m *memRegistries) ListRegistries(context.Context) ([]image.RegistryCredential, error) {
-	var out []image.RegistryCredential
+func (m *memRegistries) ListRegistries(context.Context) ([]buildgate.RegistryCredential, error) {
+	var out []buildgate.RegistryCredential
 	for _, c := range m.recs {
 		out = append(out, c)
 	}
@@ -76,7 +76,7 @@ func (m *memRegistries) RegistrySecrets(context.Context) (map[string]string, err
 
 func (m *memRegistries) DeleteRegistry(_ context.Context, r string) error {
 	if _, ok := m.recs[r]; !ok {
-		return image.Errorf(image.ENOTFOUND, "no")
+		return buildgate.Errorf(buildgate.ENOTFOUND, "no")
 	}
 	delete(m.recs, r)
 	delete(m.sealed, r)
@@ -108,20 +108,20 @@ func TestRegistriesUpdateKeepsWhatIsEmpty(t *testing.T) {
 		return nil
 	})
 	ctx := context.Background()
-	if _, err := r.Add(ctx, image.RegistryCredential{Registry: "Registry.Example.com:5000/Team", Username: "u", VerifyTLS: true}, "first", true); err == nil {
+	if _, err := r.Add(ctx, buildgate.RegistryCredential{Registry: "Registry.Example.com:5000/Team", Username: "u", VerifyTLS: true}, "first", true); err == nil {
 		t.Fatal("an uppercase path prefix was accepted")
 	}
-	rec, err := r.Add(ctx, image.RegistryCredential{Registry: "Registry.Example.com:5000/team", Username: "u", VerifyTLS: true}, "first", true)
+	rec, err := r.Add(ctx, buildgate.RegistryCredential{Registry: "Registry.Example.com:5000/team", Username: "u", VerifyTLS: true}, "first", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Registry != "registry.example.com:5000/team" || rec.Name != rec.Registry || rec.Type != image.RegistryTypeDockerV2 {
+	if rec.Registry != "registry.example.com:5000/team" || rec.Name != rec.Registry || rec.Type != buildgate.RegistryTypeDockerV2 {
 		t.Fatalf("record %+v", rec)
 	}
 	if strings.Contains(store.sealed[rec.Registry], "first") {
 		t.Fatal("the store holds the password in the clear")
 	}
-	rec, err = r.Update(ctx, "registry.example.com:5000/team", image.RegistryCredential{VerifyTLS: false}, "", true)
+	rec, err = r.Update(ctx, "registry.example.com:5000/team", buildgate.RegistryCredential{VerifyTLS: false}, "", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,14 +148,14 @@ func TestRegistriesLoginRefusalStoresNothing(t *testing.T) {
 	r, store, changes := newTestRegistries(t, func(_ context.Context, c Credential) error {
 		return errors.New("registry said: bad password " + string(c.Password))
 	})
-	_, err := r.Add(context.Background(), image.RegistryCredential{Registry: "quay.io", Username: "org+robot"}, pw, true)
-	if err == nil || image.ErrorCode(err) != image.EINVALID || !strings.Contains(err.Error(), "quay.io") || strings.Contains(err.Error(), pw) {
+	_, err := r.Add(context.Background(), buildgate.RegistryCredential{Registry: "quay.io", Username: "org+robot"}, pw, true)
+	if err == nil || buildgate.ErrorCode(err) != buildgate.EINVALID || !strings.Contains(err.Error(), "quay.io") || strings.Contains(err.Error(), pw) {
 		t.Fatalf("Add error %v: want an invalid-input error naming the registry, without the password", err)
 	}
 	if len(store.recs)+len(store.sealed) != 0 || *changes != 0 {
 		t.Fatal("a refused record was stored")
 	}
-	if _, err := r.Add(context.Background(), image.RegistryCredential{Registry: "quay.io", Username: "org+robot"}, pw, false); err != nil {
+	if _, err := r.Add(context.Background(), buildgate.RegistryCredential{Registry: "quay.io", Username: "org+robot"}, pw, false); err != nil {
 		t.Fatalf("Add with validate=false: %v", err)
 	}
 }

@@ -12,29 +12,29 @@ import (
 	"sync"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
 // PolicyStore is what Verdicts needs from the database.
 type PolicyStore interface {
-	SavePolicy(ctx context.Context, id, name string, bundle []byte, activate bool) (*image.PolicyRecord, error)
+	SavePolicy(ctx context.Context, id, name string, bundle []byte, activate bool) (*buildgate.PolicyRecord, error)
 	ActivatePolicy(ctx context.Context, id string) error
-	Policy(ctx context.Context, id string) (*image.PolicyRecord, error)
-	ActivePolicy(ctx context.Context) (*image.PolicyRecord, error)
+	Policy(ctx context.Context, id string) (*buildgate.PolicyRecord, error)
+	ActivePolicy(ctx context.Context) (*buildgate.PolicyRecord, error)
 	DeletePolicy(ctx context.Context, id string) error
 	CountPolicies(ctx context.Context) (int, error)
-	SaveEvaluation(ctx context.Context, e image.StoredEvaluation) error
-	Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error)
-	Image(ctx context.Context, digest string) (*image.Image, error)
-	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
-	MatchStamp(ctx context.Context, digest string) (image.MatchStamp, error)
+	SaveEvaluation(ctx context.Context, e buildgate.StoredEvaluation) error
+	Evaluation(ctx context.Context, digest, tag, policyID string) (*buildgate.StoredEvaluation, error)
+	Image(ctx context.Context, digest string) (*buildgate.Image, error)
+	Analysis(ctx context.Context, digest string) (*buildgate.Analysis, error)
+	MatchStamp(ctx context.Context, digest string) (buildgate.MatchStamp, error)
 	AnalyzedDigests(ctx context.Context) ([]string, error)
 }
 
 // DBInfo reports the vulnerability DB that evaluations use.
 type DBInfo interface {
-	Info() image.DBInfo
+	Info() buildgate.DBInfo
 }
 
 // Verdicts manages policy bundles and evaluates images against them,
@@ -48,7 +48,7 @@ type Verdicts struct {
 	// OnChange, when set, is called after a verdict is stored whose final
 	// action differs from the one stored before for the same image, tag
 	// and policy; previous is "" for the first.
-	OnChange func(ctx context.Context, e image.StoredEvaluation, previous string)
+	OnChange func(ctx context.Context, e buildgate.StoredEvaluation, previous string)
 
 	mu     sync.Mutex // serialises re-evaluations
 	saveMu sync.Mutex // makes reading the previous verdict and saving one atomic
@@ -103,13 +103,13 @@ func (v *Verdicts) InstallDefault(ctx context.Context) error {
 // Save validates a bundle (JSON) and stores it as a new version. When id
 // is not empty it must equal the bundle's id (an update of that policy).
 // Saving the active bundle re-evaluates stored verdicts (through Run).
-func (v *Verdicts) Save(ctx context.Context, id string, data []byte, activate bool) (*image.PolicyRecord, error) {
+func (v *Verdicts) Save(ctx context.Context, id string, data []byte, activate bool) (*buildgate.PolicyRecord, error) {
 	b, err := policy.ParseBundle(data)
 	if err != nil {
 		return nil, err
 	}
 	if id != "" && b.ID != id {
-		return nil, image.Errorf(image.EINVALID, "the bundle's id %q does not match the policy %q in the path", b.ID, id)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the bundle's id %q does not match the policy %q in the path", b.ID, id)
 	}
 	canonical, err := json.Marshal(b)
 	if err != nil {
@@ -211,19 +211,19 @@ func (v *Verdicts) ExportVEX(ctx context.Context, digest, tag, policyID string) 
 
 // checkTarget reads the analysed image and the policy (the active one
 // when policyID is empty) a check evaluates.
-func (v *Verdicts) checkTarget(ctx context.Context, digest, policyID string) (*image.Image, *image.PolicyRecord, error) {
+func (v *Verdicts) checkTarget(ctx context.Context, digest, policyID string) (*buildgate.Image, *buildgate.PolicyRecord, error) {
 	img, err := v.store.Image(ctx, digest)
 	if err != nil {
 		return nil, nil, err
 	}
-	if img.Status != image.StatusAnalyzed {
+	if img.Status != buildgate.StatusAnalyzed {
 		msg := fmt.Sprintf("image %s is not analyzed (status: %s)", digest, img.Status)
 		if img.Error != "" {
 			msg += ": " + img.Error
 		}
-		return nil, nil, image.Errorf(image.ECONFLICT, "%s", msg)
+		return nil, nil, buildgate.Errorf(buildgate.ECONFLICT, "%s", msg)
 	}
-	var rec *image.PolicyRecord
+	var rec *buildgate.PolicyRecord
 	if policyID == "" {
 		rec, err = v.store.ActivePolicy(ctx)
 	} else {
@@ -256,12 +256,12 @@ func (v *Verdicts) CheckBaseline(ctx context.Context, digest, tag, policyID, bas
 func (v *Verdicts) compareBaseline(ctx context.Context, verdict *policy.Verdict, baseline string) (*policy.Verdict, error) {
 	img, err := v.store.Image(ctx, baseline)
 	switch {
-	case image.ErrorCode(err) == image.ENOTFOUND:
-		return nil, image.Errorf(image.ENOTFOUND, "the baseline %s is not known to the gate: submit it first", baseline)
+	case buildgate.ErrorCode(err) == buildgate.ENOTFOUND:
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "the baseline %s is not known to the gate: submit it first", baseline)
 	case err != nil:
 		return nil, err
-	case img.Status != image.StatusAnalyzed:
-		return nil, image.Errorf(image.ECONFLICT, "the baseline %s is not analyzed (status: %s)", baseline, img.Status)
+	case img.Status != buildgate.StatusAnalyzed:
+		return nil, buildgate.Errorf(buildgate.ECONFLICT, "the baseline %s is not analyzed (status: %s)", baseline, img.Status)
 	}
 	a, err := v.store.Analysis(ctx, baseline)
 	if err != nil {
@@ -305,7 +305,7 @@ func (v *Verdicts) stored(ctx context.Context, digest, tag, policyID, inputs str
 	}
 	e, err := v.store.Evaluation(ctx, digest, tag, policyID)
 	switch {
-	case image.ErrorCode(err) == image.ENOTFOUND:
+	case buildgate.ErrorCode(err) == buildgate.ENOTFOUND:
 		return nil, nil
 	case err != nil:
 		return nil, err
@@ -332,7 +332,7 @@ func verdictKey(digest, tag, policyID string) string {
 // they were stored), the DB's description and the stored VEX documents
 // (VEXVersion). A verdict evaluated from the same inputs is the same
 // until its ValidUntil.
-func (v *Verdicts) inputs(ctx context.Context, img *image.Image, rec *image.PolicyRecord, st image.MatchStamp, tag string) (string, error) {
+func (v *Verdicts) inputs(ctx context.Context, img *buildgate.Image, rec *buildgate.PolicyRecord, st buildgate.MatchStamp, tag string) (string, error) {
 	vex, err := v.VEXVersion(ctx)
 	if err != nil {
 		return "", err
@@ -355,11 +355,11 @@ func (v *Verdicts) inputs(ctx context.Context, img *image.Image, rec *image.Poli
 }
 
 // evaluate computes and stores a verdict.
-func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Analysis, rec *image.PolicyRecord, tag string) (*policy.Verdict, error) {
+func (v *Verdicts) evaluate(ctx context.Context, img *buildgate.Image, a *buildgate.Analysis, rec *buildgate.PolicyRecord, tag string) (*policy.Verdict, error) {
 	if tag == "" && len(img.Tags) > 0 {
 		tag = img.Tags[0]
 	}
-	inputs, err := v.inputs(ctx, img, rec, image.MatchStamp{DBBuilt: a.DBBuilt, MatchedAt: a.MatchedAt}, tag)
+	inputs, err := v.inputs(ctx, img, rec, buildgate.MatchStamp{DBBuilt: a.DBBuilt, MatchedAt: a.MatchedAt}, tag)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +376,7 @@ func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Anal
 		switch {
 		case err == nil:
 			previous = prev.FinalAction
-		case image.ErrorCode(err) != image.ENOTFOUND:
+		case buildgate.ErrorCode(err) != buildgate.ENOTFOUND:
 			return nil, err
 		}
 	}
@@ -393,17 +393,17 @@ func (v *Verdicts) evaluate(ctx context.Context, img *image.Image, a *image.Anal
 }
 
 // compute evaluates an image with the stored VEX documents and run's.
-func (v *Verdicts) compute(ctx context.Context, img *image.Image, a *image.Analysis, rec *image.PolicyRecord, tag string, run []byte) (*policy.Verdict, image.StoredEvaluation, error) {
+func (v *Verdicts) compute(ctx context.Context, img *buildgate.Image, a *buildgate.Analysis, rec *buildgate.PolicyRecord, tag string, run []byte) (*policy.Verdict, buildgate.StoredEvaluation, error) {
 	var b policy.Bundle
 	if err := json.Unmarshal(rec.Bundle, &b); err != nil {
-		return nil, image.StoredEvaluation{}, fmt.Errorf("reading stored bundle %q: %w", rec.ID, err)
+		return nil, buildgate.StoredEvaluation{}, fmt.Errorf("reading stored bundle %q: %w", rec.ID, err)
 	}
 	if tag == "" && len(img.Tags) > 0 {
 		tag = img.Tags[0]
 	}
 	judge, err := v.vexJudge(ctx, img, run)
 	if err != nil {
-		return nil, image.StoredEvaluation{}, err
+		return nil, buildgate.StoredEvaluation{}, err
 	}
 	facts := a.Facts
 	facts.Tags = img.Tags
@@ -415,7 +415,7 @@ func (v *Verdicts) compute(ctx context.Context, img *image.Image, a *image.Analy
 	}
 	e, err := policy.Evaluate(&b, policy.Input{Facts: facts, Tag: tag, DB: db, VEX: judge}, v.Now())
 	if err != nil {
-		return nil, image.StoredEvaluation{}, err
+		return nil, buildgate.StoredEvaluation{}, err
 	}
 	verdict := &policy.Verdict{Evaluation: *e, BundleVersion: rec.Version}
 	if !db.Built.IsZero() {
@@ -424,9 +424,9 @@ func (v *Verdicts) compute(ctx context.Context, img *image.Image, a *image.Analy
 	}
 	result, err := json.Marshal(verdict)
 	if err != nil {
-		return nil, image.StoredEvaluation{}, err
+		return nil, buildgate.StoredEvaluation{}, err
 	}
-	return verdict, image.StoredEvaluation{
+	return verdict, buildgate.StoredEvaluation{
 		Digest: img.Digest, Tag: tag, PolicyID: rec.ID, PolicyVersion: rec.Version,
 		FinalAction: e.FinalAction.String(), DBBuilt: db.Built, EvaluatedAt: e.EvaluatedAt,
 		ValidUntil: e.ValidUntil(), Result: result,
@@ -442,7 +442,7 @@ func (v *Verdicts) Reevaluate(ctx context.Context, digest string) {
 		return // no active bundle: nothing to evaluate
 	}
 	img, err := v.store.Image(ctx, digest)
-	if err != nil || img.Status != image.StatusAnalyzed {
+	if err != nil || img.Status != buildgate.StatusAnalyzed {
 		return
 	}
 	a, err := v.store.Analysis(ctx, digest)

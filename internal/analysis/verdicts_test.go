@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
 )
@@ -26,16 +26,16 @@ type countingStore struct {
 	hideStored bool
 }
 
-func (s *countingStore) Analysis(ctx context.Context, digest string) (*image.Analysis, error) {
+func (s *countingStore) Analysis(ctx context.Context, digest string) (*buildgate.Analysis, error) {
 	s.mu.Lock()
 	s.analyses++
 	s.mu.Unlock()
 	return s.DB.Analysis(ctx, digest)
 }
 
-func (s *countingStore) Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error) {
+func (s *countingStore) Evaluation(ctx context.Context, digest, tag, policyID string) (*buildgate.StoredEvaluation, error) {
 	if s.hideStored {
-		return nil, image.Errorf(image.ENOTFOUND, "hidden")
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "hidden")
 	}
 	return s.DB.Evaluation(ctx, digest, tag, policyID)
 }
@@ -49,16 +49,16 @@ func (s *countingStore) reads() int {
 // fakeDB describes a DB whose distros a test changes.
 type fakeDB struct {
 	mu   sync.Mutex
-	info image.DBInfo
+	info buildgate.DBInfo
 }
 
-func (d *fakeDB) Info() image.DBInfo {
+func (d *fakeDB) Info() buildgate.DBInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.info
 }
 
-func (d *fakeDB) set(info image.DBInfo) {
+func (d *fakeDB) set(info buildgate.DBInfo) {
 	d.mu.Lock()
 	d.info = info
 	d.mu.Unlock()
@@ -95,19 +95,19 @@ func TestCheckAnswersFromStoredVerdict(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	store := &countingStore{DB: db}
-	vdb := &fakeDB{info: image.DBInfo{SchemaVersion: "v6", Built: now.Add(-time.Hour), Distros: []string{"debian:12"}}}
+	vdb := &fakeDB{info: buildgate.DBInfo{SchemaVersion: "v6", Built: now.Add(-time.Hour), Distros: []string{"debian:12"}}}
 	v := NewVerdicts(store, vdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	v.Now = clock
 
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	const tag = "r.example/app:1"
-	if _, _, err := db.SubmitImage(ctx, image.Submission{Digest: digest, Tag: tag, Source: "sbom"}); err != nil {
+	if _, _, err := db.SubmitImage(ctx, buildgate.Submission{Digest: digest, Tag: tag, Source: "sbom"}); err != nil {
 		t.Fatal(err)
 	}
-	crit := image.Match{VulnerabilityID: "CVE-2026-1", Severity: image.SeverityOf("critical"), PackageName: "openssl", PackageVersion: "3.0.1", PackageType: "deb"}
-	if err := db.SaveAnalysis(ctx, &image.Analysis{
-		Facts: image.Facts{Digest: digest, Metadata: image.Metadata{Distro: "debian", DistroVersion: "12"},
-			Packages: []image.Package{{Name: "openssl", Version: "3.0.1", Type: "deb"}}, Matches: []image.Match{crit}},
+	crit := buildgate.Match{VulnerabilityID: "CVE-2026-1", Severity: buildgate.SeverityOf("critical"), PackageName: "openssl", PackageVersion: "3.0.1", PackageType: "deb"}
+	if err := db.SaveAnalysis(ctx, &buildgate.Analysis{
+		Facts: buildgate.Facts{Digest: digest, Metadata: buildgate.Metadata{Distro: "debian", DistroVersion: "12"},
+			Packages: []buildgate.Package{{Name: "openssl", Version: "3.0.1", Type: "deb"}}, Matches: []buildgate.Match{crit}},
 		SBOM: []byte(`{}`), DBBuilt: now.Add(-time.Hour), MatchedAt: now,
 	}); err != nil {
 		t.Fatal(err)
@@ -182,10 +182,10 @@ func TestCheckAnswersFromStoredVerdict(t *testing.T) {
 	check("go", false)
 
 	// The DB changes: it has no data for debian 12 any more.
-	vdb.set(image.DBInfo{SchemaVersion: "v6", Built: now, Distros: []string{"debian:11"}})
+	vdb.set(buildgate.DBInfo{SchemaVersion: "v6", Built: now, Distros: []string{"debian:11"}})
 	check("stop", true)
 	check("stop", false)
-	vdb.set(image.DBInfo{SchemaVersion: "v6", Built: now, Distros: []string{"debian:11", "debian:12"}})
+	vdb.set(buildgate.DBInfo{SchemaVersion: "v6", Built: now, Distros: []string{"debian:11", "debian:12"}})
 	check("go", true)
 
 	// A policy without the allowlist, then a re-match that finds nothing.

@@ -8,15 +8,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
 // VEXStore keeps the VEX documents admins store.
 type VEXStore interface {
-	SaveVEXDocument(ctx context.Context, d image.VEXDocument) error
+	SaveVEXDocument(ctx context.Context, d buildgate.VEXDocument) error
 	// VEXDocuments returns every document, newest first.
-	VEXDocuments(ctx context.Context) ([]image.VEXDocument, error)
+	VEXDocuments(ctx context.Context) ([]buildgate.VEXDocument, error)
 	DeleteVEXDocument(ctx context.Context, id string) error
 }
 
@@ -27,10 +27,10 @@ type VEXEngine interface {
 	Parse(data []byte) (format string, statements int, err error)
 	// Judge returns what decides the image's findings from the
 	// documents, the first with a statement for a finding winning.
-	Judge(t image.VEXTarget, docs []NamedVEX) (policy.VEX, error)
+	Judge(t buildgate.VEXTarget, docs []NamedVEX) (policy.VEX, error)
 	// Export writes the evaluation's allowlisted findings and VEX
 	// decisions as an OpenVEX document.
-	Export(t image.VEXTarget, ev *policy.Evaluation, now time.Time) ([]byte, error)
+	Export(t buildgate.VEXTarget, ev *policy.Evaluation, now time.Time) ([]byte, error)
 }
 
 // NamedVEX is a VEX document and the name its decisions give it.
@@ -50,7 +50,7 @@ func (v *Verdicts) SetVEX(store VEXStore, engine VEXEngine) {
 
 func (v *Verdicts) vexEnabled() error {
 	if v.vexEngine == nil {
-		return image.Errorf(image.EUNAVAILABLE, "this gate does not apply VEX documents")
+		return buildgate.Errorf(buildgate.EUNAVAILABLE, "this gate does not apply VEX documents")
 	}
 	return nil
 }
@@ -58,7 +58,7 @@ func (v *Verdicts) vexEnabled() error {
 // AddVEX checks and stores a VEX document for the images of the
 // repositories scope matches ("" or "*": all images), and re-evaluates the
 // stored verdicts.
-func (v *Verdicts) AddVEX(ctx context.Context, name, scope string, data []byte) (*image.VEXDocument, error) {
+func (v *Verdicts) AddVEX(ctx context.Context, name, scope string, data []byte) (*buildgate.VEXDocument, error) {
 	if err := v.vexEnabled(); err != nil {
 		return nil, err
 	}
@@ -67,14 +67,14 @@ func (v *Verdicts) AddVEX(ctx context.Context, name, scope string, data []byte) 
 		scope = "*"
 	}
 	if last := scope[strings.LastIndex(scope, "/")+1:]; strings.Contains(scope, "@") || (strings.Contains(scope, "/") && strings.Contains(last, ":")) {
-		return nil, image.Errorf(image.EINVALID, "the VEX scope %q is a glob over registry/repository, without tag or digest", scope)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the VEX scope %q is a glob over registry/repository, without tag or digest", scope)
 	}
 	format, n, err := v.vexEngine.Parse(data)
 	if err != nil {
 		return nil, err
 	}
-	d := image.VEXDocument{
-		ID: image.NewID(), Name: strings.TrimSpace(name), Scope: scope, Format: format, Statements: n,
+	d := buildgate.VEXDocument{
+		ID: buildgate.NewID(), Name: strings.TrimSpace(name), Scope: scope, Format: format, Statements: n,
 		Document: data, CreatedAt: v.Now(),
 	}
 	if d.Name == "" {
@@ -88,7 +88,7 @@ func (v *Verdicts) AddVEX(ctx context.Context, name, scope string, data []byte) 
 }
 
 // VEXDocuments lists the stored VEX documents, newest first.
-func (v *Verdicts) VEXDocuments(ctx context.Context) ([]image.VEXDocument, error) {
+func (v *Verdicts) VEXDocuments(ctx context.Context) ([]buildgate.VEXDocument, error) {
 	if err := v.vexEnabled(); err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func (v *Verdicts) VEXVersion(ctx context.Context) (string, error) {
 	return vexVersion(docs), nil
 }
 
-func vexVersion(docs []image.VEXDocument) string {
+func vexVersion(docs []buildgate.VEXDocument) string {
 	ids := make([]string, len(docs))
 	for i, d := range docs {
 		ids[i] = d.ID
@@ -134,8 +134,8 @@ func vexVersion(docs []image.VEXDocument) string {
 
 // vexTarget is what VEX products may name of an image: its digest and
 // the repositories of its tags.
-func vexTarget(img *image.Image) image.VEXTarget {
-	t := image.VEXTarget{Digest: img.Digest}
+func vexTarget(img *buildgate.Image) buildgate.VEXTarget {
+	t := buildgate.VEXTarget{Digest: img.Digest}
 	for _, tag := range img.Tags {
 		reg, repo, _ := policy.ParseTag(tag)
 		if r := reg + "/" + repo; !slices.Contains(t.Repositories, r) {
@@ -148,7 +148,7 @@ func vexTarget(img *image.Image) image.VEXTarget {
 // vexJudge returns what applies the run's document (first, when not nil)
 // and the stored documents whose scope matches one of the image's
 // repositories; nil when there are none.
-func (v *Verdicts) vexJudge(ctx context.Context, img *image.Image, run []byte) (policy.VEX, error) {
+func (v *Verdicts) vexJudge(ctx context.Context, img *buildgate.Image, run []byte) (policy.VEX, error) {
 	if v.vexEngine == nil {
 		if run != nil {
 			return nil, v.vexEnabled()

@@ -1,7 +1,7 @@
 // Package catalog says what is inside a container image: its SBOM (made
 // with syft), packages, files, secrets, content-rule matches and metadata.
 // It is buildgate's syft adapter and translates into the domain types of
-// internal/image.
+// package buildgate.
 //
 // Catalog reads an OCI image layout directory holding one image. syft
 // (through stereoscope) unpacks each layer once, for package cataloging;
@@ -29,7 +29,7 @@ import (
 	"github.com/anchore/syft/syft"
 	"github.com/anchore/syft/syft/cataloging"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // sqliteDriver is the database/sql driver syft's RPM cataloger opens.
@@ -104,14 +104,14 @@ type Result struct {
 	// Digest is the image's manifest digest.
 	Digest string `json:"digest"`
 	// SBOM is the syft-json document.
-	SBOM     []byte          `json:"-"`
-	Packages []image.Package `json:"packages"`
-	Files    []image.File    `json:"files"`
-	Secrets  []image.Secret  `json:"secrets,omitempty"`
+	SBOM     []byte              `json:"-"`
+	Packages []buildgate.Package `json:"packages"`
+	Files    []buildgate.File    `json:"files"`
+	Secrets  []buildgate.Secret  `json:"secrets,omitempty"`
 	// ContentMatches maps each content rule that matched to the sorted
 	// paths of the files it matched.
 	ContentMatches map[string][]string `json:"content_matches,omitempty"`
-	Metadata       image.Metadata      `json:"metadata"`
+	Metadata       buildgate.Metadata  `json:"metadata"`
 }
 
 // Catalog analyses the one image in the OCI image layout at layoutDir.

@@ -23,7 +23,7 @@ import (
 
 	"github.com/anchore/syft/syft"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // imagesDir holds the shared test images (docker-archive tarballs).
@@ -79,22 +79,22 @@ func catalogDpkgOnly(t *testing.T) *Result {
 	return dpkgOnly.res
 }
 
-func findPackage(pkgs []image.Package, typ, name string) (image.Package, bool) {
+func findPackage(pkgs []buildgate.Package, typ, name string) (buildgate.Package, bool) {
 	for _, p := range pkgs {
 		if p.Type == typ && p.Name == name {
 			return p, true
 		}
 	}
-	return image.Package{}, false
+	return buildgate.Package{}, false
 }
 
-func findFile(files []image.File, path string) (image.File, bool) {
+func findFile(files []buildgate.File, path string) (buildgate.File, bool) {
 	for _, f := range files {
 		if f.Path == path {
 			return f, true
 		}
 	}
-	return image.File{}, false
+	return buildgate.File{}, false
 }
 
 func TestCatalogDpkgOnly(t *testing.T) {
@@ -111,7 +111,7 @@ func TestCatalogDpkgOnly(t *testing.T) {
 			t.Errorf("package %+v: want ID, version, purl and path /var/lib/dpkg/status", p)
 		}
 	}
-	if !slices.IsSortedFunc(res.Packages, func(a, b image.Package) int { return strings.Compare(a.Name, b.Name) }) {
+	if !slices.IsSortedFunc(res.Packages, func(a, b buildgate.Package) int { return strings.Compare(a.Name, b.Name) }) {
 		t.Errorf("packages of one type are not sorted by name")
 	}
 
@@ -345,7 +345,7 @@ func TestCatalogSynthetic(t *testing.T) {
 		t.Fatalf("Catalog: %v", err)
 	}
 
-	wantSecrets := []image.Secret{
+	wantSecrets := []buildgate.Secret{
 		{Rule: RuleAWSAccessKey, Path: "/app/.env", Line: 2},
 		{Rule: RuleAWSSecretKey, Path: "/app/.env", Line: 3},
 		{Rule: RuleAPIKey, Path: "/app/settings.ini", Line: 2},
@@ -372,13 +372,13 @@ func TestCatalogSynthetic(t *testing.T) {
 	fileTests := []struct {
 		name string
 		path string
-		want image.File
+		want buildgate.File
 	}{
-		{name: "suid", path: "/usr/bin/su", want: image.File{Path: "/usr/bin/su", Size: 2, Mode: uint32(0o755 | os.ModeSetuid), Type: TypeFile, SUID: true}},
-		{name: "sgid", path: "/usr/bin/wall", want: image.File{Path: "/usr/bin/wall", Size: 4, Mode: uint32(0o755 | os.ModeSetgid), Type: TypeFile, SGID: true}},
-		{name: "sticky dir", path: "/tmp", want: image.File{Path: "/tmp", Mode: uint32(0o777 | os.ModeSticky | os.ModeDir), Type: TypeDir}},
-		{name: "symlink", path: "/app/link", want: image.File{Path: "/app/link", Mode: uint32(0o777 | os.ModeSymlink), Type: TypeSymlink, LinkDest: ".env"}},
-		{name: "hardlink", path: "/app/hard", want: image.File{Path: "/app/hard", Mode: 0, Type: TypeHardlink, LinkDest: "/app/.env"}},
+		{name: "suid", path: "/usr/bin/su", want: buildgate.File{Path: "/usr/bin/su", Size: 2, Mode: uint32(0o755 | os.ModeSetuid), Type: TypeFile, SUID: true}},
+		{name: "sgid", path: "/usr/bin/wall", want: buildgate.File{Path: "/usr/bin/wall", Size: 4, Mode: uint32(0o755 | os.ModeSetgid), Type: TypeFile, SGID: true}},
+		{name: "sticky dir", path: "/tmp", want: buildgate.File{Path: "/tmp", Mode: uint32(0o777 | os.ModeSticky | os.ModeDir), Type: TypeDir}},
+		{name: "symlink", path: "/app/link", want: buildgate.File{Path: "/app/link", Mode: uint32(0o777 | os.ModeSymlink), Type: TypeSymlink, LinkDest: ".env"}},
+		{name: "hardlink", path: "/app/hard", want: buildgate.File{Path: "/app/hard", Mode: 0, Type: TypeHardlink, LinkDest: "/app/.env"}},
 	}
 	for _, tt := range fileTests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -411,7 +411,7 @@ func TestCatalogSynthetic(t *testing.T) {
 			t.Errorf("whiteout marker listed: %+v", f)
 		}
 	}
-	if !slices.IsSortedFunc(res.Files, func(a, b image.File) int { return strings.Compare(a.Path, b.Path) }) {
+	if !slices.IsSortedFunc(res.Files, func(a, b buildgate.File) int { return strings.Compare(a.Path, b.Path) }) {
 		t.Errorf("files are not sorted by path")
 	}
 
@@ -551,7 +551,7 @@ func TestCatalogBookwormApp(t *testing.T) {
 
 	// an untouched debootstrap with merged /usr (/bin -> usr/bin) verifies
 	// against its dpkg database: thousands of files, none missing or changed
-	if p, _ := findPackage(res.Packages, "deb", "bash"); !slices.ContainsFunc(p.Files, func(f image.PackageFile) bool {
+	if p, _ := findPackage(res.Packages, "deb", "bash"); !slices.ContainsFunc(p.Files, func(f buildgate.PackageFile) bool {
 		return f.Path == "/bin/bash" && f.Algorithm == "md5" && len(f.Digest) == 32 && !f.IsConfig
 	}) {
 		t.Errorf("bash files: got %d, want /bin/bash with its md5 from bash.md5sums", len(p.Files))

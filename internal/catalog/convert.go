@@ -17,7 +17,7 @@ import (
 	"github.com/anchore/syft/syft/sbom"
 	"github.com/anchore/syft/syft/source"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // SBOM formats ConvertSBOM writes.
@@ -73,10 +73,10 @@ type Decoded struct {
 	Name    string
 	Version string
 	// Packages are the SBOM's packages, sorted as Catalog sorts them.
-	Packages []image.Package
+	Packages []buildgate.Package
 	// Metadata holds the distro and, for a syft-json SBOM of an image,
 	// what the image's config and manifest say.
-	Metadata image.Metadata
+	Metadata buildgate.Metadata
 }
 
 // inputDecoders reads the formats listed in InputFormats, syft-json first.
@@ -123,8 +123,8 @@ func DecodeSBOM(r io.Reader) ([]byte, *Decoded, error) {
 }
 
 // sbomMetadata describes an image from what an SBOM records about it.
-func sbomMetadata(s *sbom.SBOM) image.Metadata {
-	var md image.Metadata
+func sbomMetadata(s *sbom.SBOM) buildgate.Metadata {
+	var md buildgate.Metadata
 	var im *source.ImageMetadata
 	switch m := s.Source.Metadata.(type) {
 	case source.ImageMetadata:

@@ -12,11 +12,11 @@ import (
 	"github.com/anchore/syft/syft/format/syftjson"
 	"github.com/anchore/syft/syft/sbom"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // nameVersions lists packages as sorted "type:name@version".
-func nameVersions(pkgs []image.Package) []string {
+func nameVersions(pkgs []buildgate.Package) []string {
 	var out []string
 	for _, p := range pkgs {
 		out = append(out, p.Type+":"+p.Name+"@"+p.Version)

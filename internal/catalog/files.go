@@ -16,14 +16,14 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // binarySniffSize is how much of a file is looked at for a NUL byte to
 // decide that it is binary and not worth searching.
 const binarySniffSize = 8 << 10
 
-// File types reported in image.File.Type.
+// File types reported in buildgate.File.Type.
 const (
 	TypeFile     = "file"
 	TypeDir      = "dir"
@@ -40,8 +40,8 @@ const (
 
 // fileScan is what the squashed filesystem holds.
 type fileScan struct {
-	files          []image.File
-	secrets        []image.Secret
+	files          []buildgate.File
+	secrets        []buildgate.Secret
 	contentMatches map[string][]string
 }
 
@@ -68,13 +68,13 @@ func (s *layerStats) add(h *tar.Header) {
 
 // layerEntry is one tar entry of a layer.
 type layerEntry struct {
-	file image.File
+	file buildgate.File
 	// whiteout marks ".wh.NAME": file.Path is the path it removes.
 	whiteout bool
 	// opaque marks ".wh..wh..opq": file.Path is the directory whose lower
 	// contents it hides.
 	opaque  bool
-	secrets []image.Secret
+	secrets []buildgate.Secret
 	content []string // names of the content rules that matched
 }
 
@@ -136,16 +136,16 @@ func (sc *scanner) scanLayer(ctx context.Context, r io.Reader) (*layerScan, erro
 		}
 		dir, base := path.Split(p)
 		if base == opaqueWhiteout {
-			out.entries = append(out.entries, layerEntry{file: image.File{Path: path.Clean(dir)}, opaque: true})
+			out.entries = append(out.entries, layerEntry{file: buildgate.File{Path: path.Clean(dir)}, opaque: true})
 			continue
 		}
 		if name, ok := strings.CutPrefix(base, whiteoutPrefix); ok {
-			out.entries = append(out.entries, layerEntry{file: image.File{Path: path.Join(dir, name)}, whiteout: true})
+			out.entries = append(out.entries, layerEntry{file: buildgate.File{Path: path.Join(dir, name)}, whiteout: true})
 			continue
 		}
 
 		mode := hdr.FileInfo().Mode()
-		e := layerEntry{file: image.File{
+		e := layerEntry{file: buildgate.File{
 			Path: p,
 			Size: hdr.Size,
 			Mode: uint32(mode),
@@ -239,7 +239,7 @@ func (sc *scanner) search(content []byte, e *layerEntry) {
 	}
 	for _, r := range sc.secretRules {
 		eachMatchingLine(r, content, lower, func(line int) bool {
-			e.secrets = append(e.secrets, image.Secret{Rule: r.name, Path: e.file.Path, Line: line})
+			e.secrets = append(e.secrets, buildgate.Secret{Rule: r.name, Path: e.file.Path, Line: line})
 			return true
 		})
 	}

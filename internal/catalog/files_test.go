@@ -18,17 +18,17 @@ import (
 
 	"github.com/anchore/syft/syft"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // extractListing lists the squashed filesystem the way mutate.Extract
 // writes it, in the fields both listings share.
-func extractListing(t *testing.T, img v1.Image) []image.File {
+func extractListing(t *testing.T, img v1.Image) []buildgate.File {
 	t.Helper()
 	rc := mutate.Extract(img)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
-	var out []image.File
+	var out []buildgate.File
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -37,7 +37,7 @@ func extractListing(t *testing.T, img v1.Image) []image.File {
 		if err != nil {
 			t.Fatalf("reading mutate.Extract: %v", err)
 		}
-		f := image.File{Path: absPath(hdr.Name), Mode: uint32(hdr.FileInfo().Mode())}
+		f := buildgate.File{Path: absPath(hdr.Name), Mode: uint32(hdr.FileInfo().Mode())}
 		if f.Path == "/" {
 			continue
 		}
@@ -59,7 +59,7 @@ func extractListing(t *testing.T, img v1.Image) []image.File {
 		}
 		out = append(out, f)
 	}
-	slices.SortFunc(out, func(a, b image.File) int { return cmpString(a.Path, b.Path) })
+	slices.SortFunc(out, func(a, b buildgate.File) int { return cmpString(a.Path, b.Path) })
 	return out
 }
 
@@ -75,8 +75,8 @@ func cmpString(a, b string) int {
 
 // comparable drops what mutate.Extract does not say: a hard link's size
 // and digests (those of its target) and the SUID and SGID flags.
-func comparable(files []image.File) []image.File {
-	out := make([]image.File, len(files))
+func comparable(files []buildgate.File) []buildgate.File {
+	out := make([]buildgate.File, len(files))
 	for i, f := range files {
 		if f.Type == TypeHardlink {
 			f.Size, f.SHA256, f.MD5 = 0, "", ""
@@ -174,10 +174,10 @@ func archiveImage(name string) func(t *testing.T) v1.Image {
 }
 
 func TestSquash(t *testing.T) {
-	file := func(p string) layerEntry { return layerEntry{file: image.File{Path: p, Type: TypeFile}} }
-	dir := func(p string) layerEntry { return layerEntry{file: image.File{Path: p, Type: TypeDir}} }
-	wh := func(p string) layerEntry { return layerEntry{file: image.File{Path: p}, whiteout: true} }
-	opq := func(p string) layerEntry { return layerEntry{file: image.File{Path: p}, opaque: true} }
+	file := func(p string) layerEntry { return layerEntry{file: buildgate.File{Path: p, Type: TypeFile}} }
+	dir := func(p string) layerEntry { return layerEntry{file: buildgate.File{Path: p, Type: TypeDir}} }
+	wh := func(p string) layerEntry { return layerEntry{file: buildgate.File{Path: p}, whiteout: true} }
+	opq := func(p string) layerEntry { return layerEntry{file: buildgate.File{Path: p}, opaque: true} }
 	tests := []struct {
 		name   string
 		layers [][]layerEntry

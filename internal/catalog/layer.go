@@ -12,7 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Magic numbers of the compressed layer formats.
@@ -28,7 +28,7 @@ var (
 // compress/gzip (BenchmarkCatalog); zstd as go-containerregistry does.
 func uncompressed(l v1.Layer, diffID v1.Hash) (io.ReadCloser, error) {
 	if diffID.Algorithm != "sha256" {
-		return nil, image.Errorf(image.EINVALID, "layer diff ID %s: only sha256 diff IDs are supported", diffID)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "layer diff ID %s: only sha256 diff IDs are supported", diffID)
 	}
 	rc, err := l.Compressed()
 	if err != nil {
@@ -43,7 +43,7 @@ func uncompressed(l v1.Layer, diffID v1.Hash) (io.ReadCloser, error) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			rc.Close()
-			return nil, image.Errorf(image.EINVALID, "layer %s: %v", diffID, err)
+			return nil, buildgate.Errorf(buildgate.EINVALID, "layer %s: %v", diffID, err)
 		}
 		r = zr
 	case bytes.HasPrefix(magic, zstdMagic):
@@ -74,7 +74,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	v.h.Write(p[:n])
 	if errors.Is(err, io.EOF) {
 		if got := fmt.Sprintf("%x", v.h.Sum(nil)); got != v.want.Hex {
-			v.err = image.Errorf(image.EINVALID, "layer %s: its content hashes to sha256:%s, not to its diff ID: refused", v.want, got)
+			v.err = buildgate.Errorf(buildgate.EINVALID, "layer %s: its content hashes to sha256:%s, not to its diff ID: refused", v.want, got)
 			return n, v.err
 		}
 	}
@@ -91,7 +91,7 @@ func diffIDs(img v1.Image, layers int) ([]v1.Hash, error) {
 		return nil, fmt.Errorf("reading image config: %w", err)
 	}
 	if n := len(cf.RootFS.DiffIDs); n != layers {
-		return nil, image.Errorf(image.EINVALID, "the image config lists %d diff IDs for %d layers", n, layers)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the image config lists %d diff IDs for %d layers", n, layers)
 	}
 	return cf.RootFS.DiffIDs, nil
 }

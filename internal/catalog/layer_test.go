@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // lyingImage is an image of one gzip layer whose config gives the layer
@@ -88,7 +88,7 @@ func TestLayerNotItsDiffIDIsRefused(t *testing.T) {
 	if !strings.Contains(err.Error(), want.String()) || !strings.Contains(err.Error(), "not to its diff ID") {
 		t.Errorf("got error %q, want one naming layer %s and its diff ID", err, want)
 	}
-	if image.ErrorCode(err) != image.EINVALID {
+	if buildgate.ErrorCode(err) != buildgate.EINVALID {
 		t.Errorf("got error %v, want an invalid-input error", err)
 	}
 }

@@ -20,7 +20,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // LayerCache keeps the files pass of each layer (its files with their
@@ -174,10 +174,10 @@ type cachedScan struct {
 
 // cachedEntry is layerEntry as the cache stores it.
 type cachedEntry struct {
-	File     image.File
+	File     buildgate.File
 	Whiteout bool
 	Opaque   bool
-	Secrets  []image.Secret
+	Secrets  []buildgate.Secret
 	Content  []string
 }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // facts is what an analysis keeps of a catalog result besides the SBOM
@@ -164,7 +164,7 @@ func oneFile(name, content string) func(tw *tar.Writer) {
 // scanOfSize returns a layer scan whose cache file is n bytes and some
 // 850 more.
 func scanOfSize(path string, n int) *layerScan {
-	return &layerScan{entries: []layerEntry{{file: image.File{Path: path}, content: []string{strings.Repeat("x", n)}}}}
+	return &layerScan{entries: []layerEntry{{file: buildgate.File{Path: path}, content: []string{strings.Repeat("x", n)}}}}
 }
 
 func cacheFiles(t *testing.T, dir string) []string {

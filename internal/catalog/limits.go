@@ -7,7 +7,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Limits bound what one image may unpack to, so that a small upload or
@@ -74,7 +74,7 @@ func (l Limits) orDefaults() Limits {
 // overLimit is the error of an image over one of the limits: invalid
 // input, naming the limit and the flag that raises it.
 func overLimit(what string, max int64, unit, flag string) error {
-	return image.Errorf(image.EINVALID, "%s is over the limit of %d %s: refused before unpacking further (raise it with gate serve --%s)", what, max, unit, flag)
+	return buildgate.Errorf(buildgate.EINVALID, "%s is over the limit of %d %s: refused before unpacking further (raise it with gate serve --%s)", what, max, unit, flag)
 }
 
 // checkDocuments refuses an image whose layer count, manifest or config

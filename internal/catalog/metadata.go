@@ -13,7 +13,7 @@ import (
 
 	"github.com/anchore/syft/syft/linux"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // openLayout returns the one image in the OCI image layout at dir.
@@ -64,14 +64,14 @@ func collectImages(idx v1.ImageIndex, imgs *[]v1.Image) error {
 
 // imageMetadata describes an image from its manifest and config file. The
 // distro fields are left for the SBOM to fill.
-func imageMetadata(img v1.Image) (image.Metadata, error) {
+func imageMetadata(img v1.Image) (buildgate.Metadata, error) {
 	m, err := img.Manifest()
 	if err != nil {
-		return image.Metadata{}, fmt.Errorf("reading manifest: %w", err)
+		return buildgate.Metadata{}, fmt.Errorf("reading manifest: %w", err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return image.Metadata{}, fmt.Errorf("reading config file: %w", err)
+		return buildgate.Metadata{}, fmt.Errorf("reading config file: %w", err)
 	}
 	return metadataFrom(m, cf), nil
 }
@@ -79,8 +79,8 @@ func imageMetadata(img v1.Image) (image.Metadata, error) {
 // metadataFrom describes an image from its manifest (may be nil) and
 // config file. Environment variables are reported by name only: their
 // values can hold secrets.
-func metadataFrom(m *v1.Manifest, cf *v1.ConfigFile) image.Metadata {
-	var md image.Metadata
+func metadataFrom(m *v1.Manifest, cf *v1.ConfigFile) buildgate.Metadata {
+	var md buildgate.Metadata
 	if m != nil {
 		if m.Config.Digest.Hex != "" {
 			md.ImageID = m.Config.Digest.String()
@@ -119,7 +119,7 @@ func metadataFrom(m *v1.Manifest, cf *v1.ConfigFile) image.Metadata {
 		md.Env = append(md.Env, name)
 	}
 	for _, h := range cf.History {
-		e := image.HistoryEntry{CreatedBy: redactCreatedBy(h.CreatedBy), Comment: h.Comment, EmptyLayer: h.EmptyLayer}
+		e := buildgate.HistoryEntry{CreatedBy: redactCreatedBy(h.CreatedBy), Comment: h.Comment, EmptyLayer: h.EmptyLayer}
 		if !h.Created.IsZero() {
 			t := h.Created.UTC()
 			e.Created = &t
@@ -135,7 +135,7 @@ func metadataFrom(m *v1.Manifest, cf *v1.ConfigFile) image.Metadata {
 // release of /etc/debian_version ("11.11"); the SBOM keeps that, but the
 // metadata reports the release as os-release does, as Anchore does and
 // as vulnerability namespaces ("debian:11") name it.
-func setDistro(md *image.Metadata, r *linux.Release) {
+func setDistro(md *buildgate.Metadata, r *linux.Release) {
 	if r == nil {
 		return
 	}

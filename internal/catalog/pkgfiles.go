@@ -6,7 +6,7 @@ import (
 
 	"github.com/anchore/syft/syft/pkg"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // packageFiles returns the files a package database lists for an
@@ -25,7 +25,7 @@ import (
 // apk is left out: its database records a base64 SHA-1 ("Q1...") and the
 // files pass does not compute SHA-1. So are packages found as archives
 // (a .deb or .rpm file in the image), whose files are not installed.
-func packageFiles(metadata any) []image.PackageFile {
+func packageFiles(metadata any) []buildgate.PackageFile {
 	switch m := metadata.(type) {
 	case pkg.DpkgDBEntry:
 		return dpkgFiles(m.Files)
@@ -39,14 +39,14 @@ func packageFiles(metadata any) []image.PackageFile {
 	return nil
 }
 
-func dpkgFiles(records []pkg.DpkgFileRecord) []image.PackageFile {
-	var out []image.PackageFile
+func dpkgFiles(records []pkg.DpkgFileRecord) []buildgate.PackageFile {
+	var out []buildgate.PackageFile
 	for _, r := range records {
 		p := cleanPackagePath(r.Path)
 		if p == "" {
 			continue
 		}
-		f := image.PackageFile{Path: p, IsConfig: r.IsConfigFile}
+		f := buildgate.PackageFile{Path: p, IsConfig: r.IsConfigFile}
 		if r.Digest != nil {
 			// a status Conffiles line is "<path> <md5> [obsolete|remove-on-upgrade]";
 			// syft keeps all after the path as the digest value
@@ -63,14 +63,14 @@ func dpkgFiles(records []pkg.DpkgFileRecord) []image.PackageFile {
 	return out
 }
 
-func rpmFiles(records []pkg.RpmFileRecord) []image.PackageFile {
-	var out []image.PackageFile
+func rpmFiles(records []pkg.RpmFileRecord) []buildgate.PackageFile {
+	var out []buildgate.PackageFile
 	for _, r := range records {
 		p := cleanPackagePath(r.Path)
 		if p == "" || strings.Contains(r.Flags, "g") { // %ghost
 			continue
 		}
-		f := image.PackageFile{Path: p, IsConfig: strings.Contains(r.Flags, "c")}
+		f := buildgate.PackageFile{Path: p, IsConfig: strings.Contains(r.Flags, "c")}
 		f.Digest, f.Algorithm = digestOf(r.Digest.Algorithm, r.Digest.Value)
 		out = append(out, f)
 	}
@@ -84,7 +84,7 @@ func rpmFiles(records []pkg.RpmFileRecord) []image.PackageFile {
 func digestOf(algorithm, value string) (digest, alg string) {
 	alg = strings.ToLower(strings.TrimSpace(algorithm))
 	value = strings.ToLower(strings.TrimSpace(value))
-	want := map[string]int{image.DigestMD5: 32, image.DigestSHA1: 40, image.DigestSHA256: 64}[alg]
+	want := map[string]int{buildgate.DigestMD5: 32, buildgate.DigestSHA1: 40, buildgate.DigestSHA256: 64}[alg]
 	if alg == "" || value == "" || (want != 0 && len(value) != want) || len(value)%2 != 0 || !isHex(value) {
 		return "", ""
 	}

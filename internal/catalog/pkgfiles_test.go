@@ -7,7 +7,7 @@ import (
 	"github.com/anchore/syft/syft/file"
 	"github.com/anchore/syft/syft/pkg"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 func TestPackageFiles(t *testing.T) {
@@ -28,7 +28,7 @@ func TestPackageFiles(t *testing.T) {
 		{Path: "/etc/p.d/listed.conf", IsConfigFile: true}, // info/p.conffiles: no digest
 		{Path: "/usr/bin/short", Digest: md5("abc")},
 	}}
-	wantDpkg := []image.PackageFile{
+	wantDpkg := []buildgate.PackageFile{
 		{Path: "/usr/bin/p", Digest: m5, Algorithm: "md5"},
 		{Path: "/usr/lib/relative", Digest: m5, Algorithm: "md5"},
 		{Path: "/etc/p.conf", Digest: m5, Algorithm: "md5", IsConfig: true},
@@ -47,7 +47,7 @@ func TestPackageFiles(t *testing.T) {
 		{Path: "/usr/lib/r2.so", Digest: file.Digest{Algorithm: "md5", Value: m5}},
 		{Path: "/usr/lib/r3.so", Digest: file.Digest{Algorithm: "sha256", Value: m5}}, // wrong length
 	}}
-	wantRpm := []image.PackageFile{
+	wantRpm := []buildgate.PackageFile{
 		{Path: "/usr/bin/r", Digest: s2, Algorithm: "sha256"},
 		{Path: "/etc/r.conf", Digest: s2, Algorithm: "sha256", IsConfig: true},
 		{Path: "/usr/share/doc/r/README", Digest: s2, Algorithm: "sha256"},
@@ -59,7 +59,7 @@ func TestPackageFiles(t *testing.T) {
 	tests := []struct {
 		name     string
 		metadata any
-		want     []image.PackageFile
+		want     []buildgate.PackageFile
 	}{
 		{"dpkg", dpkg, wantDpkg},
 		{"dpkg pointer", &dpkg, wantDpkg},

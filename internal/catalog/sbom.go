@@ -14,7 +14,7 @@ import (
 	"github.com/anchore/syft/syft/sbom"
 	"github.com/anchore/syft/syft/source"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // createSBOM runs syft's catalogers on src.
@@ -90,11 +90,11 @@ func encodeSyftJSON(s *sbom.SBOM) ([]byte, error) {
 
 // packagesOf converts the SBOM's packages into domain packages, sorted by
 // type, name, version, path and ID.
-func packagesOf(s *sbom.SBOM) []image.Package {
+func packagesOf(s *sbom.SBOM) []buildgate.Package {
 	if s == nil || s.Artifacts.Packages == nil {
 		return nil
 	}
-	out := make([]image.Package, 0, s.Artifacts.Packages.PackageCount())
+	out := make([]buildgate.Package, 0, s.Artifacts.Packages.PackageCount())
 	for p := range s.Artifacts.Packages.Enumerate() {
 		out = append(out, toPackage(p))
 	}
@@ -115,8 +115,8 @@ func packagesOf(s *sbom.SBOM) []image.Package {
 	return out
 }
 
-func toPackage(p pkg.Package) image.Package {
-	out := image.Package{
+func toPackage(p pkg.Package) buildgate.Package {
+	out := buildgate.Package{
 		ID:       string(p.ID()),
 		Name:     p.Name,
 		Version:  p.Version,

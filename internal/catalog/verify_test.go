@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -31,7 +31,7 @@ func verifyFindings(t *testing.T, res *Result, params string) []string {
 	if err != nil {
 		t.Fatalf("parsing bundle: %v", err)
 	}
-	in := policy.Input{Tag: "docker.io/library/test:1", Facts: image.Facts{Digest: res.Digest, Packages: res.Packages, Files: res.Files}}
+	in := policy.Input{Tag: "docker.io/library/test:1", Facts: buildgate.Facts{Digest: res.Digest, Packages: res.Packages, Files: res.Files}}
 	ev, err := policy.Evaluate(b, in, time.Now())
 	if err != nil {
 		t.Fatalf("Evaluate: %v", err)
@@ -62,12 +62,12 @@ func TestVerifyDpkgOnly(t *testing.T) {
 	if !ok {
 		t.Fatal("no base-files package")
 	}
-	i := slices.IndexFunc(base.Files, func(f image.PackageFile) bool { return f.Path == "/etc/debian_version" })
+	i := slices.IndexFunc(base.Files, func(f buildgate.PackageFile) bool { return f.Path == "/etc/debian_version" })
 	if i < 0 {
 		t.Fatalf("base-files files %+v: no /etc/debian_version", base.Files)
 	}
 	dv, _ := findFile(res.Files, "/etc/debian_version")
-	if want := (image.PackageFile{Path: "/etc/debian_version", Digest: dv.MD5, Algorithm: "md5", IsConfig: true}); base.Files[i] != want || len(dv.MD5) != 32 {
+	if want := (buildgate.PackageFile{Path: "/etc/debian_version", Digest: dv.MD5, Algorithm: "md5", IsConfig: true}); base.Files[i] != want || len(dv.MD5) != 32 {
 		t.Errorf("base-files /etc/debian_version: got %+v, want %+v (the md5 of the file in the image)", base.Files[i], want)
 	}
 	n := 0
@@ -159,7 +159,7 @@ func TestVerifyChangedDpkg(t *testing.T) {
 	if !ok {
 		t.Fatalf("no hello package in %+v", res.Packages)
 	}
-	wantFiles := []image.PackageFile{
+	wantFiles := []buildgate.PackageFile{
 		{Path: "/bin/hello-compat", Digest: md5hex("hello, world\n"), Algorithm: "md5"},
 		{Path: "/etc/hello.conf", Digest: md5hex("greeting=hello\n"), Algorithm: "md5", IsConfig: true},
 		{Path: "/usr/bin/hello", Digest: md5hex("hello, world\n"), Algorithm: "md5"},

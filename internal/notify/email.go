@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -40,24 +40,24 @@ const (
 )
 
 // Send delivers msg to every address in ch.To.
-func (e Email) Send(ctx context.Context, ch image.Channel, password secret.Secret, msg image.Message) (image.SendResult, error) {
+func (e Email) Send(ctx context.Context, ch buildgate.Channel, password secret.Secret, msg buildgate.Message) (buildgate.SendResult, error) {
 	if ch.SMTPHost == "" || ch.From == "" || len(ch.To) == 0 {
-		return image.SendResult{}, permanentf("email channel %q needs smtp_host, from and to", ch.Name)
+		return buildgate.SendResult{}, permanentf("email channel %q needs smtp_host, from and to", ch.Name)
 	}
 	mode := ch.TLS
 	if mode == "" {
-		mode = image.SMTPStartTLS
+		mode = buildgate.SMTPStartTLS
 	}
 	port := ch.SMTPPort
 	if port == 0 {
 		port = SubmissionPort
-		if mode == image.SMTPTLS {
+		if mode == buildgate.SMTPTLS {
 			port = SMTPSPort
 		}
 	}
 	tlsConf, err := tlsConfig(ch)
 	if err != nil {
-		return image.SendResult{}, err
+		return buildgate.SendResult{}, err
 	}
 	addr := net.JoinHostPort(ch.SMTPHost, strconv.Itoa(port))
 	dial := e.Dial
@@ -66,18 +66,18 @@ func (e Email) Send(ctx context.Context, ch image.Channel, password secret.Secre
 	}
 	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
-		return image.SendResult{}, fmt.Errorf("connecting to %s: %w", addr, err)
+		return buildgate.SendResult{}, fmt.Errorf("connecting to %s: %w", addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
-			return image.SendResult{}, fmt.Errorf("setting a deadline on the connection to %s: %w", addr, err)
+			return buildgate.SendResult{}, fmt.Errorf("setting a deadline on the connection to %s: %w", addr, err)
 		}
 	}
-	if mode == image.SMTPTLS {
+	if mode == buildgate.SMTPTLS {
 		tc := tls.Client(conn, tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return image.SendResult{}, fmt.Errorf("TLS with %s: %w", addr, err)
+			return buildgate.SendResult{}, fmt.Errorf("TLS with %s: %w", addr, err)
 		}
 		conn = tc
 	}
@@ -94,20 +94,20 @@ func (e Email) Send(ctx context.Context, ch image.Channel, password secret.Secre
 	if err := c.Hello(hello); err != nil {
 		return smtpResult(err, "EHLO")
 	}
-	if mode == image.SMTPStartTLS {
+	if mode == buildgate.SMTPStartTLS {
 		if ok, _ := c.Extension("STARTTLS"); !ok {
-			return image.SendResult{}, permanentf("%s does not offer STARTTLS; set the channel's tls to \"tls\" for a TLS port", addr)
+			return buildgate.SendResult{}, permanentf("%s does not offer STARTTLS; set the channel's tls to \"tls\" for a TLS port", addr)
 		}
 		if err := c.StartTLS(tlsConf); err != nil {
 			return smtpResult(err, "STARTTLS")
 		}
 	}
 	if ch.Username != "" {
-		if mode == image.SMTPNone {
-			return image.SendResult{}, permanentf("email channel %q would send its password in plain text: use tls starttls or tls", ch.Name)
+		if mode == buildgate.SMTPNone {
+			return buildgate.SendResult{}, permanentf("email channel %q would send its password in plain text: use tls starttls or tls", ch.Name)
 		}
 		if ok, _ := c.Extension("AUTH"); !ok {
-			return image.SendResult{}, permanentf("%s offers no AUTH", addr)
+			return buildgate.SendResult{}, permanentf("%s offers no AUTH", addr)
 		}
 		if err := c.Auth(smtp.PlainAuth("", ch.Username, string(password), ch.SMTPHost)); err != nil {
 			return smtpResult(err, "AUTH")
@@ -132,11 +132,11 @@ func (e Email) Send(ctx context.Context, ch image.Channel, password secret.Secre
 		return smtpResult(err, "end of DATA")
 	}
 	_ = c.Quit() // the message is accepted; a failed goodbye changes nothing
-	return image.SendResult{StatusCode: 250, Answer: "accepted for " + strings.Join(ch.To, ", ")}, nil
+	return buildgate.SendResult{StatusCode: 250, Answer: "accepted for " + strings.Join(ch.To, ", ")}, nil
 }
 
 // tlsConfig trusts the system's roots and the channel's CA bundle.
-func tlsConfig(ch image.Channel) (*tls.Config, error) {
+func tlsConfig(ch buildgate.Channel) (*tls.Config, error) {
 	conf := &tls.Config{ServerName: ch.SMTPHost, MinVersion: tls.VersionTLS12}
 	if ch.CACert != "" {
 		pool, err := x509.SystemCertPool()
@@ -152,17 +152,17 @@ func tlsConfig(ch image.Channel) (*tls.Config, error) {
 }
 
 // smtpResult turns an SMTP error into a result: a 5xx reply is permanent.
-func smtpResult(err error, step string) (image.SendResult, error) {
+func smtpResult(err error, step string) (buildgate.SendResult, error) {
 	var te *textproto.Error
 	if errors.As(err, &te) {
-		res := image.SendResult{StatusCode: te.Code, Answer: truncate(te.Msg, MaxAnswer)}
+		res := buildgate.SendResult{StatusCode: te.Code, Answer: truncate(te.Msg, MaxAnswer)}
 		return res, &Error{StatusCode: te.Code, Answer: res.Answer, Msg: fmt.Sprintf("%s: %d %s", step, te.Code, res.Answer), permanent: te.Code >= 500}
 	}
-	return image.SendResult{}, fmt.Errorf("%s: %w", step, err)
+	return buildgate.SendResult{}, fmt.Errorf("%s: %w", step, err)
 }
 
 // mail renders msg as a plain-text, quoted-printable message.
-func (e Email) mail(ch image.Channel, msg image.Message) []byte {
+func (e Email) mail(ch buildgate.Channel, msg buildgate.Message) []byte {
 	now := time.Now
 	if e.Now != nil {
 		now = e.Now
@@ -189,7 +189,7 @@ func (e Email) mail(ch image.Channel, msg image.Message) []byte {
 }
 
 // EmailText is the plain-text body of msg: its text, then its fields.
-func EmailText(msg image.Message) string {
+func EmailText(msg buildgate.Message) string {
 	var b strings.Builder
 	b.WriteString(msg.Text)
 	b.WriteString("\r\n")

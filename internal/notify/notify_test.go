@@ -11,16 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/notify"
 	"github.com/buildgate/buildgate/internal/notify/notifytest"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
-var msg = image.Message{
+var msg = buildgate.Message{
 	Event: "policy_eval_failed", Title: "Policy evaluation failed: docker.io/team/app:1",
 	Text:       "docker.io/team/app:1 fails policy default (version 1) with 3 stop findings.",
-	Fields:     []image.MessageField{{Name: "Digest", Value: "sha256:abc"}, {Name: "Findings", Value: "stop a\nstop b"}},
+	Fields:     []buildgate.MessageField{{Name: "Digest", Value: "sha256:abc"}, {Name: "Findings", Value: "stop a\nstop b"}},
 	Body:       []byte(`{"type":"policy_eval_failed","delivery_id":"d1"}`),
 	DeliveryID: "d1",
 }
@@ -65,7 +65,7 @@ func TestWebhook(t *testing.T) {
 				w.Write([]byte("answer"))
 			}))
 			defer srv.Close()
-			res, err := notify.Webhook{}.Send(context.Background(), image.Channel{Name: "w", URL: srv.URL + "/x"}, secret.Secret("s3cret"), msg)
+			res, err := notify.Webhook{}.Send(context.Background(), buildgate.Channel{Name: "w", URL: srv.URL + "/x"}, secret.Secret("s3cret"), msg)
 			if (err != nil) != tt.wantErr || notify.IsPermanent(err) != tt.permanent {
 				t.Fatalf("err = %v (permanent %v), want error %v permanent %v", err, notify.IsPermanent(err), tt.wantErr, tt.permanent)
 			}
@@ -90,7 +90,7 @@ func TestSlack(t *testing.T) {
 	}))
 	defer srv.Close()
 	hook := srv.URL + "/services/T000/B000/XXXXSECRET"
-	if _, err := (notify.Slack{}).Send(context.Background(), image.Channel{Name: "s"}, secret.Secret(hook), msg); err != nil {
+	if _, err := (notify.Slack{}).Send(context.Background(), buildgate.Channel{Name: "s"}, secret.Secret(hook), msg); err != nil {
 		t.Fatal(err)
 	}
 	var m struct {
@@ -113,7 +113,7 @@ func TestSlack(t *testing.T) {
 
 	// A refused connection's error does not quote the webhook URL.
 	srv.Close()
-	_, err := (notify.Slack{}).Send(context.Background(), image.Channel{Name: "s"}, secret.Secret(hook), msg)
+	_, err := (notify.Slack{}).Send(context.Background(), buildgate.Channel{Name: "s"}, secret.Secret(hook), msg)
 	if err == nil || strings.Contains(err.Error(), "XXXXSECRET") {
 		t.Fatalf("err = %v", err)
 	}
@@ -121,8 +121,8 @@ func TestSlack(t *testing.T) {
 
 func TestEmail(t *testing.T) {
 	srv := notifytest.NewSMTPServer(t, "gate@example.com", "smtp-pass-123")
-	ch := image.Channel{
-		Name: "mail", Type: image.ChannelEmail, SMTPHost: srv.Host, SMTPPort: srv.Port, TLS: image.SMTPStartTLS,
+	ch := buildgate.Channel{
+		Name: "mail", Type: buildgate.ChannelEmail, SMTPHost: srv.Host, SMTPPort: srv.Port, TLS: buildgate.SMTPStartTLS,
 		CACert: srv.CACert, Username: "gate@example.com", From: "gate@example.com", To: []string{"sec@example.com", "ops@example.com"},
 	}
 	e := notify.Email{Now: func() time.Time { return time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) }}
@@ -156,13 +156,13 @@ func TestEmail(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		mutate    func(*image.Channel)
+		mutate    func(*buildgate.Channel)
 		password  string
 		permanent bool
 	}{
-		{"wrong password", func(*image.Channel) {}, "nope", true},
-		{"untrusted certificate", func(c *image.Channel) { c.CACert = "" }, "smtp-pass-123", false},
-		{"no STARTTLS on a TLS-less port is refused, not sent in clear", func(c *image.Channel) { c.TLS = image.SMTPNone }, "smtp-pass-123", true},
+		{"wrong password", func(*buildgate.Channel) {}, "nope", true},
+		{"untrusted certificate", func(c *buildgate.Channel) { c.CACert = "" }, "smtp-pass-123", false},
+		{"no STARTTLS on a TLS-less port is refused, not sent in clear", func(c *buildgate.Channel) { c.TLS = buildgate.SMTPNone }, "smtp-pass-123", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -48,7 +48,7 @@ type slackMessage struct {
 // SlackMessage returns the incoming-webhook body of msg: a header, the
 // text, the fields (ten at most) and a context line; "text" is the
 // fallback for notifications.
-func SlackMessage(msg image.Message) []byte {
+func SlackMessage(msg buildgate.Message) []byte {
 	m := slackMessage{Text: msg.Title}
 	m.Blocks = append(m.Blocks, slackBlock{Type: "header", Text: &slackText{Type: "plain_text", Text: truncate(msg.Title, slackHeaderMax)}})
 	if msg.Text != "" {
@@ -79,14 +79,14 @@ func slackEscape(s string) string {
 }
 
 // Send posts msg as blocks to the webhook URL held in key.
-func (s Slack) Send(ctx context.Context, ch image.Channel, key secret.Secret, msg image.Message) (image.SendResult, error) {
+func (s Slack) Send(ctx context.Context, ch buildgate.Channel, key secret.Secret, msg buildgate.Message) (buildgate.SendResult, error) {
 	if key == "" {
-		return image.SendResult{}, permanentf("slack channel %q has no webhook url", ch.Name)
+		return buildgate.SendResult{}, permanentf("slack channel %q has no webhook url", ch.Name)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, string(key), bytes.NewReader(SlackMessage(msg)))
 	if err != nil {
 		// The URL is the secret: never quote it.
-		return image.SendResult{}, permanentf("slack channel %q: invalid webhook url", ch.Name)
+		return buildgate.SendResult{}, permanentf("slack channel %q: invalid webhook url", ch.Name)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", userAgent(s.UserAgent))

@@ -12,7 +12,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -52,13 +52,13 @@ type Webhook struct {
 }
 
 // Send posts msg.Body. Any 2xx answer is success.
-func (w Webhook) Send(ctx context.Context, ch image.Channel, key secret.Secret, msg image.Message) (image.SendResult, error) {
+func (w Webhook) Send(ctx context.Context, ch buildgate.Channel, key secret.Secret, msg buildgate.Message) (buildgate.SendResult, error) {
 	if ch.URL == "" {
-		return image.SendResult{}, permanentf("webhook channel %q has no url", ch.Name)
+		return buildgate.SendResult{}, permanentf("webhook channel %q has no url", ch.Name)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ch.URL, bytes.NewReader(msg.Body))
 	if err != nil {
-		return image.SendResult{}, permanentf("webhook url of channel %q: %v", ch.Name, err)
+		return buildgate.SendResult{}, permanentf("webhook url of channel %q: %v", ch.Name, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent(w.UserAgent))
@@ -80,7 +80,7 @@ func userAgent(ua string) string {
 }
 
 // post sends req and reads its answer.
-func post(c *http.Client, req *http.Request) (image.SendResult, error) {
+func post(c *http.Client, req *http.Request) (buildgate.SendResult, error) {
 	resp, err := c.Do(req)
 	if err != nil {
 		// url.Error quotes the URL, which may hold a token (a Slack
@@ -89,11 +89,11 @@ func post(c *http.Client, req *http.Request) (image.SendResult, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return image.SendResult{}, fmt.Errorf("posting: %w", err)
+		return buildgate.SendResult{}, fmt.Errorf("posting: %w", err)
 	}
 	defer resp.Body.Close()
 	answer := readAnswer(resp)
-	res := image.SendResult{StatusCode: resp.StatusCode, Answer: answer}
+	res := buildgate.SendResult{StatusCode: resp.StatusCode, Answer: answer}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return res, httpError(resp, answer)
 	}

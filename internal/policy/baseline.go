@@ -1,6 +1,6 @@
 package policy
 
-import "github.com/buildgate/buildgate/internal/image"
+import "github.com/buildgate/buildgate"
 
 // Baseline names the image an evaluation was compared with: the findings
 // it shares with that image are inherited, the others are new.
@@ -34,7 +34,7 @@ func (e *Evaluation) IsNew(f *Finding) bool {
 // inherited). Any other finding is inherited when the baseline's own
 // evaluation under the same bundle has a finding of the same gate,
 // trigger and trigger id.
-func (e *Evaluation) CompareBaseline(b Baseline, matches []image.Match, base *Evaluation) {
+func (e *Evaluation) CompareBaseline(b Baseline, matches []buildgate.Match, base *Evaluation) {
 	type vulnKey struct{ id, name, typ string }
 	type findingKey struct{ gate, trigger, id string }
 	vulns := make(map[vulnKey]bool, len(matches))

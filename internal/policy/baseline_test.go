@@ -3,7 +3,7 @@ package policy
 import (
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 func TestCompareBaseline(t *testing.T) {
@@ -11,18 +11,18 @@ func TestCompareBaseline(t *testing.T) {
 		Rule{Gate: "vulnerabilities", Trigger: "package", Params: kv("package_type", "all", "severity_comparison", ">=", "severity", "low")},
 		Rule{Gate: "dockerfile", Trigger: "exposed_ports", Params: kv("ports", "22,80", "type", "blacklist")},
 	)
-	match := func(id, name, version, typ string) image.Match {
-		return image.Match{VulnerabilityID: id, Severity: image.SeverityHigh, PackageName: name, PackageVersion: version, PackageType: typ}
+	match := func(id, name, version, typ string) buildgate.Match {
+		return buildgate.Match{VulnerabilityID: id, Severity: buildgate.SeverityHigh, PackageName: name, PackageVersion: version, PackageType: typ}
 	}
-	baseFacts := image.Facts{
+	baseFacts := buildgate.Facts{
 		Digest: "sha256:base", Tags: []string{"docker.io/library/debian:11"},
 		Dockerfile: "FROM scratch\nEXPOSE 22\n",
-		Matches:    []image.Match{match("CVE-1", "libssl1.1", "1.1.1n", "deb"), match("CVE-2", "zlib1g", "1.2.11", "deb")},
+		Matches:    []buildgate.Match{match("CVE-1", "libssl1.1", "1.1.1n", "deb"), match("CVE-2", "zlib1g", "1.2.11", "deb")},
 	}
-	facts := image.Facts{
+	facts := buildgate.Facts{
 		Digest: "sha256:app", Tags: []string{"registry.example/app:1"},
 		Dockerfile: "FROM debian:11\nEXPOSE 22\nEXPOSE 80\n",
-		Matches: []image.Match{
+		Matches: []buildgate.Match{
 			match("CVE-1", "libssl1.1", "1.1.1w", "deb"), // upgraded, still vulnerable: inherited
 			match("CVE-2", "zlib1g", "1.2.11", "npm"),    // same name, other type: new
 			match("CVE-3", "curl", "7.74", "deb"),        // new

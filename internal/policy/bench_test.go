@@ -4,42 +4,42 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // benchInput is synthetic facts: 1,000 packages and 500 matches.
 func benchInput() Input {
 	in := Input{
 		Tag: "registry.example.com/team/app:1.0",
-		Facts: image.Facts{
+		Facts: buildgate.Facts{
 			Digest:     "sha256:bench",
 			Dockerfile: "FROM debian:12\nRUN apt-get update\nUSER app\nEXPOSE 8080\n",
-			Metadata:   image.Metadata{Distro: "debian", DistroVersion: "12", Size: 500_000_000, LayerCount: 9},
+			Metadata:   buildgate.Metadata{Distro: "debian", DistroVersion: "12", Size: 500_000_000, LayerCount: 9},
 		},
-		DB: image.DBInfo{Built: *daysAgo(1), Distros: []string{"debian:12"}},
+		DB: buildgate.DBInfo{Built: *daysAgo(1), Distros: []string{"debian:12"}},
 	}
 	types := []string{"deb", "npm", "java-archive", "go-module", "python"}
 	for i := 0; i < 1000; i++ {
-		in.Facts.Packages = append(in.Facts.Packages, image.Package{
+		in.Facts.Packages = append(in.Facts.Packages, buildgate.Package{
 			ID: fmt.Sprintf("p%d", i), Name: fmt.Sprintf("pkg-%d", i), Version: fmt.Sprintf("1.%d.0", i%17),
 			Type: types[i%len(types)], Path: fmt.Sprintf("/usr/lib/pkg-%d", i), Licenses: []string{"MIT", "GPL-2.0-only"}[i%2 : i%2+1],
 		})
 	}
 	for i := 0; i < 500; i++ {
 		p := in.Facts.Packages[i*2]
-		m := image.Match{
-			VulnerabilityID: fmt.Sprintf("CVE-2024-%05d", i), Severity: image.Severity(i % 6),
+		m := buildgate.Match{
+			VulnerabilityID: fmt.Sprintf("CVE-2024-%05d", i), Severity: buildgate.Severity(i % 6),
 			PackageID: p.ID, PackageName: p.Name, PackageVersion: p.Version, PackageType: p.Type,
-			FixState: []image.FixState{image.FixStateFixed, image.FixStateNotFixed, image.FixStateWontFix}[i%3],
+			FixState: []buildgate.FixState{buildgate.FixStateFixed, buildgate.FixStateNotFixed, buildgate.FixStateWontFix}[i%3],
 			URLs:     []string{"https://example.test/" + p.Name},
-			CVSS:     []image.CVSS{{Version: "3.1", Source: "nvd@nist.gov", BaseScore: float64(i%100) / 10, ExploitabilityScore: 3.9, ImpactScore: 5.9}},
+			CVSS:     []buildgate.CVSS{{Version: "3.1", Source: "nvd@nist.gov", BaseScore: float64(i%100) / 10, ExploitabilityScore: 3.9, ImpactScore: 5.9}},
 			KEV:      i%50 == 0, EPSS: f64(float64(i%100) / 100),
 			PublishedAt: daysAgo(float64(i % 400)),
 		}
 		if !p.IsOS() {
 			m.PackagePath = p.Path
 		}
-		if m.FixState == image.FixStateFixed {
+		if m.FixState == buildgate.FixStateFixed {
 			m.FixVersions = []string{"9.9"}
 			m.FixedAt = daysAgo(float64(i % 90))
 		}

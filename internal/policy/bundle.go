@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // BundleVersion is the only bundle (and policy, and allowlist) version
@@ -277,12 +277,12 @@ func (b *Bundle) Clone() *Bundle {
 }
 
 // ParseBundle decodes a JSON bundle and validates it. Decoding errors are
-// *image.Error with code EINVALID; validation errors are *ValidationError
-// (whose chain also holds an EINVALID *image.Error).
+// *buildgate.Error with code EINVALID; validation errors are *ValidationError
+// (whose chain also holds an EINVALID *buildgate.Error).
 func ParseBundle(data []byte) (*Bundle, error) {
 	var b Bundle
 	if err := json.Unmarshal(data, &b); err != nil {
-		return nil, image.Errorf(image.EINVALID, "decoding policy bundle: %s", strings.TrimPrefix(err.Error(), "json: "))
+		return nil, buildgate.Errorf(buildgate.EINVALID, "decoding policy bundle: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if err := b.Validate(); err != nil {
 		return nil, err

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Instruction is one Dockerfile instruction.
@@ -110,7 +110,7 @@ func splitInstruction(line string, lineNo int) Instruction {
 // prefixes are stripped ("#(nop) EXPOSE 80/tcp" is EXPOSE), other shell
 // lines are RUN, BuildKit's "RUN /bin/sh -c x # buildkit" is RUN x, and
 // "EXPOSE map[80/tcp:{}]" is EXPOSE 80/tcp.
-func guessInstructions(history []image.HistoryEntry) []Instruction {
+func guessInstructions(history []buildgate.HistoryEntry) []Instruction {
 	var out []Instruction
 	for _, h := range history {
 		if line := historyLine(h.CreatedBy); line != "" {

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 func TestParseDockerfile(t *testing.T) {
@@ -74,14 +74,14 @@ func TestHistoryLine(t *testing.T) {
 
 // dockerfileInput is an image with an actual Dockerfile.
 func dockerfileInput(df string) Input {
-	return Input{Facts: image.Facts{Digest: "sha256:d", Dockerfile: df}}
+	return Input{Facts: buildgate.Facts{Digest: "sha256:d", Dockerfile: df}}
 }
 
 // historyInput is an image without a Dockerfile whose history guesses one.
 func historyInput(user string, exposed []string, createdBy ...string) Input {
-	in := Input{Facts: image.Facts{Digest: "sha256:h"}}
+	in := Input{Facts: buildgate.Facts{Digest: "sha256:h"}}
 	for _, c := range createdBy {
-		in.Facts.Metadata.History = append(in.Facts.Metadata.History, image.HistoryEntry{CreatedBy: c})
+		in.Facts.Metadata.History = append(in.Facts.Metadata.History, buildgate.HistoryEntry{CreatedBy: c})
 	}
 	in.Facts.Metadata.User = user
 	in.Facts.Metadata.ExposedPorts = exposed
@@ -91,7 +91,7 @@ func historyInput(user string, exposed []string, createdBy ...string) Input {
 func TestDockerfileInstruction(t *testing.T) {
 	df := dockerfileInput("FROM debian:12\nRUN apt-get update\nENV PASSWORD=secret\nUSER app\nEXPOSE 8080\n")
 	guessed := historyInput("", nil, "/bin/sh -c #(nop) ADD file:x in /", "/bin/sh -c apt-get update")
-	none := Input{Facts: image.Facts{Digest: "sha256:n"}}
+	none := Input{Facts: buildgate.Facts{Digest: "sha256:n"}}
 	tests := []struct {
 		name   string
 		params []Param

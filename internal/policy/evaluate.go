@@ -9,20 +9,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Input is what a bundle is evaluated against.
 type Input struct {
 	// Facts are the analysed image's facts. Whether a Dockerfile was
 	// provided is Facts.Dockerfile != "".
-	Facts image.Facts
+	Facts buildgate.Facts
 	// Tag is the full tag the image is evaluated for, used to choose a
 	// mapping, e.g. "docker.io/library/nginx:latest". When empty, the
 	// first of Facts.Tags is used.
 	Tag string
 	// DB describes the vulnerability data the matches were made with.
-	DB image.DBInfo
+	DB buildgate.DBInfo
 	// VEX, when set, decides which VEX statement applies to each
 	// vulnerability finding.
 	VEX VEX
@@ -31,7 +31,7 @@ type Input struct {
 // VEX finds the VEX statement that applies to a vulnerability of a
 // package (p may be nil), nil when none does.
 type VEX interface {
-	Decide(m *image.Match, p *image.Package) *image.VEXDecision
+	Decide(m *buildgate.Match, p *buildgate.Package) *buildgate.VEXDecision
 }
 
 // Dockerfile modes, as reported in Evaluation.DockerfileMode.
@@ -93,9 +93,9 @@ type Finding struct {
 	Expired *AllowlistMatch `json:"expired,omitempty"`
 	// VEX is the VEX statement that applies to the finding, whatever its
 	// status; a not_affected or fixed one also sets Allowlisted.
-	VEX           *image.VEXDecision `json:"vex,omitempty"`
-	Vulnerability *image.Match       `json:"vulnerability,omitempty"`
-	Package       *image.Package     `json:"package,omitempty"`
+	VEX           *buildgate.VEXDecision `json:"vex,omitempty"`
+	Vulnerability *buildgate.Match       `json:"vulnerability,omitempty"`
+	Package       *buildgate.Package     `json:"package,omitempty"`
 	// Inherited says the evaluation's Baseline has the finding too: the
 	// change did not bring it.
 	Inherited bool `json:"inherited,omitempty"`
@@ -350,7 +350,7 @@ func applyVEX(v VEX, f *Finding) {
 }
 
 // candidates returns, in item order, the items that may cover a finding.
-func (l *compiledAllowlist) candidates(triggerID string, m *image.Match) []int {
+func (l *compiledAllowlist) candidates(triggerID string, m *buildgate.Match) []int {
 	if len(l.items) == 0 {
 		return nil
 	}
@@ -385,7 +385,7 @@ func (l *compiledAllowlist) candidates(triggerID string, m *image.Match) []int {
 // matches through the vulnerability's aliases and the package's other
 // names (name, path, name-version, file name), so items written for
 // Anchore's OS (CVE+name) and non-OS (CVE+file name) forms keep working.
-func (it *compiledItem) covers(triggerID string, m *image.Match) bool {
+func (it *compiledItem) covers(triggerID string, m *buildgate.Match) bool {
 	if it.pat.match(triggerID) {
 		return true
 	}
@@ -408,7 +408,7 @@ func (it *compiledItem) covers(triggerID string, m *image.Match) bool {
 }
 
 // packageKeys are the names a match's package answers to in allowlists.
-func packageKeys(m *image.Match) []string {
+func packageKeys(m *buildgate.Match) []string {
 	keys := []string{m.PackageName}
 	if m.PackageVersion != "" {
 		keys = append(keys, m.PackageName+"-"+m.PackageVersion)
@@ -425,7 +425,7 @@ func packageKeys(m *image.Match) []string {
 // vulnTriggerID is a vulnerability finding's trigger id, as Anchore makes
 // it: <id>+<package name> for OS packages and, for non-OS packages,
 // <id>+<package path> (the name when the path is unknown).
-func vulnTriggerID(m *image.Match) string {
+func vulnTriggerID(m *buildgate.Match) string {
 	if !m.IsOS() && m.PackagePath != "" {
 		return m.VulnerabilityID + "+" + m.PackagePath
 	}
@@ -443,8 +443,8 @@ func hashTriggerID(gate, trigger, msg string) string {
 type fired struct {
 	id    string // "" for the hash id
 	msg   string
-	match *image.Match
-	pkg   *image.Package
+	match *buildgate.Match
+	pkg   *buildgate.Package
 }
 
 // evalFunc evaluates one rule.
@@ -485,8 +485,8 @@ type evalContext struct {
 	// with now changes (zero: none); see Evaluation.ValidUntil.
 	next    time.Time
 	df      *dockerfileInfo
-	pkgByID map[string]*image.Package
-	files   map[string]*image.File // by path; see fileIndex
+	pkgByID map[string]*buildgate.Package
+	files   map[string]*buildgate.File // by path; see fileIndex
 }
 
 func newEvalContext(in *Input, now time.Time) *evalContext {
@@ -501,12 +501,12 @@ func (x *evalContext) changesAt(t time.Time) {
 	}
 }
 
-func (x *evalContext) packageOf(m *image.Match) *image.Package {
+func (x *evalContext) packageOf(m *buildgate.Match) *buildgate.Package {
 	if m.PackageID == "" {
 		return nil
 	}
 	if x.pkgByID == nil {
-		x.pkgByID = make(map[string]*image.Package, len(x.in.Facts.Packages))
+		x.pkgByID = make(map[string]*buildgate.Package, len(x.in.Facts.Packages))
 		for i := range x.in.Facts.Packages {
 			p := &x.in.Facts.Packages[i]
 			if p.ID != "" {
@@ -518,9 +518,9 @@ func (x *evalContext) packageOf(m *image.Match) *image.Package {
 }
 
 // fileIndex returns the image's files by path, made once per evaluation.
-func (x *evalContext) fileIndex() map[string]*image.File {
+func (x *evalContext) fileIndex() map[string]*buildgate.File {
 	if x.files == nil {
-		x.files = make(map[string]*image.File, len(x.in.Facts.Files))
+		x.files = make(map[string]*buildgate.File, len(x.in.Facts.Files))
 		for i := range x.in.Facts.Files {
 			f := &x.in.Facts.Files[i]
 			x.files[f.Path] = f

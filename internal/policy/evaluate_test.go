@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 func TestParseTag(t *testing.T) {
@@ -115,7 +115,7 @@ func TestMappings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := Evaluate(mappingBundle(), Input{Tag: tt.tag, Facts: image.Facts{Digest: tt.digest}}, now)
+			ev, err := Evaluate(mappingBundle(), Input{Tag: tt.tag, Facts: buildgate.Facts{Digest: tt.digest}}, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +142,7 @@ func TestNoMappingIsGo(t *testing.T) {
 }
 
 func TestTagFallsBackToFacts(t *testing.T) {
-	ev, err := Evaluate(mappingBundle(), Input{Facts: image.Facts{Tags: []string{"registry.example.com/prod/x:1"}}}, now)
+	ev, err := Evaluate(mappingBundle(), Input{Facts: buildgate.Facts{Tags: []string{"registry.example.com/prod/x:1"}}}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestTagFallsBackToFacts(t *testing.T) {
 		t.Errorf("mapping = %q", ev.MappingID)
 	}
 	// Without any tag only */* mappings can match.
-	ev, err = Evaluate(mappingBundle(), Input{Facts: image.Facts{Digest: "sha256:pinned"}}, now)
+	ev, err = Evaluate(mappingBundle(), Input{Facts: buildgate.Facts{Digest: "sha256:pinned"}}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestImageLists(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := Evaluate(b, Input{Tag: tt.tag, Facts: image.Facts{Digest: tt.digest}}, now)
+			ev, err := Evaluate(b, Input{Tag: tt.tag, Facts: buildgate.Facts{Digest: tt.digest}}, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,17 +200,17 @@ func TestImageLists(t *testing.T) {
 }
 
 func TestFinalAction(t *testing.T) {
-	crit := vm("CVE-1", "a", "deb", image.SeverityCritical)
-	med := vm("CVE-2", "b", "deb", image.SeverityMedium)
+	crit := vm("CVE-1", "a", "deb", buildgate.SeverityCritical)
+	med := vm("CVE-2", "b", "deb", buildgate.SeverityMedium)
 	tests := []struct {
 		name    string
-		matches []image.Match
+		matches []buildgate.Match
 		final   Action
 		counts  Counts
 	}{
 		{"nothing fires", nil, ActionGo, Counts{Go: 1}},
-		{"warn only", []image.Match{med}, ActionWarn, Counts{Warn: 1, Go: 1}},
-		{"stop wins", []image.Match{med, crit}, ActionStop, Counts{Stop: 1, Warn: 1, Go: 1}},
+		{"warn only", []buildgate.Match{med}, ActionWarn, Counts{Warn: 1, Go: 1}},
+		{"stop wins", []buildgate.Match{med, crit}, ActionStop, Counts{Stop: 1, Warn: 1, Go: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,9 +237,9 @@ func TestAllowlists(t *testing.T) {
 	expired := now.Add(-time.Hour).Format(time.RFC3339)
 	future := now.Add(24 * time.Hour).Format(time.RFC3339)
 	in := withMatches(
-		vm("CVE-2023-0286", "openssl", "deb", image.SeverityHigh),
-		vm("CVE-2022-1", "log4j-core", "java-archive", image.SeverityCritical, func(m *image.Match) { m.PackagePath = "/app/lib/log4j-core-2.14.jar" }),
-		vm("GHSA-aaaa", "lodash", "npm", image.SeverityHigh, func(m *image.Match) {
+		vm("CVE-2023-0286", "openssl", "deb", buildgate.SeverityHigh),
+		vm("CVE-2022-1", "log4j-core", "java-archive", buildgate.SeverityCritical, func(m *buildgate.Match) { m.PackagePath = "/app/lib/log4j-core-2.14.jar" }),
+		vm("GHSA-aaaa", "lodash", "npm", buildgate.SeverityHigh, func(m *buildgate.Match) {
 			m.PackagePath = "/app/node_modules/lodash/package.json"
 			m.RelatedIDs = []string{"CVE-2021-23337"}
 		}),
@@ -372,7 +372,7 @@ func TestAllowlistsFromSeveralLists(t *testing.T) {
 
 func TestEvaluateInvalidBundle(t *testing.T) {
 	b := oneRuleBundle(Rule{Gate: "always", Trigger: "sometimes"})
-	if _, err := Evaluate(b, Input{}, now); err == nil || image.ErrorCode(err) != image.EINVALID || !strings.Contains(err.Error(), "sometimes") {
+	if _, err := Evaluate(b, Input{}, now); err == nil || buildgate.ErrorCode(err) != buildgate.EINVALID || !strings.Contains(err.Error(), "sometimes") {
 		t.Fatalf("Evaluate(invalid) = %v", err)
 	}
 	if _, err := Evaluate(nil, Input{}, now); err == nil {
@@ -381,7 +381,7 @@ func TestEvaluateInvalidBundle(t *testing.T) {
 }
 
 func TestEvaluationJSON(t *testing.T) {
-	in := withMatches(vm("CVE-1", "openssl", "deb", image.SeverityHigh))
+	in := withMatches(vm("CVE-1", "openssl", "deb", buildgate.SeverityHigh))
 	ev, err := Evaluate(oneRuleBundle(Rule{Gate: "vulnerabilities", Trigger: "package", Params: kv("package_type", "all")}), in, now)
 	if err != nil {
 		t.Fatal(err)
@@ -420,21 +420,21 @@ func TestActions(t *testing.T) {
 }
 
 // vexByID is a policy.VEX deciding by vulnerability id.
-type vexByID map[string]*image.VEXDecision
+type vexByID map[string]*buildgate.VEXDecision
 
-func (v vexByID) Decide(m *image.Match, _ *image.Package) *image.VEXDecision {
+func (v vexByID) Decide(m *buildgate.Match, _ *buildgate.Package) *buildgate.VEXDecision {
 	return v[m.VulnerabilityID]
 }
 
 func TestVEX(t *testing.T) {
 	in := withMatches(
-		vm("CVE-2024-5535", "libssl1.1", "deb", image.SeverityCritical),
-		vm("CVE-2023-0286", "openssl", "deb", image.SeverityHigh),
+		vm("CVE-2024-5535", "libssl1.1", "deb", buildgate.SeverityCritical),
+		vm("CVE-2023-0286", "openssl", "deb", buildgate.SeverityHigh),
 	)
 	b := oneRuleBundle(Rule{Gate: "vulnerabilities", Trigger: "package", Action: "STOP", Params: kv("package_type", "all")})
-	notAffected := &image.VEXDecision{Source: "VEX document d", Vulnerability: "CVE-2024-5535", Status: image.VEXNotAffected, Justification: "vulnerable_code_not_present"}
-	investigating := &image.VEXDecision{Source: "VEX document d", Vulnerability: "CVE-2023-0286", Status: image.VEXUnderInvestigation}
-	fixedIt := &image.VEXDecision{Source: "VEX document d", Vulnerability: "CVE-2023-0286", Status: image.VEXFixed}
+	notAffected := &buildgate.VEXDecision{Source: "VEX document d", Vulnerability: "CVE-2024-5535", Status: buildgate.VEXNotAffected, Justification: "vulnerable_code_not_present"}
+	investigating := &buildgate.VEXDecision{Source: "VEX document d", Vulnerability: "CVE-2023-0286", Status: buildgate.VEXUnderInvestigation}
+	fixedIt := &buildgate.VEXDecision{Source: "VEX document d", Vulnerability: "CVE-2023-0286", Status: buildgate.VEXFixed}
 	for _, tc := range []struct {
 		name      string
 		vex       vexByID
@@ -482,13 +482,13 @@ func TestVEX(t *testing.T) {
 // evaluating the same input gives another result: a vulnerability or its
 // fix becoming old enough, the DB becoming stale.
 func TestValidUntil(t *testing.T) {
-	fixed := image.FixStateFixed
+	fixed := buildgate.FixStateFixed
 	in := Input{
-		Facts: image.Facts{Digest: "sha256:aa", Matches: []image.Match{
-			{VulnerabilityID: "CVE-1", Severity: image.SeverityOf("high"), PackageName: "a", PackageType: "deb", PublishedAt: daysAgo(9.5)},
-			{VulnerabilityID: "CVE-2", Severity: image.SeverityOf("high"), PackageName: "b", PackageType: "deb", PublishedAt: daysAgo(1), FixState: fixed, FixedAt: daysAgo(3.25)},
+		Facts: buildgate.Facts{Digest: "sha256:aa", Matches: []buildgate.Match{
+			{VulnerabilityID: "CVE-1", Severity: buildgate.SeverityOf("high"), PackageName: "a", PackageType: "deb", PublishedAt: daysAgo(9.5)},
+			{VulnerabilityID: "CVE-2", Severity: buildgate.SeverityOf("high"), PackageName: "b", PackageType: "deb", PublishedAt: daysAgo(1), FixState: fixed, FixedAt: daysAgo(3.25)},
 		}},
-		DB: image.DBInfo{Built: *daysAgo(6.75)},
+		DB: buildgate.DBInfo{Built: *daysAgo(6.75)},
 	}
 	for _, c := range []struct {
 		name  string

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // evalSecrets implements secret_scans/content_regex_checks over
@@ -98,10 +98,10 @@ func evalNameMatch(r *compiledRule, x *evalContext) []fired {
 }
 
 // unixMode returns a file's permission bits with setuid, setgid and
-// sticky in their Unix places (04000, 02000, 01000). image.File.Mode is an
+// sticky in their Unix places (04000, 02000, 01000). buildgate.File.Mode is an
 // os.FileMode, whose special bits live elsewhere; Unix bits already in
 // place are kept too.
-func unixMode(f *image.File) uint32 {
+func unixMode(f *buildgate.File) uint32 {
 	m := f.Mode & 0o7777
 	fm := fs.FileMode(f.Mode)
 	if f.SUID || fm&fs.ModeSetuid != 0 {
@@ -118,7 +118,7 @@ func unixMode(f *image.File) uint32 {
 
 // unixTypeBits returns the Unix file type bits of a file, for messages
 // that print the mode the way Anchore does (oct(st_mode)).
-func unixTypeBits(f *image.File) uint32 {
+func unixTypeBits(f *buildgate.File) uint32 {
 	switch f.Type {
 	case "dir":
 		return 0o040000
@@ -145,7 +145,7 @@ func parseMode(s string) (uint32, error) {
 // permission bits numerically.
 func evalAttributeMatch(r *compiledRule, x *evalContext) []fired {
 	name := r.p.str("filename")
-	var file *image.File
+	var file *buildgate.File
 	for i := range x.in.Facts.Files {
 		if x.in.Facts.Files[i].Path == name {
 			file = &x.in.Facts.Files[i]
@@ -298,7 +298,7 @@ func evalMetadata(r *compiledRule, x *evalContext) []fired {
 }
 
 // anyOf applies hit to the attribute's value, or to each of like_distro's.
-func anyOf(attr string, md *image.Metadata, text string, hit func(string) bool) bool {
+func anyOf(attr string, md *buildgate.Metadata, text string, hit func(string) bool) bool {
 	if attr != "like_distro" {
 		return hit(text)
 	}

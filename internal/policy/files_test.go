@@ -5,11 +5,11 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 func TestSecretScans(t *testing.T) {
-	in := Input{Facts: image.Facts{Secrets: []image.Secret{
+	in := Input{Facts: buildgate.Facts{Secrets: []buildgate.Secret{
 		{Rule: "AWS_ACCESS_KEY", Path: "/root/.aws/credentials", Line: 2},
 		{Rule: "AWS_ACCESS_KEY", Path: "/root/.aws/credentials", Line: 5},
 		{Rule: "PRIV_KEY", Path: "/etc/ssl/private/key.pem", Line: 1},
@@ -44,8 +44,8 @@ func TestSecretScans(t *testing.T) {
 }
 
 func fileInput() Input {
-	return Input{Facts: image.Facts{
-		Files: []image.File{
+	return Input{Facts: buildgate.Facts{
+		Files: []buildgate.File{
 			{Path: "/etc/passwd", Mode: 0o644, Type: "file", SHA256: "832cd0f75b227d13aac82b1f70b7f90191a4186c151f9db50851d209c45ede11"},
 			{Path: "/usr/bin/passwd", Mode: uint32(fs.ModeSetuid) | 0o755, Type: "file", SUID: true},
 			{Path: "/usr/bin/wall", Mode: 0o2755, Type: "file"},
@@ -136,7 +136,7 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestMetadataAttribute(t *testing.T) {
-	in := Input{Facts: image.Facts{Metadata: image.Metadata{
+	in := Input{Facts: buildgate.Facts{Metadata: buildgate.Metadata{
 		Distro: "debian", DistroVersion: "12", LikeDistro: []string{"debian-like", "linux"},
 		OS: "linux", Arch: "amd64", Size: 150_000_000, LayerCount: 7,
 	}}}

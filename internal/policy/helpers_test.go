@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files and examples/policies/default.json")
@@ -83,14 +83,14 @@ func triggerIDs(fs []Finding) []string {
 }
 
 // vm makes a match; opts adjust it.
-func vm(id, pkg, typ string, sev image.Severity, opts ...func(*image.Match)) image.Match {
-	m := image.Match{
+func vm(id, pkg, typ string, sev buildgate.Severity, opts ...func(*buildgate.Match)) buildgate.Match {
+	m := buildgate.Match{
 		VulnerabilityID: id, Severity: sev,
 		PackageName: pkg, PackageVersion: "1.0", PackageType: typ,
-		FixState: image.FixStateNotFixed,
+		FixState: buildgate.FixStateNotFixed,
 		URLs:     []string{"https://example.test/" + id},
 	}
-	if !image.IsOSType(typ) {
+	if !buildgate.IsOSType(typ) {
 		m.PackagePath = "/app/lib/" + pkg + ".jar"
 	}
 	for _, o := range opts {
@@ -99,20 +99,22 @@ func vm(id, pkg, typ string, sev image.Severity, opts ...func(*image.Match)) ima
 	return m
 }
 
-func fixed(versions ...string) func(*image.Match) {
-	return func(m *image.Match) { m.FixState, m.FixVersions = image.FixStateFixed, versions }
+func fixed(versions ...string) func(*buildgate.Match) {
+	return func(m *buildgate.Match) { m.FixState, m.FixVersions = buildgate.FixStateFixed, versions }
 }
 
-func wontFix(m *image.Match) { m.FixState = image.FixStateWontFix }
+func wontFix(m *buildgate.Match) { m.FixState = buildgate.FixStateWontFix }
 
-func published(t *time.Time) func(*image.Match) { return func(m *image.Match) { m.PublishedAt = t } }
-
-func fixedAt(t *time.Time) func(*image.Match) { return func(m *image.Match) { m.FixedAt = t } }
-
-func cvss(entries ...image.CVSS) func(*image.Match) {
-	return func(m *image.Match) { m.CVSS = append(m.CVSS, entries...) }
+func published(t *time.Time) func(*buildgate.Match) {
+	return func(m *buildgate.Match) { m.PublishedAt = t }
 }
 
-func withMatches(ms ...image.Match) Input {
-	return Input{Facts: image.Facts{Digest: "sha256:aaa", Matches: ms}}
+func fixedAt(t *time.Time) func(*buildgate.Match) { return func(m *buildgate.Match) { m.FixedAt = t } }
+
+func cvss(entries ...buildgate.CVSS) func(*buildgate.Match) {
+	return func(m *buildgate.Match) { m.CVSS = append(m.CVSS, entries...) }
+}
+
+func withMatches(ms ...buildgate.Match) Input {
+	return Input{Facts: buildgate.Facts{Digest: "sha256:aaa", Matches: ms}}
 }

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // The packages and licenses gates consider every package in the image,
@@ -146,7 +146,7 @@ func evalVerify(r *compiledRule, x *evalContext) []fired {
 // verifyFile returns the state of one package file (its entry in the
 // image, nil if none, and the path that entry is at): verifyMissing,
 // verifyChanged or "" when it verifies or cannot be checked.
-func verifyFile(idx map[string]*image.File, pf *image.PackageFile, entry *image.File, at string) string {
+func verifyFile(idx map[string]*buildgate.File, pf *buildgate.PackageFile, entry *buildgate.File, at string) string {
 	if entry == nil {
 		return verifyMissing
 	}
@@ -163,9 +163,9 @@ func verifyFile(idx map[string]*image.File, pf *image.PackageFile, entry *image.
 	}
 	var have string
 	switch strings.ToLower(pf.Algorithm) {
-	case image.DigestMD5:
+	case buildgate.DigestMD5:
 		have = entry.MD5
-	case image.DigestSHA256:
+	case buildgate.DigestSHA256:
 		have = strings.TrimPrefix(entry.SHA256, "sha256:")
 	}
 	if have == "" || strings.EqualFold(have, pf.Digest) {
@@ -184,10 +184,10 @@ const maxLinks = 40
 // It returns the entry (nil when there is none, or a loop) and the path
 // it resolved p to. A directory that has no entry of its own (the root; one
 // a layer leaves implicit) is taken to be a plain directory.
-func resolvePath(idx map[string]*image.File, p string, followLast bool) (*image.File, string) {
+func resolvePath(idx map[string]*buildgate.File, p string, followLast bool) (*buildgate.File, string) {
 	rest := strings.Split(p, "/")
 	cur, links := "/", 0
-	var entry *image.File
+	var entry *buildgate.File
 	for len(rest) > 0 {
 		c := rest[0]
 		rest = rest[1:]
@@ -218,7 +218,7 @@ func resolvePath(idx map[string]*image.File, p string, followLast bool) (*image.
 		cur, entry = next, e
 	}
 	if entry == nil { // the root, or a directory reached through ".."
-		entry = &image.File{Path: cur, Type: "dir"}
+		entry = &buildgate.File{Path: cur, Type: "dir"}
 	}
 	return entry, cur
 }

@@ -9,18 +9,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
-func pkgInput(pkgs ...image.Package) Input {
-	return Input{Facts: image.Facts{Digest: "sha256:p", Packages: pkgs}}
+func pkgInput(pkgs ...buildgate.Package) Input {
+	return Input{Facts: buildgate.Facts{Digest: "sha256:p", Packages: pkgs}}
 }
 
 func TestRequiredPackage(t *testing.T) {
 	in := pkgInput(
-		image.Package{Name: "openssl", Version: "1.1.1n-0+deb11u5", Type: "deb"},
-		image.Package{Name: "tzdata", Version: "2024a-0+deb12u1", Type: "deb"},
-		image.Package{Name: "express", Version: "4.18.2", Type: "npm"},
+		buildgate.Package{Name: "openssl", Version: "1.1.1n-0+deb11u5", Type: "deb"},
+		buildgate.Package{Name: "tzdata", Version: "2024a-0+deb12u1", Type: "deb"},
+		buildgate.Package{Name: "express", Version: "4.18.2", Type: "npm"},
 	)
 	tests := []struct {
 		name   string
@@ -50,8 +50,8 @@ func TestRequiredPackage(t *testing.T) {
 
 func TestPackageDenylist(t *testing.T) {
 	in := pkgInput(
-		image.Package{Name: "openssh-server", Version: "1:9.2p1-2", Type: "deb"},
-		image.Package{Name: "curl", Version: "7.88.1-10", Type: "deb"},
+		buildgate.Package{Name: "openssh-server", Version: "1:9.2p1-2", Type: "deb"},
+		buildgate.Package{Name: "curl", Version: "7.88.1-10", Type: "deb"},
 	)
 	tests := []struct {
 		name    string
@@ -86,23 +86,23 @@ func sha256hex(s string) string { h := sha256.Sum256([]byte(s)); return hex.Enco
 // verifyInput is a merged-/usr image with a dpkg bash and dash and an rpm
 // openssl, some of whose files are missing or changed.
 func verifyInput() Input {
-	reg := func(p, content string) image.File {
-		return image.File{Path: p, Type: "file", MD5: md5hex(content), SHA256: sha256hex(content)}
+	reg := func(p, content string) buildgate.File {
+		return buildgate.File{Path: p, Type: "file", MD5: md5hex(content), SHA256: sha256hex(content)}
 	}
-	dm := func(p, content string) image.PackageFile {
-		return image.PackageFile{Path: p, Digest: md5hex(content), Algorithm: "md5"}
+	dm := func(p, content string) buildgate.PackageFile {
+		return buildgate.PackageFile{Path: p, Digest: md5hex(content), Algorithm: "md5"}
 	}
-	ds := func(p, content string) image.PackageFile {
-		return image.PackageFile{Path: p, Digest: sha256hex(content), Algorithm: "sha256"}
+	ds := func(p, content string) buildgate.PackageFile {
+		return buildgate.PackageFile{Path: p, Digest: sha256hex(content), Algorithm: "sha256"}
 	}
-	conf := func(f image.PackageFile) image.PackageFile { f.IsConfig = true; return f }
+	conf := func(f buildgate.PackageFile) buildgate.PackageFile { f.IsConfig = true; return f }
 	hard := reg("/usr/lib64/libcrypto.so.3", "crypto-patched")
 	hard.Type, hard.LinkDest = "hardlink", "/usr/lib64/libcrypto.so.3.0"
 	old := reg("/usr/bin/old", "old")
 	old.MD5 = "" // analysed before MD5s were recorded
-	return Input{Facts: image.Facts{
+	return Input{Facts: buildgate.Facts{
 		Digest: "sha256:v",
-		Files: []image.File{
+		Files: []buildgate.File{
 			{Path: "/bin", Type: "symlink", LinkDest: "usr/bin"},
 			{Path: "/etc", Type: "dir"},
 			reg("/etc/bash.bashrc", "edited by the admin"),
@@ -120,8 +120,8 @@ func verifyInput() Input {
 			{Path: "/usr/share/doc/openssl", Type: "dir"},
 			reg("/usr/share/doc/bash/README", "readme"),
 		},
-		Packages: []image.Package{
-			{ID: "p-bash", Name: "bash", Version: "5.2", Type: "deb", Files: []image.PackageFile{
+		Packages: []buildgate.Package{
+			{ID: "p-bash", Name: "bash", Version: "5.2", Type: "deb", Files: []buildgate.PackageFile{
 				dm("/bin/bash", "bash"),                        // through /bin -> usr/bin
 				dm("/bin/rbash", "rbash"),                      // missing, under a link
 				conf(dm("/etc/bash.bashrc", "bashrc")),         // config: never changed
@@ -129,7 +129,7 @@ func verifyInput() Input {
 				dm("/usr/share/doc/bash/README", "readme"),     // verifies
 				dm("/usr/share/man/man1/bash.1.gz", "manpage"), // missing
 			}},
-			{ID: "p-dash", Name: "dash", Version: "0.5", Type: "deb", Files: []image.PackageFile{
+			{ID: "p-dash", Name: "dash", Version: "0.5", Type: "deb", Files: []buildgate.PackageFile{
 				{Path: "/bin/sh"},             // no digest: present
 				dm("/usr/bin/dash", "dash"),   // changed
 				dm("/usr/bin/old", "not old"), // no MD5 recorded: undecided
@@ -137,7 +137,7 @@ func verifyInput() Input {
 				dm("/usr/bin/sh-abs", "dash"), // the same, through an absolute link and /bin
 				dm("/loop/x", "x"),            // a link loop: nothing there
 			}},
-			{ID: "p-ssl", Name: "openssl", Version: "3.0", Type: "rpm", Files: []image.PackageFile{
+			{ID: "p-ssl", Name: "openssl", Version: "3.0", Type: "rpm", Files: []buildgate.PackageFile{
 				conf(ds("/etc/pki/tls/openssl.cnf", "cnf")),
 				ds("/usr/bin/openssl", "openssl"),         // changed
 				ds("/usr/lib64/libcrypto.so.3", "crypto"), // a hard link, changed
@@ -211,8 +211,8 @@ func TestPackageVerify(t *testing.T) {
 		}
 	})
 	t.Run("no package files", func(t *testing.T) {
-		in := pkgInput(image.Package{Name: "bash", Version: "5", Type: "deb"})
-		in.Facts.Files = []image.File{{Path: "/usr", Type: "dir"}}
+		in := pkgInput(buildgate.Package{Name: "bash", Version: "5", Type: "deb"})
+		in.Facts.Files = []buildgate.File{{Path: "/usr", Type: "dir"}}
 		for _, params := range [][]Param{nil, kv("check", "missing"), kv("check", "changed", "only_packages", "bash", "only_directories", "/usr")} {
 			if got := fire(t, "packages", "verify", params, in); len(got) != 0 {
 				t.Errorf("verify %v fired: %q", params, messages(got))
@@ -222,8 +222,8 @@ func TestPackageVerify(t *testing.T) {
 }
 
 func TestResolvePath(t *testing.T) {
-	idx := map[string]*image.File{}
-	for _, f := range []image.File{
+	idx := map[string]*buildgate.File{}
+	for _, f := range []buildgate.File{
 		{Path: "/bin", Type: "symlink", LinkDest: "usr/bin"},
 		{Path: "/usr/bin/a", Type: "file"},
 		{Path: "/usr/bin/up", Type: "symlink", LinkDest: "../lib/b"},
@@ -266,10 +266,10 @@ func TestResolvePath(t *testing.T) {
 
 func TestLicenses(t *testing.T) {
 	in := pkgInput(
-		image.Package{Name: "bash", Licenses: []string{"GPL-3.0-or-later"}},
-		image.Package{Name: "libgcc", Licenses: []string{"GPL-3.0-only WITH GCC-exception-3.1"}},
-		image.Package{Name: "zlib", Licenses: []string{"Zlib"}},
-		image.Package{Name: "dual", Licenses: []string{"(MIT OR GPL-2.0-only)"}},
+		buildgate.Package{Name: "bash", Licenses: []string{"GPL-3.0-or-later"}},
+		buildgate.Package{Name: "libgcc", Licenses: []string{"GPL-3.0-only WITH GCC-exception-3.1"}},
+		buildgate.Package{Name: "zlib", Licenses: []string{"Zlib"}},
+		buildgate.Package{Name: "dual", Licenses: []string{"(MIT OR GPL-2.0-only)"}},
 	)
 	tests := []struct {
 		name    string

@@ -7,7 +7,8 @@
 // vulnerability DB description and the time to evaluate at, and returns an
 // Evaluation. Nothing here reads clocks, files or the network.
 //
-// The package imports only the standard library and internal/image. Bundles
+// The package imports only the standard library and the domain package
+// buildgate. Bundles
 // arrive as JSON; YAML is converted at the HTTP edge.
 //
 // Where Anchore's behaviour is known it is followed, down to message

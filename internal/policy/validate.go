@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Problem is one thing wrong with a bundle, located by the ids of the
@@ -69,7 +69,7 @@ func (p Problem) String() string {
 }
 
 // ValidationError lists everything wrong with a bundle. Its chain holds an
-// *image.Error with code EINVALID, so the HTTP edge answers 400.
+// *buildgate.Error with code EINVALID, so the HTTP edge answers 400.
 type ValidationError struct {
 	Problems []Problem `json:"problems"`
 }
@@ -83,9 +83,9 @@ func (e *ValidationError) Error() string {
 	return strings.Join(s, "; ")
 }
 
-// Unwrap returns the error as an EINVALID *image.Error.
+// Unwrap returns the error as an EINVALID *buildgate.Error.
 func (e *ValidationError) Unwrap() error {
-	return &image.Error{Code: image.EINVALID, Message: e.Error()}
+	return &buildgate.Error{Code: buildgate.EINVALID, Message: e.Error()}
 }
 
 // Validate checks the bundle against the gate definitions and Anchore's

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 func TestValidateRules(t *testing.T) {
@@ -85,8 +85,8 @@ func TestValidateRules(t *testing.T) {
 			if p.PolicyID != "p1" || p.RuleID != "r1" || p.Parameter != tt.param {
 				t.Errorf("problem %+v: want policy p1, rule r1, parameter %q", p, tt.param)
 			}
-			if image.ErrorCode(err) != image.EINVALID {
-				t.Errorf("error code = %q, want %q", image.ErrorCode(err), image.EINVALID)
+			if buildgate.ErrorCode(err) != buildgate.EINVALID {
+				t.Errorf("error code = %q, want %q", buildgate.ErrorCode(err), buildgate.EINVALID)
 			}
 		})
 	}
@@ -232,7 +232,7 @@ func TestParseBundleLenientValues(t *testing.T) {
 func TestParseBundleErrors(t *testing.T) {
 	for _, data := range []string{``, `[]`, `{"id": 5}`, `{`} {
 		_, err := ParseBundle([]byte(data))
-		if err == nil || image.ErrorCode(err) != image.EINVALID {
+		if err == nil || buildgate.ErrorCode(err) != buildgate.EINVALID {
 			t.Errorf("ParseBundle(%q) = %v, want an EINVALID error", data, err)
 		}
 	}

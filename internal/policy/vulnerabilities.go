@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 const day = 24 * time.Hour
@@ -58,7 +58,7 @@ func anchorePackageType(t string) string {
 	return t
 }
 
-func packageClass(m *image.Match) string {
+func packageClass(m *buildgate.Match) string {
 	if m.IsOS() {
 		return "os"
 	}
@@ -67,7 +67,7 @@ func packageClass(m *image.Match) string {
 
 // vulnLink is the first URL of the match, else a well-known page for CVE
 // and GHSA ids, else "N/A".
-func vulnLink(m *image.Match) string {
+func vulnLink(m *buildgate.Match) string {
 	for _, u := range m.URLs {
 		if u != "" {
 			return u
@@ -84,7 +84,7 @@ func vulnLink(m *image.Match) string {
 
 // vulnPackageName is the package as Anchore names it in messages: the
 // name for OS packages, the path (the name when unknown) for others.
-func vulnPackageName(m *image.Match) string {
+func vulnPackageName(m *buildgate.Match) string {
 	if !m.IsOS() && m.PackagePath != "" {
 		return m.PackagePath
 	}
@@ -93,8 +93,8 @@ func vulnPackageName(m *image.Match) string {
 
 // fixMessage is "(fixed in: <versions>)", or "" when no fix is known:
 // Anchore leaves the part out rather than writing "None".
-func fixMessage(m *image.Match) string {
-	if m.FixState != image.FixStateFixed || len(m.FixVersions) == 0 {
+func fixMessage(m *buildgate.Match) string {
+	if m.FixState != buildgate.FixStateFixed || len(m.FixVersions) == 0 {
 		return ""
 	}
 	return "(fixed in: " + strings.Join(m.FixVersions, ", ") + ")"
@@ -112,7 +112,7 @@ func pyFloat(f float64) string {
 // vulnMessage builds Anchore's vulnerability message:
 // "HIGH Vulnerability found in os package type (dpkg) - openssl (fixed in: 1.1.1n-0+deb11u5)(CVE-2023-0286 - <url>)".
 // extra parts (each "(...)") go between the fix and the id.
-func vulnMessage(prefix string, m *image.Match, extra ...string) string {
+func vulnMessage(prefix string, m *buildgate.Match, extra ...string) string {
 	var sb strings.Builder
 	sb.Grow(len(prefix) + len(m.PackageName) + len(m.PackagePath) + len(m.VulnerabilityID) + 160)
 	sb.WriteString(prefix)
@@ -135,7 +135,7 @@ func vulnMessage(prefix string, m *image.Match, extra ...string) string {
 	return sb.String()
 }
 
-func severityWord(m *image.Match) string { return strings.ToUpper(m.Severity.String()) }
+func severityWord(m *buildgate.Match) string { return strings.ToUpper(m.Severity.String()) }
 
 // cvssConstraint is one CVSS threshold of a vulnerabilities/package rule.
 type cvssConstraint struct {
@@ -150,7 +150,7 @@ type cvssConstraint struct {
 // (grype writes "nvd@nist.gov"), or, when the entry has no Source, the
 // match itself came from an NVD namespace. Every other entry (a distro's
 // or GitHub's) is the vendor's.
-func isNVD(c *image.CVSS, m *image.Match) bool {
+func isNVD(c *buildgate.CVSS, m *buildgate.Match) bool {
 	if c.Source != "" {
 		return strings.Contains(strings.ToLower(c.Source), "nvd")
 	}
@@ -160,7 +160,7 @@ func isNVD(c *image.CVSS, m *image.Match) bool {
 // bestScore returns the highest score of a kind among the match's CVSS
 // entries of the major version and source wanted, and whether there was
 // one. Exploitability and impact scores of 0 count as absent.
-func bestScore(m *image.Match, kind, version string, vendor bool) (float64, bool) {
+func bestScore(m *buildgate.Match, kind, version string, vendor bool) (float64, bool) {
 	best, found := 0.0, false
 	for i := range m.CVSS {
 		c := &m.CVSS[i]
@@ -194,7 +194,7 @@ func bestScore(m *image.Match, kind, version string, vendor bool) (float64, bool
 
 // evalVulnPackage implements vulnerabilities/package. Every given
 // criterion must hold:
-//   - package_type: os (image.IsOSType), non-os, or all;
+//   - package_type: os (buildgate.IsOSType), non-os, or all;
 //   - severity compared with severity_comparison;
 //   - vendor_only (default true): skip wont-fix matches;
 //   - fix_available: the match's fix state is "fixed" exactly when true;
@@ -210,7 +210,7 @@ func evalVulnPackage(r *compiledRule, x *evalContext) []fired {
 	p := r.p
 	pkgType := p.str("package_type")
 	sevOp := p.str("severity_comparison")
-	sev := image.SeverityOf(p.str("severity"))
+	sev := buildgate.SeverityOf(p.str("severity"))
 	vendorOnly := p.boolean("vendor_only")
 	fixSet, fixWant := p.has("fix_available"), p.boolean("fix_available")
 	pathRe := p.re("package_path_exclude")
@@ -250,13 +250,13 @@ matches:
 		if !compare(int(m.Severity), sevOp, int(sev)) {
 			continue
 		}
-		if vendorOnly && m.FixState == image.FixStateWontFix {
+		if vendorOnly && m.FixState == buildgate.FixStateWontFix {
 			continue
 		}
 		if pathRe != nil && !isOS && pathRe.MatchString(m.PackagePath) {
 			continue
 		}
-		if fixSet && (m.FixState == image.FixStateFixed) != fixWant {
+		if fixSet && (m.FixState == buildgate.FixStateFixed) != fixWant {
 			continue
 		}
 		var timeParts []string
@@ -333,7 +333,7 @@ func evalDataUnavailable(_ *compiledRule, x *evalContext) []fired {
 		ns += ":" + md.DistroVersion
 	}
 	if md.Distro == "" {
-		hasOS := slices.ContainsFunc(x.in.Facts.Packages, func(p image.Package) bool { return p.IsOS() })
+		hasOS := slices.ContainsFunc(x.in.Facts.Packages, func(p buildgate.Package) bool { return p.IsOS() })
 		if !hasOS {
 			return nil
 		}
@@ -386,7 +386,7 @@ func evalVulnBlacklist(r *compiledRule, x *evalContext) []fired {
 	ms := x.in.Facts.Matches
 	for i := range ms {
 		m := &ms[i]
-		if vendorOnly && m.FixState == image.FixStateWontFix {
+		if vendorOnly && m.FixState == buildgate.FixStateWontFix {
 			continue
 		}
 		listed, ok := ids[strings.ToUpper(m.VulnerabilityID)]
@@ -411,7 +411,7 @@ func evalKnownExploited(r *compiledRule, x *evalContext) []fired {
 	ms := x.in.Facts.Matches
 	for i := range ms {
 		m := &ms[i]
-		if !m.KEV || (fixSet && (m.FixState == image.FixStateFixed) != fixWant) {
+		if !m.KEV || (fixSet && (m.FixState == buildgate.FixStateFixed) != fixWant) {
 			continue
 		}
 		out = append(out, fired{id: vulnTriggerID(m), msg: vulnMessage(severityWord(m)+" Known exploited vulnerability (CISA KEV)", m), match: m})

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 const examplesDir = "../../examples/policies"
@@ -29,37 +29,37 @@ func loadExample(t testing.TB, name string) *Bundle {
 // paymentsFacts is a Debian 12 service image with a handful of
 // vulnerabilities, an actual Dockerfile and no HEALTHCHECK.
 func paymentsFacts(digest string) Input {
-	nvd := func(s float64) []image.CVSS {
-		return []image.CVSS{{Version: "3.1", Source: "nvd@nist.gov", Type: "Primary", BaseScore: s, ExploitabilityScore: 3.9, ImpactScore: 5.9}}
+	nvd := func(s float64) []buildgate.CVSS {
+		return []buildgate.CVSS{{Version: "3.1", Source: "nvd@nist.gov", Type: "Primary", BaseScore: s, ExploitabilityScore: 3.9, ImpactScore: 5.9}}
 	}
 	return Input{
-		Facts: image.Facts{
+		Facts: buildgate.Facts{
 			Digest:     digest,
 			Dockerfile: "FROM registry.acme.io/base/debian:12-approved-2026\nRUN apt-get update && \\\n    apt-get install -y ca-certificates\nUSER app\nEXPOSE 8080\nCMD [\"/app/api\"]\n",
-			Metadata: image.Metadata{
+			Metadata: buildgate.Metadata{
 				Distro: "debian", DistroVersion: "12", OS: "linux", Arch: "amd64", Size: 300_000_000, LayerCount: 5, User: "app",
 			},
-			Packages: []image.Package{
+			Packages: []buildgate.Package{
 				{ID: "p-tar", Name: "tar", Version: "1.34+dfsg-1.2+deb12u1", Type: "deb", Licenses: []string{"GPL-3.0-or-later"}},
 				{ID: "p-apt", Name: "apt", Version: "2.6.1", Type: "deb", Licenses: []string{"GPL-2.0-or-later"}},
 				{ID: "p-zlib", Name: "zlib1g", Version: "1:1.2.13.dfsg-1", Type: "deb", Licenses: []string{"Zlib"}},
 				{ID: "p-h2", Name: "libnghttp2-14", Version: "1.52.0-1", Type: "deb", Licenses: []string{"MIT"}},
 				{ID: "p-yaml", Name: "snakeyaml", Version: "1.33", Type: "java-archive", Path: "/app/lib/test/snakeyaml-1.33.jar", Licenses: []string{"Apache-2.0"}},
 			},
-			Matches: []image.Match{
-				{VulnerabilityID: "CVE-2005-2541", Severity: image.SeverityHigh, PackageID: "p-tar", PackageName: "tar", PackageVersion: "1.34+dfsg-1.2+deb12u1", PackageType: "deb",
-					FixState: image.FixStateNotFixed, URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2005-2541"}},
-				{VulnerabilityID: "CVE-2011-3374", Severity: image.SeverityLow, PackageID: "p-apt", PackageName: "apt", PackageVersion: "2.6.1", PackageType: "deb",
-					FixState: image.FixStateNotFixed, URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2011-3374"}},
-				{VulnerabilityID: "CVE-2023-45853", Severity: image.SeverityMedium, PackageID: "p-zlib", PackageName: "zlib1g", PackageVersion: "1:1.2.13.dfsg-1", PackageType: "deb",
-					FixState: image.FixStateNotFixed, URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2023-45853"}},
-				{VulnerabilityID: "CVE-2023-44487", Severity: image.SeverityHigh, PackageID: "p-h2", PackageName: "libnghttp2-14", PackageVersion: "1.52.0-1", PackageType: "deb",
-					FixState: image.FixStateFixed, FixVersions: []string{"1.52.0-1+deb12u1"}, URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2023-44487"}, CVSS: nvd(7.5)},
-				{VulnerabilityID: "CVE-2022-1471", Severity: image.SeverityCritical, PackageID: "p-yaml", PackageName: "snakeyaml", PackageVersion: "1.33", PackageType: "java-archive",
-					PackagePath: "/app/lib/test/snakeyaml-1.33.jar", FixState: image.FixStateNotFixed, URLs: []string{"https://nvd.nist.gov/vuln/detail/CVE-2022-1471"}, CVSS: nvd(9.8)},
+			Matches: []buildgate.Match{
+				{VulnerabilityID: "CVE-2005-2541", Severity: buildgate.SeverityHigh, PackageID: "p-tar", PackageName: "tar", PackageVersion: "1.34+dfsg-1.2+deb12u1", PackageType: "deb",
+					FixState: buildgate.FixStateNotFixed, URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2005-2541"}},
+				{VulnerabilityID: "CVE-2011-3374", Severity: buildgate.SeverityLow, PackageID: "p-apt", PackageName: "apt", PackageVersion: "2.6.1", PackageType: "deb",
+					FixState: buildgate.FixStateNotFixed, URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2011-3374"}},
+				{VulnerabilityID: "CVE-2023-45853", Severity: buildgate.SeverityMedium, PackageID: "p-zlib", PackageName: "zlib1g", PackageVersion: "1:1.2.13.dfsg-1", PackageType: "deb",
+					FixState: buildgate.FixStateNotFixed, URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2023-45853"}},
+				{VulnerabilityID: "CVE-2023-44487", Severity: buildgate.SeverityHigh, PackageID: "p-h2", PackageName: "libnghttp2-14", PackageVersion: "1.52.0-1", PackageType: "deb",
+					FixState: buildgate.FixStateFixed, FixVersions: []string{"1.52.0-1+deb12u1"}, URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2023-44487"}, CVSS: nvd(7.5)},
+				{VulnerabilityID: "CVE-2022-1471", Severity: buildgate.SeverityCritical, PackageID: "p-yaml", PackageName: "snakeyaml", PackageVersion: "1.33", PackageType: "java-archive",
+					PackagePath: "/app/lib/test/snakeyaml-1.33.jar", FixState: buildgate.FixStateNotFixed, URLs: []string{"https://nvd.nist.gov/vuln/detail/CVE-2022-1471"}, CVSS: nvd(9.8)},
 			},
 		},
-		DB: image.DBInfo{Built: *daysAgo(1), Distros: []string{"debian:11", "debian:12", "alpine:3.19"}},
+		DB: buildgate.DBInfo{Built: *daysAgo(1), Distros: []string{"debian:11", "debian:12", "alpine:3.19"}},
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // ImportArchive reads an image archive a client uploaded, a docker-archive
@@ -32,7 +32,7 @@ func (c *Client) ImportArchive(path, dir string) (string, error) {
 	case "docker-archive":
 		img, err = tarball.ImageFromPath(path, nil)
 		if err != nil {
-			return "", image.Errorf(image.EINVALID, "reading the docker archive: %v", err)
+			return "", buildgate.Errorf(buildgate.EINVALID, "reading the docker archive: %v", err)
 		}
 	case "oci":
 		src := dir + ".src"
@@ -50,14 +50,14 @@ func (c *Client) ImportArchive(path, dir string) (string, error) {
 	}
 	d, err := img.Digest()
 	if err != nil {
-		return "", image.Errorf(image.EINVALID, "reading the archive's manifest: %v", err)
+		return "", buildgate.Errorf(buildgate.EINVALID, "reading the archive's manifest: %v", err)
 	}
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		return "", fmt.Errorf("creating layout %q: %w", dir, err)
 	}
 	if err := p.AppendImage(img); err != nil {
-		return "", image.Errorf(image.EINVALID, "copying the archive's image (is a layer truncated or corrupt?): %v", err)
+		return "", buildgate.Errorf(buildgate.EINVALID, "copying the archive's image (is a layer truncated or corrupt?): %v", err)
 	}
 	return d.String(), nil
 }
@@ -78,7 +78,7 @@ func archiveKind(path string) (string, error) {
 			break
 		}
 		if err != nil {
-			return "", image.Errorf(image.EINVALID, "the upload is not a tar archive (docker-archive, oci-archive or a tarred OCI directory): %v", err)
+			return "", buildgate.Errorf(buildgate.EINVALID, "the upload is not a tar archive (docker-archive, oci-archive or a tarred OCI directory): %v", err)
 		}
 		switch strings.TrimPrefix(h.Name, "./") {
 		case "manifest.json":
@@ -93,7 +93,7 @@ func archiveKind(path string) (string, error) {
 	case docker:
 		return "docker-archive", nil
 	}
-	return "", image.Errorf(image.EINVALID, "the archive holds neither manifest.json (docker-archive) nor oci-layout and index.json (OCI layout)")
+	return "", buildgate.Errorf(buildgate.EINVALID, "the archive holds neither manifest.json (docker-archive) nor oci-layout and index.json (OCI layout)")
 }
 
 func untar(path, dir string) error {
@@ -109,14 +109,14 @@ func untar(path, dir string) error {
 			return nil
 		}
 		if err != nil {
-			return image.Errorf(image.EINVALID, "reading the OCI archive: %v", err)
+			return buildgate.Errorf(buildgate.EINVALID, "reading the OCI archive: %v", err)
 		}
 		name := filepath.Clean(strings.TrimPrefix(h.Name, "./"))
 		if name == "." {
 			continue
 		}
 		if filepath.IsAbs(name) || strings.HasPrefix(name, "..") {
-			return image.Errorf(image.EINVALID, "the OCI archive has an unsafe path %q", h.Name)
+			return buildgate.Errorf(buildgate.EINVALID, "the OCI archive has an unsafe path %q", h.Name)
 		}
 		target := filepath.Join(dir, name)
 		switch h.Typeflag {
@@ -135,7 +135,7 @@ func untar(path, dir string) error {
 			_, err = io.Copy(out, tr)
 			out.Close()
 			if err != nil {
-				return image.Errorf(image.EINVALID, "reading %s from the OCI archive: %v", h.Name, err)
+				return buildgate.Errorf(buildgate.EINVALID, "reading %s from the OCI archive: %v", h.Name, err)
 			}
 		}
 	}
@@ -145,22 +145,22 @@ func untar(path, dir string) error {
 func (c *Client) imageFromLayout(dir string) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "reading the OCI layout: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "reading the OCI layout: %v", err)
 	}
 	idx, err := p.ImageIndex()
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "reading the OCI layout's index: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "reading the OCI layout's index: %v", err)
 	}
 	return c.pick(idx, 0)
 }
 
 func (c *Client) pick(idx v1.ImageIndex, depth int) (v1.Image, error) {
 	if depth > 3 {
-		return nil, image.Errorf(image.EINVALID, "the OCI layout's indexes nest too deep")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the OCI layout's indexes nest too deep")
 	}
 	m, err := idx.IndexManifest()
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "reading the OCI index: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "reading the OCI index: %v", err)
 	}
 	var images []v1.Descriptor
 	for _, d := range m.Manifests {
@@ -168,7 +168,7 @@ func (c *Client) pick(idx v1.ImageIndex, depth int) (v1.Image, error) {
 		case d.MediaType.IsIndex():
 			child, err := idx.ImageIndex(d.Digest)
 			if err != nil {
-				return nil, image.Errorf(image.EINVALID, "reading a nested index: %v", err)
+				return nil, buildgate.Errorf(buildgate.EINVALID, "reading a nested index: %v", err)
 			}
 			if img, err := c.pick(child, depth+1); err == nil {
 				return img, nil
@@ -180,11 +180,11 @@ func (c *Client) pick(idx v1.ImageIndex, depth int) (v1.Image, error) {
 		}
 	}
 	if len(images) == 0 {
-		return nil, image.Errorf(image.EINVALID, "the OCI layout holds no %s image", c.cfg.Platform.String())
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the OCI layout holds no %s image", c.cfg.Platform.String())
 	}
 	img, err := idx.Image(images[0].Digest)
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "reading the image from the OCI layout: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "reading the image from the OCI layout: %v", err)
 	}
 	return img, nil
 }

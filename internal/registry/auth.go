@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/secret"
 )
@@ -29,7 +29,7 @@ type Credential struct {
 	// Registry is the host, optionally with a path prefix; the longest
 	// prefix of "host/repository" wins.
 	Registry string
-	// Type is image.RegistryTypeDockerV2 or image.RegistryTypeAWSECR.
+	// Type is buildgate.RegistryTypeDockerV2 or buildgate.RegistryTypeAWSECR.
 	Type     string
 	Username string
 	Password secret.Secret
@@ -41,7 +41,7 @@ type Credential struct {
 
 // Host returns the host of the credential's registry.
 func (c Credential) Host() string {
-	h, _, _ := strings.Cut(image.CanonicalRegistry(c.Registry), "/")
+	h, _, _ := strings.Cut(buildgate.CanonicalRegistry(c.Registry), "/")
 	return h
 }
 
@@ -122,7 +122,7 @@ func (a *Auth) credentials(ctx context.Context) ([]Credential, error) {
 		return nil, fmt.Errorf("reading registry credentials: %w", err)
 	}
 	for i := range creds {
-		creds[i].Registry = image.CanonicalRegistry(creds[i].Registry)
+		creds[i].Registry = buildgate.CanonicalRegistry(creds[i].Registry)
 	}
 	if creds == nil {
 		creds = []Credential{}
@@ -160,14 +160,14 @@ func (k keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.A
 func resourcePath(r authn.Resource) string {
 	reg := r.RegistryStr()
 	rest := strings.TrimPrefix(r.String(), reg)
-	return image.CanonicalRegistry(reg) + rest
+	return buildgate.CanonicalRegistry(reg) + rest
 }
 
 // Match returns the credential whose registry is the longest prefix of
 // path ("host/repository") segment by segment. A path with an empty or dot
 // segment ("host/team-a/../team-b") matches nothing.
 func Match(creds []Credential, path string) (Credential, bool) {
-	path = image.CanonicalRegistry(path)
+	path = buildgate.CanonicalRegistry(path)
 	for _, seg := range strings.Split(path, "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return Credential{}, false
@@ -175,9 +175,9 @@ func Match(creds []Credential, path string) (Credential, bool) {
 	}
 	best, found := Credential{}, false
 	for _, c := range creds {
-		r := image.CanonicalRegistry(c.Registry)
+		r := buildgate.CanonicalRegistry(c.Registry)
 		if path == r || strings.HasPrefix(path, r+"/") {
-			if !found || len(r) > len(image.CanonicalRegistry(best.Registry)) {
+			if !found || len(r) > len(buildgate.CanonicalRegistry(best.Registry)) {
 				best, found = c, true
 			}
 		}
@@ -186,7 +186,7 @@ func Match(creds []Credential, path string) (Credential, bool) {
 }
 
 func (a *Auth) authenticator(ctx context.Context, c Credential) (authn.Authenticator, error) {
-	if c.Type == image.RegistryTypeAWSECR {
+	if c.Type == buildgate.RegistryTypeAWSECR {
 		if err := CheckECRHost(c.Host(), a.cfg.Guard); err != nil {
 			return nil, err
 		}
@@ -220,7 +220,7 @@ func (a *Auth) transportFor(ctx context.Context, host string) (http.RoundTripper
 	if err != nil {
 		return nil, err
 	}
-	host = image.CanonicalRegistry(strings.ToLower(host))
+	host = buildgate.CanonicalRegistry(strings.ToLower(host))
 	var mine []Credential
 	for _, c := range creds {
 		if c.Host() == host {
@@ -294,7 +294,7 @@ func newTLSTransport(base http.RoundTripper, verify bool, cas []string) (http.Ro
 // registryOf returns the go-containerregistry registry of a credential.
 func registryOf(c Credential) (name.Registry, error) {
 	host := c.Host()
-	if host == image.DockerHub {
+	if host == buildgate.DockerHub {
 		host = name.DefaultRegistry
 	}
 	return name.NewRegistry(host, name.StrictValidation)

@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/registry/registrytest"
 )
 
@@ -90,7 +90,7 @@ func TestMatchLongestPrefix(t *testing.T) {
 }
 
 func TestKeychainResolvesDockerHubAliases(t *testing.T) {
-	auth := NewAuth(static(Credential{Registry: "docker.io", Type: image.RegistryTypeDockerV2, Username: "u", Password: "p"}), AuthConfig{})
+	auth := NewAuth(static(Credential{Registry: "docker.io", Type: buildgate.RegistryTypeDockerV2, Username: "u", Password: "p"}), AuthConfig{})
 	for _, s := range []string{"nginx", "docker.io/library/nginx", "index.docker.io/team/app", "registry-1.docker.io/team/app"} {
 		ref, err := name.ParseReference(s)
 		if err != nil {
@@ -116,8 +116,8 @@ func TestQuayRobotAndPathPrefix(t *testing.T) {
 	ref := registrytest.Push(t, srv.Host, "myorg/app:v1", user, pass, randomImage(t), nil)
 
 	ok := NewAuth(static(
-		Credential{Registry: srv.Host, Type: image.RegistryTypeDockerV2, Username: "someone-else", Password: "wrong"},
-		Credential{Registry: srv.Host + "/myorg", Type: image.RegistryTypeDockerV2, Username: user, Password: pass},
+		Credential{Registry: srv.Host, Type: buildgate.RegistryTypeDockerV2, Username: "someone-else", Password: "wrong"},
+		Credential{Registry: srv.Host + "/myorg", Type: buildgate.RegistryTypeDockerV2, Username: user, Password: pass},
 	), AuthConfig{})
 	if err := pull(t, ok, ref); err != nil {
 		t.Fatalf("pull with the robot account: %v", err)
@@ -127,17 +127,17 @@ func TestQuayRobotAndPathPrefix(t *testing.T) {
 			t.Fatalf("registry saw username %q, want exactly %q", u, user)
 		}
 	}
-	if err := ok.Login(context.Background(), Credential{Registry: srv.Host, Type: image.RegistryTypeDockerV2, Username: user, Password: pass, VerifyTLS: true}); err != nil {
+	if err := ok.Login(context.Background(), Credential{Registry: srv.Host, Type: buildgate.RegistryTypeDockerV2, Username: user, Password: pass, VerifyTLS: true}); err != nil {
 		t.Fatalf("Login: %v", err)
 	}
 
-	bad := NewAuth(static(Credential{Registry: srv.Host, Type: image.RegistryTypeDockerV2, Username: user, Password: "not-the-token"}), AuthConfig{})
+	bad := NewAuth(static(Credential{Registry: srv.Host, Type: buildgate.RegistryTypeDockerV2, Username: user, Password: "not-the-token"}), AuthConfig{})
 	err := pull(t, bad, ref)
 	if err == nil || !strings.Contains(err.Error(), "refused access") || !strings.Contains(err.Error(), srv.Host) {
 		t.Fatalf("pull with a wrong token: %v, want a refusal naming the registry", err)
 	}
-	err = bad.Login(context.Background(), Credential{Registry: srv.Host, Type: image.RegistryTypeDockerV2, Username: user, Password: "not-the-token", VerifyTLS: true})
-	if err == nil || image.ErrorCode(err) != image.EINVALID || !strings.Contains(err.Error(), srv.Host) ||
+	err = bad.Login(context.Background(), Credential{Registry: srv.Host, Type: buildgate.RegistryTypeDockerV2, Username: user, Password: "not-the-token", VerifyTLS: true})
+	if err == nil || buildgate.ErrorCode(err) != buildgate.EINVALID || !strings.Contains(err.Error(), srv.Host) ||
 		!strings.Contains(err.Error(), "authentication required") || strings.Contains(err.Error(), "not-the-token") {
 		t.Fatalf("Login with a wrong token: %v", err)
 	}
@@ -217,7 +217,7 @@ func TestCredentialsStayOnTheirHost(t *testing.T) {
 			regURL = reg.URL
 			host := strings.TrimPrefix(reg.URL, "http://")
 
-			auth := NewAuth(static(Credential{Registry: host, Type: image.RegistryTypeDockerV2, Username: user, Password: pass, VerifyTLS: true}), AuthConfig{})
+			auth := NewAuth(static(Credential{Registry: host, Type: buildgate.RegistryTypeDockerV2, Username: user, Password: pass, VerifyTLS: true}), AuthConfig{})
 			if err := pull(t, auth, host+"/team/app:v1"); err != nil {
 				t.Fatalf("pull: %v", err)
 			}
@@ -276,7 +276,7 @@ func TestPerRegistryTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for i := range tt.creds {
-				tt.creds[i].Type, tt.creds[i].Username, tt.creds[i].Password = image.RegistryTypeDockerV2, "u", "p"
+				tt.creds[i].Type, tt.creds[i].Username, tt.creds[i].Password = buildgate.RegistryTypeDockerV2, "u", "p"
 			}
 			err := pull(t, NewAuth(static(tt.creds...), AuthConfig{}), tt.ref)
 			if tt.wantErr == "" {
@@ -292,7 +292,7 @@ func TestPerRegistryTLS(t *testing.T) {
 	}
 
 	auth := NewAuth(static(), AuthConfig{})
-	c := Credential{Registry: hostA, Type: image.RegistryTypeDockerV2, Username: "u", Password: "p", VerifyTLS: true}
+	c := Credential{Registry: hostA, Type: buildgate.RegistryTypeDockerV2, Username: "u", Password: "p", VerifyTLS: true}
 	if err := auth.Login(context.Background(), c); err == nil || !strings.Contains(err.Error(), "TLS certificate is not trusted") {
 		t.Fatalf("Login without the CA: %v", err)
 	}
@@ -307,7 +307,7 @@ func TestLoginUnreachable(t *testing.T) {
 	host := strings.TrimPrefix(l.URL, "http://")
 	l.Close()
 	err := NewAuth(static(), AuthConfig{}).Login(context.Background(), Credential{Registry: host, Username: "u", Password: "pw-that-must-not-leak", VerifyTLS: true})
-	if err == nil || image.ErrorCode(err) != image.EINVALID || !strings.Contains(err.Error(), host) || strings.Contains(err.Error(), "pw-that-must-not-leak") {
+	if err == nil || buildgate.ErrorCode(err) != buildgate.EINVALID || !strings.Contains(err.Error(), host) || strings.Contains(err.Error(), "pw-that-must-not-leak") {
 		t.Fatalf("Login to a closed port: %v", err)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -37,11 +37,11 @@ func (a Authorization) authenticator() (authn.Authenticator, error) {
 		if b, err := base64.StdEncoding.DecodeString(rest); err == nil && strings.Contains(string(b), ":") {
 			return authn.FromConfig(authn.AuthConfig{Auth: rest}), nil
 		}
-		return nil, image.Errorf(image.EINVALID, "the Basic registry authorization is not base64 of user:password")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the Basic registry authorization is not base64 of user:password")
 	case strings.EqualFold(scheme, "Bearer"):
 		return authn.FromConfig(authn.AuthConfig{RegistryToken: rest}), nil
 	}
-	return nil, image.Errorf(image.EINVALID, `the registry authorization must be "Basic <base64 user:password>" or "Bearer <token>"`)
+	return nil, buildgate.Errorf(buildgate.EINVALID, `the registry authorization must be "Basic <base64 user:password>" or "Bearer <token>"`)
 }
 
 // secrets are the strings an error message must not quote.
@@ -71,8 +71,8 @@ func (c *Client) PullAuthorized(ctx context.Context, r Resolved, dir string, a A
 
 // redact takes the authorization out of an error's message.
 func (a Authorization) redact(err error) error {
-	if err != nil && image.ErrorCode(err) != image.EINTERNAL {
-		return image.Errorf(image.ErrorCode(err), "%s", secret.Redact(image.ErrorMessage(err), a.secrets()...))
+	if err != nil && buildgate.ErrorCode(err) != buildgate.EINTERNAL {
+		return buildgate.Errorf(buildgate.ErrorCode(err), "%s", secret.Redact(buildgate.ErrorMessage(err), a.secrets()...))
 	}
 	return err
 }
@@ -81,7 +81,7 @@ func (a Authorization) redact(err error) error {
 // alone, and a client whose log redacts a.
 func (c *Client) authorized(ctx context.Context, ref name.Reference, a Authorization) ([]remote.Option, *Client, error) {
 	if !strings.EqualFold(ref.Context().RegistryStr(), a.Host) {
-		return nil, nil, image.Errorf(image.EINVALID, "%s is not on registry %s, which the authorization is for", ref, a.Host)
+		return nil, nil, buildgate.Errorf(buildgate.EINVALID, "%s is not on registry %s, which the authorization is for", ref, a.Host)
 	}
 	auth, err := a.authenticator()
 	if err != nil {
@@ -186,7 +186,7 @@ func ParseDigestReference(s string, plainHTTP bool) (name.Digest, error) {
 	}
 	d, err := name.NewDigest(s, opts...)
 	if err != nil {
-		return name.Digest{}, image.Errorf(image.EINVALID, "invalid pull reference %q: %v", s, err)
+		return name.Digest{}, buildgate.Errorf(buildgate.EINVALID, "invalid pull reference %q: %v", s, err)
 	}
 	return d, nil
 }

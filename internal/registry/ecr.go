@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/secret"
 )
@@ -26,7 +26,7 @@ import (
 // ECRAutoUser is the username of an awsecr record that uses the default
 // AWS credential chain (environment, shared config, instance or task role)
 // instead of stored access keys.
-const ECRAutoUser = image.RegistryUserECRAuto
+const ECRAutoUser = buildgate.RegistryUserECRAuto
 
 // ECRConfig says how ECR tokens are minted.
 type ECRConfig struct {
@@ -95,7 +95,7 @@ func CheckECRHost(host string, guard *netguard.Guard) error {
 	if ECRRegion(host) != "" || guard.AllowedPrivate(host) {
 		return nil
 	}
-	return image.Errorf(image.EINVALID, "awsecr registry %q is not an Amazon ECR host: write <account>.dkr.ecr.<region>.amazonaws.com (or .amazonaws.com.cn, dkr.ecr-fips, dkr-ecr.<region>.on.aws), or, for a private endpoint, an IP address in a network allowed with %s", host, netguard.AllowFlag)
+	return buildgate.Errorf(buildgate.EINVALID, "awsecr registry %q is not an Amazon ECR host: write <account>.dkr.ecr.<region>.amazonaws.com (or .amazonaws.com.cn, dkr.ecr-fips, dkr-ecr.<region>.on.aws), or, for a private endpoint, an IP address in a network allowed with %s", host, netguard.AllowFlag)
 }
 
 // renewMargin is how long before expiry a token is renewed: ten minutes,

@@ -17,7 +17,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/registry/registrytest"
 )
@@ -144,7 +144,7 @@ func TestECRTokenMintedCachedRenewed(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	fake := newFakeECR(t, clock, time.Hour)
 	const host = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
-	auth := NewAuth(static(Credential{Registry: host, Type: image.RegistryTypeAWSECR, Username: "AKIDEXAMPLE", Password: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
+	auth := NewAuth(static(Credential{Registry: host, Type: buildgate.RegistryTypeAWSECR, Username: "AKIDEXAMPLE", Password: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
 		AuthConfig{ECR: ECRConfig{Endpoint: fake.URL, Now: clock.Now}})
 	ref, _ := name.ParseReference(host + "/team/app:v1")
 	password := func() string {
@@ -194,7 +194,7 @@ func TestECRPull(t *testing.T) {
 	})
 	ref := registrytest.Push(t, srv.Host, "team/app:v1", "pusher", "push", randomImage(t), nil)
 	const secretKey = "ecr-secret-access-key-do-not-leak"
-	cred := Credential{Registry: srv.Host, Type: image.RegistryTypeAWSECR, Username: "AKIDPULL", Password: secretKey, VerifyTLS: true}
+	cred := Credential{Registry: srv.Host, Type: buildgate.RegistryTypeAWSECR, Username: "AKIDPULL", Password: secretKey, VerifyTLS: true}
 	auth := NewAuth(static(cred), AuthConfig{Guard: loopback, ECR: ECRConfig{Endpoint: fake.URL, Region: "eu-central-1", Now: clock.Now}})
 
 	if err := auth.Login(context.Background(), cred); err != nil {
@@ -222,7 +222,7 @@ func TestECRPull(t *testing.T) {
 	bad := cred
 	bad.Username = "AKIDBAD"
 	err := NewAuth(static(), AuthConfig{Guard: loopback, ECR: ECRConfig{Endpoint: fake.URL, Region: "eu-central-1"}}).Login(context.Background(), bad)
-	if err == nil || image.ErrorCode(err) != image.EINVALID || !strings.Contains(err.Error(), srv.Host) ||
+	if err == nil || buildgate.ErrorCode(err) != buildgate.EINVALID || !strings.Contains(err.Error(), srv.Host) ||
 		!strings.Contains(err.Error(), "UnrecognizedClientException") || strings.Contains(err.Error(), secretKey) {
 		t.Fatalf("Login with a bad access key: %v", err)
 	}
@@ -241,7 +241,7 @@ func TestECRAutoUsesDefaultChain(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
 	fake := newFakeECR(t, clock, time.Hour)
 	tokens := NewECRTokens(ECRConfig{Endpoint: fake.URL, Now: clock.Now})
-	user, pass, err := tokens.Token(context.Background(), Credential{Registry: "210987654321.dkr.ecr.ap-southeast-2.amazonaws.com", Type: image.RegistryTypeAWSECR, Username: ECRAutoUser})
+	user, pass, err := tokens.Token(context.Background(), Credential{Registry: "210987654321.dkr.ecr.ap-southeast-2.amazonaws.com", Type: buildgate.RegistryTypeAWSECR, Username: ECRAutoUser})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestECRHostMustBeECR(t *testing.T) {
 		})
 	}
 	before := fake.Calls()
-	auth := NewAuth(static(Credential{Registry: "registry.evil.example", Type: image.RegistryTypeAWSECR, Username: "AKIDEXAMPLE", Password: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
+	auth := NewAuth(static(Credential{Registry: "registry.evil.example", Type: buildgate.RegistryTypeAWSECR, Username: "AKIDEXAMPLE", Password: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
 		AuthConfig{ECR: ECRConfig{Endpoint: fake.URL, Region: "us-west-2", Now: clock.Now}})
 	ref, _ := name.ParseReference("registry.evil.example/team/app:v1")
 	if _, err := auth.Keychain().Resolve(ref.Context()); err == nil || !strings.Contains(err.Error(), "not an Amazon ECR host") {
@@ -311,7 +311,7 @@ func TestECRTokenCacheKeyedByHost(t *testing.T) {
 	tokens := NewECRTokens(ECRConfig{Endpoint: fake.URL, Now: clock.Now})
 	var got []string
 	for _, host := range []string{"111111111111.dkr.ecr.us-west-2.amazonaws.com", "222222222222.dkr.ecr.us-west-2.amazonaws.com"} {
-		_, pass, err := tokens.Token(context.Background(), Credential{Registry: host, Type: image.RegistryTypeAWSECR, Username: "AKIDEXAMPLE", Password: "same-secret"})
+		_, pass, err := tokens.Token(context.Background(), Credential{Registry: host, Type: buildgate.RegistryTypeAWSECR, Username: "AKIDEXAMPLE", Password: "same-secret"})
 		if err != nil {
 			t.Fatal(err)
 		}

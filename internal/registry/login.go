@@ -13,20 +13,20 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // Login checks c against its registry the way `docker login` does: it
 // pings /v2/, exchanges the credentials for a token where the registry asks
 // for one (minting an ECR token first for awsecr), and reads /v2/ with
-// them. A refusal is an image.EINVALID error naming the registry and
+// them. A refusal is an buildgate.EINVALID error naming the registry and
 // quoting its answer; the secret never appears in it.
 func (a *Auth) Login(ctx context.Context, c Credential) error {
 	host := c.Host()
 	reg, err := registryOf(c)
 	if err != nil {
-		return image.Errorf(image.EINVALID, "registry %q is not a valid host: %v", host, err)
+		return buildgate.Errorf(buildgate.EINVALID, "registry %q is not a valid host: %v", host, err)
 	}
 	var cas []string
 	if strings.TrimSpace(c.CACert) != "" {
@@ -35,12 +35,12 @@ func (a *Auth) Login(ctx context.Context, c Credential) error {
 	rt := a.base
 	if !c.VerifyTLS || len(cas) > 0 {
 		if rt, err = newTLSTransport(a.base, c.VerifyTLS, cas); err != nil {
-			return image.Errorf(image.EINVALID, "TLS settings of registry %s: %v", host, err)
+			return buildgate.Errorf(buildgate.EINVALID, "TLS settings of registry %s: %v", host, err)
 		}
 	}
 	auth, err := a.authenticator(ctx, c)
 	if err != nil {
-		return image.Errorf(image.EINVALID, "registry %s: %s", host, secret.Redact(err.Error(), string(c.Password)))
+		return buildgate.Errorf(buildgate.EINVALID, "registry %s: %s", host, secret.Redact(err.Error(), string(c.Password)))
 	}
 	t, err := transport.NewWithContext(ctx, reg, auth, rt, nil)
 	if err != nil {
@@ -69,7 +69,7 @@ func loginError(host string, c Credential, err error) error {
 		return err
 	}
 	who := "the credentials"
-	if c.Username != "" && c.Type != image.RegistryTypeAWSECR {
+	if c.Username != "" && c.Type != buildgate.RegistryTypeAWSECR {
 		who = fmt.Sprintf("the credentials of %q", c.Username)
 	}
 	var msg string
@@ -95,7 +95,7 @@ func loginError(host string, c Credential, err error) error {
 	default:
 		msg = fmt.Sprintf("logging in to registry %s: %v", host, err)
 	}
-	return image.Errorf(image.EINVALID, "%s", secret.Redact(msg, string(c.Password)))
+	return buildgate.Errorf(buildgate.EINVALID, "%s", secret.Redact(msg, string(c.Password)))
 }
 
 // answer quotes a registry's error answer: its error messages, else its

@@ -26,7 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/netguard"
 )
 
@@ -85,17 +85,17 @@ func New(cfg Config) *Client {
 func ParseReference(s string) (name.Reference, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, image.Errorf(image.EINVALID, "image reference is empty")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "image reference is empty")
 	}
 	if strings.Contains(s, "://") {
-		return nil, image.Errorf(image.EINVALID, "invalid image reference %q: write it without a scheme, as host/repository:tag", s)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "invalid image reference %q: write it without a scheme, as host/repository:tag", s)
 	}
 	if _, err := reference.ParseNormalizedNamed(s); err != nil {
-		return nil, image.Errorf(image.EINVALID, "invalid image reference %q: %v (%s)", s, err, grammar)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "invalid image reference %q: %v (%s)", s, err, grammar)
 	}
 	ref, err := name.ParseReference(s)
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "invalid image reference %q: %v (%s)", s, err, grammar)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "invalid image reference %q: %v (%s)", s, err, grammar)
 	}
 	return ref, nil
 }
@@ -188,7 +188,7 @@ func (c *Client) ResolveWith(ctx context.Context, ref name.Reference, o ResolveO
 func ParsePlatform(s string) (v1.Platform, error) {
 	p, err := v1.ParsePlatform(strings.TrimSpace(s))
 	if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(s, "/") > 2 {
-		return v1.Platform{}, image.Errorf(image.EINVALID, "invalid platform %q: want os/architecture[/variant], e.g. linux/arm64", s)
+		return v1.Platform{}, buildgate.Errorf(buildgate.EINVALID, "invalid platform %q: want os/architecture[/variant], e.g. linux/arm64", s)
 	}
 	return *p, nil
 }
@@ -218,7 +218,7 @@ func (c *Client) resolve(ref name.Reference, opts []remote.Option) (Resolved, er
 				return Resolved{Ref: ref, Digest: d.Digest.String(), IndexDigest: desc.Digest.String()}, nil
 			}
 		}
-		return Resolved{}, image.Errorf(image.EINVALID, "%s is an index with no %s image (platforms: %s)",
+		return Resolved{}, buildgate.Errorf(buildgate.EINVALID, "%s is an index with no %s image (platforms: %s)",
 			ref, c.cfg.Platform.String(), strings.Join(seen, ", "))
 	case desc.MediaType.IsImage():
 		img, err := desc.Image()
@@ -230,11 +230,11 @@ func (c *Client) resolve(ref name.Reference, opts []remote.Option) (Resolved, er
 			return Resolved{}, c.describe(ref, err)
 		}
 		if !isImageConfig(m.Config.MediaType) {
-			return Resolved{}, image.Errorf(image.EINVALID, "%s is not a container image: its config media type is %q", ref, m.Config.MediaType)
+			return Resolved{}, buildgate.Errorf(buildgate.EINVALID, "%s is not a container image: its config media type is %q", ref, m.Config.MediaType)
 		}
 		return Resolved{Ref: ref, Digest: desc.Digest.String()}, nil
 	default:
-		return Resolved{}, image.Errorf(image.EINVALID, "%s is not a container image: its manifest media type is %q", ref, desc.MediaType)
+		return Resolved{}, buildgate.Errorf(buildgate.EINVALID, "%s is not a container image: its manifest media type is %q", ref, desc.MediaType)
 	}
 }
 
@@ -277,12 +277,12 @@ func (c *Client) CheckSize(img v1.Image) error {
 	var total int64
 	for _, l := range m.Layers {
 		if c.cfg.MaxLayerSize > 0 && l.Size > c.cfg.MaxLayerSize {
-			return image.Errorf(image.EINVALID, "layer %s is %d bytes, over the limit of %d bytes", l.Digest, l.Size, c.cfg.MaxLayerSize)
+			return buildgate.Errorf(buildgate.EINVALID, "layer %s is %d bytes, over the limit of %d bytes", l.Digest, l.Size, c.cfg.MaxLayerSize)
 		}
 		total += l.Size
 	}
 	if c.cfg.MaxImageSize > 0 && total > c.cfg.MaxImageSize {
-		return image.Errorf(image.EINVALID, "image is %d bytes compressed, over the limit of %d bytes", total, c.cfg.MaxImageSize)
+		return buildgate.Errorf(buildgate.EINVALID, "image is %d bytes compressed, over the limit of %d bytes", total, c.cfg.MaxImageSize)
 	}
 	return nil
 }
@@ -293,7 +293,7 @@ func (c *Client) CheckSize(img v1.Image) error {
 // networks. The cause is logged.
 const Unreachable = "cannot connect to it (closed, filtered, or in a private network, which needs " + netguard.AllowFlag + "); the gate's log has the cause"
 
-// describe turns a registry error into an *image.Error whose message names
+// describe turns a registry error into an *buildgate.Error whose message names
 // the reference and what failed, never the registry's answer body (a
 // reference may point at any HTTP service): the full error is logged.
 func (c *Client) describe(ref name.Reference, err error) error {
@@ -311,7 +311,7 @@ func (c *Client) describe(ref name.Reference, err error) error {
 	var hostErr x509.HostnameError
 	var certErr *tls.CertificateVerificationError
 	if errors.As(err, &uaErr) || errors.As(err, &hostErr) || errors.As(err, &certErr) {
-		return image.Errorf(image.EINVALID, "registry %s of %s: its TLS certificate is not trusted (%s): store its CA as the ca_cert of its registry credentials, or set verify_tls: false",
+		return buildgate.Errorf(buildgate.EINVALID, "registry %s of %s: its TLS certificate is not trusted (%s): store its CA as the ca_cert of its registry credentials, or set verify_tls: false",
 			reg, ref, tlsReason(err))
 	}
 	var terr *transport.Error
@@ -319,26 +319,26 @@ func (c *Client) describe(ref name.Reference, err error) error {
 		for _, d := range terr.Errors {
 			switch d.Code {
 			case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode:
-				return image.Errorf(image.EINVALID, "%s not found in registry %s (%s)", ref, reg, d.Code)
+				return buildgate.Errorf(buildgate.EINVALID, "%s not found in registry %s (%s)", ref, reg, d.Code)
 			case transport.UnauthorizedErrorCode, transport.DeniedErrorCode:
-				return image.Errorf(image.EINVALID, "registry %s refused access to %s (%s)", reg, ref, d.Code)
+				return buildgate.Errorf(buildgate.EINVALID, "registry %s refused access to %s (%s)", reg, ref, d.Code)
 			}
 		}
 		switch terr.StatusCode {
 		case http.StatusNotFound:
-			return image.Errorf(image.EINVALID, "%s not found in registry %s", ref, reg)
+			return buildgate.Errorf(buildgate.EINVALID, "%s not found in registry %s", ref, reg)
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return image.Errorf(image.EINVALID, "registry %s refused access to %s (HTTP %d)", reg, ref, terr.StatusCode)
+			return buildgate.Errorf(buildgate.EINVALID, "registry %s refused access to %s (HTTP %d)", reg, ref, terr.StatusCode)
 		}
-		return image.Errorf(image.EINVALID, "registry %s answered HTTP %d for %s; the gate's log has its answer", reg, terr.StatusCode, ref)
+		return buildgate.Errorf(buildgate.EINVALID, "registry %s answered HTTP %d for %s; the gate's log has its answer", reg, terr.StatusCode, ref)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return image.Errorf(image.EINVALID, "registry host %q of %s cannot be resolved", reg, ref)
+		return buildgate.Errorf(buildgate.EINVALID, "registry host %q of %s cannot be resolved", reg, ref)
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) || errors.Is(err, netguard.ErrRefused) {
-		return image.Errorf(image.EINVALID, "registry %s of %s: %s", reg, ref, Unreachable)
+		return buildgate.Errorf(buildgate.EINVALID, "registry %s of %s: %s", reg, ref, Unreachable)
 	}
-	return image.Errorf(image.EINVALID, "pulling %s: %v", ref, err)
+	return buildgate.Errorf(buildgate.EINVALID, "pulling %s: %v", ref, err)
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 func testRegistry(t *testing.T) string {
@@ -57,7 +57,7 @@ func TestParseReference(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ref, err := ParseReference(tt.in)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || image.ErrorCode(err) != image.EINVALID {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || buildgate.ErrorCode(err) != buildgate.EINVALID {
 					t.Fatalf("ParseReference(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
 				}
 				return
@@ -196,7 +196,7 @@ func FuzzParseReference(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		ref, err := ParseReference(s)
 		if err != nil {
-			if image.ErrorCode(err) != image.EINVALID {
+			if buildgate.ErrorCode(err) != buildgate.EINVALID {
 				t.Fatalf("ParseReference(%q) error %v is not EINVALID", s, err)
 			}
 			return

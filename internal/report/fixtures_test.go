@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -29,13 +29,13 @@ var scanner = ScannerInfo{
 	StartTime: now.Add(-90 * time.Second), EndTime: now,
 }
 
-func freshDB() image.DBInfo {
-	return image.DBInfo{SchemaVersion: "v6.0.2", Built: now.Add(-20 * time.Hour), Distros: []string{"debian:12", "alpine:3.19"}}
+func freshDB() buildgate.DBInfo {
+	return buildgate.DBInfo{SchemaVersion: "v6.0.2", Built: now.Add(-20 * time.Hour), Distros: []string{"debian:12", "alpine:3.19"}}
 }
 
 // evaluate evaluates a bundle against facts at now, failing the test on
 // error.
-func evaluate(t testing.TB, b *policy.Bundle, facts image.Facts, tag string, db image.DBInfo) *policy.Evaluation {
+func evaluate(t testing.TB, b *policy.Bundle, facts buildgate.Facts, tag string, db buildgate.DBInfo) *policy.Evaluation {
 	t.Helper()
 	if err := b.Validate(); err != nil {
 		t.Fatalf("fixture bundle: %v", err)
@@ -48,7 +48,7 @@ func evaluate(t testing.TB, b *policy.Bundle, facts image.Facts, tag string, db 
 }
 
 // inputFor builds the report input of an evaluation of facts.
-func inputFor(ev *policy.Evaluation, facts image.Facts, ref, dockerfilePath string, db image.DBInfo) Input {
+func inputFor(ev *policy.Evaluation, facts buildgate.Facts, ref, dockerfilePath string, db buildgate.DBInfo) Input {
 	return Input{
 		Evaluation: ev,
 		Image: ImageInfo{
@@ -65,14 +65,14 @@ func inputFor(ev *policy.Evaluation, facts image.Facts, ref, dockerfilePath stri
 	}
 }
 
-func debian12() image.Metadata {
-	return image.Metadata{Distro: "debian", DistroVersion: "12", OS: "linux", Arch: "amd64", User: "app"}
+func debian12() buildgate.Metadata {
+	return buildgate.Metadata{Distro: "debian", DistroVersion: "12", OS: "linux", Arch: "amd64", User: "app"}
 }
 
 // cleanCase: the default bundle, a Dockerfile with a HEALTHCHECK and no
 // vulnerabilities: GO without findings.
 func cleanCase(t testing.TB) Input {
-	facts := image.Facts{
+	facts := buildgate.Facts{
 		Digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111",
 		Tags:   []string{"registry.example/team/api:1.0.0"},
 		Dockerfile: "FROM debian:12-slim\n" +
@@ -82,7 +82,7 @@ func cleanCase(t testing.TB) Input {
 			"USER app\n" +
 			"ENTRYPOINT [\"/usr/local/bin/api\"]\n",
 		Metadata: debian12(),
-		Packages: []image.Package{{ID: "p1", Name: "base-files", Version: "12.4", Type: "deb", Path: "/var/lib/dpkg/status"}},
+		Packages: []buildgate.Package{{ID: "p1", Name: "base-files", Version: "12.4", Type: "deb", Path: "/var/lib/dpkg/status"}},
 	}
 	db := freshDB()
 	ev := evaluate(t, policy.DefaultBundle(), facts, facts.Tags[0], db)
@@ -92,21 +92,21 @@ func cleanCase(t testing.TB) Input {
 // warnCase: the default bundle, a medium vulnerability, no HEALTHCHECK
 // and a DB three days old: WARN.
 func warnCase(t testing.TB) Input {
-	facts := image.Facts{
+	facts := buildgate.Facts{
 		Digest:     "sha256:2222222222222222222222222222222222222222222222222222222222222222",
 		Tags:       []string{"registry.example/team/worker:2.3"},
 		Dockerfile: "FROM debian:12-slim\nRUN apt-get update && apt-get install -y curl\nUSER app\nCMD [\"worker\"]\n",
 		Metadata:   debian12(),
-		Packages: []image.Package{
+		Packages: []buildgate.Package{
 			{ID: "p-curl", Name: "curl", Version: "7.88.1-10+deb12u5", Type: "deb", Path: "/var/lib/dpkg/status"},
 		},
-		Matches: []image.Match{{
-			VulnerabilityID: "CVE-2024-2398", Severity: image.SeverityMedium,
+		Matches: []buildgate.Match{{
+			VulnerabilityID: "CVE-2024-2398", Severity: buildgate.SeverityMedium,
 			Description: "When an application tells libcurl it wants to allow HTTP/2 server push, and the amount of received headers for the push request exceeds the maximum allowed limit (1000), libcurl aborts the server push.",
 			Namespace:   "debian:distro:debian:12", URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2024-2398"},
 			PackageID: "p-curl", PackageName: "curl", PackageVersion: "7.88.1-10+deb12u5", PackageType: "deb",
-			FixState: image.FixStateFixed, FixVersions: []string{"7.88.1-10+deb12u6"},
-			CVSS: []image.CVSS{{Version: "3.1", Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L", Source: "nvd@nist.gov", Type: "Primary", BaseScore: 5.3}},
+			FixState: buildgate.FixStateFixed, FixVersions: []string{"7.88.1-10+deb12u6"},
+			CVSS: []buildgate.CVSS{{Version: "3.1", Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L", Source: "nvd@nist.gov", Type: "Primary", BaseScore: 5.3}},
 		}},
 	}
 	db := freshDB()
@@ -177,60 +177,60 @@ func stopBundle() *policy.Bundle {
 	return b
 }
 
-func stopMatches() []image.Match {
-	nvd := func(score float64, vector string) []image.CVSS {
-		return []image.CVSS{{Version: "3.1", Vector: vector, Source: "nvd@nist.gov", Type: "Primary", BaseScore: score}}
+func stopMatches() []buildgate.Match {
+	nvd := func(score float64, vector string) []buildgate.CVSS {
+		return []buildgate.CVSS{{Version: "3.1", Vector: vector, Source: "nvd@nist.gov", Type: "Primary", BaseScore: score}}
 	}
-	return []image.Match{
+	return []buildgate.Match{
 		{
-			VulnerabilityID: "CVE-2024-5535", Severity: image.SeverityCritical, KEV: true,
+			VulnerabilityID: "CVE-2024-5535", Severity: buildgate.SeverityCritical, KEV: true,
 			Description: "Calling the OpenSSL API function SSL_select_next_proto with an empty supported client protocols buffer may cause a crash or memory contents to be sent to the peer.\nSecond line | with a pipe.",
 			URLs:        []string{"https://security-tracker.debian.org/tracker/CVE-2024-5535", "https://www.openssl.org/news/secadv/20240627.txt"},
 			PackageID:   "p-openssl", PackageName: "openssl", PackageVersion: "3.0.11-1~deb12u2", PackageType: "deb",
-			FixState: image.FixStateNotFixed,
+			FixState: buildgate.FixStateNotFixed,
 			CVSS:     nvd(9.1, "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:H"),
 		},
 		{
-			VulnerabilityID: "CVE-2023-45853", Severity: image.SeverityCritical,
+			VulnerabilityID: "CVE-2023-45853", Severity: buildgate.SeverityCritical,
 			Description: "MiniZip in zlib through 1.3 has an integer overflow and resultant heap-based buffer overflow in zipOpenNewFileInZip4_64.",
 			PackageID:   "p-zlib", PackageName: "zlib1g", PackageVersion: "1:1.2.13.dfsg-1", PackageType: "deb",
-			FixState: image.FixStateFixed, FixVersions: []string{"1:1.2.13.dfsg-1+deb12u1"},
+			FixState: buildgate.FixStateFixed, FixVersions: []string{"1:1.2.13.dfsg-1+deb12u1"},
 		},
 		{
-			VulnerabilityID: "GHSA-4v7x-pqxf-cx7m", Severity: image.SeverityHigh, RelatedIDs: []string{"CVE-2024-24786"},
+			VulnerabilityID: "GHSA-4v7x-pqxf-cx7m", Severity: buildgate.SeverityHigh, RelatedIDs: []string{"CVE-2024-24786"},
 			Description: "Infinite loop in JSON unmarshaling in google.golang.org/protobuf.",
 			URLs:        []string{"https://github.com/advisories/GHSA-4v7x-pqxf-cx7m"},
 			PackageName: "google.golang.org/protobuf", PackageVersion: "v1.32.0", PackageType: "go-module", PackagePath: "/usr/local/bin/app",
-			FixState: image.FixStateFixed, FixVersions: []string{"1.33.0"},
-			CVSS: []image.CVSS{{Version: "3.1", Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", Source: "github", BaseScore: 7.5}},
+			FixState: buildgate.FixStateFixed, FixVersions: []string{"1.33.0"},
+			CVSS: []buildgate.CVSS{{Version: "3.1", Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", Source: "github", BaseScore: 7.5}},
 		},
 		{
-			VulnerabilityID: "GO-2024-2687", Severity: image.SeverityMedium, RelatedIDs: []string{"CVE-2023-45288"},
+			VulnerabilityID: "GO-2024-2687", Severity: buildgate.SeverityMedium, RelatedIDs: []string{"CVE-2023-45288"},
 			Description: "HTTP/2 CONTINUATION flood in net/http.",
 			PackageName: "stdlib", PackageVersion: "go1.22.0", PackageType: "go-module", PackagePath: "/usr/local/bin/app",
-			FixState: image.FixStateFixed, FixVersions: []string{"1.22.2", "1.21.9"},
+			FixState: buildgate.FixStateFixed, FixVersions: []string{"1.22.2", "1.21.9"},
 		},
 		{
-			VulnerabilityID: "CVE-2023-4039", Severity: image.SeverityLow,
+			VulnerabilityID: "CVE-2023-4039", Severity: buildgate.SeverityLow,
 			PackageID: "p-gcc", PackageName: "gcc-12-base", PackageVersion: "12.2.0-14", PackageType: "deb",
-			FixState: image.FixStateNotFixed,
+			FixState: buildgate.FixStateNotFixed,
 		},
 		{
-			VulnerabilityID: "CVE-2011-3374", Severity: image.SeverityNegligible,
+			VulnerabilityID: "CVE-2011-3374", Severity: buildgate.SeverityNegligible,
 			Description: "It was found that apt-key in apt does not correctly validate gpg keys with the master keyring.",
 			PackageID:   "p-apt", PackageName: "apt", PackageVersion: "2.6.1", PackageType: "deb",
-			FixState: image.FixStateWontFix,
+			FixState: buildgate.FixStateWontFix,
 		},
 		{
-			VulnerabilityID: "TEMP-0841856-B18BAF", Severity: image.SeverityUnknown,
+			VulnerabilityID: "TEMP-0841856-B18BAF", Severity: buildgate.SeverityUnknown,
 			PackageID: "p-bash", PackageName: "bash", PackageVersion: "5.2.15-2+b7", PackageType: "deb",
-			FixState: image.FixStateNotFixed,
+			FixState: buildgate.FixStateNotFixed,
 		},
 		{
-			VulnerabilityID: "CVE-2023-31484", Severity: image.SeverityHigh,
+			VulnerabilityID: "CVE-2023-31484", Severity: buildgate.SeverityHigh,
 			Description: "CPAN.pm before 2.35 does not verify TLS certificates when downloading distributions over HTTPS.",
 			PackageID:   "p-perl", PackageName: "perl-base", PackageVersion: "5.36.0-7+deb12u1", PackageType: "deb",
-			FixState: image.FixStateWontFix,
+			FixState: buildgate.FixStateWontFix,
 			CVSS:     nvd(8.1, "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:H/A:H"),
 		},
 	}
@@ -239,12 +239,12 @@ func stopMatches() []image.Match {
 // stopCase: vulnerabilities, dockerfile findings with a Dockerfile,
 // allowlisted findings and an expired allowlist item: STOP.
 func stopCase(t testing.TB) Input {
-	facts := image.Facts{
+	facts := buildgate.Facts{
 		Digest:     "sha256:3333333333333333333333333333333333333333333333333333333333333333",
 		Tags:       []string{"registry.example/team/app:3.1.4"},
 		Dockerfile: stopDockerfile,
 		Metadata:   debian12(),
-		Packages: []image.Package{
+		Packages: []buildgate.Package{
 			{ID: "p-openssl", Name: "openssl", Version: "3.0.11-1~deb12u2", Type: "deb", Path: "/var/lib/dpkg/status"},
 			{ID: "p-zlib", Name: "zlib1g", Version: "1:1.2.13.dfsg-1", Type: "deb", Path: "/var/lib/dpkg/status"},
 			{ID: "p-telnet", Name: "telnet", Version: "0.17+2.4-2", Type: "deb", Path: "/var/lib/dpkg/status"},
@@ -265,19 +265,19 @@ func denylistCase(t testing.TB) Input {
 		ID: "deny-legacy", Name: "legacy images", Registry: "*", Repository: "legacy/*",
 		Image: policy.ImageSelector{Type: "tag", Value: "*"},
 	}}
-	facts := image.Facts{
+	facts := buildgate.Facts{
 		Digest:   "sha256:4444444444444444444444444444444444444444444444444444444444444444",
 		Tags:     []string{"registry.example/legacy/billing:0.9"},
-		Metadata: image.Metadata{Distro: "alpine", DistroVersion: "3.19.1", OS: "linux", Arch: "arm64"},
-		Packages: []image.Package{{ID: "p-node", Name: "lodash", Version: "4.17.20", Type: "npm", Path: "/app/node_modules/lodash/package.json"}},
-		Matches: []image.Match{{
-			VulnerabilityID: "GHSA-35jh-r3h4-6jhm", Severity: image.SeverityMedium, RelatedIDs: []string{"CVE-2021-23337"},
+		Metadata: buildgate.Metadata{Distro: "alpine", DistroVersion: "3.19.1", OS: "linux", Arch: "arm64"},
+		Packages: []buildgate.Package{{ID: "p-node", Name: "lodash", Version: "4.17.20", Type: "npm", Path: "/app/node_modules/lodash/package.json"}},
+		Matches: []buildgate.Match{{
+			VulnerabilityID: "GHSA-35jh-r3h4-6jhm", Severity: buildgate.SeverityMedium, RelatedIDs: []string{"CVE-2021-23337"},
 			Description: "Command Injection in lodash",
 			URLs:        []string{"https://github.com/advisories/GHSA-35jh-r3h4-6jhm"},
 			PackageID:   "p-node", PackageName: "lodash", PackageVersion: "4.17.20", PackageType: "npm",
 			PackagePath: "/app/node_modules/lodash/package.json",
-			FixState:    image.FixStateFixed, FixVersions: []string{"4.17.21"},
-			CVSS: []image.CVSS{{Version: "3.1", Vector: "CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H", Source: "github", BaseScore: 7.2}},
+			FixState:    buildgate.FixStateFixed, FixVersions: []string{"4.17.21"},
+			CVSS: []buildgate.CVSS{{Version: "3.1", Vector: "CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H", Source: "github", BaseScore: 7.2}},
 		}},
 	}
 	db := freshDB()
@@ -295,7 +295,7 @@ func allowlistedImageCase(t testing.TB) Input {
 		ID: "allow-base", Name: "vendored base images", Registry: "*", Repository: "vendor/*",
 		Image: policy.ImageSelector{Type: "tag", Value: "*"},
 	}}
-	facts := image.Facts{
+	facts := buildgate.Facts{
 		Digest:   "sha256:5555555555555555555555555555555555555555555555555555555555555555",
 		Tags:     []string{"registry.example/vendor/base:2024.1"},
 		Metadata: debian12(),

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -255,7 +255,7 @@ func waivedMatches(e *policy.Evaluation, failOn policy.Action) map[string]string
 	return out
 }
 
-func gitlabVulnOf(m *image.Match, id, osName, imageRef string) gitlabVuln {
+func gitlabVulnOf(m *buildgate.Match, id, osName, imageRef string) gitlabVuln {
 	pkg := cmp.Or(m.PackageName, "unknown")
 	v := gitlabVuln{
 		ID:          id,
@@ -290,7 +290,7 @@ func gitlabVulnOf(m *image.Match, id, osName, imageRef string) gitlabVuln {
 }
 
 // gitlabIdentifiers are the match's id then its aliases, each typed.
-func gitlabIdentifiers(m *image.Match) []gitlabIdentifier {
+func gitlabIdentifiers(m *buildgate.Match) []gitlabIdentifier {
 	var out []gitlabIdentifier
 	seen := map[string]bool{}
 	add := func(id, u string) {
@@ -321,11 +321,11 @@ func gitlabIdentifiers(m *image.Match) []gitlabIdentifier {
 }
 
 // gitlabSeverity maps a severity to GitLab's names; Negligible is Low.
-func gitlabSeverity(s image.Severity) string {
+func gitlabSeverity(s buildgate.Severity) string {
 	switch s {
-	case image.SeverityCritical, image.SeverityHigh, image.SeverityMedium, image.SeverityLow:
+	case buildgate.SeverityCritical, buildgate.SeverityHigh, buildgate.SeverityMedium, buildgate.SeverityLow:
 		return s.String()
-	case image.SeverityNegligible:
+	case buildgate.SeverityNegligible:
 		return "Low"
 	}
 	return "Unknown"
@@ -333,7 +333,7 @@ func gitlabSeverity(s image.Severity) string {
 
 // gitlabID is a version 5 UUID of the match's id, package, version and
 // path.
-func gitlabID(m *image.Match) string {
+func gitlabID(m *buildgate.Match) string {
 	h := sha1.New()
 	h.Write(gitlabNamespace[:])
 	h.Write([]byte(m.VulnerabilityID + "\x00" + m.PackageName + "\x00" + m.PackageVersion + "\x00" + m.PackagePath))
@@ -346,12 +346,12 @@ func gitlabID(m *image.Match) string {
 
 // sortedMatches returns pointers to the matches by descending severity,
 // then id, package, version, path and type.
-func sortedMatches(ms []image.Match) []*image.Match {
-	out := make([]*image.Match, len(ms))
+func sortedMatches(ms []buildgate.Match) []*buildgate.Match {
+	out := make([]*buildgate.Match, len(ms))
 	for i := range ms {
 		out[i] = &ms[i]
 	}
-	slices.SortStableFunc(out, func(a, b *image.Match) int {
+	slices.SortStableFunc(out, func(a, b *buildgate.Match) int {
 		return cmp.Or(
 			cmp.Compare(b.Severity, a.Severity),
 			cmp.Compare(a.VulnerabilityID, b.VulnerabilityID),

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -86,9 +86,9 @@ type SeverityCounts struct {
 
 func (c severityCounts) export() SeverityCounts {
 	return SeverityCounts{
-		Critical: c[image.SeverityCritical], High: c[image.SeverityHigh],
-		Medium: c[image.SeverityMedium], Low: c[image.SeverityLow],
-		Negligible: c[image.SeverityNegligible], Unknown: c[image.SeverityUnknown],
+		Critical: c[buildgate.SeverityCritical], High: c[buildgate.SeverityHigh],
+		Medium: c[buildgate.SeverityMedium], Low: c[buildgate.SeverityLow],
+		Negligible: c[buildgate.SeverityNegligible], Unknown: c[buildgate.SeverityUnknown],
 		Total: c.total(),
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -146,7 +146,7 @@ func Markdown(w io.Writer, in Input) error {
 	inImage := matchCounts(in.Matches)
 	b.WriteString("### Vulnerabilities by severity\n\n")
 	b.WriteString("| Severity | STOP | WARN | GO | Allowlisted | In image |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
-	sevs := image.Severities()
+	sevs := buildgate.Severities()
 	slices.Reverse(sevs)
 	for _, s := range sevs {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", s, stop[s], warn[s], gos[s], allow[s], inImage[s])

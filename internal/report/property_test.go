@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -336,29 +336,29 @@ func randomAction(rng *rand.Rand) policy.Action {
 	return []policy.Action{policy.ActionStop, policy.ActionWarn, policy.ActionGo}[rng.Intn(3)]
 }
 
-func randomMatch(rng *rand.Rand, i int) image.Match {
+func randomMatch(rng *rand.Rand, i int) buildgate.Match {
 	id := pick(rng, []string{"CVE-2024-%d", "GHSA-%04d-abcd-efgh", "GO-2024-%d", "DSA-%d-1", "TEMP-%d"})
-	m := image.Match{
+	m := buildgate.Match{
 		VulnerabilityID: fmt.Sprintf(id, 1000+rng.Intn(50)),
-		Severity:        image.Severity(rng.Intn(6)),
+		Severity:        buildgate.Severity(rng.Intn(6)),
 		Description:     pick(rng, tricky),
 		PackageName:     pick(rng, []string{"openssl", "zlib1g", "lodash", "stdlib", "log4j-core"}),
 		PackageVersion:  fmt.Sprintf("1.%d.%d", rng.Intn(3), rng.Intn(3)),
 		PackageType:     pick(rng, []string{"deb", "npm", "go-module", "java-archive", "apk"}),
-		FixState:        pick(rng, []image.FixState{image.FixStateFixed, image.FixStateNotFixed, image.FixStateWontFix, image.FixStateUnknown}),
+		FixState:        pick(rng, []buildgate.FixState{buildgate.FixStateFixed, buildgate.FixStateNotFixed, buildgate.FixStateWontFix, buildgate.FixStateUnknown}),
 		KEV:             rng.Intn(5) == 0,
 	}
-	if !image.IsOSType(m.PackageType) {
+	if !buildgate.IsOSType(m.PackageType) {
 		m.PackagePath = pick(rng, []string{"/app/lib/x.jar", "/usr/local/bin/app", "/app/node_modules/" + m.PackageName + "/package.json", ""})
 	}
-	if m.FixState == image.FixStateFixed {
+	if m.FixState == buildgate.FixStateFixed {
 		m.FixVersions = []string{"2.0.0", "1.9.9"}[:1+rng.Intn(2)]
 	}
 	if rng.Intn(2) == 0 {
 		m.URLs = []string{pick(rng, []string{"https://example.test/" + m.VulnerabilityID, "not a url", "ftp://x", "https://e.test/a b"})}
 	}
 	if rng.Intn(2) == 0 {
-		m.CVSS = []image.CVSS{{Version: pick(rng, []string{"2.0", "3.1", "4.0"}), Vector: pick(rng, []string{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "AV:N/AC:L/Au:N/C:P/I:P/A:P", "bogus"}), BaseScore: float64(rng.Intn(101)) / 10}}
+		m.CVSS = []buildgate.CVSS{{Version: pick(rng, []string{"2.0", "3.1", "4.0"}), Vector: pick(rng, []string{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "AV:N/AC:L/Au:N/C:P/I:P/A:P", "bogus"}), BaseScore: float64(rng.Intn(101)) / 10}}
 	}
 	if rng.Intn(3) == 0 {
 		m.RelatedIDs = []string{fmt.Sprintf("CVE-2023-%d", i)}
@@ -380,14 +380,14 @@ func randomAllowlist(rng *rand.Rand, expired bool) *policy.AllowlistMatch {
 // randomVEX gives a vulnerability finding a VEX statement, which waives it
 // as policy.Evaluate does when it is not_affected or fixed.
 func randomVEX(rng *rand.Rand, f *policy.Finding) {
-	d := &image.VEXDecision{
+	d := &buildgate.VEXDecision{
 		Source: pick(rng, tricky), Vulnerability: f.Vulnerability.VulnerabilityID, Product: "pkg:deb/debian/" + f.Vulnerability.PackageName,
-		Status: pick(rng, []string{image.VEXNotAffected, image.VEXFixed, image.VEXUnderInvestigation, image.VEXAffected}),
+		Status: pick(rng, []string{buildgate.VEXNotAffected, buildgate.VEXFixed, buildgate.VEXUnderInvestigation, buildgate.VEXAffected}),
 	}
 	switch d.Status {
-	case image.VEXNotAffected:
+	case buildgate.VEXNotAffected:
 		d.Justification, d.ImpactStatement = "vulnerable_code_not_present", pick(rng, tricky)
-	case image.VEXAffected:
+	case buildgate.VEXAffected:
 		d.ActionStatement = pick(rng, tricky)
 	}
 	f.VEX = d
@@ -401,7 +401,7 @@ func randomVEX(rng *rand.Rand, f *policy.Finding) {
 // waives (GO if none), then STOP for a denylisted image, else GO for an
 // allowlisted one.
 func syntheticInput(rng *rand.Rand) Input {
-	var matches []image.Match
+	var matches []buildgate.Match
 	for i := range rng.Intn(12) {
 		matches = append(matches, randomMatch(rng, i))
 	}
@@ -426,7 +426,7 @@ func syntheticInput(rng *rand.Rand) Input {
 			f.Message = strings.ToUpper(m.Severity.String()) + " Vulnerability found - " + m.PackageName + " " + pick(rng, tricky)
 		}
 		if g.gate == "packages" {
-			f.Package = &image.Package{Name: "telnet", Version: "0.17", Type: "deb", Path: pick(rng, []string{"/var/lib/dpkg/status", ""})}
+			f.Package = &buildgate.Package{Name: "telnet", Version: "0.17", Type: "deb", Path: pick(rng, []string{"/var/lib/dpkg/status", ""})}
 		}
 		switch rng.Intn(6) {
 		case 0, 1:
@@ -463,7 +463,7 @@ func syntheticInput(rng *rand.Rand) Input {
 		},
 		Matches: matches,
 		GateURL: pick(rng, []string{"", "https://gate.example/ui/images/" + e.ImageDigest}),
-		DB:      pick(rng, []image.DBInfo{{}, freshDB()}),
+		DB:      pick(rng, []buildgate.DBInfo{{}, freshDB()}),
 		Scanner: pick(rng, []ScannerInfo{{}, scanner}),
 	}
 	if rng.Intn(2) == 0 {
@@ -475,7 +475,7 @@ func syntheticInput(rng *rand.Rand) Input {
 // evaluatedInput evaluates a random bundle against random facts with
 // policy.Evaluate.
 func evaluatedInput(t testing.TB, rng *rand.Rand) Input {
-	var matches []image.Match
+	var matches []buildgate.Match
 	for i := range rng.Intn(10) {
 		m := randomMatch(rng, i)
 		if rng.Intn(2) == 0 {
@@ -536,11 +536,11 @@ func evaluatedInput(t testing.TB, rng *rand.Rand) Input {
 		b.AllowlistedImages = []policy.ImageRef{sel(pick(rng, []string{"team/*", "other/*"}))}
 	}
 	tag := pick(rng, []string{"registry.example/team/app:1.0", "registry.example/other/app:2.0"})
-	facts := image.Facts{
+	facts := buildgate.Facts{
 		Digest:   fmt.Sprintf("sha256:%064x", rng.Int63()),
 		Tags:     []string{tag},
 		Metadata: debian12(),
-		Packages: []image.Package{{ID: "t", Name: "telnet", Version: "0.17", Type: "deb", Path: "/var/lib/dpkg/status"}},
+		Packages: []buildgate.Package{{ID: "t", Name: "telnet", Version: "0.17", Type: "deb", Path: "/var/lib/dpkg/status"}},
 		Matches:  matches,
 	}
 	if rng.Intn(3) > 0 {

@@ -6,8 +6,8 @@
 //
 // Every renderer is pure: it reads only its Input, writes deterministic
 // output (sorted, no map-order randomness, timestamps only from Input) and
-// imports nothing but the standard library, internal/image and
-// internal/policy.
+// imports nothing but the standard library, the domain package buildgate
+// and internal/policy.
 //
 // What a finding did to the verdict decides how each format shows it:
 //   - a finding whose rule says STOP, not allowlisted, fails the build: a
@@ -36,7 +36,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -50,16 +50,16 @@ type Input struct {
 	Image ImageInfo
 	// Matches are all vulnerabilities of the image, whether or not a rule
 	// fired on them (GitLab's report lists every one).
-	Matches []image.Match
+	Matches []buildgate.Match
 	// Packages are the image's packages; optional, used to find a matched
 	// package's path when the match has none.
-	Packages []image.Package
+	Packages []buildgate.Package
 	// GateURL links to the image's page in the gate's console (ImageURL),
 	// e.g. https://gate.example/ui/images/sha256:...; the reports' links
 	// for people go there, never to the token-only API.
 	GateURL string
 	// DB describes the vulnerability data the matches were made with.
-	DB image.DBInfo
+	DB buildgate.DBInfo
 	// FailOn is the step's --fail-on: the least severe verdict that fails
 	// the build (see ExitCode), for the reports that say whether the build
 	// fails. The zero value is STOP, the default.
@@ -536,7 +536,7 @@ func formatTime(t time.Time) string {
 
 // packageLabel names a match's package: "openssl 1.1.1n" and, for non-OS
 // packages with a path, the path.
-func packageLabel(m *image.Match) string {
+func packageLabel(m *buildgate.Match) string {
 	s := m.PackageName
 	if m.PackageVersion != "" {
 		s += " " + m.PackageVersion
@@ -549,8 +549,8 @@ func packageLabel(m *image.Match) string {
 
 // fixVersions returns the versions that fix a match, nil when none is
 // known.
-func fixVersions(m *image.Match) []string {
-	if m.FixState != image.FixStateFixed {
+func fixVersions(m *buildgate.Match) []string {
+	if m.FixState != buildgate.FixStateFixed {
 		return nil
 	}
 	var out []string
@@ -564,7 +564,7 @@ func fixVersions(m *image.Match) []string {
 
 // vulnURL returns a match's first absolute http(s) URL, else a well-known
 // page for its id, else "".
-func vulnURL(m *image.Match) string {
+func vulnURL(m *buildgate.Match) string {
 	for _, u := range m.URLs {
 		if isWebURL(u) {
 			return strings.TrimSpace(u)
@@ -650,12 +650,12 @@ func fileFromMessage(f *policy.Finding) string {
 	return ""
 }
 
-// severityCounts counts by severity, indexed by image.Severity.
-type severityCounts [image.SeverityCritical + 1]int
+// severityCounts counts by severity, indexed by buildgate.Severity.
+type severityCounts [buildgate.SeverityCritical + 1]int
 
-func (c *severityCounts) add(s image.Severity) {
-	if s < 0 || s > image.SeverityCritical {
-		s = image.SeverityUnknown
+func (c *severityCounts) add(s buildgate.Severity) {
+	if s < 0 || s > buildgate.SeverityCritical {
+		s = buildgate.SeverityUnknown
 	}
 	c[s]++
 }
@@ -669,7 +669,7 @@ func (c *severityCounts) total() int {
 }
 
 // matchCounts counts the image's matches by severity.
-func matchCounts(ms []image.Match) severityCounts {
+func matchCounts(ms []buildgate.Match) severityCounts {
 	var c severityCounts
 	for i := range ms {
 		c.add(ms[i].Severity)

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -531,7 +531,7 @@ func sarifRuleFor(in *Input, id string, items []*sarifItem) sarifRule {
 // sarifVulnRule describes a vulnerability from its matches.
 func sarifVulnRule(id string, items []*sarifItem) sarifRule {
 	var (
-		sev      image.Severity
+		sev      buildgate.Severity
 		desc     string
 		helpURI  string
 		pkgs     []string
@@ -665,7 +665,7 @@ func sarifTriggerRule(id string, f *policy.Finding) sarifRule {
 
 // cvssScore returns a match's highest CVSS base score among v3 and v4
 // entries, else among all entries; ok is false when it has none.
-func cvssScore(m *image.Match) (score float64, ok bool) {
+func cvssScore(m *buildgate.Match) (score float64, ok bool) {
 	for _, modern := range []bool{true, false} {
 		for _, c := range m.CVSS {
 			if c.BaseScore <= 0 {
@@ -691,17 +691,17 @@ func formatScore(s float64) string { return strconv.FormatFloat(s, 'f', 1, 64) }
 // severityScore maps a severity to a GitHub security-severity when no
 // CVSS score is known: Critical 9.5, High 8.0, Medium 5.5, Low 3.0,
 // Negligible 1.0, and "" (no security severity) for Unknown.
-func severityScore(s image.Severity) string {
+func severityScore(s buildgate.Severity) string {
 	switch s {
-	case image.SeverityCritical:
+	case buildgate.SeverityCritical:
 		return "9.5"
-	case image.SeverityHigh:
+	case buildgate.SeverityHigh:
 		return "8.0"
-	case image.SeverityMedium:
+	case buildgate.SeverityMedium:
 		return "5.5"
-	case image.SeverityLow:
+	case buildgate.SeverityLow:
 		return "3.0"
-	case image.SeverityNegligible:
+	case buildgate.SeverityNegligible:
 		return "1.0"
 	}
 	return ""

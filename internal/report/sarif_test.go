@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -19,11 +19,11 @@ func bigEvaluation(t testing.TB, n int) Input {
 	e.Findings = make([]policy.Finding, 0, n)
 	e.FinalAction, e.PolicyFinalAction, e.Reason = policy.ActionStop, policy.ActionStop, policy.ReasonPolicyEvaluation
 	for i := range n {
-		m := image.Match{
-			VulnerabilityID: fmt.Sprintf("CVE-2025-%05d", i), Severity: image.Severity(i % 6),
+		m := buildgate.Match{
+			VulnerabilityID: fmt.Sprintf("CVE-2025-%05d", i), Severity: buildgate.Severity(i % 6),
 			Description: "A synthetic vulnerability used to test truncation of large reports.",
 			PackageName: fmt.Sprintf("pkg%d", i%500), PackageVersion: "1.0", PackageType: "deb",
-			FixState: image.FixStateFixed, FixVersions: []string{"1.1"},
+			FixState: buildgate.FixStateFixed, FixVersions: []string{"1.1"},
 		}
 		f := policy.Finding{
 			TriggerID: m.VulnerabilityID + "+" + m.PackageName, Gate: "vulnerabilities", Trigger: "package",

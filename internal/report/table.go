@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"unicode"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -80,15 +80,15 @@ func tableAction(e *policy.Evaluation, failOn policy.Action, f *policy.Finding) 
 }
 
 // fixedIn says which versions fix a match, or that none does.
-func fixedIn(m *image.Match) string {
+func fixedIn(m *buildgate.Match) string {
 	switch m.FixState {
-	case image.FixStateFixed:
+	case buildgate.FixStateFixed:
 		if vs := fixVersions(m); len(vs) > 0 {
 			return strings.Join(vs, ", ")
 		}
-	case image.FixStateNotFixed:
+	case buildgate.FixStateNotFixed:
 		return "not fixed"
-	case image.FixStateWontFix:
+	case buildgate.FixStateWontFix:
 		return "won't fix"
 	}
 	return "-"

@@ -5,27 +5,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
-func vulnFinding(action policy.Action, id string, sev image.Severity, pkg, version string, fix ...string) policy.Finding {
-	m := &image.Match{VulnerabilityID: id, Severity: sev, PackageName: pkg, PackageVersion: version, PackageType: "deb", FixState: image.FixStateNotFixed}
+func vulnFinding(action policy.Action, id string, sev buildgate.Severity, pkg, version string, fix ...string) policy.Finding {
+	m := &buildgate.Match{VulnerabilityID: id, Severity: sev, PackageName: pkg, PackageVersion: version, PackageType: "deb", FixState: buildgate.FixStateNotFixed}
 	if len(fix) > 0 {
-		m.FixState, m.FixVersions = image.FixStateFixed, fix
+		m.FixState, m.FixVersions = buildgate.FixStateFixed, fix
 	}
 	return policy.Finding{TriggerID: id + "+" + pkg, Gate: "vulnerabilities", Trigger: "package", Action: action, Vulnerability: m}
 }
 
 func TestFindingsTable(t *testing.T) {
 	e := &policy.Evaluation{FinalAction: policy.ActionStop, Reason: policy.ReasonPolicyEvaluation, Findings: []policy.Finding{
-		vulnFinding(policy.ActionGo, "CVE-2020-0001", image.SeverityLow, "tar", "1.34+dfsg-1"),
-		vulnFinding(policy.ActionWarn, "CVE-2022-0002", image.SeverityMedium, "zlib1g", "1:1.2.11.dfsg-2", "1:1.2.11.dfsg-2+deb11u2"),
-		vulnFinding(policy.ActionStop, "CVE-2024-5535", image.SeverityCritical, "libssl1.1", "1.1.1n-0+deb11u5", "1.1.1w-0+deb11u2"),
-		vulnFinding(policy.ActionStop, "CVE-2023-0003", image.SeverityHigh, "libc6", "2.31-13"),
+		vulnFinding(policy.ActionGo, "CVE-2020-0001", buildgate.SeverityLow, "tar", "1.34+dfsg-1"),
+		vulnFinding(policy.ActionWarn, "CVE-2022-0002", buildgate.SeverityMedium, "zlib1g", "1:1.2.11.dfsg-2", "1:1.2.11.dfsg-2+deb11u2"),
+		vulnFinding(policy.ActionStop, "CVE-2024-5535", buildgate.SeverityCritical, "libssl1.1", "1.1.1n-0+deb11u5", "1.1.1w-0+deb11u2"),
+		vulnFinding(policy.ActionStop, "CVE-2023-0003", buildgate.SeverityHigh, "libc6", "2.31-13"),
 		{TriggerID: "t1", Gate: "dockerfile", Trigger: "exposed_ports", Action: policy.ActionStop, Message: "port 22\tis exposed"},
 	}}
-	allowed := vulnFinding(policy.ActionStop, "CVE-2023-0004", image.SeverityHigh, "bash\tx", "5.1-2")
+	allowed := vulnFinding(policy.ActionStop, "CVE-2023-0004", buildgate.SeverityHigh, "bash\tx", "5.1-2")
 	allowed.Allowlisted = &policy.AllowlistMatch{AllowlistID: "a", ItemID: "i"}
 	e.Findings = append(e.Findings, allowed)
 
@@ -77,7 +77,7 @@ func TestFindingsTable(t *testing.T) {
 
 func TestFindingsTableWaivedAndEmpty(t *testing.T) {
 	e := &policy.Evaluation{FinalAction: policy.ActionGo, Reason: policy.ReasonAllowlistedImage, Findings: []policy.Finding{
-		vulnFinding(policy.ActionStop, "CVE-2024-5535", image.SeverityCritical, "libssl1.1", "1.1.1n-0+deb11u5"),
+		vulnFinding(policy.ActionStop, "CVE-2024-5535", buildgate.SeverityCritical, "libssl1.1", "1.1.1n-0+deb11u5"),
 	}}
 	var b strings.Builder
 	if _, err := FindingsTable(&b, e, policy.ActionStop, 50); err != nil || !strings.Contains(b.String(), "waived (STOP)") {
@@ -92,7 +92,7 @@ func TestFindingsTableWaivedAndEmpty(t *testing.T) {
 func TestFindingsTableOneWrite(t *testing.T) {
 	e := &policy.Evaluation{FinalAction: policy.ActionStop}
 	for i := range 120 {
-		e.Findings = append(e.Findings, vulnFinding(policy.ActionStop, fmt.Sprintf("CVE-2024-%04d", i), image.SeverityHigh, "pkg", "1"))
+		e.Findings = append(e.Findings, vulnFinding(policy.ActionStop, fmt.Sprintf("CVE-2024-%04d", i), buildgate.SeverityHigh, "pkg", "1"))
 	}
 	w := &countingWriter{}
 	left, err := FindingsTable(w, e, policy.ActionStop, 50)

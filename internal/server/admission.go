@@ -8,20 +8,20 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/admission"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 )
 
 // Admission is the admission use case (admission.Service).
 type Admission interface {
 	Review(ctx context.Context, req admission.Request) admission.Response
-	CreateRule(ctx context.Context, r image.AdmissionRule) (*image.AdmissionRule, error)
-	UpdateRule(ctx context.Context, id string, r image.AdmissionRule) (*image.AdmissionRule, error)
-	Rule(ctx context.Context, id string) (*image.AdmissionRule, error)
-	Rules(ctx context.Context) ([]image.AdmissionRule, error)
+	CreateRule(ctx context.Context, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error)
+	UpdateRule(ctx context.Context, id string, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error)
+	Rule(ctx context.Context, id string) (*buildgate.AdmissionRule, error)
+	Rules(ctx context.Context) ([]buildgate.AdmissionRule, error)
 	DeleteRule(ctx context.Context, id string) error
-	Decisions(ctx context.Context, f image.AdmissionDecisionFilter) ([]image.AdmissionDecision, error)
+	Decisions(ctx context.Context, f buildgate.AdmissionDecisionFilter) ([]buildgate.AdmissionDecision, error)
 }
 
 // RouteAdmission adds POST /v1/admission/review (the admission role: the
@@ -29,9 +29,9 @@ type Admission interface {
 // /v1/admission/decisions (admin).
 func (s *Server) RouteAdmission(a Admission) {
 	v1 := s.v1
-	admin := require(image.ActManageAdmission)
+	admin := require(buildgate.ActManageAdmission)
 	h := admissionHandlers{a: a}
-	v1.POST("/admission/review", h.review, require(image.ActReviewAdmission))
+	v1.POST("/admission/review", h.review, require(buildgate.ActReviewAdmission))
 	v1.POST("/admission/rules", h.createRule, admin)
 	v1.GET("/admission/rules", h.listRules, admin)
 	v1.GET("/admission/rules/:id", h.getRule, admin)
@@ -43,22 +43,22 @@ func (s *Server) RouteAdmission(a Admission) {
 type admissionHandlers struct{ a Admission }
 
 // ToAdmissionRule converts a rule request to the domain type.
-func ToAdmissionRule(r api.AdmissionRuleRequest) (image.AdmissionRule, error) {
+func ToAdmissionRule(r api.AdmissionRuleRequest) (buildgate.AdmissionRule, error) {
 	var wait time.Duration
 	if r.Wait != "" {
 		var err error
 		if wait, err = time.ParseDuration(r.Wait); err != nil || wait <= 0 {
-			return image.AdmissionRule{}, image.Errorf(image.EINVALID, "wait %q is not a positive duration such as 8s", r.Wait)
+			return buildgate.AdmissionRule{}, buildgate.Errorf(buildgate.EINVALID, "wait %q is not a positive duration such as 8s", r.Wait)
 		}
 	}
-	return image.AdmissionRule{
+	return buildgate.AdmissionRule{
 		Name: r.Name, Namespaces: r.Namespaces, NamespaceLabels: r.NamespaceLabels,
-		Scope: image.AdmissionScope{Registry: r.Scope.Registry, Repository: r.Scope.Repository, Tag: r.Scope.Tag},
+		Scope: buildgate.AdmissionScope{Registry: r.Scope.Registry, Repository: r.Scope.Repository, Tag: r.Scope.Tag},
 		Mode:  r.Mode, Policy: r.Policy, Wait: wait, OnError: r.OnError, Position: r.Position,
 	}, nil
 }
 
-func toAPIAdmissionRule(r *image.AdmissionRule) api.AdmissionRule {
+func toAPIAdmissionRule(r *buildgate.AdmissionRule) api.AdmissionRule {
 	ns := r.Namespaces
 	if ns == nil {
 		ns = []string{}
@@ -76,7 +76,7 @@ func toAPIAdmissionRule(r *image.AdmissionRule) api.AdmissionRule {
 }
 
 // ToAPIAdmissionDecision converts a decision to its wire form.
-func ToAPIAdmissionDecision(d image.AdmissionDecision) api.AdmissionDecision {
+func ToAPIAdmissionDecision(d buildgate.AdmissionDecision) api.AdmissionDecision {
 	imgs := make([]api.AdmissionImage, 0, len(d.Images))
 	for _, i := range d.Images {
 		imgs = append(imgs, api.AdmissionImage{
@@ -167,11 +167,11 @@ func (h admissionHandlers) listDecisions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := image.AdmissionDecisionFilter{Cluster: c.QueryParam("cluster"), Namespace: c.QueryParam("namespace"), Limit: limit}
+	f := buildgate.AdmissionDecisionFilter{Cluster: c.QueryParam("cluster"), Namespace: c.QueryParam("namespace"), Limit: limit}
 	if v := c.QueryParam("allowed"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return image.Errorf(image.EINVALID, "allowed must be true or false, not %q", v)
+			return buildgate.Errorf(buildgate.EINVALID, "allowed must be true or false, not %q", v)
 		}
 		f.Allowed = &b
 	}

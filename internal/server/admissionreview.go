@@ -16,8 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/admission"
-	"github.com/buildgate/buildgate/internal/image"
 )
 
 // MaxAdmissionReview bounds an AdmissionReview body: kube-apiserver's
@@ -150,13 +150,13 @@ func readObject(r *admissionv1.AdmissionRequest, req *admission.Request) string 
 		req.Name = name
 	}
 	for _, c := range spec.InitContainers {
-		req.Containers = append(req.Containers, admission.Container{Name: c.Name, Kind: image.ContainerInit, Image: c.Image})
+		req.Containers = append(req.Containers, admission.Container{Name: c.Name, Kind: buildgate.ContainerInit, Image: c.Image})
 	}
 	for _, c := range spec.Containers {
-		req.Containers = append(req.Containers, admission.Container{Name: c.Name, Kind: image.ContainerRegular, Image: c.Image})
+		req.Containers = append(req.Containers, admission.Container{Name: c.Name, Kind: buildgate.ContainerRegular, Image: c.Image})
 	}
 	for _, c := range spec.EphemeralContainers {
-		req.Containers = append(req.Containers, admission.Container{Name: c.Name, Kind: image.ContainerEphemeral, Image: c.Image})
+		req.Containers = append(req.Containers, admission.Container{Name: c.Name, Kind: buildgate.ContainerEphemeral, Image: c.Image})
 	}
 	if len(req.Containers) == 0 {
 		return fmt.Sprintf("%s %q has no containers", kind, req.Name)

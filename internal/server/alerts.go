@@ -10,39 +10,39 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // Alerts is the alerts, channels, subscriptions and runtime service
 // (alert.Service).
 type Alerts interface {
-	CreateChannel(ctx context.Context, in alert.ChannelInput) (*image.Channel, error)
-	UpdateChannel(ctx context.Context, id string, in alert.ChannelInput) (*image.Channel, error)
-	Channel(ctx context.Context, id string) (*image.Channel, error)
-	Channels(ctx context.Context) ([]image.Channel, error)
+	CreateChannel(ctx context.Context, in alert.ChannelInput) (*buildgate.Channel, error)
+	UpdateChannel(ctx context.Context, id string, in alert.ChannelInput) (*buildgate.Channel, error)
+	Channel(ctx context.Context, id string) (*buildgate.Channel, error)
+	Channels(ctx context.Context) ([]buildgate.Channel, error)
 	DeleteChannel(ctx context.Context, id string) error
 	TestChannel(ctx context.Context, id string) (*alert.TestResult, error)
 
-	CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, error)
-	UpdateAlert(ctx context.Context, id string, a image.Alert) (*image.Alert, error)
-	Alert(ctx context.Context, id string) (*image.Alert, error)
-	Alerts(ctx context.Context) ([]image.Alert, error)
+	CreateAlert(ctx context.Context, a buildgate.Alert) (*buildgate.Alert, error)
+	UpdateAlert(ctx context.Context, id string, a buildgate.Alert) (*buildgate.Alert, error)
+	Alert(ctx context.Context, id string) (*buildgate.Alert, error)
+	Alerts(ctx context.Context) ([]buildgate.Alert, error)
 	DeleteAlert(ctx context.Context, id string) error
-	AlertDeliveries(ctx context.Context, id string, limit int) ([]image.Delivery, error)
+	AlertDeliveries(ctx context.Context, id string, limit int) ([]buildgate.Delivery, error)
 
-	CreateSubscription(ctx context.Context, in alert.SubscriptionInput) (*image.Subscription, error)
-	UpdateSubscription(ctx context.Context, id string, in alert.SubscriptionInput) (*image.Subscription, error)
-	Subscription(ctx context.Context, id string) (*image.Subscription, error)
-	Subscriptions(ctx context.Context, key, typ string) ([]image.Subscription, error)
+	CreateSubscription(ctx context.Context, in alert.SubscriptionInput) (*buildgate.Subscription, error)
+	UpdateSubscription(ctx context.Context, id string, in alert.SubscriptionInput) (*buildgate.Subscription, error)
+	Subscription(ctx context.Context, id string) (*buildgate.Subscription, error)
+	Subscriptions(ctx context.Context, key, typ string) ([]buildgate.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) error
-	SubscriptionDeliveries(ctx context.Context, id string, limit int) ([]image.Delivery, error)
+	SubscriptionDeliveries(ctx context.Context, id string, limit int) ([]buildgate.Delivery, error)
 
-	PushInventory(ctx context.Context, inv image.RuntimeInventory) (*alert.InventoryResult, error)
+	PushInventory(ctx context.Context, inv buildgate.RuntimeInventory) (*alert.InventoryResult, error)
 	RuntimeImages(ctx context.Context, cluster, namespace string) ([]alert.RuntimeImage, error)
-	VulnerabilityChanges(ctx context.Context, digest string) ([]image.VulnerabilityChange, error)
+	VulnerabilityChanges(ctx context.Context, digest string) ([]buildgate.VulnerabilityChange, error)
 }
 
 // maxAlertBody bounds an alert, channel, subscription or inventory body.
@@ -53,8 +53,8 @@ const maxAlertBody = 32 << 20
 // /v1/images/{digest}/vulnerability-changes.
 func (s *Server) RouteAlerts(a Alerts) {
 	v1 := s.v1
-	admin, read := require(image.ActManageAlerts), require(image.ActReadImages)
-	readSubs, writeSubs := require(image.ActReadSubscriptions), require(image.ActWriteSubscriptions)
+	admin, read := require(buildgate.ActManageAlerts), require(buildgate.ActReadImages)
+	readSubs, writeSubs := require(buildgate.ActReadSubscriptions), require(buildgate.ActWriteSubscriptions)
 	h := alertHandlers{a: a}
 	v1.POST("/channels", h.createChannel, admin)
 	v1.GET("/channels", h.listChannels, admin)
@@ -77,7 +77,7 @@ func (s *Server) RouteAlerts(a Alerts) {
 	v1.DELETE("/subscriptions/:id", h.deleteSubscription, writeSubs)
 	v1.GET("/subscriptions/:id/deliveries", h.subscriptionDeliveries, writeSubs)
 
-	v1.POST("/runtime/inventory", h.pushInventory, require(image.ActSubmitImages))
+	v1.POST("/runtime/inventory", h.pushInventory, require(buildgate.ActSubmitImages))
 	v1.GET("/runtime/images", h.runtimeImages, read)
 	v1.GET("/images/:digest/vulnerability-changes", h.vulnerabilityChanges, read)
 }
@@ -89,21 +89,21 @@ type alertHandlers struct{ a Alerts }
 func decodeAlertBody(c echo.Context, v any) error {
 	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxAlertBody+1))
 	if err != nil {
-		return image.Errorf(image.EINVALID, "reading the request body: %v", err)
+		return buildgate.Errorf(buildgate.EINVALID, "reading the request body: %v", err)
 	}
 	if len(b) > maxAlertBody {
-		return image.Errorf(image.EINVALID, "the request body is larger than %d bytes", maxAlertBody)
+		return buildgate.Errorf(buildgate.EINVALID, "the request body is larger than %d bytes", maxAlertBody)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			return image.Errorf(image.EINVALID, "invalid JSON body: syntax error at byte %d", se.Offset)
+			return buildgate.Errorf(buildgate.EINVALID, "invalid JSON body: syntax error at byte %d", se.Offset)
 		case errors.As(err, &te):
-			return image.Errorf(image.EINVALID, "invalid JSON body: %s must be a %s, not a %s", te.Field, te.Type, te.Value)
+			return buildgate.Errorf(buildgate.EINVALID, "invalid JSON body: %s must be a %s, not a %s", te.Field, te.Type, te.Value)
 		}
-		return image.Errorf(image.EINVALID, "invalid JSON body: want a JSON object")
+		return buildgate.Errorf(buildgate.EINVALID, "invalid JSON body: want a JSON object")
 	}
 	return nil
 }
@@ -115,7 +115,7 @@ func limitParam(c echo.Context) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
-		return 0, image.Errorf(image.EINVALID, "limit must be a positive number, not %q", v)
+		return 0, buildgate.Errorf(buildgate.EINVALID, "limit must be a positive number, not %q", v)
 	}
 	return n, nil
 }
@@ -126,7 +126,7 @@ func toChannelInput(r api.ChannelRequest) alert.ChannelInput {
 		key = r.Password
 	}
 	return alert.ChannelInput{
-		Channel: image.Channel{
+		Channel: buildgate.Channel{
 			Name: r.Name, Type: r.Type, URL: r.URL, SMTPHost: r.SMTPHost, SMTPPort: r.SMTPPort, TLS: r.TLS,
 			CACert: r.CACert, Username: r.Username, From: r.From, To: r.To,
 		},
@@ -134,7 +134,7 @@ func toChannelInput(r api.ChannelRequest) alert.ChannelInput {
 	}
 }
 
-func toChannel(c *image.Channel) api.Channel {
+func toChannel(c *buildgate.Channel) api.Channel {
 	return api.Channel{
 		ID: c.ID, Name: c.Name, Type: c.Type, URL: c.URL, SMTPHost: c.SMTPHost, SMTPPort: c.SMTPPort, TLS: c.TLS,
 		CACert: c.CACert, Username: c.Username, From: c.From, To: c.To,
@@ -217,18 +217,18 @@ func (h alertHandlers) testChannel(c echo.Context) error {
 	return c.JSON(http.StatusOK, api.ChannelTestResult{OK: r.OK, StatusCode: r.StatusCode, Answer: r.Answer, Error: r.Error, DurationMS: r.Duration.Milliseconds()})
 }
 
-func toAlertModel(r api.AlertRequest) image.Alert {
-	a := image.Alert{
+func toAlertModel(r api.AlertRequest) buildgate.Alert {
+	a := buildgate.Alert{
 		Name: r.Name, Description: r.Description, Enabled: r.Enabled == nil || *r.Enabled, Channels: r.Channels,
-		Scope: image.AlertScope{Registry: r.Scope.Registry, Repository: r.Scope.Repository, Tag: r.Scope.Tag, Cluster: r.Scope.Cluster, Namespace: r.Scope.Namespace},
+		Scope: buildgate.AlertScope{Registry: r.Scope.Registry, Repository: r.Scope.Repository, Tag: r.Scope.Tag, Cluster: r.Scope.Cluster, Namespace: r.Scope.Namespace},
 	}
 	for _, t := range r.Triggers {
-		a.Triggers = append(a.Triggers, image.AlertTrigger{Type: t.Type, Action: t.Action, MinSeverity: t.MinSeverity})
+		a.Triggers = append(a.Triggers, buildgate.AlertTrigger{Type: t.Type, Action: t.Action, MinSeverity: t.MinSeverity})
 	}
 	return a
 }
 
-func toAlert(a *image.Alert) api.Alert {
+func toAlert(a *buildgate.Alert) api.Alert {
 	out := api.Alert{
 		ID: a.ID, Name: a.Name, Description: a.Description, Enabled: a.Enabled, Channels: nonNil(a.Channels),
 		Scope:     api.AlertScope{Registry: a.Scope.Registry, Repository: a.Scope.Repository, Tag: a.Scope.Tag, Cluster: a.Scope.Cluster, Namespace: a.Scope.Namespace},
@@ -304,7 +304,7 @@ func (h alertHandlers) deleteAlert(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-func toDeliveries(ds []image.Delivery) api.DeliveryList {
+func toDeliveries(ds []buildgate.Delivery) api.DeliveryList {
 	out := api.DeliveryList{Deliveries: []api.Delivery{}}
 	for _, d := range ds {
 		ad := api.Delivery{
@@ -312,7 +312,7 @@ func toDeliveries(ds []image.Delivery) api.DeliveryList {
 			Status: d.Status, Attempts: d.Attempts, CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt,
 			LastError: d.LastError, AttemptLog: []api.DeliveryAttempt{},
 		}
-		if d.Status == image.DeliveryPending {
+		if d.Status == buildgate.DeliveryPending {
 			ad.NextAttemptAt = d.NextAttemptAt
 		}
 		for _, a := range d.AttemptLog {
@@ -341,7 +341,7 @@ func (h alertHandlers) alertDeliveries(c echo.Context) error {
 	return c.JSON(http.StatusOK, toDeliveries(ds))
 }
 
-func toSubscription(s *image.Subscription) api.Subscription {
+func toSubscription(s *buildgate.Subscription) api.Subscription {
 	return api.Subscription{ID: s.ID, Key: s.Key, Type: s.Type, Active: s.Active, Channels: nonNil(s.Channels), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 }
 
@@ -429,12 +429,12 @@ func (h alertHandlers) pushInventory(c echo.Context) error {
 	if err := decodeAlertBody(c, &req); err != nil {
 		return err
 	}
-	inv := image.RuntimeInventory{Cluster: req.Cluster, Containers: []image.RuntimeContainer{}}
+	inv := buildgate.RuntimeInventory{Cluster: req.Cluster, Containers: []buildgate.RuntimeContainer{}}
 	if req.ObservedAt != nil {
 		inv.ObservedAt = *req.ObservedAt
 	}
 	for _, ct := range req.Containers {
-		inv.Containers = append(inv.Containers, image.RuntimeContainer{
+		inv.Containers = append(inv.Containers, buildgate.RuntimeContainer{
 			Namespace: ct.Namespace, Pod: ct.Pod, Container: ct.Container, Image: ct.Image, ImageDigest: ct.ImageDigest,
 		})
 	}
@@ -464,7 +464,7 @@ func (h alertHandlers) runtimeImages(c echo.Context) error {
 			})
 		}
 		out.Images = append(out.Images, ai)
-		if ri.Status != string(image.StatusAnalyzed) {
+		if ri.Status != string(buildgate.StatusAnalyzed) {
 			out.Unscanned = append(out.Unscanned, ai)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 const tokenPrefix = "bg_"
@@ -51,7 +51,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				c.Set(tokenKey, t)
 				return next(c)
 			}
-			return image.Errorf(image.EUNAUTHORIZED, "missing bearer token: send Authorization: Bearer <token>")
+			return buildgate.Errorf(buildgate.EUNAUTHORIZED, "missing bearer token: send Authorization: Bearer <token>")
 		}
 		t, err := s.store.TokenByHash(c.Request().Context(), HashToken(secret))
 		if err != nil {
@@ -65,21 +65,21 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // clientCertToken maps a client certificate the TLS handshake verified
 // against the gate's --tls-client-ca to the admission role: the
 // Kubernetes API server may authenticate with one instead of a token.
-func clientCertToken(r *http.Request) *image.Token {
+func clientCertToken(r *http.Request) *buildgate.Token {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
 		return nil
 	}
 	cert := r.TLS.VerifiedChains[0][0]
-	return &image.Token{ID: "client-cert", Name: "client certificate " + cert.Subject.CommonName, Role: image.RoleAdmission}
+	return &buildgate.Token{ID: "client-cert", Name: "client certificate " + cert.Subject.CommonName, Role: buildgate.RoleAdmission}
 }
 
-// require lets through tokens whose role may do a (image.Role.Can, the one
+// require lets through tokens whose role may do a (buildgate.Role.Can, the one
 // table every face of the gate asks).
-func require(a image.Action) echo.MiddlewareFunc {
+func require(a buildgate.Action) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			t, _ := c.Get(tokenKey).(*image.Token)
-			if err := image.Allow(t, a); err != nil {
+			t, _ := c.Get(tokenKey).(*buildgate.Token)
+			if err := buildgate.Allow(t, a); err != nil {
 				return err
 			}
 			return next(c)
@@ -103,7 +103,7 @@ func Challenge(h http.Header, r *http.Request, legacyBasic bool) {
 }
 
 // may reports whether the request's token may do a.
-func may(c echo.Context, a image.Action) bool {
-	t, _ := c.Get(tokenKey).(*image.Token)
+func may(c echo.Context, a buildgate.Action) bool {
+	t, _ := c.Get(tokenKey).(*buildgate.Token)
 	return t != nil && t.Role.Can(a)
 }

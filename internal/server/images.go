@@ -11,9 +11,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -24,13 +24,13 @@ func (s *Server) submitImage(c echo.Context) error {
 	}
 	sub := analysis.SubmitRequest{
 		Ref: req.Ref, Tag: req.Tag, Dockerfile: req.Dockerfile, Annotations: req.Annotations, Force: req.Force,
-		BindTag: may(c, image.ActBindTags), Platform: req.Platform,
+		BindTag: may(c, buildgate.ActBindTags), Platform: req.Platform,
 	}
-	var img *image.Image
+	var img *buildgate.Image
 	var err error
 	if a := req.RegistryAuth; a != nil {
 		if a.Username == "" || a.Password == "" || strings.Contains(a.Username, ":") {
-			return image.Errorf(image.EINVALID, "registry_auth needs a username (without \":\") and a password")
+			return buildgate.Errorf(buildgate.EINVALID, "registry_auth needs a username (without \":\") and a password")
 		}
 		basic := base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + a.Password))
 		img, err = s.images.SubmitWithAuth(c.Request().Context(), sub, analysis.PullAuth{Authorization: secret.Secret("Basic " + basic)})
@@ -45,7 +45,7 @@ func (s *Server) submitImage(c echo.Context) error {
 
 func decodeJSON(c echo.Context, v any) error {
 	if err := c.Bind(v); err != nil {
-		return image.Errorf(image.EINVALID, "invalid JSON body: %s", bindMessage(err))
+		return buildgate.Errorf(buildgate.EINVALID, "invalid JSON body: %s", bindMessage(err))
 	}
 	return nil
 }
@@ -61,17 +61,17 @@ func bindMessage(err error) string {
 }
 
 func (s *Server) listImages(c echo.Context) error {
-	status := image.Status(c.QueryParam("status"))
+	status := buildgate.Status(c.QueryParam("status"))
 	switch status {
-	case "", image.StatusQueued, image.StatusAnalyzing, image.StatusAnalyzed, image.StatusFailed:
+	case "", buildgate.StatusQueued, buildgate.StatusAnalyzing, buildgate.StatusAnalyzed, buildgate.StatusFailed:
 	default:
-		return image.Errorf(image.EINVALID, "unknown status %q (want queued, analyzing, analyzed or failed)", status)
+		return buildgate.Errorf(buildgate.EINVALID, "unknown status %q (want queued, analyzing, analyzed or failed)", status)
 	}
 	want := map[string]string{}
 	for _, a := range c.QueryParams()["annotation"] {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return image.Errorf(image.EINVALID, "annotation %q: want key=value", a)
+			return buildgate.Errorf(buildgate.EINVALID, "annotation %q: want key=value", a)
 		}
 		want[k] = v
 	}
@@ -124,7 +124,7 @@ func (s *Server) deleteImage(c echo.Context) error {
 
 // analysisOf returns the analysis of an analysed image, or a conflict
 // naming the image's status.
-func (s *Server) analysisOf(c echo.Context) (*image.Analysis, error) {
+func (s *Server) analysisOf(c echo.Context) (*buildgate.Analysis, error) {
 	d, err := digestParam(c)
 	if err != nil {
 		return nil, err
@@ -133,12 +133,12 @@ func (s *Server) analysisOf(c echo.Context) (*image.Analysis, error) {
 	if err != nil {
 		return nil, err
 	}
-	if img.Status != image.StatusAnalyzed {
+	if img.Status != buildgate.StatusAnalyzed {
 		msg := fmt.Sprintf("image %s is not analyzed (status: %s)", d, img.Status)
 		if img.Error != "" {
 			msg += ": " + img.Error
 		}
-		return nil, image.Errorf(image.ECONFLICT, "%s", msg)
+		return nil, buildgate.Errorf(buildgate.ECONFLICT, "%s", msg)
 	}
 	return s.store.Analysis(c.Request().Context(), d)
 }
@@ -151,15 +151,15 @@ func typeFilter(c echo.Context, extra bool) (string, func(typ string) bool, erro
 	case "", "all":
 		return "all", func(string) bool { return true }, nil
 	case "os":
-		return t, image.IsOSType, nil
+		return t, buildgate.IsOSType, nil
 	case "non-os":
-		return t, func(typ string) bool { return !image.IsOSType(typ) }, nil
+		return t, func(typ string) bool { return !buildgate.IsOSType(typ) }, nil
 	}
 	if extra && !strings.ContainsAny(t, " /") {
 		// a package type such as npm or go-module
 		return t, func(typ string) bool { return typ == t }, nil
 	}
-	return "", nil, image.Errorf(image.EINVALID, "unknown type %q (want os, non-os or all)", t)
+	return "", nil, buildgate.Errorf(buildgate.EINVALID, "unknown type %q (want os, non-os or all)", t)
 }
 
 func (s *Server) vulnerabilities(c echo.Context) error {
@@ -182,7 +182,7 @@ func (s *Server) vulnerabilities(c echo.Context) error {
 	}
 	sort.SliceStable(out.Vulnerabilities, func(i, j int) bool {
 		x, y := out.Vulnerabilities[i], out.Vulnerabilities[j]
-		if sx, sy := image.SeverityOf(x.Severity), image.SeverityOf(y.Severity); sx != sy {
+		if sx, sy := buildgate.SeverityOf(x.Severity), buildgate.SeverityOf(y.Severity); sx != sy {
 			return sx > sy
 		}
 		if x.ID != y.ID {
@@ -227,7 +227,7 @@ func (s *Server) sbom(c echo.Context) error {
 	}
 	ct, ok := sbomTypes[format]
 	if !ok {
-		return image.Errorf(image.EINVALID, "unknown SBOM format %q (want syft-json, cyclonedx-json or spdx-json)", format)
+		return buildgate.Errorf(buildgate.EINVALID, "unknown SBOM format %q (want syft-json, cyclonedx-json or spdx-json)", format)
 	}
 	a, err := s.analysisOf(c)
 	if err != nil {
@@ -335,7 +335,7 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-func toImage(img *image.Image) api.Image {
+func toImage(img *buildgate.Image) api.Image {
 	return api.Image{
 		Digest: img.Digest, Tags: nonNil(img.Tags), Labels: img.Labels, Status: string(img.Status), Error: img.Error,
 		Source: img.Source, Dockerfile: img.Dockerfile != "", Annotations: orEmptyMap(img.Annotations),
@@ -350,7 +350,7 @@ func orEmptyMap(m map[string]string) map[string]string {
 	return m
 }
 
-func toVulnerability(m image.Match) api.Vulnerability {
+func toVulnerability(m buildgate.Match) api.Vulnerability {
 	v := api.Vulnerability{
 		ID: m.VulnerabilityID, Severity: m.Severity.String(), Description: m.Description,
 		PackageName: m.PackageName, PackageVersion: m.PackageVersion, PackageType: m.PackageType, PackagePath: m.PackagePath,
@@ -367,25 +367,25 @@ func toVulnerability(m image.Match) api.Vulnerability {
 
 // Uploads is the upload side of the analysis service.
 type Uploads interface {
-	SubmitUpload(ctx context.Context, r io.Reader, req analysis.UploadRequest) (*image.Image, error)
-	SubmitSBOM(ctx context.Context, r io.Reader, req analysis.UploadRequest) (*image.Image, error)
+	SubmitUpload(ctx context.Context, r io.Reader, req analysis.UploadRequest) (*buildgate.Image, error)
+	SubmitSBOM(ctx context.Context, r io.Reader, req analysis.UploadRequest) (*buildgate.Image, error)
 }
 
 // uploadRequest reads ?tag=, ?force=, ?annotation=k=v (repeatable) and the
 // base64 Dockerfile in the X-Buildgate-Dockerfile header.
 func uploadRequest(c echo.Context, maxSize int64) (analysis.UploadRequest, error) {
-	req := analysis.UploadRequest{Tag: c.QueryParam("tag"), BindTag: may(c, image.ActBindTags), Force: boolParam(c, "force"), MaxSize: maxSize}
+	req := analysis.UploadRequest{Tag: c.QueryParam("tag"), BindTag: may(c, buildgate.ActBindTags), Force: boolParam(c, "force"), MaxSize: maxSize}
 	if h := c.Request().Header.Get("X-Buildgate-Dockerfile"); h != "" {
 		b, err := base64.StdEncoding.DecodeString(h)
 		if err != nil {
-			return req, image.Errorf(image.EINVALID, "X-Buildgate-Dockerfile is not base64: %v", err)
+			return req, buildgate.Errorf(buildgate.EINVALID, "X-Buildgate-Dockerfile is not base64: %v", err)
 		}
 		req.Dockerfile = string(b)
 	}
 	for _, a := range c.QueryParams()["annotation"] {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return req, image.Errorf(image.EINVALID, "annotation %q: want key=value", a)
+			return req, buildgate.Errorf(buildgate.EINVALID, "annotation %q: want key=value", a)
 		}
 		if req.Annotations == nil {
 			req.Annotations = map[string]string{}
@@ -399,7 +399,7 @@ func uploadRequest(c echo.Context, maxSize int64) (analysis.UploadRequest, error
 // and POST /v1/sboms (an SBOM document as the body), bounded by the
 // Upload and SBOM limits.
 func (s *Server) RouteUploads(u Uploads) {
-	ci := require(image.ActSubmitImages)
+	ci := require(buildgate.ActSubmitImages)
 	s.v1.POST("/images/upload", func(c echo.Context) error {
 		req, err := uploadRequest(c, s.limits.Upload)
 		if err != nil {

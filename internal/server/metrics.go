@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Metrics holds the gate's Prometheus metrics.
@@ -62,14 +62,14 @@ func NewMetrics(queue func(ctx context.Context) (queued, analyzing int, err erro
 			}),
 		collectors.NewGoCollector(),
 	)
-	for _, o := range []image.Status{image.StatusAnalyzed, image.StatusFailed} {
+	for _, o := range []buildgate.Status{buildgate.StatusAnalyzed, buildgate.StatusFailed} {
 		m.outcomes.WithLabelValues(string(o))
 	}
 	return m
 }
 
 // ObserveAnalysis records one finished analysis.
-func (m *Metrics) ObserveAnalysis(_ string, outcome image.Status, d time.Duration) {
+func (m *Metrics) ObserveAnalysis(_ string, outcome buildgate.Status, d time.Duration) {
 	m.outcomes.WithLabelValues(string(outcome)).Inc()
 	m.duration.Observe(d.Seconds())
 }

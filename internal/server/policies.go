@@ -12,15 +12,15 @@ import (
 	"github.com/labstack/echo/v4"
 	"gopkg.in/yaml.v3"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/report"
 )
 
 // Policies is the policy side of the service layer.
 type Policies interface {
-	Save(ctx context.Context, id string, data []byte, activate bool) (*image.PolicyRecord, error)
+	Save(ctx context.Context, id string, data []byte, activate bool) (*buildgate.PolicyRecord, error)
 	Activate(ctx context.Context, id string) error
 	Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error)
 	CheckBaseline(ctx context.Context, digest, tag, policyID, baseline string) (*policy.Verdict, error)
@@ -28,9 +28,9 @@ type Policies interface {
 
 // PolicyStore is what the server reads and deletes directly.
 type PolicyStore interface {
-	Policy(ctx context.Context, id string) (*image.PolicyRecord, error)
-	ListPolicies(ctx context.Context) ([]image.PolicyRecord, error)
-	PolicyVersions(ctx context.Context, id string) ([]image.PolicyVersion, error)
+	Policy(ctx context.Context, id string) (*buildgate.PolicyRecord, error)
+	ListPolicies(ctx context.Context) ([]buildgate.PolicyRecord, error)
+	PolicyVersions(ctx context.Context, id string) ([]buildgate.PolicyVersion, error)
 	DeletePolicy(ctx context.Context, id string) error
 }
 
@@ -40,7 +40,7 @@ const maxBundleSize = 16 << 20
 // RoutePolicies adds the policy routes and the image check.
 func (s *Server) RoutePolicies(p Policies, store PolicyStore) {
 	v1 := s.v1
-	read, write := require(image.ActReadPolicies), require(image.ActWritePolicies)
+	read, write := require(buildgate.ActReadPolicies), require(buildgate.ActWritePolicies)
 	h := policyHandlers{p: p, store: store, images: s.store, version: s.Version}
 	v1.POST("/policies", h.create, write)
 	v1.GET("/policies", h.list, read)
@@ -49,8 +49,8 @@ func (s *Server) RoutePolicies(p Policies, store PolicyStore) {
 	v1.DELETE("/policies/:id", h.delete, write)
 	v1.POST("/policies/:id/activate", h.activate, write)
 	v1.GET("/policies/:id/versions", h.versions, read)
-	v1.GET("/images/:digest/check", h.check, require(image.ActReadImages))
-	v1.GET("/images/:digest/report", h.report, require(image.ActReadImages))
+	v1.GET("/images/:digest/check", h.check, require(buildgate.ActReadImages))
+	v1.GET("/images/:digest/report", h.report, require(buildgate.ActReadImages))
 }
 
 type policyHandlers struct {
@@ -64,25 +64,25 @@ type policyHandlers struct {
 func bundleBody(c echo.Context) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBundleSize+1))
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "reading the bundle: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "reading the bundle: %v", err)
 	}
 	if len(b) > maxBundleSize {
-		return nil, image.Errorf(image.EINVALID, "the bundle is larger than %d bytes", maxBundleSize)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the bundle is larger than %d bytes", maxBundleSize)
 	}
 	trimmed := bytes.TrimSpace(b)
 	if len(trimmed) == 0 {
-		return nil, image.Errorf(image.EINVALID, "the request has no bundle")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the request has no bundle")
 	}
 	if strings.Contains(c.Request().Header.Get("Content-Type"), "yaml") || trimmed[0] != '{' {
 		var v any
 		if err := yaml.Unmarshal(b, &v); err != nil {
-			return nil, image.Errorf(image.EINVALID, "the bundle is neither JSON nor valid YAML: %v", err)
+			return nil, buildgate.Errorf(buildgate.EINVALID, "the bundle is neither JSON nor valid YAML: %v", err)
 		}
 		if _, ok := v.(map[string]any); !ok {
-			return nil, image.Errorf(image.EINVALID, "the bundle must be a JSON or YAML object")
+			return nil, buildgate.Errorf(buildgate.EINVALID, "the bundle must be a JSON or YAML object")
 		}
 		if b, err = json.Marshal(v); err != nil {
-			return nil, image.Errorf(image.EINVALID, "converting the YAML bundle: %v", err)
+			return nil, buildgate.Errorf(buildgate.EINVALID, "converting the YAML bundle: %v", err)
 		}
 	}
 	return b, nil
@@ -213,7 +213,7 @@ func (h policyHandlers) checkQuery(c echo.Context, d string) (*policy.Verdict, e
 	return h.p.Check(ctx, d, tag, pol)
 }
 
-func toPolicy(rec *image.PolicyRecord, withBundle bool) api.Policy {
+func toPolicy(rec *buildgate.PolicyRecord, withBundle bool) api.Policy {
 	p := api.Policy{ID: rec.ID, Name: rec.Name, Active: rec.Active, Version: rec.Version, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt}
 	if withBundle {
 		p.Bundle = rec.Bundle
@@ -225,7 +225,7 @@ func toPolicy(rec *image.PolicyRecord, withBundle bool) api.Policy {
 func pathParam(c echo.Context, name string) (string, error) {
 	v, err := url.PathUnescape(c.Param(name))
 	if err != nil || v == "" {
-		return "", image.Errorf(image.EINVALID, "invalid %s %q", name, c.Param(name))
+		return "", buildgate.Errorf(buildgate.EINVALID, "invalid %s %q", name, c.Param(name))
 	}
 	return v, nil
 }
@@ -238,7 +238,7 @@ func (h policyHandlers) report(c echo.Context) error {
 	}
 	ct := report.ContentType(format)
 	if ct == "" {
-		return image.Errorf(image.EINVALID, "unknown report format %q (want %s)", format, strings.Join(report.Formats(), ", "))
+		return buildgate.Errorf(buildgate.EINVALID, "unknown report format %q (want %s)", format, strings.Join(report.Formats(), ", "))
 	}
 	d, err := digestParam(c)
 	if err != nil {
@@ -264,7 +264,7 @@ func (h policyHandlers) report(c echo.Context) error {
 			OS: a.Metadata.OS, Arch: a.Metadata.Arch, Dockerfile: img.Dockerfile,
 		},
 		Matches: a.Matches, Packages: a.Packages,
-		DB:      image.DBInfo{Built: a.DBBuilt},
+		DB:      buildgate.DBInfo{Built: a.DBBuilt},
 		Scanner: report.ScannerInfo{Version: h.version, StartTime: img.CreatedAt, EndTime: v.EvaluatedAt},
 	}
 	var buf bytes.Buffer

@@ -11,16 +11,16 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 )
 
 // Registries is the registry-credential service (analysis.Registries).
 type Registries interface {
-	Add(ctx context.Context, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
-	Update(ctx context.Context, registry string, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
-	Get(ctx context.Context, registry string) (*image.RegistryCredential, error)
-	List(ctx context.Context) ([]image.RegistryCredential, error)
+	Add(ctx context.Context, cred buildgate.RegistryCredential, password string, validate bool) (*buildgate.RegistryCredential, error)
+	Update(ctx context.Context, registry string, cred buildgate.RegistryCredential, password string, validate bool) (*buildgate.RegistryCredential, error)
+	Get(ctx context.Context, registry string) (*buildgate.RegistryCredential, error)
+	List(ctx context.Context) ([]buildgate.RegistryCredential, error)
 	Delete(ctx context.Context, registry string) error
 }
 
@@ -30,7 +30,7 @@ const maxRegistryBody = 2 << 20
 // RouteRegistries adds the admin routes of /v1/registries. The registry in
 // the path may hold slashes (a path prefix), escaped or not.
 func (s *Server) RouteRegistries(r Registries) {
-	admin := require(image.ActManageRegistries)
+	admin := require(buildgate.ActManageRegistries)
 	h := registryHandlers{r: r}
 	s.v1.POST("/registries", h.create, admin)
 	s.v1.GET("/registries", h.list, admin)
@@ -47,7 +47,7 @@ func registryParam(c echo.Context) (string, error) {
 	raw := c.Param("*")
 	v, err := url.PathUnescape(raw)
 	if err != nil || strings.TrimSpace(v) == "" {
-		return "", image.Errorf(image.EINVALID, "the path must name a registry: /v1/registries/{host[/path prefix]}")
+		return "", buildgate.Errorf(buildgate.EINVALID, "the path must name a registry: /v1/registries/{host[/path prefix]}")
 	}
 	return v, nil
 }
@@ -58,37 +58,37 @@ func decodeRegistry(c echo.Context) (api.RegistryRequest, error) {
 	var req api.RegistryRequest
 	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxRegistryBody+1))
 	if err != nil {
-		return req, image.Errorf(image.EINVALID, "reading the request body: %v", err)
+		return req, buildgate.Errorf(buildgate.EINVALID, "reading the request body: %v", err)
 	}
 	if len(b) > maxRegistryBody {
-		return req, image.Errorf(image.EINVALID, "the request body is larger than %d bytes", maxRegistryBody)
+		return req, buildgate.Errorf(buildgate.EINVALID, "the request body is larger than %d bytes", maxRegistryBody)
 	}
 	if err := json.Unmarshal(b, &req); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			return req, image.Errorf(image.EINVALID, "invalid JSON body: syntax error at byte %d", se.Offset)
+			return req, buildgate.Errorf(buildgate.EINVALID, "invalid JSON body: syntax error at byte %d", se.Offset)
 		case errors.As(err, &te):
-			return req, image.Errorf(image.EINVALID, "invalid JSON body: %s must be a %s, not a %s", te.Field, te.Type, te.Value)
+			return req, buildgate.Errorf(buildgate.EINVALID, "invalid JSON body: %s must be a %s, not a %s", te.Field, te.Type, te.Value)
 		}
-		return req, image.Errorf(image.EINVALID, "invalid JSON body: want an object {registry, username, password, type, verify_tls, ca_cert, name}")
+		return req, buildgate.Errorf(buildgate.EINVALID, "invalid JSON body: want an object {registry, username, password, type, verify_tls, ca_cert, name}")
 	}
 	return req, nil
 }
 
-func toCredential(req api.RegistryRequest) image.RegistryCredential {
+func toCredential(req api.RegistryRequest) buildgate.RegistryCredential {
 	verify := true
 	if req.VerifyTLS != nil {
 		verify = *req.VerifyTLS
 	}
-	return image.RegistryCredential{
+	return buildgate.RegistryCredential{
 		Registry: req.Registry, Name: req.Name, Username: req.Username, Type: req.Type,
 		VerifyTLS: verify, CACert: req.CACert,
 	}
 }
 
-func toRegistry(c *image.RegistryCredential) api.Registry {
+func toRegistry(c *buildgate.RegistryCredential) api.Registry {
 	return api.Registry{
 		Registry: c.Registry, Name: c.Name, Username: c.Username, Type: c.Type, VerifyTLS: c.VerifyTLS,
 		CACert: c.CACert, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, PasswordSetAt: c.PasswordSetAt,
@@ -103,7 +103,7 @@ func validateParam(c echo.Context) (bool, error) {
 	case "false", "0", "no":
 		return false, nil
 	}
-	return false, image.Errorf(image.EINVALID, "validate must be true or false, not %q", c.QueryParam("validate"))
+	return false, buildgate.Errorf(buildgate.EINVALID, "validate must be true or false, not %q", c.QueryParam("validate"))
 }
 
 func (h registryHandlers) create(c echo.Context) error {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // StatusError is an error answered with a status the error codes do not
@@ -26,7 +26,7 @@ func Errorf(status int, format string, args ...any) error {
 }
 
 // Reply is the answer to a failed request: its HTTP status, the error code
-// (image.ErrorCode's vocabulary) and the message.
+// (buildgate.ErrorCode's vocabulary) and the message.
 type Reply struct {
 	Status  int
 	Code    string
@@ -45,13 +45,13 @@ func ErrorReply(c echo.Context, err error, log *slog.Logger, legacyBasic bool, u
 	if unavailable != nil {
 		err = unavailable(err)
 	}
-	r := Reply{Status: HTTPStatus(err), Code: image.ErrorCode(err), Message: image.ErrorMessage(err)}
+	r := Reply{Status: HTTPStatus(err), Code: buildgate.ErrorCode(err), Message: buildgate.ErrorMessage(err)}
 	var he *echo.HTTPError
 	var se *StatusError
 	switch tl := BodyTooLarge(c.Request()); {
 	case tl != nil:
 		r.Status, r.Message = http.StatusRequestEntityTooLarge, tl.Error()
-		r.Code = image.EINVALID
+		r.Code = buildgate.EINVALID
 	case errors.As(err, &se):
 		r.Status, r.Message = se.Status, se.Msg
 		r.Code = codeOfStatus(se.Status)
@@ -61,13 +61,13 @@ func ErrorReply(c echo.Context, err error, log *slog.Logger, legacyBasic bool, u
 			r.Message = m
 		}
 		r.Code = codeOfStatus(he.Code)
-	case r.Code == image.EINTERNAL:
+	case r.Code == buildgate.EINTERNAL:
 		log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
 	if r.Status == http.StatusUnauthorized {
 		Challenge(c.Response().Header(), c.Request(), legacyBasic)
 	}
-	if r.Code == image.EUNAVAILABLE {
+	if r.Code == buildgate.EUNAVAILABLE {
 		c.Response().Header().Set("Retry-After", "5")
 	}
 	return r
@@ -78,14 +78,14 @@ func ErrorReply(c echo.Context, err error, log *slog.Logger, legacyBasic bool, u
 func codeOfStatus(status int) string {
 	switch {
 	case status == http.StatusNotFound:
-		return image.ENOTFOUND
+		return buildgate.ENOTFOUND
 	case status == http.StatusUnauthorized:
-		return image.EUNAUTHORIZED
+		return buildgate.EUNAUTHORIZED
 	case status == http.StatusForbidden:
-		return image.EFORBIDDEN
+		return buildgate.EFORBIDDEN
 	case status < 500:
-		return image.EINVALID
+		return buildgate.EINVALID
 	default:
-		return image.EINTERNAL
+		return buildgate.EINTERNAL
 	}
 }

@@ -14,27 +14,27 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 )
 
 // Images is the submission side of the analysis service.
 type Images interface {
-	Submit(ctx context.Context, req analysis.SubmitRequest) (*image.Image, error)
+	Submit(ctx context.Context, req analysis.SubmitRequest) (*buildgate.Image, error)
 	// SubmitWithAuth submits with registry credentials of this submission
 	// alone, never stored.
-	SubmitWithAuth(ctx context.Context, req analysis.SubmitRequest, auth analysis.PullAuth) (*image.Image, error)
+	SubmitWithAuth(ctx context.Context, req analysis.SubmitRequest, auth analysis.PullAuth) (*buildgate.Image, error)
 	Wake()
 }
 
 // Store is what the server reads and deletes directly.
 type Store interface {
-	Image(ctx context.Context, digest string) (*image.Image, error)
-	ListImages(ctx context.Context, tag string, status image.Status) ([]image.Image, error)
+	Image(ctx context.Context, digest string) (*buildgate.Image, error)
+	ListImages(ctx context.Context, tag string, status buildgate.Status) ([]buildgate.Image, error)
 	DeleteImage(ctx context.Context, digest string) error
-	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
-	TokenByHash(ctx context.Context, hash string) (*image.Token, error)
+	Analysis(ctx context.Context, digest string) (*buildgate.Analysis, error)
+	TokenByHash(ctx context.Context, hash string) (*buildgate.Token, error)
 	QueueDepth(ctx context.Context) (queued, analyzing int, err error)
 	// Ping checks that the database answers, for /readyz.
 	Ping(ctx context.Context) error
@@ -93,15 +93,15 @@ func New(images Images, store Store, db VulnDB, sboms SBOMs, metrics *Metrics, l
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(metrics.Handler()), s.metricsAuth)
-	e.GET("/debug/pprof/*", echo.WrapHandler(profiles()), s.authenticate, require(image.ActProfile))
+	e.GET("/debug/pprof/*", echo.WrapHandler(profiles()), s.authenticate, require(buildgate.ActProfile))
 
 	v1 := e.Group("/v1", s.authenticate)
 	s.v1 = v1
-	read := require(image.ActReadImages)
-	v1.POST("/images", s.submitImage, require(image.ActSubmitImages))
+	read := require(buildgate.ActReadImages)
+	v1.POST("/images", s.submitImage, require(buildgate.ActSubmitImages))
 	v1.GET("/images", s.listImages, read)
 	v1.GET("/images/:digest", s.getImage, read)
-	v1.DELETE("/images/:digest", s.deleteImage, require(image.ActDeleteImages))
+	v1.DELETE("/images/:digest", s.deleteImage, require(buildgate.ActDeleteImages))
 	v1.GET("/images/:digest/vulnerabilities", s.vulnerabilities, read)
 	v1.GET("/images/:digest/packages", s.packages, read)
 	v1.GET("/images/:digest/sbom", s.sbom, read)
@@ -109,7 +109,7 @@ func New(images Images, store Store, db VulnDB, sboms SBOMs, metrics *Metrics, l
 	v1.GET("/images/:digest/files", s.files, read)
 	v1.GET("/images/:digest/secrets", s.secrets, read)
 	v1.GET("/db", s.dbStatus, read)
-	v1.POST("/db/import", s.dbImport, require(image.ActImportDB), s.uploadSlot)
+	v1.POST("/db/import", s.dbImport, require(buildgate.ActImportDB), s.uploadSlot)
 	return s
 }
 
@@ -133,7 +133,7 @@ func profiles() http.Handler {
 
 // metricsAuth asks /metrics for a token unless MetricsPublic.
 func (s *Server) metricsAuth(next echo.HandlerFunc) echo.HandlerFunc {
-	auth := s.authenticate(require(image.ActReadMetrics)(next))
+	auth := s.authenticate(require(buildgate.ActReadMetrics)(next))
 	return func(c echo.Context) error {
 		if s.MetricsPublic {
 			return next(c)
@@ -174,23 +174,23 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // HTTPStatus returns the HTTP status that answers err, by its code
-// (image.ErrorCode): the one table that /v1, the Anchore subset and the
+// (buildgate.ErrorCode): the one table that /v1, the Anchore subset and the
 // console answer errors with.
 func HTTPStatus(err error) int {
-	if status, ok := statusOf[image.ErrorCode(err)]; ok {
+	if status, ok := statusOf[buildgate.ErrorCode(err)]; ok {
 		return status
 	}
 	return http.StatusInternalServerError
 }
 
 var statusOf = map[string]int{
-	image.EINVALID:      http.StatusBadRequest,
-	image.ENOTFOUND:     http.StatusNotFound,
-	image.ECONFLICT:     http.StatusConflict,
-	image.EUNAUTHORIZED: http.StatusUnauthorized,
-	image.EFORBIDDEN:    http.StatusForbidden,
-	image.EINTERNAL:     http.StatusInternalServerError,
-	image.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	buildgate.EINVALID:      http.StatusBadRequest,
+	buildgate.ENOTFOUND:     http.StatusNotFound,
+	buildgate.ECONFLICT:     http.StatusConflict,
+	buildgate.EUNAUTHORIZED: http.StatusUnauthorized,
+	buildgate.EFORBIDDEN:    http.StatusForbidden,
+	buildgate.EINTERNAL:     http.StatusInternalServerError,
+	buildgate.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
 
 // Unavailable returns err as EUNAVAILABLE when it is an internal error and
@@ -198,14 +198,14 @@ var statusOf = map[string]int{
 // database went away answers 503 (send it again), not 500. Other errors
 // come back unchanged.
 func (s *Server) Unavailable(ctx context.Context, err error) error {
-	if image.ErrorCode(err) != image.EINTERNAL || errors.As(err, new(*echo.HTTPError)) {
+	if buildgate.ErrorCode(err) != buildgate.EINTERNAL || errors.As(err, new(*echo.HTTPError)) {
 		return err
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if perr := s.store.Ping(pctx); perr != nil {
 		s.log.Warn("a request failed while the store does not answer", "err", err, "ping", perr)
-		return image.Errorf(image.EUNAVAILABLE, "the gate's store does not answer; try again shortly")
+		return buildgate.Errorf(buildgate.EUNAVAILABLE, "the gate's store does not answer; try again shortly")
 	}
 	return err
 }

@@ -9,15 +9,15 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 )
 
 // Tokens keeps API token records.
 type Tokens interface {
-	CreateToken(ctx context.Context, t image.Token, hash string) error
-	ListTokens(ctx context.Context) ([]image.Token, error)
-	RevokeToken(ctx context.Context, id string) (*image.Token, error)
+	CreateToken(ctx context.Context, t buildgate.Token, hash string) error
+	ListTokens(ctx context.Context) ([]buildgate.Token, error)
+	RevokeToken(ctx context.Context, id string) (*buildgate.Token, error)
 }
 
 // maxTokenName bounds a token's name.
@@ -25,19 +25,19 @@ const maxTokenName = 100
 
 // NewTokenRecord checks a token's name, role and lifetime (0: no expiry)
 // and returns its record, created at now, with a new id.
-func NewTokenRecord(name string, role image.Role, ttl time.Duration, now time.Time) (image.Token, error) {
+func NewTokenRecord(name string, role buildgate.Role, ttl time.Duration, now time.Time) (buildgate.Token, error) {
 	name = strings.TrimSpace(name)
 	switch {
 	case name == "":
-		return image.Token{}, image.Errorf(image.EINVALID, "a token needs a name")
+		return buildgate.Token{}, buildgate.Errorf(buildgate.EINVALID, "a token needs a name")
 	case len(name) > maxTokenName:
-		return image.Token{}, image.Errorf(image.EINVALID, "a token's name is at most %d bytes", maxTokenName)
+		return buildgate.Token{}, buildgate.Errorf(buildgate.EINVALID, "a token's name is at most %d bytes", maxTokenName)
 	case !role.Valid():
-		return image.Token{}, image.Errorf(image.EINVALID, "invalid role %q: want admin or ci", role)
+		return buildgate.Token{}, buildgate.Errorf(buildgate.EINVALID, "invalid role %q: want admin or ci", role)
 	case ttl < 0:
-		return image.Token{}, image.Errorf(image.EINVALID, "invalid expiry %s: want a positive duration, or none for a token that does not expire", ttl)
+		return buildgate.Token{}, buildgate.Errorf(buildgate.EINVALID, "invalid expiry %s: want a positive duration, or none for a token that does not expire", ttl)
 	}
-	t := image.Token{ID: image.NewID(), Name: name, Role: role, CreatedAt: now.UTC()}
+	t := buildgate.Token{ID: buildgate.NewID(), Name: name, Role: role, CreatedAt: now.UTC()}
 	if ttl > 0 {
 		e := now.UTC().Add(ttl)
 		t.ExpiresAt = &e
@@ -56,10 +56,10 @@ const minAdminTokenBits = 160
 func CheckSuppliedToken(secret string) error {
 	const how = "generate one with `openssl rand -base64 32` (or -hex 32), or leave --admin-token empty and the gate prints a generated one"
 	if n := len(secret); n < 43 {
-		return image.Errorf(image.EINVALID, "--admin-token (GATE_ADMIN_TOKEN) is %d characters: it must carry at least 32 random bytes (43 base64 or 64 hex characters); %s", n, how)
+		return buildgate.Errorf(buildgate.EINVALID, "--admin-token (GATE_ADMIN_TOKEN) is %d characters: it must carry at least 32 random bytes (43 base64 or 64 hex characters); %s", n, how)
 	}
 	if bits := tokenBits(secret); bits < minAdminTokenBits {
-		return image.Errorf(image.EINVALID, "--admin-token (GATE_ADMIN_TOKEN) looks guessable (about %.0f bits of entropy, at least %d needed): %s", bits, minAdminTokenBits, how)
+		return buildgate.Errorf(buildgate.EINVALID, "--admin-token (GATE_ADMIN_TOKEN) looks guessable (about %.0f bits of entropy, at least %d needed): %s", bits, minAdminTokenBits, how)
 	}
 	return nil
 }
@@ -86,7 +86,7 @@ func tokenBits(s string) float64 {
 // and revoke, for tokens that may manage tokens.
 func (s *Server) RouteTokens(tokens Tokens, now func() time.Time) {
 	h := tokenHandlers{tokens: tokens, now: now}
-	manage := require(image.ActManageTokens)
+	manage := require(buildgate.ActManageTokens)
 	s.v1.GET("/tokens", h.list, manage)
 	s.v1.POST("/tokens", h.create, manage)
 	s.v1.DELETE("/tokens/:id", h.revoke, manage)
@@ -97,7 +97,7 @@ type tokenHandlers struct {
 	now    func() time.Time
 }
 
-func toToken(t image.Token) api.Token {
+func toToken(t buildgate.Token) api.Token {
 	return api.Token{ID: t.ID, Name: t.Name, Role: string(t.Role), CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt, ExpiresAt: t.ExpiresAt}
 }
 
@@ -122,11 +122,11 @@ func (h tokenHandlers) create(c echo.Context) error {
 	if req.ExpiresIn != "" {
 		d, err := time.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
-			return image.Errorf(image.EINVALID, "invalid expires_in %q: want a positive Go duration such as \"720h\", or none", req.ExpiresIn)
+			return buildgate.Errorf(buildgate.EINVALID, "invalid expires_in %q: want a positive Go duration such as \"720h\", or none", req.ExpiresIn)
 		}
 		ttl = d
 	}
-	t, err := NewTokenRecord(req.Name, image.Role(req.Role), ttl, h.now())
+	t, err := NewTokenRecord(req.Name, buildgate.Role(req.Role), ttl, h.now())
 	if err != nil {
 		return err
 	}

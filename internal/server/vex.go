@@ -8,15 +8,15 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
 // VEX is the VEX side of the service layer (analysis.Verdicts).
 type VEX interface {
-	AddVEX(ctx context.Context, name, scope string, data []byte) (*image.VEXDocument, error)
-	VEXDocuments(ctx context.Context) ([]image.VEXDocument, error)
+	AddVEX(ctx context.Context, name, scope string, data []byte) (*buildgate.VEXDocument, error)
+	VEXDocuments(ctx context.Context) ([]buildgate.VEXDocument, error)
 	DeleteVEX(ctx context.Context, id string) error
 	CheckVEX(ctx context.Context, digest, tag, policyID, baseline string, doc []byte) (*policy.Verdict, error)
 	ExportVEX(ctx context.Context, digest, tag, policyID string) ([]byte, error)
@@ -29,12 +29,12 @@ type VEX interface {
 func (s *Server) RouteVEX(v VEX) {
 	v1 := s.v1
 	h := vexHandlers{v: v}
-	write := require(image.ActWritePolicies)
+	write := require(buildgate.ActWritePolicies)
 	v1.POST("/vex", h.create, write)
-	v1.GET("/vex", h.list, require(image.ActReadPolicies))
+	v1.GET("/vex", h.list, require(buildgate.ActReadPolicies))
 	v1.DELETE("/vex/:id", h.delete, write)
-	v1.POST("/images/:digest/check", h.check, require(image.ActReadImages))
-	v1.GET("/images/:digest/vex", h.export, require(image.ActReadImages))
+	v1.POST("/images/:digest/check", h.check, require(buildgate.ActReadImages))
+	v1.GET("/images/:digest/vex", h.export, require(buildgate.ActReadImages))
 }
 
 type vexHandlers struct{ v VEX }
@@ -46,15 +46,15 @@ func vexBody(c echo.Context) ([]byte, error) {
 		if tooBig := BodyTooLarge(c.Request()); tooBig != nil {
 			return nil, tooBig
 		}
-		return nil, image.Errorf(image.EINVALID, "reading the VEX document: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "reading the VEX document: %v", err)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, image.Errorf(image.EINVALID, "the request has no VEX document")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the request has no VEX document")
 	}
 	return b, nil
 }
 
-func toAPIVEX(d *image.VEXDocument) api.VEXDocument {
+func toAPIVEX(d *buildgate.VEXDocument) api.VEXDocument {
 	return api.VEXDocument{ID: d.ID, Name: d.Name, Scope: d.Scope, Format: d.Format, Statements: d.Statements, CreatedAt: d.CreatedAt}
 }
 

@@ -18,9 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/report"
 )
@@ -499,12 +499,12 @@ func openSBOM(path string) (io.ReadCloser, int64, error) {
 
 // Matches converts the gate's vulnerability list into the domain's
 // matches, field for field.
-func Matches(vs []api.Vulnerability) []image.Match {
-	out := make([]image.Match, 0, len(vs))
+func Matches(vs []api.Vulnerability) []buildgate.Match {
+	out := make([]buildgate.Match, 0, len(vs))
 	for _, v := range vs {
-		m := image.Match{
+		m := buildgate.Match{
 			VulnerabilityID: v.ID,
-			Severity:        image.SeverityOf(v.Severity),
+			Severity:        buildgate.SeverityOf(v.Severity),
 			Description:     v.Description,
 			Namespace:       v.Namespace,
 			DataSource:      v.DataSource,
@@ -514,7 +514,7 @@ func Matches(vs []api.Vulnerability) []image.Match {
 			PackageVersion:  v.PackageVersion,
 			PackageType:     v.PackageType,
 			PackagePath:     v.PackagePath,
-			FixState:        image.FixState(v.FixState),
+			FixState:        buildgate.FixState(v.FixState),
 			FixVersions:     v.FixVersions,
 			FixedAt:         v.FixedAt,
 			PublishedAt:     v.PublishedAt,
@@ -523,7 +523,7 @@ func Matches(vs []api.Vulnerability) []image.Match {
 			EPSSPercentile:  v.EPSSPercentile,
 		}
 		for _, c := range v.CVSS {
-			m.CVSS = append(m.CVSS, image.CVSS{
+			m.CVSS = append(m.CVSS, buildgate.CVSS{
 				Version: c.Version, Vector: c.Vector, Source: c.Source, Type: c.Type,
 				BaseScore: c.BaseScore, ExploitabilityScore: c.ExploitabilityScore, ImpactScore: c.ImpactScore,
 			})

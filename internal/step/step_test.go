@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/report"
 	"github.com/buildgate/buildgate/internal/step"
@@ -201,12 +201,12 @@ func TestMatchesConvertsEveryField(t *testing.T) {
 		KEV:  true, EPSS: &epss, EPSSPercentile: &pct, DataSource: "https://nvd", Namespace: "debian:distro:debian:11",
 		PublishedAt: &ts, FixedAt: &ts,
 	}
-	want := image.Match{
-		VulnerabilityID: "CVE-2024-1", Severity: image.SeverityHigh, Description: "bad", Namespace: "debian:distro:debian:11",
+	want := buildgate.Match{
+		VulnerabilityID: "CVE-2024-1", Severity: buildgate.SeverityHigh, Description: "bad", Namespace: "debian:distro:debian:11",
 		DataSource: "https://nvd", URLs: v.URLs, RelatedIDs: v.RelatedIDs, PackageName: "openssl", PackageVersion: "1.1.1n-0",
-		PackageType: "deb", PackagePath: "/var/lib/dpkg/status", FixState: image.FixStateFixed, FixVersions: v.FixVersions,
+		PackageType: "deb", PackagePath: "/var/lib/dpkg/status", FixState: buildgate.FixStateFixed, FixVersions: v.FixVersions,
 		FixedAt: &ts, PublishedAt: &ts,
-		CVSS: []image.CVSS{{Version: "3.1", Vector: "CVSS:3.1/AV:N", Source: "nvd", Type: "Primary", BaseScore: 9.8, ExploitabilityScore: 3.9, ImpactScore: 5.9}},
+		CVSS: []buildgate.CVSS{{Version: "3.1", Vector: "CVSS:3.1/AV:N", Source: "nvd", Type: "Primary", BaseScore: 9.8, ExploitabilityScore: 3.9, ImpactScore: 5.9}},
 		KEV:  true, EPSS: &epss, EPSSPercentile: &pct,
 	}
 	got := step.Matches([]api.Vulnerability{v})
@@ -284,7 +284,7 @@ func (f *fakeGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			for i := range f.vulns {
 				id := fmt.Sprintf("CVE-2024-%04d", i)
 				ev.Findings = append(ev.Findings, policy.Finding{TriggerID: id + "+openssl", Gate: "vulnerabilities", Trigger: "package", Action: policy.ActionStop,
-					Vulnerability: &image.Match{VulnerabilityID: id, Severity: image.SeverityHigh, PackageName: "openssl", PackageVersion: "1.1.1n-0", FixState: image.FixStateFixed, FixVersions: []string{"1.1.1w-0"}}})
+					Vulnerability: &buildgate.Match{VulnerabilityID: id, Severity: buildgate.SeverityHigh, PackageName: "openssl", PackageVersion: "1.1.1n-0", FixState: buildgate.FixStateFixed, FixVersions: []string{"1.1.1w-0"}}})
 			}
 		}
 		reply(http.StatusOK, policy.Verdict{Evaluation: ev, BundleVersion: 3})

@@ -10,10 +10,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/admission"
 	"github.com/buildgate/buildgate/internal/alert"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/server/anchore"
@@ -41,17 +41,17 @@ type Store interface {
 // which every replica loads the DB one of them imported or updated to.
 type DBArchives interface {
 	// PutDBArchive stores an archive as the newest and drops older ones.
-	PutDBArchive(ctx context.Context, r io.Reader, built time.Time) (*image.DBArchive, error)
+	PutDBArchive(ctx context.Context, r io.Reader, built time.Time) (*buildgate.DBArchive, error)
 	// LatestDBArchive describes the newest archive; nil when none.
-	LatestDBArchive(ctx context.Context) (*image.DBArchive, error)
+	LatestDBArchive(ctx context.Context) (*buildgate.DBArchive, error)
 	// ReadDBArchive writes archive a to w, checked against its checksum.
-	ReadDBArchive(ctx context.Context, a *image.DBArchive, w io.Writer) error
+	ReadDBArchive(ctx context.Context, a *buildgate.DBArchive, w io.Writer) error
 }
 
 // Admin is what the gate's own commands use: the first admin token, key
 // rotation, shutdown.
 type Admin interface {
-	CreateToken(ctx context.Context, t image.Token, hash string) error
+	CreateToken(ctx context.Context, t buildgate.Token, hash string) error
 	CountTokens(ctx context.Context) (int, error)
 	// ResealSecrets rewrites every sealed secret with fn, given the
 	// record it is stored in, all or nothing.

@@ -8,7 +8,7 @@ import (
 
 	openvex "github.com/openvex/go-vex/pkg/vex"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -19,7 +19,7 @@ import (
 // purl with the package's purl as subcomponent; findings whose package
 // has no purl are left out, as a statement without subcomponent would
 // cover every package of the image.
-func Export(t image.VEXTarget, ev *policy.Evaluation, now time.Time) ([]byte, error) {
+func Export(t buildgate.VEXTarget, ev *policy.Evaluation, now time.Time) ([]byte, error) {
 	doc := openvex.New()
 	doc.ID = "urn:buildgate:vex:" + t.Digest + ":" + ev.EvaluatedAt.UTC().Format(time.RFC3339Nano)
 	doc.Author = "buildgate"

@@ -6,7 +6,7 @@ import (
 	openvex "github.com/openvex/go-vex/pkg/vex"
 	"github.com/package-url/packageurl-go"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Source is a document and the name decisions give it.
@@ -25,7 +25,7 @@ type Judge struct {
 // NewJudge returns the judge of an image. The first source with a
 // statement for a finding decides it; within a document the latest
 // matching statement does.
-func NewJudge(t image.VEXTarget, sources ...Source) *Judge {
+func NewJudge(t buildgate.VEXTarget, sources ...Source) *Judge {
 	return &Judge{sources: sources, products: ImageIdentifiers(t)}
 }
 
@@ -33,7 +33,7 @@ func NewJudge(t image.VEXTarget, sources ...Source) *Judge {
 // image: each repository ("registry/repository", whatever the tag), the
 // digest purl pkg:oci/<name>@<digest> with and without its
 // repository_url, and the digest.
-func ImageIdentifiers(t image.VEXTarget) []string {
+func ImageIdentifiers(t buildgate.VEXTarget) []string {
 	var ids []string
 	for _, r := range t.Repositories {
 		ids = append(ids, r)
@@ -63,7 +63,7 @@ func OCIPurl(repo, digest string) string {
 // purl (qualifiers the statement omits do not matter) or when its product
 // names the image (ImageIdentifiers) without subcomponents or with the
 // package among them. Aliases of the vulnerability count on both sides.
-func (j *Judge) Decide(m *image.Match, p *image.Package) *image.VEXDecision {
+func (j *Judge) Decide(m *buildgate.Match, p *buildgate.Package) *buildgate.VEXDecision {
 	var purl string
 	if p != nil {
 		purl = p.PURL
@@ -98,8 +98,8 @@ func latest(ss []openvex.Statement) *openvex.Statement {
 	return &ss[len(ss)-1]
 }
 
-func decision(src Source, s *openvex.Statement, product string) *image.VEXDecision {
-	return &image.VEXDecision{
+func decision(src Source, s *openvex.Statement, product string) *buildgate.VEXDecision {
+	return &buildgate.VEXDecision{
 		Source: src.Name, Document: src.Doc.doc.ID, Vulnerability: string(s.Vulnerability.Name), Product: product,
 		Status: string(s.Status), Justification: string(s.Justification),
 		ImpactStatement: s.ImpactStatement, ActionStatement: s.ActionStatement,

@@ -14,7 +14,7 @@ import (
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	openvex "github.com/openvex/go-vex/pkg/vex"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Formats of a VEX document.
@@ -41,7 +41,7 @@ func Parse(data []byte) (*Document, error) {
 		BOMFormat string `json:"bomFormat"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, image.Errorf(image.EINVALID, "the VEX document is not JSON: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the VEX document is not JSON: %v", err)
 	}
 	var d *Document
 	var err error
@@ -51,13 +51,13 @@ func Parse(data []byte) (*Document, error) {
 	case head.BOMFormat == "CycloneDX":
 		d, err = parseCycloneDX(data)
 	default:
-		return nil, image.Errorf(image.EINVALID, `the VEX document is neither OpenVEX (an "@context" of https://openvex.dev/ns) nor CycloneDX ("bomFormat": "CycloneDX")`)
+		return nil, buildgate.Errorf(buildgate.EINVALID, `the VEX document is neither OpenVEX (an "@context" of https://openvex.dev/ns) nor CycloneDX ("bomFormat": "CycloneDX")`)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if len(d.doc.Statements) == 0 {
-		return nil, image.Errorf(image.EINVALID, "the %s document holds no VEX statement", d.Format)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the %s document holds no VEX statement", d.Format)
 	}
 	return d, nil
 }
@@ -65,7 +65,7 @@ func Parse(data []byte) (*Document, error) {
 func parseOpenVEX(data []byte) (*Document, error) {
 	doc, err := openvex.Parse(data)
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "the OpenVEX document does not parse: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the OpenVEX document does not parse: %v", err)
 	}
 	for i := range doc.Statements {
 		s := &doc.Statements[i]
@@ -73,7 +73,7 @@ func parseOpenVEX(data []byte) (*Document, error) {
 			return nil, err
 		}
 		if err := s.Validate(); err != nil {
-			return nil, image.Errorf(image.EINVALID, "OpenVEX statement %d (%s): %v", i+1, s.Vulnerability.Name, err)
+			return nil, buildgate.Errorf(buildgate.EINVALID, "OpenVEX statement %d (%s): %v", i+1, s.Vulnerability.Name, err)
 		}
 	}
 	return &Document{Format: FormatOpenVEX, doc: doc}, nil
@@ -83,17 +83,17 @@ func parseOpenVEX(data []byte) (*Document, error) {
 // known status.
 func checkStatement(i int, s *openvex.Statement) error {
 	if s.Vulnerability.Name == "" {
-		return image.Errorf(image.EINVALID, "VEX statement %d names no vulnerability", i+1)
+		return buildgate.Errorf(buildgate.EINVALID, "VEX statement %d names no vulnerability", i+1)
 	}
 	named := false
 	for _, p := range s.Products {
 		named = named || p.ID != "" || len(p.Identifiers) > 0 || len(p.Hashes) > 0
 	}
 	if !named {
-		return image.Errorf(image.EINVALID, "VEX statement %d (%s) names no product", i+1, s.Vulnerability.Name)
+		return buildgate.Errorf(buildgate.EINVALID, "VEX statement %d (%s) names no product", i+1, s.Vulnerability.Name)
 	}
 	if !s.Status.Valid() {
-		return image.Errorf(image.EINVALID, "VEX statement %d (%s) has the unknown status %q (want one of %s)",
+		return buildgate.Errorf(buildgate.EINVALID, "VEX statement %d (%s) has the unknown status %q (want one of %s)",
 			i+1, s.Vulnerability.Name, s.Status, strings.Join(openvex.Statuses(), ", "))
 	}
 	return nil
@@ -128,7 +128,7 @@ var cdxJustification = map[cdx.ImpactAnalysisJustification]openvex.Justification
 func parseCycloneDX(data []byte) (*Document, error) {
 	var bom cdx.BOM
 	if err := cdx.NewBOMDecoder(bytes.NewReader(data), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
-		return nil, image.Errorf(image.EINVALID, "the CycloneDX document does not parse: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the CycloneDX document does not parse: %v", err)
 	}
 	purls := map[string]string{}
 	var walk func(cs *[]cdx.Component)
@@ -151,7 +151,7 @@ func parseCycloneDX(data []byte) (*Document, error) {
 	doc := openvex.New()
 	doc.ID = bom.SerialNumber
 	if bom.Vulnerabilities == nil {
-		return nil, image.Errorf(image.EINVALID, "the CycloneDX document holds no vulnerabilities, so no VEX statement")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the CycloneDX document holds no vulnerabilities, so no VEX statement")
 	}
 	for i, v := range *bom.Vulnerabilities {
 		s := openvex.Statement{Vulnerability: openvex.Vulnerability{Name: openvex.VulnerabilityID(v.ID)}}
@@ -192,10 +192,10 @@ func parseCycloneDX(data []byte) (*Document, error) {
 		}
 		if err := checkStatement(i, &s); err != nil {
 			if s.Status == "" {
-				return nil, image.Errorf(image.EINVALID, "CycloneDX vulnerability %d (%s) has no analysis state (want one of not_affected, false_positive, resolved, resolved_with_pedigree, exploitable, in_triage)", i+1, v.ID)
+				return nil, buildgate.Errorf(buildgate.EINVALID, "CycloneDX vulnerability %d (%s) has no analysis state (want one of not_affected, false_positive, resolved, resolved_with_pedigree, exploitable, in_triage)", i+1, v.ID)
 			}
 			if !s.Status.Valid() {
-				return nil, image.Errorf(image.EINVALID, "CycloneDX vulnerability %d (%s) has the unknown analysis state %q (want one of not_affected, false_positive, resolved, resolved_with_pedigree, exploitable, in_triage)", i+1, v.ID, state)
+				return nil, buildgate.Errorf(buildgate.EINVALID, "CycloneDX vulnerability %d (%s) has the unknown analysis state %q (want one of not_affected, false_positive, resolved, resolved_with_pedigree, exploitable, in_triage)", i+1, v.ID, state)
 			}
 			return nil, err
 		}

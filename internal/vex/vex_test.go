@@ -7,17 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
 // libssl is the package syft finds in ../shared/images/bullseye-minbase.
-var libssl = &image.Package{
+var libssl = &buildgate.Package{
 	Name: "libssl1.1", Version: "1.1.1w-0+deb11u1", Type: "deb",
 	PURL: "pkg:deb/debian/libssl1.1@1.1.1w-0%2Bdeb11u1?arch=amd64&distro=debian-11.11&upstream=openssl",
 }
 
-var target = image.VEXTarget{
+var target = buildgate.VEXTarget{
 	Digest:       "sha256:9f0c8e3a7d1f3c9b5f6f1f2a7c9e4b1d3a5c7e9f0b2d4f6a8c0e2b4d6f8a0c2e",
 	Repositories: []string{"registry.example/team/app"},
 }
@@ -48,14 +48,14 @@ func openVEX(vuln, products, status, extra string) string {
 }
 
 func TestDecideMatchesPackagePurlsAndTheImage(t *testing.T) {
-	m := &image.Match{VulnerabilityID: "CVE-2024-5535", PackageName: "libssl1.1"}
-	alias := &image.Match{VulnerabilityID: "DSA-5000-1", RelatedIDs: []string{"CVE-2024-5535"}}
-	other := &image.Package{Name: "libssl3", PURL: "pkg:deb/debian/libssl3@3.0.11-1?arch=amd64"}
+	m := &buildgate.Match{VulnerabilityID: "CVE-2024-5535", PackageName: "libssl1.1"}
+	alias := &buildgate.Match{VulnerabilityID: "DSA-5000-1", RelatedIDs: []string{"CVE-2024-5535"}}
+	other := &buildgate.Package{Name: "libssl3", PURL: "pkg:deb/debian/libssl3@3.0.11-1?arch=amd64"}
 	notAffected := `, "justification": "vulnerable_code_not_present"`
 	for _, tc := range []struct {
 		name, products string
-		m              *image.Match
-		p              *image.Package
+		m              *buildgate.Match
+		p              *buildgate.Package
 		want           string // the matched identifier, "" for none
 	}{
 		{"purl without qualifiers", `[{"@id": "pkg:deb/debian/libssl1.1@1.1.1w-0+deb11u1"}]`, m, libssl, libssl.PURL},
@@ -82,7 +82,7 @@ func TestDecideMatchesPackagePurlsAndTheImage(t *testing.T) {
 				t.Fatalf("want no decision, got %+v", d)
 			case tc.want != "" && d == nil:
 				t.Fatal("want a decision, got none")
-			case d != nil && (d.Product != tc.want || d.Status != image.VEXNotAffected || d.Justification != "vulnerable_code_not_present" || d.Source != "doc"):
+			case d != nil && (d.Product != tc.want || d.Status != buildgate.VEXNotAffected || d.Justification != "vulnerable_code_not_present" || d.Source != "doc"):
 				t.Fatalf("decision %+v, want product %s, not_affected, vulnerable_code_not_present", d, tc.want)
 			}
 		})
@@ -90,7 +90,7 @@ func TestDecideMatchesPackagePurlsAndTheImage(t *testing.T) {
 }
 
 func TestDecideOrder(t *testing.T) {
-	m := &image.Match{VulnerabilityID: "CVE-2024-5535"}
+	m := &buildgate.Match{VulnerabilityID: "CVE-2024-5535"}
 	prod := `[{"@id": "pkg:deb/debian/libssl1.1"}]`
 	run := Source{Name: "run", Doc: mustParse(t, openVEX("CVE-2024-5535", prod, "under_investigation", ""))}
 	stored := Source{Name: "stored", Doc: mustParse(t, openVEX("CVE-2024-5535", prod, "fixed", ""))}
@@ -101,7 +101,7 @@ func TestDecideOrder(t *testing.T) {
 	doc := `{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "x", "author": "t", "timestamp": "2026-11-01T10:00:00Z", "version": 1, "statements": [
 		{"vulnerability": {"name": "CVE-2024-5535"}, "products": ` + prod + `, "status": "fixed", "timestamp": "2026-11-03T00:00:00Z"},
 		{"vulnerability": {"name": "CVE-2024-5535"}, "products": ` + prod + `, "status": "under_investigation", "timestamp": "2026-11-02T00:00:00Z"}]}`
-	if d := NewJudge(target, Source{Name: "d", Doc: mustParse(t, doc)}).Decide(m, libssl); d == nil || d.Status != image.VEXFixed {
+	if d := NewJudge(target, Source{Name: "d", Doc: mustParse(t, doc)}).Decide(m, libssl); d == nil || d.Status != buildgate.VEXFixed {
 		t.Fatalf("want the latest statement (fixed), got %+v", d)
 	}
 }
@@ -111,8 +111,8 @@ func TestCycloneDX(t *testing.T) {
 	if d.Format != FormatCycloneDX || d.Statements() != 1 {
 		t.Fatalf("format %s, %d statements", d.Format, d.Statements())
 	}
-	got := NewJudge(target, Source{Name: "cdx", Doc: d}).Decide(&image.Match{VulnerabilityID: "CVE-2024-5535"}, libssl)
-	want := &image.VEXDecision{
+	got := NewJudge(target, Source{Name: "cdx", Doc: d}).Decide(&buildgate.Match{VulnerabilityID: "CVE-2024-5535"}, libssl)
+	want := &buildgate.VEXDecision{
 		Source: "cdx", Document: "urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79", Vulnerability: "CVE-2024-5535",
 		Product: libssl.PURL, Status: "not_affected", Justification: "vulnerable_code_not_in_execute_path",
 		ImpactStatement: "no caller passes an empty ALPN list",
@@ -127,7 +127,7 @@ func TestCycloneDX(t *testing.T) {
 	for state, status := range map[string]string{"resolved": "fixed", "in_triage": "under_investigation", "exploitable": "affected", "false_positive": "not_affected"} {
 		doc := `{"bomFormat": "CycloneDX", "specVersion": "1.5", "vulnerabilities": [{"id": "CVE-2024-5535",
 			"analysis": {"state": "` + state + `"}, "affects": [{"ref": "urn:cdx:3e671687/1#pkg:deb/debian/libssl1.1"}]}]}`
-		got := NewJudge(target, Source{Name: "cdx", Doc: mustParse(t, doc)}).Decide(&image.Match{VulnerabilityID: "CVE-2024-5535"}, libssl)
+		got := NewJudge(target, Source{Name: "cdx", Doc: mustParse(t, doc)}).Decide(&buildgate.Match{VulnerabilityID: "CVE-2024-5535"}, libssl)
 		if got == nil || got.Status != status {
 			t.Errorf("state %s: decision %+v, want %s", state, got, status)
 		}
@@ -154,7 +154,7 @@ func TestParseRefusesBadDocuments(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.doc))
-			if err == nil || !strings.Contains(err.Error(), tc.want) || image.ErrorCode(err) != image.EINVALID {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || buildgate.ErrorCode(err) != buildgate.EINVALID {
 				t.Fatalf("Parse = %v, want an invalid error containing %q", err, tc.want)
 			}
 		})
@@ -163,13 +163,13 @@ func TestParseRefusesBadDocuments(t *testing.T) {
 
 func TestExportRoundTrips(t *testing.T) {
 	expires := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
-	zlib := &image.Package{Name: "zlib1g", PURL: "pkg:deb/debian/zlib1g@1.2.11"}
-	d := &image.VEXDecision{Source: "VEX document openssl", Vulnerability: "CVE-2024-5535", Status: "not_affected", Justification: "vulnerable_code_not_present"}
+	zlib := &buildgate.Package{Name: "zlib1g", PURL: "pkg:deb/debian/zlib1g@1.2.11"}
+	d := &buildgate.VEXDecision{Source: "VEX document openssl", Vulnerability: "CVE-2024-5535", Status: "not_affected", Justification: "vulnerable_code_not_present"}
 	ev := &policy.Evaluation{EvaluatedAt: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), Findings: []policy.Finding{
-		{Vulnerability: &image.Match{VulnerabilityID: "CVE-2024-5535"}, Package: libssl, VEX: d, Allowlisted: &policy.AllowlistMatch{VEX: true}},
-		{Vulnerability: &image.Match{VulnerabilityID: "CVE-2022-37434"}, Package: zlib,
+		{Vulnerability: &buildgate.Match{VulnerabilityID: "CVE-2024-5535"}, Package: libssl, VEX: d, Allowlisted: &policy.AllowlistMatch{VEX: true}},
+		{Vulnerability: &buildgate.Match{VulnerabilityID: "CVE-2022-37434"}, Package: zlib,
 			Allowlisted: &policy.AllowlistMatch{AllowlistName: "prod", ItemID: "item-1", Reason: "not built", ExpiresOn: &expires}},
-		{Vulnerability: &image.Match{VulnerabilityID: "CVE-2023-45853"}, Package: zlib}, // neither: left out
+		{Vulnerability: &buildgate.Match{VulnerabilityID: "CVE-2023-45853"}, Package: zlib}, // neither: left out
 	}}
 	out, err := Export(target, ev, time.Date(2026, 11, 2, 1, 0, 0, 0, time.UTC))
 	if err != nil {
@@ -180,20 +180,20 @@ func TestExportRoundTrips(t *testing.T) {
 		t.Fatalf("the export does not parse back: %v\n%s", err, out)
 	}
 	j := NewJudge(target, Source{Name: "export", Doc: doc})
-	got := j.Decide(&image.Match{VulnerabilityID: "CVE-2024-5535"}, libssl)
+	got := j.Decide(&buildgate.Match{VulnerabilityID: "CVE-2024-5535"}, libssl)
 	if got == nil || got.Status != "not_affected" || got.Justification != "vulnerable_code_not_present" {
 		t.Fatalf("exported VEX decision: %+v\n%s", got, out)
 	}
-	got = j.Decide(&image.Match{VulnerabilityID: "CVE-2022-37434"}, zlib)
+	got = j.Decide(&buildgate.Match{VulnerabilityID: "CVE-2022-37434"}, zlib)
 	if got == nil || got.Status != "not_affected" || got.ImpactStatement != `allowlisted by item "item-1" of allowlist "prod": not built (expires 2027-01-01T00:00:00Z)` {
 		t.Fatalf("exported allowlist item: %+v\n%s", got, out)
 	}
-	if j.Decide(&image.Match{VulnerabilityID: "CVE-2023-45853"}, zlib) != nil || doc.Statements() != 2 {
+	if j.Decide(&buildgate.Match{VulnerabilityID: "CVE-2023-45853"}, zlib) != nil || doc.Statements() != 2 {
 		t.Fatalf("a finding neither allowlisted nor VEXed was exported:\n%s", out)
 	}
 	// The product is the image's digest purl: another image is not covered.
-	other := NewJudge(image.VEXTarget{Digest: "sha256:00", Repositories: []string{"registry.example/team/app"}}, Source{Name: "export", Doc: doc})
-	if d := other.Decide(&image.Match{VulnerabilityID: "CVE-2024-5535"}, libssl); d != nil {
+	other := NewJudge(buildgate.VEXTarget{Digest: "sha256:00", Repositories: []string{"registry.example/team/app"}}, Source{Name: "export", Doc: doc})
+	if d := other.Decide(&buildgate.Match{VulnerabilityID: "CVE-2024-5535"}, libssl); d != nil {
 		t.Fatalf("the export covers another digest: %+v", d)
 	}
 	var raw map[string]any

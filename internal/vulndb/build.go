@@ -23,7 +23,7 @@ import (
 	v6build "github.com/anchore/grype/grype/db/v6/build"
 	"github.com/anchore/grype/grype/db/v6/distribution"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // OSVSchemaURL is the vunnel envelope schema that bare OSV records are
@@ -76,7 +76,7 @@ type BuildResult struct {
 	Built       time.Time
 	// Providers are in the order they were processed, with the number of
 	// records each contributed to the DB.
-	Providers []image.Provider
+	Providers []buildgate.Provider
 	Distros   []string
 }
 
@@ -186,15 +186,15 @@ func Build(ctx context.Context, cfg BuildConfig) (*BuildResult, error) {
 		return nil, fmt.Errorf("reading built db: %w", err)
 	}
 	// report providers in processing order
-	byName := map[string]image.Provider{}
+	byName := map[string]buildgate.Provider{}
 	for _, p := range info.Providers {
 		byName[p.Name] = p
 	}
-	providers := make([]image.Provider, 0, len(states))
+	providers := make([]buildgate.Provider, 0, len(states))
 	for _, st := range states {
 		p, ok := byName[st.Provider]
 		if !ok {
-			p = image.Provider{Name: st.Provider}
+			p = buildgate.Provider{Name: st.Provider}
 		}
 		providers = append(providers, p)
 	}

@@ -9,7 +9,7 @@ import (
 
 	v6 "github.com/anchore/grype/grype/db/v6"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/vulndb"
 	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
 )
@@ -29,7 +29,7 @@ func TestBuildSharedData(t *testing.T) {
 	if len(r.Providers) == 0 || r.Providers[0].Name != "nvd" {
 		t.Fatalf("providers = %+v, want nvd first", r.Providers)
 	}
-	got := map[string]image.Provider{}
+	got := map[string]buildgate.Provider{}
 	for _, p := range r.Providers {
 		got[p.Name] = p
 		t.Logf("provider %s: %d records, captured %v", p.Name, p.Records, p.DateCaptured)

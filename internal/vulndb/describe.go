@@ -12,7 +12,7 @@ import (
 
 	v6 "github.com/anchore/grype/grype/db/v6"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 var osFS = afero.NewOsFs()
@@ -31,10 +31,10 @@ var decoratorTables = map[string]string{
 }
 
 // describeDir opens the v6 DB in dir read-only and describes it.
-func describeDir(dir string) (image.DBInfo, error) {
+func describeDir(dir string) (buildgate.DBInfo, error) {
 	r, err := v6.NewReader(v6.Config{DBDirPath: dir})
 	if err != nil {
-		return image.DBInfo{}, fmt.Errorf("opening db in %q: %w", dir, err)
+		return buildgate.DBInfo{}, fmt.Errorf("opening db in %q: %w", dir, err)
 	}
 	defer r.Close()
 	return describe(r)
@@ -42,33 +42,33 @@ func describeDir(dir string) (image.DBInfo, error) {
 
 // describe reads the schema version, build time, providers with their
 // record counts and the distros with records from an open v6 reader.
-func describe(r v6.Reader) (image.DBInfo, error) {
+func describe(r v6.Reader) (buildgate.DBInfo, error) {
 	meta, err := r.GetDBMetadata()
 	if err != nil {
-		return image.DBInfo{}, fmt.Errorf("reading db metadata: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("reading db metadata: %w", err)
 	}
 	if meta == nil || meta.BuildTimestamp == nil {
-		return image.DBInfo{}, errors.New("reading db metadata: none recorded")
+		return buildgate.DBInfo{}, errors.New("reading db metadata: none recorded")
 	}
 	if meta.Model != v6.ModelVersion {
-		return image.DBInfo{}, fmt.Errorf("db schema model %d, want %d", meta.Model, v6.ModelVersion)
+		return buildgate.DBInfo{}, fmt.Errorf("db schema model %d, want %d", meta.Model, v6.ModelVersion)
 	}
-	info := image.DBInfo{
+	info := buildgate.DBInfo{
 		SchemaVersion: fmt.Sprintf("v%d.%d.%d", meta.Model, meta.Revision, meta.Addition),
 		Built:         meta.BuildTimestamp.UTC(),
 	}
 
 	providers, err := r.AllProviders()
 	if err != nil {
-		return image.DBInfo{}, fmt.Errorf("reading db providers: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("reading db providers: %w", err)
 	}
 	if len(providers) == 0 {
-		return image.DBInfo{}, errors.New("db has no providers")
+		return buildgate.DBInfo{}, errors.New("db has no providers")
 	}
 
 	ll, ok := r.(lowLevel)
 	if !ok {
-		return image.DBInfo{}, fmt.Errorf("db reader %T gives no connection", r)
+		return buildgate.DBInfo{}, fmt.Errorf("db reader %T gives no connection", r)
 	}
 	db := ll.GetDB()
 
@@ -78,7 +78,7 @@ func describe(r v6.Reader) (image.DBInfo, error) {
 	}
 	err = db.Raw("SELECT provider_id, COUNT(*) AS n FROM vulnerability_handles GROUP BY provider_id").Scan(&counts).Error
 	if err != nil {
-		return image.DBInfo{}, fmt.Errorf("counting db records: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("counting db records: %w", err)
 	}
 	byProvider := map[string]int{}
 	for _, c := range counts {
@@ -91,12 +91,12 @@ func describe(r v6.Reader) (image.DBInfo, error) {
 		}
 		var n int
 		if err := db.Raw("SELECT COUNT(*) FROM " + table).Scan(&n).Error; err != nil {
-			return image.DBInfo{}, fmt.Errorf("counting %s records: %w", p.ID, err)
+			return buildgate.DBInfo{}, fmt.Errorf("counting %s records: %w", p.ID, err)
 		}
 		byProvider[p.ID] = n
 	}
 	for _, p := range providers {
-		ip := image.Provider{
+		ip := buildgate.Provider{
 			Name:      p.ID,
 			Version:   p.Version,
 			Processor: p.Processor,
@@ -120,7 +120,7 @@ func describe(r v6.Reader) (image.DBInfo, error) {
 		WHERE EXISTS (SELECT 1 FROM affected_package_handles a WHERE a.operating_system_id = o.id)
 		   OR EXISTS (SELECT 1 FROM unaffected_package_handles u WHERE u.operating_system_id = o.id)`).Scan(&oses).Error
 	if err != nil {
-		return image.DBInfo{}, fmt.Errorf("listing db distros: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("listing db distros: %w", err)
 	}
 	seen := map[string]bool{}
 	for _, o := range oses {

@@ -16,7 +16,7 @@ import (
 	v6 "github.com/anchore/grype/grype/db/v6"
 	"github.com/anchore/grype/grype/vulnerability"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // ErrNotReady is returned by Match when no vulnerability DB is installed.
@@ -48,7 +48,7 @@ type Options struct {
 	// archive URL, or what ImportFileAs names) before the DB is swapped in;
 	// an error refuses the archive. Gates sharing a store publish there
 	// the DB every replica loads.
-	Publish func(ctx context.Context, archivePath string, info image.DBInfo, source string) error
+	Publish func(ctx context.Context, archivePath string, info buildgate.DBInfo, source string) error
 	// MatchCacheSize bounds, in estimated bytes, what each package was
 	// found to match in the DB in use, kept so that a package many images
 	// share is matched once per DB; zero or less keeps nothing.
@@ -68,12 +68,12 @@ func DefaultOptions() Options {
 
 // Status describes the installed DB and the last update attempt.
 type Status struct {
-	Ready         bool             `json:"ready"`
-	SchemaVersion string           `json:"schema_version,omitempty"`
-	Built         time.Time        `json:"built,omitzero"`
-	Age           time.Duration    `json:"age"`
-	Providers     []image.Provider `json:"providers,omitempty"`
-	Distros       []string         `json:"distros,omitempty"`
+	Ready         bool                 `json:"ready"`
+	SchemaVersion string               `json:"schema_version,omitempty"`
+	Built         time.Time            `json:"built,omitzero"`
+	Age           time.Duration        `json:"age"`
+	Providers     []buildgate.Provider `json:"providers,omitempty"`
+	Distros       []string             `json:"distros,omitempty"`
 	// LastUpdateAttempt is when Update last ran, if ever.
 	LastUpdateAttempt *time.Time `json:"last_update_attempt,omitempty"`
 	// LastUpdateError is why that attempt failed; empty when it succeeded.
@@ -90,7 +90,7 @@ type handle struct {
 	dir      string
 	reader   v6.Reader
 	provider vulnerability.Provider
-	info     image.DBInfo
+	info     buildgate.DBInfo
 	refs     sync.WaitGroup
 	// packages are the matches of packages in this DB.
 	packages *packageCache
@@ -208,11 +208,11 @@ func (m *Manager) Ready() bool {
 }
 
 // Info describes the DB in use; it is zero when none is.
-func (m *Manager) Info() image.DBInfo {
+func (m *Manager) Info() buildgate.DBInfo {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.cur == nil {
-		return image.DBInfo{}
+		return buildgate.DBInfo{}
 	}
 	return m.cur.info
 }
@@ -283,42 +283,42 @@ func (m *Manager) acquire() (*handle, error) {
 // has one, hydrated (indexes), opened and its providers read — before it
 // replaces the DB in use. On any error the DB in use is untouched.
 // Matches running during the swap finish on the old DB.
-func (m *Manager) Import(ctx context.Context, r io.Reader) (image.DBInfo, error) {
+func (m *Manager) Import(ctx context.Context, r io.Reader) (buildgate.DBInfo, error) {
 	return m.importFrom(ctx, r, "import")
 }
 
 // ImportFile is Import reading the archive at path.
-func (m *Manager) ImportFile(ctx context.Context, path string) (image.DBInfo, error) {
+func (m *Manager) ImportFile(ctx context.Context, path string) (buildgate.DBInfo, error) {
 	return m.ImportFileAs(ctx, path, path)
 }
 
 // ImportFileAs is ImportFile recording source as where the DB came from.
-func (m *Manager) ImportFileAs(ctx context.Context, path, source string) (image.DBInfo, error) {
+func (m *Manager) ImportFileAs(ctx context.Context, path, source string) (buildgate.DBInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return image.DBInfo{}, fmt.Errorf("importing db: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("importing db: %w", err)
 	}
 	defer f.Close()
 	return m.importFrom(ctx, f, source)
 }
 
-func (m *Manager) importFrom(ctx context.Context, r io.Reader, source string) (image.DBInfo, error) {
+func (m *Manager) importFrom(ctx context.Context, r io.Reader, source string) (buildgate.DBInfo, error) {
 	m.install.Lock()
 	defer m.install.Unlock()
 
 	staging, err := m.staging()
 	if err != nil {
-		return image.DBInfo{}, err
+		return buildgate.DBInfo{}, err
 	}
 	defer os.RemoveAll(staging)
 
 	archive := filepath.Join(staging, "archive")
 	if err := writeFile(ctx, archive, limitReader(r, m.opts.MaxArchiveSize)); err != nil {
-		return image.DBInfo{}, fmt.Errorf("importing db: reading archive: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("importing db: reading archive: %w", err)
 	}
 	info, err := m.installArchive(ctx, staging, archive, source)
 	if err != nil {
-		return image.DBInfo{}, fmt.Errorf("importing db: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("importing db: %w", err)
 	}
 	return info, nil
 }
@@ -339,72 +339,72 @@ func (m *Manager) staging() (string, error) {
 
 // installArchive validates the archive at archivePath (inside staging) and
 // swaps it in. The caller holds m.install.
-func (m *Manager) installArchive(ctx context.Context, staging, archivePath, source string) (image.DBInfo, error) {
+func (m *Manager) installArchive(ctx context.Context, staging, archivePath, source string) (buildgate.DBInfo, error) {
 	dbDir := filepath.Join(staging, "db")
 	if err := extractDB(ctx, archivePath, dbDir); err != nil {
-		return image.DBInfo{}, err
+		return buildgate.DBInfo{}, err
 	}
 	if m.opts.Publish == nil {
 		_ = os.Remove(archivePath)
 	}
 	if err := ctx.Err(); err != nil {
-		return image.DBInfo{}, err
+		return buildgate.DBInfo{}, err
 	}
 
 	dbFile := filepath.Join(dbDir, v6.VulnerabilityDBFileName)
 	if _, err := os.Stat(filepath.Join(dbDir, v6.ImportMetadataFileName)); err == nil {
 		im, err := v6.ReadImportMetadata(osFS, dbDir)
 		if err != nil {
-			return image.DBInfo{}, fmt.Errorf("reading the archive's import metadata: %w", err)
+			return buildgate.DBInfo{}, fmt.Errorf("reading the archive's import metadata: %w", err)
 		}
 		got, err := v6.CalculateDBDigest(osFS, dbFile)
 		if err != nil {
-			return image.DBInfo{}, err
+			return buildgate.DBInfo{}, err
 		}
 		if got != im.Digest {
-			return image.DBInfo{}, fmt.Errorf("db checksum mismatch: import.json says %s, vulnerability.db is %s", im.Digest, got)
+			return buildgate.DBInfo{}, fmt.Errorf("db checksum mismatch: import.json says %s, vulnerability.db is %s", im.Digest, got)
 		}
 	}
 	if err := checkSQLite(dbFile); err != nil {
-		return image.DBInfo{}, err
+		return buildgate.DBInfo{}, err
 	}
 
 	// create the indexes grype drops for distribution, as grype's curator does
 	if err := v6.Hydrater()(dbDir); err != nil {
-		return image.DBInfo{}, fmt.Errorf("opening db: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("opening db: %w", err)
 	}
 	if _, err := v6.WriteImportMetadata(osFS, dbDir, source); err != nil {
-		return image.DBInfo{}, fmt.Errorf("writing import metadata: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("writing import metadata: %w", err)
 	}
 	info, err := describeDir(dbDir)
 	if err != nil {
-		return image.DBInfo{}, err
+		return buildgate.DBInfo{}, err
 	}
 	if m.opts.Publish != nil {
 		if err := m.opts.Publish(ctx, archivePath, info, source); err != nil {
-			return image.DBInfo{}, fmt.Errorf("publishing db: %w", err)
+			return buildgate.DBInfo{}, fmt.Errorf("publishing db: %w", err)
 		}
 		_ = os.Remove(archivePath)
 	}
 	if err := ctx.Err(); err != nil {
-		return image.DBInfo{}, err
+		return buildgate.DBInfo{}, err
 	}
 
 	// move into its own directory: an open DB's path never changes (grype
 	// opens SQLite immutable and with a shared cache keyed by path)
-	final := filepath.Join(m.root, dbDirPrefix+info.Built.UTC().Format("20060102T150405Z")+"-"+image.NewID()[:8])
+	final := filepath.Join(m.root, dbDirPrefix+info.Built.UTC().Format("20060102T150405Z")+"-"+buildgate.NewID()[:8])
 	if err := os.Rename(dbDir, final); err != nil {
-		return image.DBInfo{}, fmt.Errorf("activating db: %w", err)
+		return buildgate.DBInfo{}, fmt.Errorf("activating db: %w", err)
 	}
 	h, err := openHandle(final, m.opts.MatchCacheSize)
 	if err != nil {
 		_ = os.RemoveAll(final)
-		return image.DBInfo{}, err
+		return buildgate.DBInfo{}, err
 	}
 	if err := m.swap(h); err != nil {
 		_ = h.provider.Close()
 		_ = os.RemoveAll(final)
-		return image.DBInfo{}, err
+		return buildgate.DBInfo{}, err
 	}
 	return h.info, nil
 }
@@ -412,7 +412,7 @@ func (m *Manager) installArchive(ctx context.Context, staging, archivePath, sour
 // swap points the current symlink and the manager at h, then closes and
 // removes the DB it replaced once its running matches are done.
 func (m *Manager) swap(h *handle) error {
-	tmp := filepath.Join(m.root, currentLink+"."+image.NewID()[:8])
+	tmp := filepath.Join(m.root, currentLink+"."+buildgate.NewID()[:8])
 	if err := os.Symlink(filepath.Base(h.dir), tmp); err != nil {
 		return fmt.Errorf("activating db: %w", err)
 	}

@@ -33,7 +33,7 @@ import (
 	"github.com/anchore/syft/syft/cataloging"
 	syftPkg "github.com/anchore/syft/syft/pkg"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // The functions below mirror grype's CLI defaults (cmd/grype/cli/options
@@ -158,10 +158,10 @@ func NewVulnerabilityMatcher(vp vulnerability.Provider) (*grype.VulnerabilityMat
 // as grype's CLI would, and returns the matches sorted as grype sorts them,
 // with the DB they were made with. It is safe for concurrent use and does
 // not reopen the DB; a DB swapped in meanwhile is used by later calls.
-func (m *Manager) Match(ctx context.Context, sbom []byte) ([]image.Match, image.DBInfo, error) {
+func (m *Manager) Match(ctx context.Context, sbom []byte) ([]buildgate.Match, buildgate.DBInfo, error) {
 	h, err := m.acquire()
 	if err != nil {
-		return nil, image.DBInfo{}, err
+		return nil, buildgate.DBInfo{}, err
 	}
 	defer h.refs.Done()
 
@@ -181,7 +181,7 @@ func (m *Manager) Match(ctx context.Context, sbom []byte) ([]image.Match, image.
 	if remaining == nil {
 		return nil, h.info, nil
 	}
-	out := make([]image.Match, 0, remaining.Count())
+	out := make([]buildgate.Match, 0, remaining.Count())
 	for _, gm := range remaining.Sorted() {
 		im, err := convertMatch(gm, h.provider)
 		if err != nil {
@@ -194,14 +194,14 @@ func (m *Manager) Match(ctx context.Context, sbom []byte) ([]image.Match, image.
 
 // convertMatch turns a grype match into the domain's, deriving each field
 // as grype's presenter models do (grype/presenter/models).
-func convertMatch(gm match.Match, vp vulnerability.Provider) (image.Match, error) {
+func convertMatch(gm match.Match, vp vulnerability.Provider) (buildgate.Match, error) {
 	v := gm.Vulnerability
 	meta := v.Metadata
 	if meta == nil {
 		var err error
 		meta, err = vp.VulnerabilityMetadata(v.Reference) //nolint:staticcheck // as grype's presenter does for records without metadata
 		if err != nil {
-			return image.Match{}, fmt.Errorf("reading metadata of %s: %w", v.ID, err)
+			return buildgate.Match{}, fmt.Errorf("reading metadata of %s: %w", v.ID, err)
 		}
 	}
 	if meta == nil {
@@ -209,9 +209,9 @@ func convertMatch(gm match.Match, vp vulnerability.Provider) (image.Match, error
 	}
 	p := gm.Package
 
-	out := image.Match{
+	out := buildgate.Match{
 		VulnerabilityID: v.ID,
-		Severity:        image.SeverityOf(meta.Severity),
+		Severity:        buildgate.SeverityOf(meta.Severity),
 		Description:     meta.Description,
 		Namespace:       v.Namespace,
 		DataSource:      meta.DataSource,
@@ -257,7 +257,7 @@ func convertMatch(gm match.Match, vp vulnerability.Provider) (image.Match, error
 	}
 
 	for _, c := range meta.Cvss {
-		ic := image.CVSS{
+		ic := buildgate.CVSS{
 			Version:   c.Version,
 			Vector:    c.Vector,
 			Source:    c.Source,
@@ -283,16 +283,16 @@ func convertMatch(gm match.Match, vp vulnerability.Provider) (image.Match, error
 	return out, nil
 }
 
-func fixState(s vulnerability.FixState) image.FixState {
+func fixState(s vulnerability.FixState) buildgate.FixState {
 	switch s {
 	case vulnerability.FixStateFixed:
-		return image.FixStateFixed
+		return buildgate.FixStateFixed
 	case vulnerability.FixStateNotFixed:
-		return image.FixStateNotFixed
+		return buildgate.FixStateNotFixed
 	case vulnerability.FixStateWontFix:
-		return image.FixStateWontFix
+		return buildgate.FixStateWontFix
 	}
-	return image.FixStateUnknown
+	return buildgate.FixStateUnknown
 }
 
 // sortVersions orders fix versions ascending in the package's version

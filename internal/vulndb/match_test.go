@@ -15,7 +15,7 @@ import (
 	"github.com/anchore/grype/grype/matcher"
 	"github.com/anchore/grype/grype/pkg"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/vulndb"
 	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
 )
@@ -32,7 +32,7 @@ func TestMatchDpkgOnly(t *testing.T) {
 	if len(matches) == 0 {
 		t.Fatal("no matches")
 	}
-	bySeverity := map[image.Severity]int{}
+	bySeverity := map[buildgate.Severity]int{}
 	withCVSS, fixed := 0, 0
 	for _, mt := range matches {
 		bySeverity[mt.Severity]++
@@ -48,7 +48,7 @@ func TestMatchDpkgOnly(t *testing.T) {
 		if len(mt.CVSS) > 0 {
 			withCVSS++
 		}
-		if mt.FixState == image.FixStateFixed {
+		if mt.FixState == buildgate.FixStateFixed {
 			fixed++
 			if len(mt.FixVersions) == 0 {
 				t.Errorf("%s: fixed without fix versions", mt.VulnerabilityID)
@@ -57,7 +57,7 @@ func TestMatchDpkgOnly(t *testing.T) {
 	}
 	t.Logf("%d matches: %v; %d with CVSS, %d fixed", len(matches), bySeverity, withCVSS, fixed)
 	// Debian's records carry no severity: known ones came from NVD
-	if known := len(matches) - bySeverity[image.SeverityUnknown]; known == 0 {
+	if known := len(matches) - bySeverity[buildgate.SeverityUnknown]; known == 0 {
 		t.Error("every Debian match has severity Unknown: NVD severities did not reach them")
 	}
 	if withCVSS == 0 {
@@ -89,7 +89,7 @@ func TestMatchParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[key]image.Match{}
+			got := map[key]buildgate.Match{}
 			for _, mt := range gate {
 				got[key{mt.VulnerabilityID, mt.PackageName, mt.PackageVersion}] = mt
 			}
@@ -153,7 +153,7 @@ func TestMatchParity(t *testing.T) {
 
 // checkApp checks bookworm-app's matches beyond the OS: npm and Go ones, and
 // KEV on HTTP/2 Rapid Reset in golang.org/x/net (PROVENANCE.md).
-func checkApp(t *testing.T, matches []image.Match) {
+func checkApp(t *testing.T, matches []buildgate.Match) {
 	t.Helper()
 	types := map[string]bool{}
 	kev := false

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/vulndb"
 	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
 )
@@ -23,11 +23,11 @@ func TestPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []byte
-	var gotInfo image.DBInfo
+	var gotInfo buildgate.DBInfo
 	var gotSource string
 	var refuse error
 	opts := vulndb.DefaultOptions()
-	opts.Publish = func(_ context.Context, path string, info image.DBInfo, source string) error {
+	opts.Publish = func(_ context.Context, path string, info buildgate.DBInfo, source string) error {
 		if refuse != nil {
 			return refuse
 		}

@@ -54,9 +54,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/server"
 )
@@ -71,45 +71,45 @@ const apiVersion = "0.1.20"
 
 // Images submits images for analysis.
 type Images interface {
-	Submit(ctx context.Context, req analysis.SubmitRequest) (*image.Image, error)
+	Submit(ctx context.Context, req analysis.SubmitRequest) (*buildgate.Image, error)
 }
 
 // Store is what the Anchore API reads and writes directly.
 type Store interface {
-	Image(ctx context.Context, digest string) (*image.Image, error)
-	ListImages(ctx context.Context, tag string, status image.Status) ([]image.Image, error)
+	Image(ctx context.Context, digest string) (*buildgate.Image, error)
+	ListImages(ctx context.Context, tag string, status buildgate.Status) ([]buildgate.Image, error)
 	DeleteImage(ctx context.Context, digest string) error
-	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
-	ImageMetadata(ctx context.Context, digest string) (*image.Metadata, error)
-	ImageOrigin(ctx context.Context, digest string) (*image.Origin, error)
-	TokenByHash(ctx context.Context, hash string) (*image.Token, error)
+	Analysis(ctx context.Context, digest string) (*buildgate.Analysis, error)
+	ImageMetadata(ctx context.Context, digest string) (*buildgate.Metadata, error)
+	ImageOrigin(ctx context.Context, digest string) (*buildgate.Origin, error)
+	TokenByHash(ctx context.Context, hash string) (*buildgate.Token, error)
 
-	Policy(ctx context.Context, id string) (*image.PolicyRecord, error)
-	ListPolicies(ctx context.Context) ([]image.PolicyRecord, error)
+	Policy(ctx context.Context, id string) (*buildgate.PolicyRecord, error)
+	ListPolicies(ctx context.Context) ([]buildgate.PolicyRecord, error)
 	DeletePolicy(ctx context.Context, id string) error
 
 	EnsureSubscriptions(ctx context.Context, key string, types, activate []string) error
-	AddSubscription(ctx context.Context, key, typ string, active bool) (*image.Subscription, error)
-	Subscription(ctx context.Context, id string) (*image.Subscription, error)
-	ListSubscriptions(ctx context.Context, key, typ string) ([]image.Subscription, error)
-	SetSubscriptionActive(ctx context.Context, id string, active bool) (*image.Subscription, error)
+	AddSubscription(ctx context.Context, key, typ string, active bool) (*buildgate.Subscription, error)
+	Subscription(ctx context.Context, id string) (*buildgate.Subscription, error)
+	ListSubscriptions(ctx context.Context, key, typ string) ([]buildgate.Subscription, error)
+	SetSubscriptionActive(ctx context.Context, id string, active bool) (*buildgate.Subscription, error)
 	DeleteSubscription(ctx context.Context, id string) error
 }
 
 // Verdicts stores policy bundles and evaluates images against them; the
 // gate's /v1 check uses the same service, so verdicts agree.
 type Verdicts interface {
-	Save(ctx context.Context, id string, data []byte, activate bool) (*image.PolicyRecord, error)
+	Save(ctx context.Context, id string, data []byte, activate bool) (*buildgate.PolicyRecord, error)
 	Activate(ctx context.Context, id string) error
 	Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error)
 }
 
 // Registries stores registry credentials. The password never comes back.
 type Registries interface {
-	Add(ctx context.Context, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
-	Update(ctx context.Context, registry string, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
-	Get(ctx context.Context, registry string) (*image.RegistryCredential, error)
-	List(ctx context.Context) ([]image.RegistryCredential, error)
+	Add(ctx context.Context, cred buildgate.RegistryCredential, password string, validate bool) (*buildgate.RegistryCredential, error)
+	Update(ctx context.Context, registry string, cred buildgate.RegistryCredential, password string, validate bool) (*buildgate.RegistryCredential, error)
+	Get(ctx context.Context, registry string) (*buildgate.RegistryCredential, error)
+	List(ctx context.Context) ([]buildgate.RegistryCredential, error)
 	Delete(ctx context.Context, registry string) error
 }
 
@@ -169,10 +169,10 @@ func Route(e *echo.Echo, cfg Config) *API {
 	e.GET("/swagger.json", a.swagger)
 
 	g := e.Group(Prefix)
-	read, submit := a.auth(image.ActReadImages), a.auth(image.ActSubmitImages)
-	readPolicies, writePolicies := a.auth(image.ActReadPolicies), a.auth(image.ActWritePolicies)
-	registries := a.auth(image.ActManageRegistries)
-	readSubs, writeSubs := a.auth(image.ActReadSubscriptions), a.auth(image.ActWriteSubscriptions)
+	read, submit := a.auth(buildgate.ActReadImages), a.auth(buildgate.ActSubmitImages)
+	readPolicies, writePolicies := a.auth(buildgate.ActReadPolicies), a.auth(buildgate.ActWritePolicies)
+	registries := a.auth(buildgate.ActManageRegistries)
+	readSubs, writeSubs := a.auth(buildgate.ActReadSubscriptions), a.auth(buildgate.ActWriteSubscriptions)
 	route := func(method, path string, h func(echo.Context) error, m ...echo.MiddlewareFunc) {
 		g.Add(method, path, a.handle(h), m...)
 	}
@@ -184,7 +184,7 @@ func Route(e *echo.Echo, cfg Config) *API {
 	route(http.MethodGet, "/images", a.listImages, read)
 	route(http.MethodGet, "/images/by_id/:id", a.imageByID, read)
 	route(http.MethodGet, "/images/:digest", a.getImage, read)
-	route(http.MethodDelete, "/images/:digest", a.deleteImage, a.auth(image.ActDeleteImages))
+	route(http.MethodDelete, "/images/:digest", a.deleteImage, a.auth(buildgate.ActDeleteImages))
 	route(http.MethodGet, "/images/:digest/vuln", a.vulnTypes, read)
 	route(http.MethodGet, "/images/:digest/vuln/:type", a.vulnerabilities, read)
 	route(http.MethodGet, "/images/:digest/content", a.contentTypes, read)
@@ -213,7 +213,7 @@ func Route(e *echo.Echo, cfg Config) *API {
 	route(http.MethodGet, "/system/feeds", a.feeds, read)
 
 	g.RouteNotFound("/*", a.handle(func(c echo.Context) error {
-		return image.Errorf(image.ENOTFOUND, "no such path: %s %s", c.Request().Method, c.Request().URL.Path)
+		return buildgate.Errorf(buildgate.ENOTFOUND, "no such path: %s %s", c.Request().Method, c.Request().URL.Path)
 	}))
 	return a
 }
@@ -389,23 +389,23 @@ func credential(header string) string {
 }
 
 // auth authenticates the request and lets through tokens whose role may
-// do act (image.Role.Can, the table every face of the gate asks).
-func (a *API) auth(act image.Action) echo.MiddlewareFunc {
+// do act (buildgate.Role.Can, the table every face of the gate asks).
+func (a *API) auth(act buildgate.Action) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return a.handle(func(c echo.Context) error {
 			secret := credential(c.Request().Header.Get("Authorization"))
 			if secret == "" {
-				return image.Errorf(image.EUNAUTHORIZED, "Unauthorized: send the API token as the Basic user name or as a Bearer token")
+				return buildgate.Errorf(buildgate.EUNAUTHORIZED, "Unauthorized: send the API token as the Basic user name or as a Bearer token")
 			}
 			t, err := a.cfg.Store.TokenByHash(c.Request().Context(), server.HashToken(secret))
 			if err != nil {
-				if image.ErrorCode(err) == image.EUNAUTHORIZED {
-					return image.Errorf(image.EUNAUTHORIZED, "Unauthorized: %s", image.ErrorMessage(err))
+				if buildgate.ErrorCode(err) == buildgate.EUNAUTHORIZED {
+					return buildgate.Errorf(buildgate.EUNAUTHORIZED, "Unauthorized: %s", buildgate.ErrorMessage(err))
 				}
 				return err
 			}
-			if err := image.Allow(t, act); err != nil {
-				return image.Errorf(image.EFORBIDDEN, "Not authorized: %s", image.ErrorMessage(err))
+			if err := buildgate.Allow(t, act); err != nil {
+				return buildgate.Errorf(buildgate.EFORBIDDEN, "Not authorized: %s", buildgate.ErrorMessage(err))
 			}
 			c.Set(tokenKey, t)
 			return next(c)
@@ -463,7 +463,7 @@ func boolParam(c echo.Context, name string, def bool) (bool, error) {
 	case "false", "0", "no", "none":
 		return false, nil
 	}
-	return false, image.Errorf(image.EINVALID, "query parameter %s=%q is not a boolean (want True or False)", name, v)
+	return false, buildgate.Errorf(buildgate.EINVALID, "query parameter %s=%q is not a boolean (want True or False)", name, v)
 }
 
 // pathParam returns a path parameter, unescaped (digests arrive raw and as
@@ -472,7 +472,7 @@ func pathParam(c echo.Context, name string) (string, error) {
 	raw := c.Param(name)
 	v, err := url.PathUnescape(raw)
 	if err != nil || v == "" {
-		return "", image.Errorf(image.EINVALID, "invalid %s %q", name, raw)
+		return "", buildgate.Errorf(buildgate.EINVALID, "invalid %s %q", name, raw)
 	}
 	return v, nil
 }
@@ -481,16 +481,16 @@ func pathParam(c echo.Context, name string) (string, error) {
 func decodeBody(c echo.Context, v any) error {
 	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBody+1))
 	if err != nil {
-		return image.Errorf(image.EINVALID, "reading the body: %v", err)
+		return buildgate.Errorf(buildgate.EINVALID, "reading the body: %v", err)
 	}
 	if len(b) > maxBody {
-		return image.Errorf(image.EINVALID, "the body is larger than %d bytes", maxBody)
+		return buildgate.Errorf(buildgate.EINVALID, "the body is larger than %d bytes", maxBody)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return image.Errorf(image.EINVALID, "the request has no JSON body")
+		return buildgate.Errorf(buildgate.EINVALID, "the request has no JSON body")
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return image.Errorf(image.EINVALID, "invalid JSON body: %v", err)
+		return buildgate.Errorf(buildgate.EINVALID, "invalid JSON body: %v", err)
 	}
 	return nil
 }

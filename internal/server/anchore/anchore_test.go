@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/server"
 	"github.com/buildgate/buildgate/internal/server/anchore"
@@ -21,63 +21,63 @@ import (
 // panics (the embedded interface is nil).
 type fakeStore struct{ anchore.Store }
 
-func (fakeStore) TokenByHash(_ context.Context, hash string) (*image.Token, error) {
+func (fakeStore) TokenByHash(_ context.Context, hash string) (*buildgate.Token, error) {
 	switch hash {
 	case server.HashToken("admin-token"):
-		return &image.Token{Name: "admin", Role: image.RoleAdmin}, nil
+		return &buildgate.Token{Name: "admin", Role: buildgate.RoleAdmin}, nil
 	case server.HashToken("ci-token"):
-		return &image.Token{Name: "ci", Role: image.RoleCI}, nil
+		return &buildgate.Token{Name: "ci", Role: buildgate.RoleCI}, nil
 	case server.HashToken("viewer-token"):
 		// A token that verifies but whose role no route takes: the
 		// dispatcher looks at its body, the handlers refuse it.
-		return &image.Token{Name: "viewer", Role: "viewer"}, nil
+		return &buildgate.Token{Name: "viewer", Role: "viewer"}, nil
 	}
-	return nil, image.Errorf(image.EUNAUTHORIZED, "unknown token")
+	return nil, buildgate.Errorf(buildgate.EUNAUTHORIZED, "unknown token")
 }
 
-func (fakeStore) Image(_ context.Context, digest string) (*image.Image, error) {
+func (fakeStore) Image(_ context.Context, digest string) (*buildgate.Image, error) {
 	if digest != "sha256:abc" {
-		return nil, image.Errorf(image.ENOTFOUND, "image %q not found", digest)
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "image %q not found", digest)
 	}
-	return &image.Image{Digest: digest, Status: image.StatusAnalyzed, Tags: []string{"docker.io/x:1"}}, nil
+	return &buildgate.Image{Digest: digest, Status: buildgate.StatusAnalyzed, Tags: []string{"docker.io/x:1"}}, nil
 }
 
 // noActivePolicy answers every check as the store does with no active bundle.
 type noActivePolicy struct{ anchore.Verdicts }
 
 func (noActivePolicy) Check(context.Context, string, string, string) (*policy.Verdict, error) {
-	return nil, image.Errorf(image.ENOTFOUND, "no policy is active")
+	return nil, buildgate.Errorf(buildgate.ENOTFOUND, "no policy is active")
 }
 
 // fakeRegistries records what the Anchore routes pass on.
 type fakeRegistries struct {
 	calls    []string
-	cred     image.RegistryCredential
+	cred     buildgate.RegistryCredential
 	password string
 	validate bool
 }
 
-func (f *fakeRegistries) Add(_ context.Context, c image.RegistryCredential, pw string, validate bool) (*image.RegistryCredential, error) {
+func (f *fakeRegistries) Add(_ context.Context, c buildgate.RegistryCredential, pw string, validate bool) (*buildgate.RegistryCredential, error) {
 	f.calls = append(f.calls, "add "+c.Registry)
 	f.cred, f.password, f.validate = c, pw, validate
 	return &c, nil
 }
 
-func (f *fakeRegistries) Update(_ context.Context, registry string, c image.RegistryCredential, pw string, validate bool) (*image.RegistryCredential, error) {
+func (f *fakeRegistries) Update(_ context.Context, registry string, c buildgate.RegistryCredential, pw string, validate bool) (*buildgate.RegistryCredential, error) {
 	f.calls = append(f.calls, "update "+registry)
 	f.cred, f.password, f.validate = c, pw, validate
 	c.Registry = registry
 	return &c, nil
 }
 
-func (f *fakeRegistries) Get(_ context.Context, registry string) (*image.RegistryCredential, error) {
+func (f *fakeRegistries) Get(_ context.Context, registry string) (*buildgate.RegistryCredential, error) {
 	f.calls = append(f.calls, "get "+registry)
-	return &image.RegistryCredential{Registry: registry, Username: "robot", Type: "docker_v2"}, nil
+	return &buildgate.RegistryCredential{Registry: registry, Username: "robot", Type: "docker_v2"}, nil
 }
 
-func (f *fakeRegistries) List(context.Context) ([]image.RegistryCredential, error) {
+func (f *fakeRegistries) List(context.Context) ([]buildgate.RegistryCredential, error) {
 	f.calls = append(f.calls, "list")
-	return []image.RegistryCredential{{Registry: "quay.io/org", Username: "org+robot", Type: "docker_v2"}}, nil
+	return []buildgate.RegistryCredential{{Registry: "quay.io/org", Username: "org+robot", Type: "docker_v2"}}, nil
 }
 
 func (f *fakeRegistries) Delete(_ context.Context, registry string) error {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -75,13 +75,13 @@ func (a *API) check(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if img.Status != image.StatusAnalyzed {
+	if img.Status != buildgate.StatusAnalyzed {
 		return notAnalyzed(img)
 	}
 	tag := c.QueryParam("tag")
 	if tag == "" {
 		if len(img.Tags) == 0 {
-			return image.Errorf(image.EINVALID, "image %s has no tag: pass ?tag=registry/repository:tag", img.Digest)
+			return buildgate.Errorf(buildgate.EINVALID, "image %s has no tag: pass ?tag=registry/repository:tag", img.Digest)
 		}
 		tag = img.Tags[0]
 	}
@@ -105,7 +105,7 @@ func (a *API) check(c echo.Context) error {
 	return c.JSON(http.StatusOK, []map[string]map[string][]checkEntry{{img.Digest: {fulltag: {entry}}}})
 }
 
-func (a *API) checkDetail(c echo.Context, img *image.Image, v *policy.Verdict, fulltag string) (*checkDetail, error) {
+func (a *API) checkDetail(c echo.Context, img *buildgate.Image, v *policy.Verdict, fulltag string) (*checkDetail, error) {
 	ctx := c.Request().Context()
 	rec, err := a.cfg.Store.Policy(ctx, v.BundleID)
 	if err != nil {

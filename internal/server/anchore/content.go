@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // vulnTypes are the vulnerability types of /images/{digest}/vuln/{type}.
@@ -68,13 +68,13 @@ type vulnerabilityList struct {
 // vendor will not fix are left out.
 func (a *API) vulnerabilities(c echo.Context) error {
 	typ := c.Param("type")
-	keep := map[string]func(image.Match) bool{
-		"os":     image.Match.IsOS,
-		"non-os": func(m image.Match) bool { return !m.IsOS() },
-		"all":    func(image.Match) bool { return true },
+	keep := map[string]func(buildgate.Match) bool{
+		"os":     buildgate.Match.IsOS,
+		"non-os": func(m buildgate.Match) bool { return !m.IsOS() },
+		"all":    func(buildgate.Match) bool { return true },
 	}[typ]
 	if keep == nil {
-		return image.Errorf(image.ENOTFOUND, "vulnerability type (%s) not available (want os, non-os or all)", typ)
+		return buildgate.Errorf(buildgate.ENOTFOUND, "vulnerability type (%s) not available (want os, non-os or all)", typ)
 	}
 	vendorOnly, err := boolParam(c, "vendor_only", true)
 	if err != nil {
@@ -86,7 +86,7 @@ func (a *API) vulnerabilities(c echo.Context) error {
 	}
 	out := vulnerabilityList{ImageDigest: img.Digest, VulnerabilityType: typ, Vulnerabilities: []vulnerability{}}
 	for _, m := range sortedMatches(an.Matches) {
-		if !keep(m) || (vendorOnly && m.FixState == image.FixStateWontFix) {
+		if !keep(m) || (vendorOnly && m.FixState == buildgate.FixStateWontFix) {
 			continue
 		}
 		out.Vulnerabilities = append(out.Vulnerabilities, toVulnerability(m))
@@ -94,19 +94,19 @@ func (a *API) vulnerabilities(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func toVulnerability(m image.Match) vulnerability {
+func toVulnerability(m buildgate.Match) vulnerability {
 	feed, group := feedOf(m.Namespace)
 	v := vulnerability{
 		Vuln: m.VulnerabilityID, Package: m.PackageName + "-" + m.PackageVersion,
 		PackageName: m.PackageName, PackageVersion: m.PackageVersion, PackageType: packageType(m.PackageType),
 		PackagePath: m.PackagePath, PackageCPE: "None", Severity: m.Severity.String(), Fix: "None", URL: "None",
-		Feed: feed, FeedGroup: group, WillNotFix: m.FixState == image.FixStateWontFix,
+		Feed: feed, FeedGroup: group, WillNotFix: m.FixState == buildgate.FixStateWontFix,
 		NVDData: []cvssRecord{}, VendorData: []cvssRecord{},
 	}
 	if m.IsOS() || v.PackagePath == "" {
 		v.PackagePath = "pkgdb"
 	}
-	if m.FixState == image.FixStateFixed && len(m.FixVersions) > 0 {
+	if m.FixState == buildgate.FixStateFixed && len(m.FixVersions) > 0 {
 		v.Fix = strings.Join(m.FixVersions, ",")
 	}
 	switch {
@@ -127,7 +127,7 @@ func toVulnerability(m image.Match) vulnerability {
 
 // cvssOf gathers a match's CVSS v2 and v3 scores, preferring primary
 // scores (NVD's own) to secondary ones.
-func cvssOf(m image.Match) (cvssRecord, bool) {
+func cvssOf(m buildgate.Match) (cvssRecord, bool) {
 	rec := cvssRecord{ID: m.VulnerabilityID, CVSSv2: unknownScores, CVSSv3: unknownScores}
 	if !strings.HasPrefix(m.VulnerabilityID, "CVE-") {
 		for _, id := range m.RelatedIDs {
@@ -264,7 +264,7 @@ func (a *API) content(c echo.Context) error {
 	typ := c.Param("type")
 	_, known := contentPackageTypes[typ]
 	if !known && typ != "os" && typ != "files" {
-		return image.Errorf(image.ENOTFOUND, "content type (%s) not available (want one of %s)", typ, strings.Join(contentTypes, ", "))
+		return buildgate.Errorf(buildgate.ENOTFOUND, "content type (%s) not available (want one of %s)", typ, strings.Join(contentTypes, ", "))
 	}
 	img, an, err := a.analysed(c)
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -25,33 +25,33 @@ const (
 )
 
 // analysisStatus maps the gate's status to Anchore's.
-func analysisStatus(s image.Status) string {
+func analysisStatus(s buildgate.Status) string {
 	switch s {
-	case image.StatusAnalyzing:
+	case buildgate.StatusAnalyzing:
 		return statusAnalyzing
-	case image.StatusAnalyzed:
+	case buildgate.StatusAnalyzed:
 		return statusAnalyzed
-	case image.StatusFailed:
+	case buildgate.StatusFailed:
 		return statusAnalysisFailed
 	}
 	return statusNotAnalyzed
 }
 
 // gateStatus maps Anchore's analysis status to the gate's, for filters.
-func gateStatus(s string) (image.Status, error) {
+func gateStatus(s string) (buildgate.Status, error) {
 	switch s {
 	case "":
 		return "", nil
 	case statusNotAnalyzed:
-		return image.StatusQueued, nil
+		return buildgate.StatusQueued, nil
 	case statusAnalyzing:
-		return image.StatusAnalyzing, nil
+		return buildgate.StatusAnalyzing, nil
 	case statusAnalyzed:
-		return image.StatusAnalyzed, nil
+		return buildgate.StatusAnalyzed, nil
 	case statusAnalysisFailed:
-		return image.StatusFailed, nil
+		return buildgate.StatusFailed, nil
 	}
-	return "", image.Errorf(image.EINVALID, "unknown analysis_status %q (want not_analyzed, analyzing, analyzed or analysis_failed)", s)
+	return "", buildgate.Errorf(buildgate.EINVALID, "unknown analysis_status %q (want not_analyzed, analyzing, analyzed or analysis_failed)", s)
 }
 
 // imageRecord is Anchore's image record.
@@ -106,7 +106,7 @@ const userID = "admin"
 
 // imageID returns Anchore's imageId (the config digest's hex) of an
 // analysed image, or "" before analysis.
-func imageID(md *image.Metadata) string {
+func imageID(md *buildgate.Metadata) string {
 	if md == nil {
 		return ""
 	}
@@ -114,14 +114,14 @@ func imageID(md *image.Metadata) string {
 }
 
 // record builds Anchore's record of an image.
-func (a *API) record(ctx context.Context, img *image.Image) (imageRecord, error) {
+func (a *API) record(ctx context.Context, img *buildgate.Image) (imageRecord, error) {
 	origin, err := a.cfg.Store.ImageOrigin(ctx, img.Digest)
 	if err != nil {
 		return imageRecord{}, err
 	}
-	var md *image.Metadata
-	if img.Status == image.StatusAnalyzed {
-		if md, err = a.cfg.Store.ImageMetadata(ctx, img.Digest); err != nil && image.ErrorCode(err) != image.ENOTFOUND {
+	var md *buildgate.Metadata
+	if img.Status == buildgate.StatusAnalyzed {
+		if md, err = a.cfg.Store.ImageMetadata(ctx, img.Digest); err != nil && buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 			return imageRecord{}, err
 		}
 	}
@@ -193,7 +193,7 @@ func (a *API) record(ctx context.Context, img *image.Image) (imageRecord, error)
 
 func ptr[T any](v T) *T { return &v }
 
-func (a *API) records(ctx context.Context, imgs []image.Image) ([]imageRecord, error) {
+func (a *API) records(ctx context.Context, imgs []buildgate.Image) ([]imageRecord, error) {
 	out := make([]imageRecord, 0, len(imgs))
 	for i := range imgs {
 		rec, err := a.record(ctx, &imgs[i])
@@ -222,7 +222,7 @@ func decodeDockerfile(s string) (string, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "=")); err != nil {
-			return "", image.Errorf(image.EINVALID, "input dockerfile data must be base64 encoded: %v", err)
+			return "", buildgate.Errorf(buildgate.EINVALID, "input dockerfile data must be base64 encoded: %v", err)
 		}
 	}
 	return string(b), nil
@@ -244,7 +244,7 @@ func (a *API) addImage(c echo.Context) error {
 		return err
 	}
 	if strings.TrimSpace(req.Tag) == "" {
-		return image.Errorf(image.EINVALID, "the body needs a tag: {\"tag\": \"registry/repository:tag\"}")
+		return buildgate.Errorf(buildgate.EINVALID, "the body needs a tag: {\"tag\": \"registry/repository:tag\"}")
 	}
 	dockerfile, err := decodeDockerfile(req.Dockerfile)
 	if err != nil {
@@ -271,10 +271,10 @@ func (a *API) addImage(c echo.Context) error {
 	// token's autosubscribe adds the image and the inactive subscriptions
 	// and activates nothing (/v1 and the console keep the same rule).
 	var activate []string
-	if t, _ := c.Get(tokenKey).(*image.Token); autosubscribe && t != nil && t.Role.Can(image.ActWriteSubscriptions) {
-		activate = []string{image.SubscriptionTagUpdate}
+	if t, _ := c.Get(tokenKey).(*buildgate.Token); autosubscribe && t != nil && t.Role.Can(buildgate.ActWriteSubscriptions) {
+		activate = []string{buildgate.SubscriptionTagUpdate}
 	}
-	if err := a.cfg.Store.EnsureSubscriptions(ctx, policy.FullTag(req.Tag), image.SubscriptionTypes(), activate); err != nil {
+	if err := a.cfg.Store.EnsureSubscriptions(ctx, policy.FullTag(req.Tag), buildgate.SubscriptionTypes(), activate); err != nil {
 		return err
 	}
 	rec, err := a.record(ctx, img)
@@ -339,14 +339,14 @@ func (a *API) listImages(c echo.Context) error {
 }
 
 // image returns the image named by the :digest path parameter.
-func (a *API) image(c echo.Context) (*image.Image, error) {
+func (a *API) image(c echo.Context) (*buildgate.Image, error) {
 	d, err := pathParam(c, "digest")
 	if err != nil {
 		return nil, err
 	}
 	img, err := a.cfg.Store.Image(c.Request().Context(), d)
-	if image.ErrorCode(err) == image.ENOTFOUND {
-		return nil, image.Errorf(image.ENOTFOUND, "image not found in DB: %s", d)
+	if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "image not found in DB: %s", d)
 	}
 	return img, err
 }
@@ -372,7 +372,7 @@ func (a *API) imageByID(c echo.Context) error {
 	}
 	id = strings.TrimPrefix(id, "sha256:")
 	ctx := c.Request().Context()
-	imgs, err := a.cfg.Store.ListImages(ctx, "", image.StatusAnalyzed)
+	imgs, err := a.cfg.Store.ListImages(ctx, "", buildgate.StatusAnalyzed)
 	if err != nil {
 		return err
 	}
@@ -389,7 +389,7 @@ func (a *API) imageByID(c echo.Context) error {
 			return c.JSON(http.StatusOK, []imageRecord{rec})
 		}
 	}
-	return image.Errorf(image.ENOTFOUND, "image not found in DB: imageId %s", id)
+	return buildgate.Errorf(buildgate.ENOTFOUND, "image not found in DB: imageId %s", id)
 }
 
 // deleteImage deletes an image; one under analysis only with force.
@@ -402,8 +402,8 @@ func (a *API) deleteImage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if img.Status == image.StatusAnalyzing && !force {
-		return image.Errorf(image.ECONFLICT, "cannot delete image that is being analyzed (use force=True): %s", img.Digest)
+	if img.Status == buildgate.StatusAnalyzing && !force {
+		return buildgate.Errorf(buildgate.ECONFLICT, "cannot delete image that is being analyzed (use force=True): %s", img.Digest)
 	}
 	if err := a.cfg.Store.DeleteImage(c.Request().Context(), img.Digest); err != nil {
 		return err
@@ -414,12 +414,12 @@ func (a *API) deleteImage(c echo.Context) error {
 // analysed returns the image and its analysis, or Anchore's 404 naming
 // the analysis status while it is not analysed (analysis_failed when the
 // analysis failed, so clients stop waiting).
-func (a *API) analysed(c echo.Context) (*image.Image, *image.Analysis, error) {
+func (a *API) analysed(c echo.Context) (*buildgate.Image, *buildgate.Analysis, error) {
 	img, err := a.image(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	if img.Status != image.StatusAnalyzed {
+	if img.Status != buildgate.StatusAnalyzed {
 		return nil, nil, notAnalyzed(img)
 	}
 	an, err := a.cfg.Store.Analysis(c.Request().Context(), img.Digest)
@@ -429,13 +429,13 @@ func (a *API) analysed(c echo.Context) (*image.Image, *image.Analysis, error) {
 	return img, an, nil
 }
 
-func notAnalyzed(img *image.Image) error {
-	return image.Errorf(image.ENOTFOUND, "image is not analyzed - analysis_status: %s", analysisStatus(img.Status))
+func notAnalyzed(img *buildgate.Image) error {
+	return buildgate.Errorf(buildgate.ENOTFOUND, "image is not analyzed - analysis_status: %s", analysisStatus(img.Status))
 }
 
 // sortedMatches orders matches by severity (highest first), id, package.
-func sortedMatches(ms []image.Match) []image.Match {
-	out := append([]image.Match(nil), ms...)
+func sortedMatches(ms []buildgate.Match) []buildgate.Match {
+	out := append([]buildgate.Match(nil), ms...)
 	sort.SliceStable(out, func(i, j int) bool {
 		x, y := out[i], out[j]
 		if x.Severity != y.Severity {

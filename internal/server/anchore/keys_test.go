@@ -15,7 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/server"
 )
 
@@ -98,11 +98,11 @@ func FuzzTopLevelKeys(f *testing.F) {
 // tokens knows one ci token; any other store call panics.
 type tokens struct{ Store }
 
-func (tokens) TokenByHash(_ context.Context, hash string) (*image.Token, error) {
+func (tokens) TokenByHash(_ context.Context, hash string) (*buildgate.Token, error) {
 	if hash == server.HashToken("ci-token") {
-		return &image.Token{Name: "ci", Role: image.RoleCI}, nil
+		return &buildgate.Token{Name: "ci", Role: buildgate.RoleCI}, nil
 	}
-	return nil, image.Errorf(image.EUNAUTHORIZED, "unknown token")
+	return nil, buildgate.Errorf(buildgate.EUNAUTHORIZED, "unknown token")
 }
 
 // TestNoBodyReadBeforeAuth sends large POSTs that both APIs route, with no

@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -24,7 +24,7 @@ type policyRecord struct {
 	PolicyBundle json.RawMessage `json:"policybundle,omitempty"`
 }
 
-func toPolicyRecord(rec *image.PolicyRecord, withBundle bool) policyRecord {
+func toPolicyRecord(rec *buildgate.PolicyRecord, withBundle bool) policyRecord {
 	p := policyRecord{
 		PolicyID: rec.ID, Active: rec.Active, Name: rec.Name, PolicySource: "local",
 		CreatedAt: isoTime(rec.CreatedAt), LastUpdated: isoTime(rec.UpdatedAt), UserID: userID,
@@ -39,13 +39,13 @@ func toPolicyRecord(rec *image.PolicyRecord, withBundle bool) policyRecord {
 func readBody(c echo.Context) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(c.Request().Body, maxPeek+1))
 	if err != nil {
-		return nil, image.Errorf(image.EINVALID, "reading the body: %v", err)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "reading the body: %v", err)
 	}
 	if len(b) > maxPeek {
-		return nil, image.Errorf(image.EINVALID, "the body is larger than %d bytes", maxPeek)
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the body is larger than %d bytes", maxPeek)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, image.Errorf(image.EINVALID, "the request has no body")
+		return nil, buildgate.Errorf(buildgate.EINVALID, "the request has no body")
 	}
 	return b, nil
 }
@@ -126,7 +126,7 @@ func (a *API) updatePolicy(c echo.Context) error {
 		Policies     json.RawMessage `json:"policies"`
 	}
 	if err := json.Unmarshal(b, &body); err != nil {
-		return image.Errorf(image.EINVALID, "invalid JSON body: %v", err)
+		return buildgate.Errorf(buildgate.EINVALID, "invalid JSON body: %v", err)
 	}
 	bundle := body.PolicyBundle
 	if len(bundle) == 0 && len(body.Policies) > 0 {

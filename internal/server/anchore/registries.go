@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/server"
 )
 
@@ -24,7 +24,7 @@ type registryRecord struct {
 	UserID         string `json:"userId"`
 }
 
-func toRegistryRecord(c *image.RegistryCredential) registryRecord {
+func toRegistryRecord(c *buildgate.RegistryCredential) registryRecord {
 	return registryRecord{
 		Registry: c.Registry, RegistryName: c.Name, RegistryUser: c.Username, RegistryType: c.Type,
 		RegistryVerify: c.VerifyTLS, CreatedAt: isoTime(c.CreatedAt), LastUpdated: isoTime(c.UpdatedAt), UserID: userID,
@@ -44,8 +44,8 @@ type registryRequest struct {
 // credential turns the request into a record: the type defaults to
 // docker_v2 and TLS verification to on; registry_verify may be a JSON
 // boolean or a string ("True", "false").
-func (r registryRequest) credential() (image.RegistryCredential, error) {
-	c := image.RegistryCredential{Registry: strings.TrimSpace(r.Registry), Username: r.RegistryUser, VerifyTLS: true}
+func (r registryRequest) credential() (buildgate.RegistryCredential, error) {
+	c := buildgate.RegistryCredential{Registry: strings.TrimSpace(r.Registry), Username: r.RegistryUser, VerifyTLS: true}
 	if r.RegistryType != nil {
 		c.Type = *r.RegistryType
 	}
@@ -58,14 +58,14 @@ func (r registryRequest) credential() (image.RegistryCredential, error) {
 		if err := json.Unmarshal(r.RegistryVerify, &b); err != nil {
 			var s string
 			if json.Unmarshal(r.RegistryVerify, &s) != nil {
-				return c, image.Errorf(image.EINVALID, "registry_verify must be true or false, not %s", v)
+				return c, buildgate.Errorf(buildgate.EINVALID, "registry_verify must be true or false, not %s", v)
 			}
 			switch strings.ToLower(s) {
 			case "true", "1", "yes":
 				b = true
 			case "false", "0", "no":
 			default:
-				return c, image.Errorf(image.EINVALID, "registry_verify must be true or false, not %q", s)
+				return c, buildgate.Errorf(buildgate.EINVALID, "registry_verify must be true or false, not %q", s)
 			}
 		}
 		c.VerifyTLS = b
@@ -89,7 +89,7 @@ func registryParam(c echo.Context) (string, error) {
 	raw := c.Param("*")
 	v, err := url.PathUnescape(raw)
 	if err != nil || strings.TrimSpace(v) == "" {
-		return "", image.Errorf(image.EINVALID, "invalid registry %q", raw)
+		return "", buildgate.Errorf(buildgate.EINVALID, "invalid registry %q", raw)
 	}
 	return v, nil
 }

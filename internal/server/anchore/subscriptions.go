@@ -7,7 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -23,7 +23,7 @@ type subscriptionRecord struct {
 	UserID            string  `json:"userId"`
 }
 
-func toSubscriptionRecord(s *image.Subscription) subscriptionRecord {
+func toSubscriptionRecord(s *buildgate.Subscription) subscriptionRecord {
 	return subscriptionRecord{
 		SubscriptionID: s.ID, SubscriptionKey: s.Key, SubscriptionType: s.Type, Active: s.Active,
 		CreatedAt: isoTime(s.CreatedAt), LastUpdated: isoTime(s.UpdatedAt), UserID: userID,
@@ -39,8 +39,8 @@ func subscriptionKey(key string) string {
 }
 
 func checkSubscriptionType(t string) error {
-	if t != "" && !slices.Contains(image.SubscriptionTypes(), t) {
-		return image.Errorf(image.EINVALID, "unknown subscription_type %q (want one of %s)", t, strings.Join(image.SubscriptionTypes(), ", "))
+	if t != "" && !slices.Contains(buildgate.SubscriptionTypes(), t) {
+		return buildgate.Errorf(buildgate.EINVALID, "unknown subscription_type %q (want one of %s)", t, strings.Join(buildgate.SubscriptionTypes(), ", "))
 	}
 	return nil
 }
@@ -89,7 +89,7 @@ func (a *API) addSubscription(c echo.Context) error {
 	}
 	key := subscriptionKey(req.SubscriptionKey)
 	if key == "" || req.SubscriptionType == "" {
-		return image.Errorf(image.EINVALID, "the body needs both subscription_key and subscription_type")
+		return buildgate.Errorf(buildgate.EINVALID, "the body needs both subscription_key and subscription_type")
 	}
 	if err := checkSubscriptionType(req.SubscriptionType); err != nil {
 		return err

@@ -10,22 +10,22 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Admission manages admission rules and lists decisions
 // (admission.Service).
 type Admission interface {
-	CreateRule(ctx context.Context, r image.AdmissionRule) (*image.AdmissionRule, error)
-	Rules(ctx context.Context) ([]image.AdmissionRule, error)
+	CreateRule(ctx context.Context, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error)
+	Rules(ctx context.Context) ([]buildgate.AdmissionRule, error)
 	DeleteRule(ctx context.Context, id string) error
-	Decisions(ctx context.Context, f image.AdmissionDecisionFilter) ([]image.AdmissionDecision, error)
+	Decisions(ctx context.Context, f buildgate.AdmissionDecisionFilter) ([]buildgate.AdmissionDecision, error)
 }
 
 // admissionForm is the admission page's data.
 type admissionForm struct {
-	Rules     []image.AdmissionRule
-	Decisions []image.AdmissionDecision
+	Rules     []buildgate.AdmissionRule
+	Decisions []buildgate.AdmissionDecision
 	Modes     []string
 	// Form holds what was typed when a rule was refused.
 	Form map[string]string
@@ -38,16 +38,16 @@ func (c *Console) admissionPage(ec echo.Context, status int, errMsg string, form
 	ctx := ec.Request().Context()
 	rules, err := c.cfg.Admission.Rules(ctx)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
-	ds, err := c.cfg.Admission.Decisions(ctx, image.AdmissionDecisionFilter{Namespace: ec.QueryParam("namespace"), Limit: 100})
+	ds, err := c.cfg.Admission.Decisions(ctx, buildgate.AdmissionDecisionFilter{Namespace: ec.QueryParam("namespace"), Limit: 100})
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	if form == nil {
-		form = map[string]string{"mode": image.AdmissionPolicy, "on_error": image.OnErrorDeny, "wait": "8s", "position": strconv.Itoa(len(rules))}
+		form = map[string]string{"mode": buildgate.AdmissionPolicy, "on_error": buildgate.OnErrorDeny, "wait": "8s", "position": strconv.Itoa(len(rules))}
 	}
-	p := c.newPage(ec, "Admission", "runtime", admissionForm{Rules: rules, Decisions: ds, Modes: image.AdmissionModes(), Form: form})
+	p := c.newPage(ec, "Admission", "runtime", admissionForm{Rules: rules, Decisions: ds, Modes: buildgate.AdmissionModes(), Form: form})
 	p.Error = errMsg
 	return c.render(ec, status, "admission", p)
 }
@@ -58,10 +58,10 @@ func (c *Console) admission(ec echo.Context) error {
 
 // admissionRuleFromForm reads the rule form: namespaces separated by
 // commas or spaces, labels as key=value pairs.
-func admissionRuleFromForm(form map[string]string) (image.AdmissionRule, string) {
-	r := image.AdmissionRule{
+func admissionRuleFromForm(form map[string]string) (buildgate.AdmissionRule, string) {
+	r := buildgate.AdmissionRule{
 		Name: form["name"], Mode: form["mode"], Policy: form["policy"], OnError: form["on_error"],
-		Scope: image.AdmissionScope{Registry: form["registry"], Repository: form["repository"], Tag: form["tag"]},
+		Scope: buildgate.AdmissionScope{Registry: form["registry"], Repository: form["repository"], Tag: form["tag"]},
 	}
 	split := func(s string) []string {
 		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' })
@@ -107,7 +107,7 @@ func (c *Console) addAdmissionRule(ec echo.Context) error {
 		return c.admissionPage(ec, http.StatusBadRequest, "The rule was not added: "+problem, form)
 	}
 	if _, err := c.cfg.Admission.CreateRule(ec.Request().Context(), r); err != nil {
-		return c.admissionPage(ec, statusOf(err), "The rule was not added: "+image.ErrorMessage(err), form)
+		return c.admissionPage(ec, statusOf(err), "The rule was not added: "+buildgate.ErrorMessage(err), form)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/admission?notice=Rule+added.")
 }
@@ -117,7 +117,7 @@ func (c *Console) deleteAdmissionRule(ec echo.Context) error {
 		return c.fail(ec, http.StatusNotFound, "This gate does not answer admission reviews.")
 	}
 	if err := c.cfg.Admission.DeleteRule(ec.Request().Context(), ec.Param("id")); err != nil {
-		return c.admissionPage(ec, statusOf(err), image.ErrorMessage(err), nil)
+		return c.admissionPage(ec, statusOf(err), buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/admission?notice="+url.QueryEscape("Rule deleted."))
 }

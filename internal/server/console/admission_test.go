@@ -13,26 +13,26 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // memAdmission keeps rules in memory and refuses what the service refuses
 // by name, so the page's handling of refusals shows.
 type memAdmission struct {
-	rules     []image.AdmissionRule
-	decisions []image.AdmissionDecision
+	rules     []buildgate.AdmissionRule
+	decisions []buildgate.AdmissionDecision
 }
 
-func (m *memAdmission) CreateRule(_ context.Context, r image.AdmissionRule) (*image.AdmissionRule, error) {
-	if r.Mode != "" && r.Mode != image.AdmissionPolicy && r.Mode != image.AdmissionAudit && r.Mode != image.AdmissionAnalysis {
-		return nil, image.Errorf(image.EINVALID, "mode %q is not one of policy, analysis, audit", r.Mode)
+func (m *memAdmission) CreateRule(_ context.Context, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error) {
+	if r.Mode != "" && r.Mode != buildgate.AdmissionPolicy && r.Mode != buildgate.AdmissionAudit && r.Mode != buildgate.AdmissionAnalysis {
+		return nil, buildgate.Errorf(buildgate.EINVALID, "mode %q is not one of policy, analysis, audit", r.Mode)
 	}
 	r.ID = "r" + string(rune('0'+len(m.rules)))
 	m.rules = append(m.rules, r)
 	return &r, nil
 }
 
-func (m *memAdmission) Rules(context.Context) ([]image.AdmissionRule, error) { return m.rules, nil }
+func (m *memAdmission) Rules(context.Context) ([]buildgate.AdmissionRule, error) { return m.rules, nil }
 
 func (m *memAdmission) DeleteRule(_ context.Context, id string) error {
 	for i, r := range m.rules {
@@ -41,20 +41,20 @@ func (m *memAdmission) DeleteRule(_ context.Context, id string) error {
 			return nil
 		}
 	}
-	return image.Errorf(image.ENOTFOUND, "admission rule %q not found", id)
+	return buildgate.Errorf(buildgate.ENOTFOUND, "admission rule %q not found", id)
 }
 
-func (m *memAdmission) Decisions(context.Context, image.AdmissionDecisionFilter) ([]image.AdmissionDecision, error) {
+func (m *memAdmission) Decisions(context.Context, buildgate.AdmissionDecisionFilter) ([]buildgate.AdmissionDecision, error) {
 	return m.decisions, nil
 }
 
 func TestAdmissionPage(t *testing.T) {
 	e := echo.New()
-	adm := &memAdmission{decisions: []image.AdmissionDecision{{
+	adm := &memAdmission{decisions: []buildgate.AdmissionDecision{{
 		ID: "d1", CreatedAt: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC), Cluster: "prod-eu", Namespace: "prod-web",
 		Kind: "Deployment", Name: "web", User: "alice", RuleName: "prod", Mode: "policy",
 		Message: `image r/a:1 (sha256:ab) is STOP under policy "default"`,
-		Images:  []image.AdmissionImage{{Kind: "init", Container: "migrate", Image: "r/a:1", Digest: "sha256:ab", Verdict: "stop"}},
+		Images:  []buildgate.AdmissionImage{{Kind: "init", Container: "migrate", Image: "r/a:1", Digest: "sha256:ab", Verdict: "stop"}},
 	}}}
 	Route(e, Config{Images: &fakeImages{}, Store: newFakeStore(), Policies: nopPolicies{}, Admission: adm, HashToken: func(s string) string { return s }})
 	srv := httptest.NewServer(e)

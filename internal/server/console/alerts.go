@@ -9,22 +9,22 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/alert"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
 // Alerts manages alerts and notification channels (alert.Service), the
 // same service /v1/alerts and /v1/channels use.
 type Alerts interface {
-	CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, error)
-	UpdateAlert(ctx context.Context, id string, a image.Alert) (*image.Alert, error)
-	Alert(ctx context.Context, id string) (*image.Alert, error)
-	Alerts(ctx context.Context) ([]image.Alert, error)
+	CreateAlert(ctx context.Context, a buildgate.Alert) (*buildgate.Alert, error)
+	UpdateAlert(ctx context.Context, id string, a buildgate.Alert) (*buildgate.Alert, error)
+	Alert(ctx context.Context, id string) (*buildgate.Alert, error)
+	Alerts(ctx context.Context) ([]buildgate.Alert, error)
 	DeleteAlert(ctx context.Context, id string) error
-	AlertDeliveries(ctx context.Context, id string, limit int) ([]image.Delivery, error)
-	CreateChannel(ctx context.Context, in alert.ChannelInput) (*image.Channel, error)
-	Channels(ctx context.Context) ([]image.Channel, error)
+	AlertDeliveries(ctx context.Context, id string, limit int) ([]buildgate.Delivery, error)
+	CreateChannel(ctx context.Context, in alert.ChannelInput) (*buildgate.Channel, error)
+	Channels(ctx context.Context) ([]buildgate.Channel, error)
 	DeleteChannel(ctx context.Context, id string) error
 	TestChannel(ctx context.Context, id string) (*alert.TestResult, error)
 }
@@ -34,10 +34,10 @@ var alertSeverities = []string{"negligible", "low", "medium", "high", "critical"
 // alertForm is an alert as its form shows it.
 type alertForm struct {
 	ID          string
-	Alert       image.Alert
-	Channels    []image.Channel
-	Trig        map[string]image.AlertTrigger
-	Deliveries  []image.Delivery
+	Alert       buildgate.Alert
+	Channels    []buildgate.Channel
+	Trig        map[string]buildgate.AlertTrigger
+	Deliveries  []buildgate.Delivery
 	Severities  []string
 	TriggerList []string
 }
@@ -53,18 +53,18 @@ func (c *Console) alertsPage(ec echo.Context, status int, errMsg string, chForm 
 	ctx := ec.Request().Context()
 	alerts, err := c.cfg.Alerts.Alerts(ctx)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	channels, err := c.cfg.Alerts.Channels(ctx)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	names := map[string]string{}
 	for _, ch := range channels {
 		names[ch.ID] = ch.Name
 	}
 	if chForm == nil {
-		chForm = map[string]string{"type": image.ChannelWebhook, "tls": "starttls"}
+		chForm = map[string]string{"type": buildgate.ChannelWebhook, "tls": "starttls"}
 	}
 	p := c.newPage(ec, "Alerts", "alerts", map[string]any{"Alerts": alerts, "Channels": channels, "Names": names,
 		"Managed": true, "Form": chForm, "Test": ec.QueryParam("test"), "TestOK": ec.QueryParam("ok") == "1"})
@@ -72,20 +72,20 @@ func (c *Console) alertsPage(ec echo.Context, status int, errMsg string, chForm 
 	return c.render(ec, status, "alerts", p)
 }
 
-func (c *Console) alertEditor(ec echo.Context, status int, id string, a image.Alert, errMsg string) error {
+func (c *Console) alertEditor(ec echo.Context, status int, id string, a buildgate.Alert, errMsg string) error {
 	ctx := ec.Request().Context()
 	channels, err := c.cfg.Alerts.Channels(ctx)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
-	f := &alertForm{ID: id, Alert: a, Channels: channels, Trig: map[string]image.AlertTrigger{},
-		Severities: alertSeverities, TriggerList: image.TriggerTypes()}
+	f := &alertForm{ID: id, Alert: a, Channels: channels, Trig: map[string]buildgate.AlertTrigger{},
+		Severities: alertSeverities, TriggerList: buildgate.TriggerTypes()}
 	for _, t := range a.Triggers {
 		f.Trig[t.Type] = t
 	}
 	if id != "" {
 		if f.Deliveries, err = c.cfg.Alerts.AlertDeliveries(ctx, id, 100); err != nil {
-			return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+			return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 		}
 	}
 	title := "New alert"
@@ -101,7 +101,7 @@ func (c *Console) newAlert(ec echo.Context) error {
 	if c.cfg.Alerts == nil {
 		return c.fail(ec, http.StatusNotFound, "This gate does not manage alerts.")
 	}
-	return c.alertEditor(ec, http.StatusOK, "", image.Alert{Enabled: true}, "")
+	return c.alertEditor(ec, http.StatusOK, "", buildgate.Alert{Enabled: true}, "")
 }
 
 func (c *Console) alertPage(ec echo.Context) error {
@@ -110,23 +110,23 @@ func (c *Console) alertPage(ec echo.Context) error {
 	}
 	a, err := c.cfg.Alerts.Alert(ec.Request().Context(), ec.Param("id"))
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	return c.alertEditor(ec, http.StatusOK, a.ID, *a, "")
 }
 
 // alertFromForm reads the alert form.
-func alertFromForm(ec echo.Context) image.Alert {
+func alertFromForm(ec echo.Context) buildgate.Alert {
 	v := func(k string) string { return strings.TrimSpace(ec.FormValue(k)) }
-	a := image.Alert{Name: v("name"), Description: v("description"), Enabled: v("enabled") == "on",
-		Scope: image.AlertScope{Registry: v("registry"), Repository: v("repository"), Tag: v("tag"), Cluster: v("cluster"), Namespace: v("namespace")}}
+	a := buildgate.Alert{Name: v("name"), Description: v("description"), Enabled: v("enabled") == "on",
+		Scope: buildgate.AlertScope{Registry: v("registry"), Repository: v("repository"), Tag: v("tag"), Cluster: v("cluster"), Namespace: v("namespace")}}
 	form, _ := ec.FormParams()
 	for _, t := range form["trigger"] {
-		tr := image.AlertTrigger{Type: t}
+		tr := buildgate.AlertTrigger{Type: t}
 		switch t {
-		case image.TriggerUnscannedImage:
+		case buildgate.TriggerUnscannedImage:
 			tr.Action = v("action")
-		case image.TriggerNewVulnerabilities:
+		case buildgate.TriggerNewVulnerabilities:
 			tr.MinSeverity = v("min_severity")
 		}
 		a.Triggers = append(a.Triggers, tr)
@@ -141,7 +141,7 @@ func (c *Console) saveAlert(ec echo.Context) error {
 	}
 	id := ec.Param("id")
 	a := alertFromForm(ec)
-	var out *image.Alert
+	var out *buildgate.Alert
 	var err error
 	if id == "" {
 		out, err = c.cfg.Alerts.CreateAlert(ec.Request().Context(), a)
@@ -149,7 +149,7 @@ func (c *Console) saveAlert(ec echo.Context) error {
 		out, err = c.cfg.Alerts.UpdateAlert(ec.Request().Context(), id, a)
 	}
 	if err != nil {
-		return c.alertEditor(ec, statusOf(err), id, a, "The alert was not saved: "+image.ErrorMessage(err))
+		return c.alertEditor(ec, statusOf(err), id, a, "The alert was not saved: "+buildgate.ErrorMessage(err))
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/alerts/"+url.PathEscape(out.ID)+"?notice=Alert+saved.")
 }
@@ -159,7 +159,7 @@ func (c *Console) deleteAlert(ec echo.Context) error {
 		return c.fail(ec, http.StatusNotFound, "This gate does not manage alerts.")
 	}
 	if err := c.cfg.Alerts.DeleteAlert(ec.Request().Context(), ec.Param("id")); err != nil {
-		return c.alertsPage(ec, statusOf(err), image.ErrorMessage(err), nil)
+		return c.alertsPage(ec, statusOf(err), buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/alerts?notice=Alert+deleted.")
 }
@@ -172,14 +172,14 @@ func (c *Console) addChannel(ec echo.Context) error {
 	for _, k := range []string{"name", "type", "url", "smtp_host", "smtp_port", "tls", "username", "from", "to", "ca_cert"} {
 		form[k] = strings.TrimSpace(ec.FormValue(k))
 	}
-	ch := image.Channel{Name: form["name"], Type: form["type"]}
+	ch := buildgate.Channel{Name: form["name"], Type: form["type"]}
 	var key string
 	switch form["type"] {
-	case image.ChannelWebhook:
+	case buildgate.ChannelWebhook:
 		ch.URL, key = form["url"], ec.FormValue("secret")
-	case image.ChannelSlack:
+	case buildgate.ChannelSlack:
 		key = ec.FormValue("slack_url")
-	case image.ChannelEmail:
+	case buildgate.ChannelEmail:
 		ch.SMTPHost, ch.TLS, ch.Username, ch.From, ch.CACert = form["smtp_host"], form["tls"], form["username"], form["from"], form["ca_cert"]
 		if form["smtp_port"] != "" {
 			port, err := strconv.Atoi(form["smtp_port"])
@@ -194,7 +194,7 @@ func (c *Console) addChannel(ec echo.Context) error {
 		key = ec.FormValue("password")
 	}
 	if _, err := c.cfg.Alerts.CreateChannel(ec.Request().Context(), alert.ChannelInput{Channel: ch, Secret: secret.Secret(key)}); err != nil {
-		return c.alertsPage(ec, statusOf(err), "The channel was not added: "+image.ErrorMessage(err), form)
+		return c.alertsPage(ec, statusOf(err), "The channel was not added: "+buildgate.ErrorMessage(err), form)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/alerts?notice=Channel+added.")
 }
@@ -204,7 +204,7 @@ func (c *Console) deleteChannel(ec echo.Context) error {
 		return c.fail(ec, http.StatusNotFound, "This gate does not manage alerts.")
 	}
 	if err := c.cfg.Alerts.DeleteChannel(ec.Request().Context(), ec.Param("id")); err != nil {
-		return c.alertsPage(ec, statusOf(err), "The channel was not deleted: "+image.ErrorMessage(err), nil)
+		return c.alertsPage(ec, statusOf(err), "The channel was not deleted: "+buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/alerts?notice=Channel+deleted.")
 }
@@ -215,7 +215,7 @@ func (c *Console) testChannel(ec echo.Context) error {
 	}
 	r, err := c.cfg.Alerts.TestChannel(ec.Request().Context(), ec.Param("id"))
 	if err != nil {
-		return c.alertsPage(ec, statusOf(err), "The test was not sent: "+image.ErrorMessage(err), nil)
+		return c.alertsPage(ec, statusOf(err), "The test was not sent: "+buildgate.ErrorMessage(err), nil)
 	}
 	msg := "Test message delivered"
 	if !r.OK {

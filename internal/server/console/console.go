@@ -27,8 +27,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/secret"
 )
@@ -41,40 +41,40 @@ var staticFS embed.FS
 
 // Images submits images for analysis (analysis.Service).
 type Images interface {
-	Submit(ctx context.Context, req analysis.SubmitRequest) (*image.Image, error)
+	Submit(ctx context.Context, req analysis.SubmitRequest) (*buildgate.Image, error)
 }
 
 // Store is what the console reads directly.
 type Store interface {
-	Image(ctx context.Context, digest string) (*image.Image, error)
-	ListImages(ctx context.Context, tag string, status image.Status) ([]image.Image, error)
-	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
-	TokenByHash(ctx context.Context, hash string) (*image.Token, error)
-	Policy(ctx context.Context, id string) (*image.PolicyRecord, error)
-	ActivePolicy(ctx context.Context) (*image.PolicyRecord, error)
-	ListPolicies(ctx context.Context) ([]image.PolicyRecord, error)
+	Image(ctx context.Context, digest string) (*buildgate.Image, error)
+	ListImages(ctx context.Context, tag string, status buildgate.Status) ([]buildgate.Image, error)
+	Analysis(ctx context.Context, digest string) (*buildgate.Analysis, error)
+	TokenByHash(ctx context.Context, hash string) (*buildgate.Token, error)
+	Policy(ctx context.Context, id string) (*buildgate.PolicyRecord, error)
+	ActivePolicy(ctx context.Context) (*buildgate.PolicyRecord, error)
+	ListPolicies(ctx context.Context) ([]buildgate.PolicyRecord, error)
 	DeletePolicy(ctx context.Context, id string) error
-	Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error)
+	Evaluation(ctx context.Context, digest, tag, policyID string) (*buildgate.StoredEvaluation, error)
 	// Sessions live in the store: any replica serves any signed-in
 	// request, and a restart signs nobody out.
-	SaveConsoleSession(ctx context.Context, s image.ConsoleSession) error
-	ConsoleSession(ctx context.Context, idHash string) (*image.ConsoleSession, error)
+	SaveConsoleSession(ctx context.Context, s buildgate.ConsoleSession) error
+	ConsoleSession(ctx context.Context, idHash string) (*buildgate.ConsoleSession, error)
 	DeleteConsoleSession(ctx context.Context, idHash string) error
 }
 
 // Policies saves, activates and checks policy bundles (analysis.Verdicts).
 type Policies interface {
-	Save(ctx context.Context, id string, data []byte, activate bool) (*image.PolicyRecord, error)
+	Save(ctx context.Context, id string, data []byte, activate bool) (*buildgate.PolicyRecord, error)
 	Activate(ctx context.Context, id string) error
 	Check(ctx context.Context, digest, tag, policyID string) (*policy.Verdict, error)
 }
 
 // Registries keeps registry credentials (analysis.Registries).
 type Registries interface {
-	Add(ctx context.Context, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
-	Update(ctx context.Context, registry string, cred image.RegistryCredential, password string, validate bool) (*image.RegistryCredential, error)
-	Get(ctx context.Context, registry string) (*image.RegistryCredential, error)
-	List(ctx context.Context) ([]image.RegistryCredential, error)
+	Add(ctx context.Context, cred buildgate.RegistryCredential, password string, validate bool) (*buildgate.RegistryCredential, error)
+	Update(ctx context.Context, registry string, cred buildgate.RegistryCredential, password string, validate bool) (*buildgate.RegistryCredential, error)
+	Get(ctx context.Context, registry string) (*buildgate.RegistryCredential, error)
+	List(ctx context.Context) ([]buildgate.RegistryCredential, error)
 	Delete(ctx context.Context, registry string) error
 }
 
@@ -174,9 +174,9 @@ func Route(e *echo.Echo, cfg Config) *Console {
 	e.GET("/ui/login", c.loginPage)
 	e.POST("/ui/login", c.login)
 	g := e.Group("/ui", c.authenticate)
-	read, submit := c.require(image.ActReadImages), c.require(image.ActSubmitImages)
-	readPolicies, writePolicies := c.require(image.ActReadPolicies), c.require(image.ActWritePolicies)
-	alerts, registries := c.require(image.ActManageAlerts), c.require(image.ActManageRegistries)
+	read, submit := c.require(buildgate.ActReadImages), c.require(buildgate.ActSubmitImages)
+	readPolicies, writePolicies := c.require(buildgate.ActReadPolicies), c.require(buildgate.ActWritePolicies)
+	alerts, registries := c.require(buildgate.ActManageAlerts), c.require(buildgate.ActManageRegistries)
 	g.POST("/logout", c.logout)
 	g.GET("/", func(ec echo.Context) error { return ec.Redirect(http.StatusSeeOther, "/ui/repositories") })
 	g.GET("/repositories", c.repositories, read)
@@ -199,7 +199,7 @@ func Route(e *echo.Echo, cfg Config) *Console {
 	g.GET("/policies/:id/delete", c.confirmDeletePolicy, writePolicies)
 	g.POST("/policies/:id/delete", c.deletePolicy, writePolicies)
 	g.GET("/runtime", c.runtime, read)
-	admission := c.require(image.ActManageAdmission)
+	admission := c.require(buildgate.ActManageAdmission)
 	g.GET("/admission", c.admission, admission)
 	g.POST("/admission/rules", c.addAdmissionRule, admission)
 	g.POST("/admission/rules/:id/delete", c.deleteAdmissionRule, admission)
@@ -284,8 +284,8 @@ func (c *Console) login(ec echo.Context) error {
 	t, err := c.cfg.Store.TokenByHash(ec.Request().Context(), c.cfg.HashToken(secret))
 	if secret == "" || err != nil {
 		msg := "Invalid token."
-		if err != nil && image.ErrorCode(err) != image.EUNAUTHORIZED && image.ErrorCode(err) != image.ENOTFOUND {
-			msg = "Signing in failed: " + image.ErrorMessage(err)
+		if err != nil && buildgate.ErrorCode(err) != buildgate.EUNAUTHORIZED && buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
+			msg = "Signing in failed: " + buildgate.ErrorMessage(err)
 		}
 		return c.render(ec, http.StatusUnauthorized, "login", &page{Title: "Sign in", Error: msg, CSRF: c.freshLoginToken(ec), Next: next})
 	}
@@ -293,7 +293,7 @@ func (c *Console) login(ec echo.Context) error {
 	if err := c.saveSession(ec.Request().Context(), newSession(id), secret); err != nil {
 		c.cfg.Log.Error("console sign-in: storing the session", "err", err)
 		err = c.cfg.Unavailable(ec.Request().Context(), err)
-		return c.render(ec, statusOf(err), "login", &page{Title: "Sign in", Error: "Signing in failed: " + image.ErrorMessage(err), CSRF: c.freshLoginToken(ec), Next: next})
+		return c.render(ec, statusOf(err), "login", &page{Title: "Sign in", Error: "Signing in failed: " + buildgate.ErrorMessage(err), CSRF: c.freshLoginToken(ec), Next: next})
 	}
 	c.setCookie(ec, loginCookie, "", "/ui/login", -1)
 	c.setCookie(ec, sessionCookie, id, "/", int(c.cfg.SessionTTL.Seconds()))
@@ -318,7 +318,7 @@ func (c *Console) saveSession(ctx context.Context, s *session, secret string) er
 		return err
 	}
 	now := c.cfg.Now()
-	return c.cfg.Store.SaveConsoleSession(ctx, image.ConsoleSession{IDHash: s.idHash, SealedToken: sealed, CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
+	return c.cfg.Store.SaveConsoleSession(ctx, buildgate.ConsoleSession{IDHash: s.idHash, SealedToken: sealed, CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
 }
 
 // openSession finds the session of the cookie id and opens its token; it
@@ -335,7 +335,7 @@ func (c *Console) openSession(ctx context.Context, id string) (*session, error) 
 	}
 	plain, err := sealer.Open(cs.SealedToken, s.record())
 	if err != nil {
-		return nil, image.Errorf(image.ENOTFOUND, "the console session cannot be opened: %v", err)
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "the console session cannot be opened: %v", err)
 	}
 	s.secret = string(plain)
 	return s, nil
@@ -344,7 +344,7 @@ func (c *Console) openSession(ctx context.Context, id string) (*session, error) 
 func (c *Console) logout(ec echo.Context) error {
 	if ck, err := ec.Cookie(sessionCookie); err == nil {
 		if err := c.cfg.Store.DeleteConsoleSession(ec.Request().Context(), newSession(ck.Value).idHash); err != nil {
-			return c.fail(ec, statusOf(err), "Signing out failed: "+image.ErrorMessage(err))
+			return c.fail(ec, statusOf(err), "Signing out failed: "+buildgate.ErrorMessage(err))
 		}
 	}
 	c.setCookie(ec, sessionCookie, "", "/", -1)
@@ -368,15 +368,15 @@ func (c *Console) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := ec.Request().Context()
 		s, err := c.openSession(ctx, ck.Value)
-		if image.ErrorCode(err) == image.ENOTFOUND {
+		if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
 			return toLogin()
 		}
 		if err != nil {
 			err = c.cfg.Unavailable(ctx, err)
-			return c.fail(ec, statusOf(err), "Reading the session failed: "+image.ErrorMessage(err))
+			return c.fail(ec, statusOf(err), "Reading the session failed: "+buildgate.ErrorMessage(err))
 		}
 		t, err := c.cfg.Store.TokenByHash(ctx, c.cfg.HashToken(s.secret))
-		if code := image.ErrorCode(err); code == image.EUNAUTHORIZED || code == image.ENOTFOUND {
+		if code := buildgate.ErrorCode(err); code == buildgate.EUNAUTHORIZED || code == buildgate.ENOTFOUND {
 			// A revoked or expired token ends its sessions.
 			if err := c.cfg.Store.DeleteConsoleSession(ctx, s.idHash); err != nil {
 				c.cfg.Log.Error("ending the session of a revoked token", "err", err)
@@ -385,7 +385,7 @@ func (c *Console) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err != nil {
 			err = c.cfg.Unavailable(ctx, err)
-			return c.fail(ec, statusOf(err), "Checking the session's token failed: "+image.ErrorMessage(err))
+			return c.fail(ec, statusOf(err), "Checking the session's token failed: "+buildgate.ErrorMessage(err))
 		}
 		if ec.Request().Method != http.MethodGet && ec.Request().Method != http.MethodHead {
 			form := ec.FormValue("csrf")
@@ -400,14 +400,14 @@ func (c *Console) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// require lets through sessions whose token may do a (image.Role.Can, the
+// require lets through sessions whose token may do a (buildgate.Role.Can, the
 // table every face of the gate asks).
-func (c *Console) require(a image.Action) echo.MiddlewareFunc {
+func (c *Console) require(a buildgate.Action) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(ec echo.Context) error {
-			t, _ := ec.Get(ctxToken).(*image.Token)
-			if err := image.Allow(t, a); err != nil {
-				return c.fail(ec, http.StatusForbidden, "This page needs an admin token: "+image.ErrorMessage(err)+".")
+			t, _ := ec.Get(ctxToken).(*buildgate.Token)
+			if err := buildgate.Allow(t, a); err != nil {
+				return c.fail(ec, http.StatusForbidden, "This page needs an admin token: "+buildgate.ErrorMessage(err)+".")
 			}
 			return next(ec)
 		}
@@ -418,10 +418,10 @@ func (c *Console) require(a image.Action) echo.MiddlewareFunc {
 type page struct {
 	Title string
 	Nav   string
-	Token *image.Token
+	Token *buildgate.Token
 	Admin bool
 	// Can says what the signed-in token may do, by action name (see
-	// image.Action): templates show only the forms it may use.
+	// buildgate.Action): templates show only the forms it may use.
 	Can    map[string]bool
 	CSRF   string
 	Error  string
@@ -432,11 +432,11 @@ type page struct {
 
 func (c *Console) newPage(ec echo.Context, title, nav string, data any) *page {
 	p := &page{Title: title, Nav: nav, Data: data, Notice: ec.QueryParam("notice")}
-	if t, _ := ec.Get(ctxToken).(*image.Token); t != nil {
+	if t, _ := ec.Get(ctxToken).(*buildgate.Token); t != nil {
 		p.Token = t
-		p.Admin = t.Role == image.RoleAdmin
+		p.Admin = t.Role == buildgate.RoleAdmin
 		p.Can = map[string]bool{}
-		for _, a := range image.Actions() {
+		for _, a := range buildgate.Actions() {
 			p.Can[string(a)] = t.Role.Can(a)
 		}
 	}

@@ -13,34 +13,34 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
 type fakeStore struct {
 	Store
 	mu       *sync.Mutex
-	sessions map[string]image.ConsoleSession
+	sessions map[string]buildgate.ConsoleSession
 }
 
 func newFakeStore() fakeStore {
-	return fakeStore{mu: &sync.Mutex{}, sessions: map[string]image.ConsoleSession{}}
+	return fakeStore{mu: &sync.Mutex{}, sessions: map[string]buildgate.ConsoleSession{}}
 }
 
-func (f fakeStore) SaveConsoleSession(_ context.Context, s image.ConsoleSession) error {
+func (f fakeStore) SaveConsoleSession(_ context.Context, s buildgate.ConsoleSession) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sessions[s.IDHash] = s
 	return nil
 }
 
-func (f fakeStore) ConsoleSession(_ context.Context, idHash string) (*image.ConsoleSession, error) {
+func (f fakeStore) ConsoleSession(_ context.Context, idHash string) (*buildgate.ConsoleSession, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[idHash]
 	if !ok {
-		return nil, image.Errorf(image.ENOTFOUND, "no session")
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "no session")
 	}
 	return &s, nil
 }
@@ -52,29 +52,29 @@ func (f fakeStore) DeleteConsoleSession(_ context.Context, idHash string) error 
 	return nil
 }
 
-var tokens = map[string]*image.Token{
-	"admin-secret": {ID: "a", Name: "admin", Role: image.RoleAdmin},
-	"ci-secret":    {ID: "c", Name: "ci", Role: image.RoleCI},
+var tokens = map[string]*buildgate.Token{
+	"admin-secret": {ID: "a", Name: "admin", Role: buildgate.RoleAdmin},
+	"ci-secret":    {ID: "c", Name: "ci", Role: buildgate.RoleCI},
 }
 
-func (fakeStore) TokenByHash(_ context.Context, h string) (*image.Token, error) {
+func (fakeStore) TokenByHash(_ context.Context, h string) (*buildgate.Token, error) {
 	if t, ok := tokens[h]; ok {
 		return t, nil
 	}
-	return nil, image.Errorf(image.EUNAUTHORIZED, "invalid token")
+	return nil, buildgate.Errorf(buildgate.EUNAUTHORIZED, "invalid token")
 }
-func (fakeStore) ListImages(context.Context, string, image.Status) ([]image.Image, error) {
+func (fakeStore) ListImages(context.Context, string, buildgate.Status) ([]buildgate.Image, error) {
 	return nil, nil
 }
-func (fakeStore) ActivePolicy(context.Context) (*image.PolicyRecord, error) {
-	return nil, image.Errorf(image.ENOTFOUND, "none")
+func (fakeStore) ActivePolicy(context.Context) (*buildgate.PolicyRecord, error) {
+	return nil, buildgate.Errorf(buildgate.ENOTFOUND, "none")
 }
 
 type fakeImages struct{ submitted []string }
 
-func (f *fakeImages) Submit(_ context.Context, req analysis.SubmitRequest) (*image.Image, error) {
+func (f *fakeImages) Submit(_ context.Context, req analysis.SubmitRequest) (*buildgate.Image, error) {
 	f.submitted = append(f.submitted, req.Ref)
-	return &image.Image{Digest: "sha256:1234"}, nil
+	return &buildgate.Image{Digest: "sha256:1234"}, nil
 }
 
 type nopPolicies struct{ Policies }
@@ -232,10 +232,10 @@ func TestSplitRef(t *testing.T) {
 }
 
 func TestFilterVulns(t *testing.T) {
-	ms := []image.Match{
-		{VulnerabilityID: "CVE-1", Severity: image.SeverityOf("High"), PackageName: "openssl", PackageType: "deb", FixState: image.FixStateFixed},
-		{VulnerabilityID: "CVE-2", Severity: image.SeverityOf("Low"), PackageName: "zlib", PackageType: "deb", FixState: image.FixStateNotFixed},
-		{VulnerabilityID: "GHSA-3", Severity: image.SeverityOf("Critical"), PackageName: "lodash", PackageType: "npm", FixState: image.FixStateFixed},
+	ms := []buildgate.Match{
+		{VulnerabilityID: "CVE-1", Severity: buildgate.SeverityOf("High"), PackageName: "openssl", PackageType: "deb", FixState: buildgate.FixStateFixed},
+		{VulnerabilityID: "CVE-2", Severity: buildgate.SeverityOf("Low"), PackageName: "zlib", PackageType: "deb", FixState: buildgate.FixStateNotFixed},
+		{VulnerabilityID: "GHSA-3", Severity: buildgate.SeverityOf("Critical"), PackageName: "lodash", PackageType: "npm", FixState: buildgate.FixStateFixed},
 	}
 	ids := func(rows []vulnRow) string {
 		var out []string

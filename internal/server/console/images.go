@@ -11,8 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/server"
 )
@@ -23,7 +23,7 @@ type repoRow struct {
 	Tag, Full, Digest, Status, Error, Verdict string
 	Counts                                    []int // by severities
 	Evaluated                                 *time.Time
-	// Label marks a tag that only labels the image (see image.Image.Labels).
+	// Label marks a tag that only labels the image (see buildgate.Image.Labels).
 	Label bool
 }
 
@@ -56,14 +56,14 @@ func (c *Console) repositoriesPage(ec echo.Context, status int, errMsg, ref stri
 	ctx := ec.Request().Context()
 	imgs, err := c.cfg.Store.ListImages(ctx, "", "")
 	if err != nil {
-		return c.fail(ec, http.StatusInternalServerError, image.ErrorMessage(err))
+		return c.fail(ec, http.StatusInternalServerError, buildgate.ErrorMessage(err))
 	}
 	active, _ := c.cfg.Store.ActivePolicy(ctx)
 	groups := map[string]*repoGroup{}
 	for i := range imgs {
 		img := &imgs[i]
 		counts := make([]int, len(severities))
-		if img.Status == image.StatusAnalyzed {
+		if img.Status == buildgate.StatusAnalyzed {
 			if a, err := c.cfg.Store.Analysis(ctx, img.Digest); err == nil {
 				for _, m := range a.Matches {
 					counts[sevIndex(m.Severity.String())]++
@@ -87,7 +87,7 @@ func (c *Console) repositoriesPage(ec echo.Context, status int, errMsg, ref stri
 			}
 			row := repoRow{Tag: t, Full: tag, Digest: img.Digest, Status: string(img.Status), Error: img.Error, Counts: counts,
 				Label: slices.Contains(img.Labels, tag)}
-			if active != nil && img.Status == image.StatusAnalyzed {
+			if active != nil && img.Status == buildgate.StatusAnalyzed {
 				if e, err := c.cfg.Store.Evaluation(ctx, img.Digest, tag, active.ID); err == nil {
 					row.Verdict = e.FinalAction
 					at := e.EvaluatedAt
@@ -128,7 +128,7 @@ func (c *Console) scan(ec echo.Context) error {
 	ref := strings.TrimSpace(ec.FormValue("ref"))
 	img, err := c.cfg.Images.Submit(ec.Request().Context(), analysis.SubmitRequest{Ref: ref, Force: ec.FormValue("force") == "on"})
 	if err != nil {
-		return c.repositoriesPage(ec, statusOf(err), "Scan refused: "+image.ErrorMessage(err), ref)
+		return c.repositoriesPage(ec, statusOf(err), "Scan refused: "+buildgate.ErrorMessage(err), ref)
 	}
 	q := url.Values{}
 	if _, _, tag := splitRef(ref); tag != "" && !strings.Contains(ref, "@") {
@@ -138,15 +138,15 @@ func (c *Console) scan(ec echo.Context) error {
 }
 
 type vulnRow struct {
-	image.Match
+	buildgate.Match
 	Fixable bool
 }
 
 type imageData struct {
-	Image      *image.Image
+	Image      *buildgate.Image
 	Tag        string
 	Tab        string
-	Analysis   *image.Analysis
+	Analysis   *buildgate.Analysis
 	Verdict    *policy.Verdict
 	VerdictErr string
 	Counts     []int
@@ -155,7 +155,7 @@ type imageData struct {
 	VulnTotal  int
 	Types      []string
 	F          vulnFilter
-	Packages   []image.Package
+	Packages   []buildgate.Package
 	Pending    bool
 	Digest     string
 }
@@ -169,7 +169,7 @@ func (c *Console) imagePage(ec echo.Context) error {
 	digest, _ := url.PathUnescape(ec.Param("digest"))
 	img, err := c.cfg.Store.Image(ctx, digest)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	tab := ec.QueryParam("tab")
 	switch tab {
@@ -178,14 +178,14 @@ func (c *Console) imagePage(ec echo.Context) error {
 		tab = "overview"
 	}
 	d := &imageData{Image: img, Tag: ec.QueryParam("tag"), Tab: tab, Severities: severities, Digest: img.Digest,
-		Pending: img.Status == image.StatusQueued || img.Status == image.StatusAnalyzing}
+		Pending: img.Status == buildgate.StatusQueued || img.Status == buildgate.StatusAnalyzing}
 	if d.Tag == "" && len(img.Tags) > 0 {
 		d.Tag = img.Tags[0]
 	}
-	if img.Status == image.StatusAnalyzed {
+	if img.Status == buildgate.StatusAnalyzed {
 		a, err := c.cfg.Store.Analysis(ctx, digest)
 		if err != nil {
-			return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+			return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 		}
 		d.Analysis = a
 		d.Counts = make([]int, len(severities))
@@ -193,7 +193,7 @@ func (c *Console) imagePage(ec echo.Context) error {
 			d.Counts[sevIndex(m.Severity.String())]++
 		}
 		if v, err := c.cfg.Policies.Check(ctx, digest, d.Tag, ""); err != nil {
-			d.VerdictErr = image.ErrorMessage(err)
+			d.VerdictErr = buildgate.ErrorMessage(err)
 		} else {
 			d.Verdict = v
 		}
@@ -201,7 +201,7 @@ func (c *Console) imagePage(ec echo.Context) error {
 			Type: ec.QueryParam("type"), Q: strings.TrimSpace(ec.QueryParam("q")), Sort: ec.QueryParam("sort")}
 		d.Vulns, d.Types = filterVulns(a.Matches, d.F)
 		d.VulnTotal = len(a.Matches)
-		d.Packages = append([]image.Package(nil), a.Packages...)
+		d.Packages = append([]buildgate.Package(nil), a.Packages...)
 		sort.Slice(d.Packages, func(i, j int) bool { return d.Packages[i].Name < d.Packages[j].Name })
 	}
 	title := digest
@@ -211,13 +211,13 @@ func (c *Console) imagePage(ec echo.Context) error {
 	return c.render(ec, http.StatusOK, "image", c.newPage(ec, title, "repositories", d))
 }
 
-func filterVulns(ms []image.Match, f vulnFilter) ([]vulnRow, []string) {
+func filterVulns(ms []buildgate.Match, f vulnFilter) ([]vulnRow, []string) {
 	types := map[string]bool{}
 	var out []vulnRow
 	q := strings.ToLower(f.Q)
 	for _, m := range ms {
 		types[m.PackageType] = true
-		fixable := m.FixState == image.FixStateFixed
+		fixable := m.FixState == buildgate.FixStateFixed
 		if f.Severity != "" && !strings.EqualFold(m.Severity.String(), f.Severity) {
 			continue
 		}
@@ -227,11 +227,11 @@ func filterVulns(ms []image.Match, f vulnFilter) ([]vulnRow, []string) {
 		switch f.Type {
 		case "":
 		case "os":
-			if !image.IsOSType(m.PackageType) {
+			if !buildgate.IsOSType(m.PackageType) {
 				continue
 			}
 		case "non-os":
-			if image.IsOSType(m.PackageType) {
+			if buildgate.IsOSType(m.PackageType) {
 				continue
 			}
 		default:
@@ -278,7 +278,7 @@ func (c *Console) imageStatus(ec echo.Context) error {
 	digest, _ := url.PathUnescape(ec.Param("digest"))
 	img, err := c.cfg.Store.Image(ec.Request().Context(), digest)
 	if err != nil {
-		return ec.JSON(statusOf(err), map[string]string{"error": image.ErrorMessage(err)})
+		return ec.JSON(statusOf(err), map[string]string{"error": buildgate.ErrorMessage(err)})
 	}
 	return ec.JSON(http.StatusOK, map[string]string{"status": string(img.Status), "error": img.Error})
 }

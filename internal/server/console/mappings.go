@@ -7,7 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -16,7 +16,7 @@ import (
 func (c *Console) addMapping(ec echo.Context) error {
 	rec, b, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	v := func(k string) string { return strings.TrimSpace(ec.FormValue(k)) }
 	form, _ := ec.FormParams()
@@ -28,7 +28,7 @@ func (c *Console) addMapping(ec echo.Context) error {
 	}
 	b.Mappings = append([]policy.Mapping{m}, b.Mappings...)
 	if err := c.saveBundle(ec, rec, b); err != nil {
-		return c.policyPageWith(ec, statusOf(err), "Mapping refused: "+image.ErrorMessage(err), nil)
+		return c.policyPageWith(ec, statusOf(err), "Mapping refused: "+buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies/"+url.PathEscape(rec.ID)+"?notice=Mapping+added+first.")
 }
@@ -36,7 +36,7 @@ func (c *Console) addMapping(ec echo.Context) error {
 func (c *Console) deleteMapping(ec echo.Context) error {
 	rec, b, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	out := b.Mappings[:0]
 	for _, m := range b.Mappings {
@@ -46,7 +46,7 @@ func (c *Console) deleteMapping(ec echo.Context) error {
 	}
 	b.Mappings = out
 	if err := c.saveBundle(ec, rec, b); err != nil {
-		return c.policyPageWith(ec, statusOf(err), image.ErrorMessage(err), nil)
+		return c.policyPageWith(ec, statusOf(err), buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies/"+url.PathEscape(rec.ID)+"?notice=Mapping+removed.")
 }
@@ -54,7 +54,7 @@ func (c *Console) deleteMapping(ec echo.Context) error {
 func (c *Console) moveMappingUp(ec echo.Context) error {
 	rec, b, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	for i := 1; i < len(b.Mappings); i++ {
 		if b.Mappings[i].ID == ec.FormValue("mapping_id") {
@@ -63,7 +63,7 @@ func (c *Console) moveMappingUp(ec echo.Context) error {
 		}
 	}
 	if err := c.saveBundle(ec, rec, b); err != nil {
-		return c.policyPageWith(ec, statusOf(err), image.ErrorMessage(err), nil)
+		return c.policyPageWith(ec, statusOf(err), buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies/"+url.PathEscape(rec.ID)+"?notice=Mapping+moved+up.")
 }

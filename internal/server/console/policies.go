@@ -13,7 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"gopkg.in/yaml.v3"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 )
 
@@ -22,13 +22,13 @@ const maxBundleSize = 16 << 20
 func (c *Console) policies(ec echo.Context) error {
 	recs, err := c.cfg.Store.ListPolicies(ec.Request().Context())
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	return c.render(ec, http.StatusOK, "policies", c.newPage(ec, "Scanning Policies", "policies", recs))
 }
 
 type policyData struct {
-	Rec      *image.PolicyRecord
+	Rec      *buildgate.PolicyRecord
 	Bundle   *policy.Bundle
 	Gates    []policy.GateDef
 	EditPol  string // the policy the rule form adds to
@@ -40,7 +40,7 @@ type policyData struct {
 	Today    string
 }
 
-func (c *Console) loadBundle(ec echo.Context) (*image.PolicyRecord, *policy.Bundle, error) {
+func (c *Console) loadBundle(ec echo.Context) (*buildgate.PolicyRecord, *policy.Bundle, error) {
 	id, _ := url.PathUnescape(ec.Param("id"))
 	rec, err := c.cfg.Store.Policy(ec.Request().Context(), id)
 	if err != nil {
@@ -78,7 +78,7 @@ func (c *Console) policyPage(ec echo.Context) error {
 func (c *Console) policyPageWith(ec echo.Context, status int, errMsg string, values map[string]string) error {
 	rec, b, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	d := &policyData{Rec: rec, Bundle: b, Gates: policy.Definitions(), Values: values,
 		EditPol: ec.QueryParam("policy"), TrigKey: ec.QueryParam("trigger"), Action: "WARN",
@@ -100,7 +100,7 @@ func (c *Console) policyPageWith(ec echo.Context, status int, errMsg string, val
 
 // saveBundle stores an edited bundle through the service (which validates
 // it exactly as PUT /v1/policies/{id} does).
-func (c *Console) saveBundle(ec echo.Context, rec *image.PolicyRecord, b *policy.Bundle) error {
+func (c *Console) saveBundle(ec echo.Context, rec *buildgate.PolicyRecord, b *policy.Bundle) error {
 	data, err := json.Marshal(b)
 	if err != nil {
 		return err
@@ -112,7 +112,7 @@ func (c *Console) saveBundle(ec echo.Context, rec *image.PolicyRecord, b *policy
 func (c *Console) addRule(ec echo.Context) error {
 	rec, b, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	form, _ := ec.FormParams()
 	values := map[string]string{}
@@ -148,7 +148,7 @@ func (c *Console) addRule(ec echo.Context) error {
 		return c.policyPageWith(ec, http.StatusBadRequest, "Choose a policy of this bundle.", values)
 	}
 	if err := c.saveBundle(ec, rec, b); err != nil {
-		return c.policyPageWith(ec, statusOf(err), "Rule refused: "+image.ErrorMessage(err), values)
+		return c.policyPageWith(ec, statusOf(err), "Rule refused: "+buildgate.ErrorMessage(err), values)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies/"+url.PathEscape(rec.ID)+"?notice="+url.QueryEscape("Rule added ("+gate+" / "+trig.Name+", "+rule.Action+")."))
 }
@@ -156,7 +156,7 @@ func (c *Console) addRule(ec echo.Context) error {
 func (c *Console) deleteRule(ec echo.Context) error {
 	rec, b, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	pid, rid := ec.FormValue("policy_id"), ec.FormValue("rule_id")
 	for i := range b.Policies {
@@ -172,7 +172,7 @@ func (c *Console) deleteRule(ec echo.Context) error {
 		b.Policies[i].Rules = rules
 	}
 	if err := c.saveBundle(ec, rec, b); err != nil {
-		return c.policyPageWith(ec, statusOf(err), image.ErrorMessage(err), nil)
+		return c.policyPageWith(ec, statusOf(err), buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies/"+url.PathEscape(rec.ID)+"?notice=Rule+removed.")
 }
@@ -180,7 +180,7 @@ func (c *Console) deleteRule(ec echo.Context) error {
 func (c *Console) addAllowlistItem(ec echo.Context) error {
 	rec, b, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	item := policy.AllowlistItem{ID: newID(), Gate: strings.TrimSpace(ec.FormValue("gate")),
 		TriggerID: strings.TrimSpace(ec.FormValue("trigger_id")), Reason: strings.TrimSpace(ec.FormValue("reason"))}
@@ -205,7 +205,7 @@ func (c *Console) addAllowlistItem(ec echo.Context) error {
 		return c.policyPageWith(ec, http.StatusBadRequest, "Choose an allowlist of this bundle.", nil)
 	}
 	if err := c.saveBundle(ec, rec, b); err != nil {
-		return c.policyPageWith(ec, statusOf(err), "Allowlist item refused: "+image.ErrorMessage(err), nil)
+		return c.policyPageWith(ec, statusOf(err), "Allowlist item refused: "+buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies/"+url.PathEscape(rec.ID)+"?notice=Allowlist+item+added.")
 }
@@ -213,7 +213,7 @@ func (c *Console) addAllowlistItem(ec echo.Context) error {
 func (c *Console) deleteAllowlistItem(ec echo.Context) error {
 	rec, b, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	for i := range b.Allowlists {
 		if b.Allowlists[i].ID != ec.FormValue("allowlist_id") {
@@ -228,7 +228,7 @@ func (c *Console) deleteAllowlistItem(ec echo.Context) error {
 		b.Allowlists[i].Items = items
 	}
 	if err := c.saveBundle(ec, rec, b); err != nil {
-		return c.policyPageWith(ec, statusOf(err), image.ErrorMessage(err), nil)
+		return c.policyPageWith(ec, statusOf(err), buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies/"+url.PathEscape(rec.ID)+"?notice=Allowlist+item+removed.")
 }
@@ -236,7 +236,7 @@ func (c *Console) deleteAllowlistItem(ec echo.Context) error {
 func (c *Console) activatePolicy(ec echo.Context) error {
 	id, _ := url.PathUnescape(ec.Param("id"))
 	if err := c.cfg.Policies.Activate(ec.Request().Context(), id); err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies?notice=Policy+activated.")
 }
@@ -244,7 +244,7 @@ func (c *Console) activatePolicy(ec echo.Context) error {
 func (c *Console) confirmDeletePolicy(ec echo.Context) error {
 	rec, _, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	return c.render(ec, http.StatusOK, "confirm", c.newPage(ec, "Delete policy "+rec.Name, "policies", rec))
 }
@@ -255,7 +255,7 @@ func (c *Console) deletePolicy(ec echo.Context) error {
 		p := c.newPage(ec, "Scanning Policies", "policies", nil)
 		recs, _ := c.cfg.Store.ListPolicies(ec.Request().Context())
 		p.Data = recs
-		p.Error = "Delete refused: " + image.ErrorMessage(err)
+		p.Error = "Delete refused: " + buildgate.ErrorMessage(err)
 		return c.render(ec, statusOf(err), "policies", p)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies?notice=Policy+deleted.")
@@ -264,7 +264,7 @@ func (c *Console) deletePolicy(ec echo.Context) error {
 func (c *Console) exportPolicy(ec echo.Context) error {
 	rec, _, err := c.loadBundle(ec)
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, rec.Bundle, "", "  "); err != nil {
@@ -307,13 +307,13 @@ func (c *Console) importPolicy(ec echo.Context) error {
 	}
 	rec, err := c.cfg.Policies.Save(ec.Request().Context(), "", data, ec.FormValue("activate") == "on")
 	if err != nil {
-		return fail(statusOf(err), image.ErrorMessage(err))
+		return fail(statusOf(err), buildgate.ErrorMessage(err))
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/policies/"+url.PathEscape(rec.ID)+"?notice=Bundle+imported.")
 }
 
 // newID returns a random id in the UUID shape Anchore's bundles use.
 func newID() string {
-	id := image.NewID()
+	id := buildgate.NewID()
 	return id[0:8] + "-" + id[8:12] + "-" + id[12:16] + "-" + id[16:20] + "-" + id[20:32]
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 func (c *Console) registries(ec echo.Context) error {
@@ -18,7 +18,7 @@ func (c *Console) registries(ec echo.Context) error {
 func (c *Console) registriesPage(ec echo.Context, status int, errMsg string, form map[string]string) error {
 	recs, err := c.cfg.Registries.List(ec.Request().Context())
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	if form == nil {
 		form = map[string]string{"type": "docker_v2", "verify_tls": "on", "validate": "on"}
@@ -47,17 +47,17 @@ func (c *Console) addRegistry(ec echo.Context) error {
 		}
 		username, password = "_json_key", string(b)
 	}
-	cred := image.RegistryCredential{Registry: form["registry"], Name: form["name"], Type: form["type"],
+	cred := buildgate.RegistryCredential{Registry: form["registry"], Name: form["name"], Type: form["type"],
 		Username: username, VerifyTLS: form["verify_tls"] == "on", CACert: form["ca_cert"]}
 	if _, err := c.cfg.Registries.Add(ec.Request().Context(), cred, password, form["validate"] == "on"); err != nil {
-		return c.registriesPage(ec, statusOf(err), "Credentials refused: "+image.ErrorMessage(err), form)
+		return c.registriesPage(ec, statusOf(err), "Credentials refused: "+buildgate.ErrorMessage(err), form)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/registries?notice=Registry+added.")
 }
 
 func (c *Console) deleteRegistry(ec echo.Context) error {
 	if err := c.cfg.Registries.Delete(ec.Request().Context(), ec.FormValue("registry")); err != nil {
-		return c.registriesPage(ec, statusOf(err), image.ErrorMessage(err), nil)
+		return c.registriesPage(ec, statusOf(err), buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/registries?notice=Registry+removed.")
 }
@@ -65,7 +65,7 @@ func (c *Console) deleteRegistry(ec echo.Context) error {
 func (c *Console) editRegistryPage(ec echo.Context) error {
 	rec, err := c.cfg.Registries.Get(ec.Request().Context(), ec.QueryParam("registry"))
 	if err != nil {
-		return c.fail(ec, statusOf(err), image.ErrorMessage(err))
+		return c.fail(ec, statusOf(err), buildgate.ErrorMessage(err))
 	}
 	form := map[string]string{"registry": rec.Registry, "name": rec.Name, "type": rec.Type, "username": rec.Username, "validate": "on"}
 	if rec.VerifyTLS {
@@ -87,10 +87,10 @@ func (c *Console) editRegistry(ec echo.Context) error {
 	for _, k := range []string{"registry", "name", "type", "username", "verify_tls", "validate", "ca_cert"} {
 		form[k] = strings.TrimSpace(ec.FormValue(k))
 	}
-	cred := image.RegistryCredential{Registry: form["registry"], Name: form["name"], Type: form["type"],
+	cred := buildgate.RegistryCredential{Registry: form["registry"], Name: form["name"], Type: form["type"],
 		Username: form["username"], VerifyTLS: form["verify_tls"] == "on", CACert: form["ca_cert"]}
 	if _, err := c.cfg.Registries.Update(ec.Request().Context(), form["registry"], cred, ec.FormValue("password"), form["validate"] == "on"); err != nil {
-		return c.registryEditor(ec, statusOf(err), "Credentials refused: "+image.ErrorMessage(err), form)
+		return c.registryEditor(ec, statusOf(err), "Credentials refused: "+buildgate.ErrorMessage(err), form)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/registries?notice=Registry+updated.")
 }
@@ -102,10 +102,10 @@ func (c *Console) validateRegistry(ec echo.Context) error {
 	ctx := ec.Request().Context()
 	rec, err := c.cfg.Registries.Get(ctx, ec.FormValue("registry"))
 	if err != nil {
-		return c.registriesPage(ec, statusOf(err), image.ErrorMessage(err), nil)
+		return c.registriesPage(ec, statusOf(err), buildgate.ErrorMessage(err), nil)
 	}
-	if _, err := c.cfg.Registries.Update(ctx, rec.Registry, image.RegistryCredential{VerifyTLS: rec.VerifyTLS}, "", true); err != nil {
-		return c.registriesPage(ec, statusOf(err), "Validation of "+rec.Registry+" failed: "+image.ErrorMessage(err), nil)
+	if _, err := c.cfg.Registries.Update(ctx, rec.Registry, buildgate.RegistryCredential{VerifyTLS: rec.VerifyTLS}, "", true); err != nil {
+		return c.registriesPage(ec, statusOf(err), "Validation of "+rec.Registry+" failed: "+buildgate.ErrorMessage(err), nil)
 	}
 	return ec.Redirect(http.StatusSeeOther, "/ui/registries?notice="+url.QueryEscape("The registry "+rec.Registry+" accepted the stored credentials."))
 }

@@ -42,9 +42,9 @@ import (
 	"github.com/distribution/reference"
 	"github.com/labstack/echo/v4"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
 	"github.com/buildgate/buildgate/internal/api"
-	"github.com/buildgate/buildgate/internal/image"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/server"
 )
@@ -84,14 +84,14 @@ var sbomFormats = map[string]string{mimeSPDX: "spdx-json", mimeCycloneDX: "cyclo
 
 // Images queues images to be pulled with an authorization of their own.
 type Images interface {
-	SubmitAuthorized(ctx context.Context, req analysis.AuthorizedRequest) (*image.Image, error)
+	SubmitAuthorized(ctx context.Context, req analysis.AuthorizedRequest) (*buildgate.Image, error)
 }
 
 // Store is what the reports are read from.
 type Store interface {
-	Image(ctx context.Context, digest string) (*image.Image, error)
-	Analysis(ctx context.Context, digest string) (*image.Analysis, error)
-	TokenByHash(ctx context.Context, hash string) (*image.Token, error)
+	Image(ctx context.Context, digest string) (*buildgate.Image, error)
+	Analysis(ctx context.Context, digest string) (*buildgate.Analysis, error)
+	TokenByHash(ctx context.Context, hash string) (*buildgate.Token, error)
 }
 
 // SBOMs converts stored syft-json SBOMs (server.SBOMs).
@@ -146,11 +146,11 @@ func Route(e *echo.Echo, cfg Config) *API {
 		gateErrors(err, c)
 	}
 	g := e.Group(Prefix + "/api/v1")
-	g.GET("/metadata", a.handle(a.metadata), a.auth(image.ActReadImages))
-	g.POST("/scan", a.handle(a.scan), a.auth(image.ActSubmitImages))
-	g.GET("/scan/:id/report", a.handle(a.report), a.auth(image.ActReadImages))
+	g.GET("/metadata", a.handle(a.metadata), a.auth(buildgate.ActReadImages))
+	g.POST("/scan", a.handle(a.scan), a.auth(buildgate.ActSubmitImages))
+	g.GET("/scan/:id/report", a.handle(a.report), a.auth(buildgate.ActReadImages))
 	e.RouteNotFound(Prefix+"/*", a.handle(func(c echo.Context) error {
-		return image.Errorf(image.ENOTFOUND, "no such path: %s %s (the Harbor scanner adapter API is GET %s/api/v1/metadata, POST %[3]s/api/v1/scan and GET %[3]s/api/v1/scan/{id}/report)",
+		return buildgate.Errorf(buildgate.ENOTFOUND, "no such path: %s %s (the Harbor scanner adapter API is GET %s/api/v1/metadata, POST %[3]s/api/v1/scan and GET %[3]s/api/v1/scan/{id}/report)",
 			c.Request().Method, c.Request().URL.Path, Prefix)
 	}))
 	return a
@@ -158,19 +158,19 @@ func Route(e *echo.Echo, cfg Config) *API {
 
 // auth authenticates the Bearer token Harbor is configured with and lets
 // through tokens whose role may do act.
-func (a *API) auth(act image.Action) echo.MiddlewareFunc {
+func (a *API) auth(act buildgate.Action) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return a.handle(func(c echo.Context) error {
 			scheme, tok, _ := strings.Cut(c.Request().Header.Get("Authorization"), " ")
 			tok = strings.TrimSpace(tok)
 			if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-				return image.Errorf(image.EUNAUTHORIZED, "missing bearer token: register the scanner in Harbor with the authorization Bearer and a gate token")
+				return buildgate.Errorf(buildgate.EUNAUTHORIZED, "missing bearer token: register the scanner in Harbor with the authorization Bearer and a gate token")
 			}
 			t, err := a.cfg.Store.TokenByHash(c.Request().Context(), server.HashToken(tok))
 			if err != nil {
 				return err
 			}
-			if err := image.Allow(t, act); err != nil {
+			if err := buildgate.Allow(t, act); err != nil {
 				return err
 			}
 			return next(c)
@@ -283,7 +283,7 @@ func (a *API) metadata(c echo.Context) error {
 		version = mimeMetadata11
 	}
 	if version == "" {
-		return image.Errorf(image.EINVALID, "the scanner's metadata is served as %s or %s, not %q", mimeMetadata11, mimeMetadata10, c.Request().Header.Get("Accept"))
+		return buildgate.Errorf(buildgate.EINVALID, "the scanner's metadata is served as %s or %s, not %q", mimeMetadata11, mimeMetadata10, c.Request().Header.Get("Accept"))
 	}
 	m := metadata{
 		Scanner: a.scanner(),
@@ -337,18 +337,18 @@ var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 func (a *API) scan(c echo.Context) error {
 	ct := c.Request().Header.Get("Content-Type")
 	if !sameType(ct, mimeScanRequest+"; version=1.1") && !sameType(ct, mimeScanRequest+"; version=1.0") && !sameType(ct, "application/json") {
-		return image.Errorf(image.EINVALID, "a scan request is %s; version=1.1 (or 1.0) JSON, not %q", mimeScanRequest, ct)
+		return buildgate.Errorf(buildgate.EINVALID, "a scan request is %s; version=1.1 (or 1.0) JSON, not %q", mimeScanRequest, ct)
 	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxScanRequest+1))
 	if err != nil {
-		return image.Errorf(image.EINVALID, "reading the scan request: %v", err)
+		return buildgate.Errorf(buildgate.EINVALID, "reading the scan request: %v", err)
 	}
 	if len(body) > maxScanRequest {
-		return image.Errorf(image.EINVALID, "the scan request is larger than %d bytes", maxScanRequest)
+		return buildgate.Errorf(buildgate.EINVALID, "the scan request is larger than %d bytes", maxScanRequest)
 	}
 	var req scanRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return image.Errorf(image.EINVALID, "the scan request is not valid JSON of the spec's ScanRequest: %v", jsonError(err))
+		return buildgate.Errorf(buildgate.EINVALID, "the scan request is not valid JSON of the spec's ScanRequest: %v", jsonError(err))
 	}
 	areq, err := checkScan(&req)
 	if err != nil {
@@ -467,34 +467,34 @@ func (a *API) report(c echo.Context) error {
 	accept := c.Request().Header.Get("Accept")
 	kind := accepts(accept, produces...)
 	if kind == "" {
-		return image.Errorf(image.EINVALID, "the gate produces no report of type %q; it produces %s", accept, strings.Join(produces, ", "))
+		return buildgate.Errorf(buildgate.EINVALID, "the gate produces no report of type %q; it produces %s", accept, strings.Join(produces, ", "))
 	}
 	format := ""
 	if kind == mimeSBOMReport {
 		mt := c.QueryParam("sbom_media_type")
 		var ok bool
 		if format, ok = sbomFormats[mt]; !ok {
-			return image.Errorf(image.EINVALID, "an SBOM report needs the query parameter sbom_media_type=%s or %s (got %q)", mimeSPDX, mimeCycloneDX, mt)
+			return buildgate.Errorf(buildgate.EINVALID, "an SBOM report needs the query parameter sbom_media_type=%s or %s (got %q)", mimeSPDX, mimeCycloneDX, mt)
 		}
 	}
 	id := c.Param("id")
 	digest, ok := digestOf(id)
 	if !ok {
-		return image.Errorf(image.ENOTFOUND, "no scan %q: a scan id is sha256-<hex>, as POST /scan answers", id)
+		return buildgate.Errorf(buildgate.ENOTFOUND, "no scan %q: a scan id is sha256-<hex>, as POST /scan answers", id)
 	}
 	ctx := c.Request().Context()
 	img, err := a.cfg.Store.Image(ctx, digest)
-	if image.ErrorCode(err) == image.ENOTFOUND {
-		return image.Errorf(image.ENOTFOUND, "no scan %q: the gate has no image %s (deleted since?)", id, digest)
+	if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
+		return buildgate.Errorf(buildgate.ENOTFOUND, "no scan %q: the gate has no image %s (deleted since?)", id, digest)
 	}
 	if err != nil {
 		return err
 	}
 	switch img.Status {
-	case image.StatusQueued, image.StatusAnalyzing:
+	case buildgate.StatusQueued, buildgate.StatusAnalyzing:
 		c.Response().Header().Set("Refresh-After", strconv.Itoa(int(a.cfg.RefreshAfter.Round(time.Second)/time.Second)))
 		return c.NoContent(http.StatusFound)
-	case image.StatusFailed:
+	case buildgate.StatusFailed:
 		return server.Errorf(http.StatusInternalServerError, "the scan of %s failed: %s", digest, img.Error)
 	}
 	an, err := a.cfg.Store.Analysis(ctx, digest)

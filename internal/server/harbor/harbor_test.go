@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/server"
 )
 
@@ -85,20 +85,20 @@ func TestCheckScan(t *testing.T) {
 
 func TestVulnerabilityReport(t *testing.T) {
 	matched := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	a := &image.Analysis{
-		Facts: image.Facts{
-			Packages: []image.Package{{ID: "p1", Name: "openssl", Version: "1.1.1n-0+deb11u3", Type: "deb", PURL: "pkg:deb/debian/openssl@1.1.1n-0+deb11u3?distro=debian-11"}},
-			Matches: []image.Match{
-				{VulnerabilityID: "CVE-2023-0286", Severity: image.SeverityHigh, PackageID: "p1", PackageName: "openssl", PackageVersion: "1.1.1n-0+deb11u3", PackageType: "deb",
-					FixState: image.FixStateFixed, FixVersions: []string{"1.1.1n-0+deb11u4"},
+	a := &buildgate.Analysis{
+		Facts: buildgate.Facts{
+			Packages: []buildgate.Package{{ID: "p1", Name: "openssl", Version: "1.1.1n-0+deb11u3", Type: "deb", PURL: "pkg:deb/debian/openssl@1.1.1n-0+deb11u3?distro=debian-11"}},
+			Matches: []buildgate.Match{
+				{VulnerabilityID: "CVE-2023-0286", Severity: buildgate.SeverityHigh, PackageID: "p1", PackageName: "openssl", PackageVersion: "1.1.1n-0+deb11u3", PackageType: "deb",
+					FixState: buildgate.FixStateFixed, FixVersions: []string{"1.1.1n-0+deb11u4"},
 					URLs: []string{"https://security-tracker.debian.org/tracker/CVE-2023-0286", "not a link"},
-					CVSS: []image.CVSS{
+					CVSS: []buildgate.CVSS{
 						{Version: "3.0", Vector: "CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:H", Source: "other@example", Type: "Secondary", BaseScore: 5.9},
 						{Version: "3.1", Vector: "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:H", Source: "nvd@nist.gov", Type: "Primary", BaseScore: 7.4},
 						{Version: "2.0", Vector: "AV:N/AC:M/Au:N/C:P/I:N/A:P", Source: "nvd@nist.gov", Type: "Primary", BaseScore: 5.8},
 					}},
-				{VulnerabilityID: "CVE-2024-0001", Severity: image.SeverityNegligible, PackageID: "p1", PackageName: "openssl", PackageVersion: "1.1.1n-0+deb11u3", PackageType: "deb",
-					FixState: image.FixStateWontFix, FixVersions: []string{"9"}},
+				{VulnerabilityID: "CVE-2024-0001", Severity: buildgate.SeverityNegligible, PackageID: "p1", PackageName: "openssl", PackageVersion: "1.1.1n-0+deb11u3", PackageType: "deb",
+					FixState: buildgate.FixStateWontFix, FixVersions: []string{"9"}},
 			},
 		},
 		MatchedAt: matched,
@@ -121,7 +121,7 @@ func TestVulnerabilityReport(t *testing.T) {
 	if w := r.Vulnerabilities[1]; w.FixVersion != "" || w.Severity != "Negligible" || w.PreferredCVSS != nil {
 		t.Errorf("a match without a fix = %+v", w)
 	}
-	if empty := vulnerabilityReport(&image.Analysis{}, artifact{}, scanner{}); empty.Severity != "" || empty.Vulnerabilities == nil {
+	if empty := vulnerabilityReport(&buildgate.Analysis{}, artifact{}, scanner{}); empty.Severity != "" || empty.Vulnerabilities == nil {
 		t.Errorf("a report without vulnerabilities = %+v", empty)
 	}
 }

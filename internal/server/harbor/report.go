@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // vulnReport is the spec's HarborVulnerabilityReport.
@@ -56,20 +56,20 @@ type vendorCVSS struct {
 // match, severities on the spec's scale (the gate's are the same names),
 // the fix versions a fixed match names, CVSS scores preferred from the
 // primary source, links, and the package's identity.
-func vulnerabilityReport(a *image.Analysis, art artifact, sc scanner) vulnReport {
+func vulnerabilityReport(a *buildgate.Analysis, art artifact, sc scanner) vulnReport {
 	purls := map[string]string{}
 	for _, p := range a.Packages {
 		purls[p.ID] = p.PURL
 	}
 	out := vulnReport{GeneratedAt: a.MatchedAt.UTC(), Artifact: art, Scanner: sc, Vulnerabilities: []vulnItem{}}
-	top := image.Severity(-1)
+	top := buildgate.Severity(-1)
 	for _, m := range a.Matches {
 		v := vulnItem{
 			ID: m.VulnerabilityID, Package: m.PackageName, Version: m.PackageVersion,
 			Severity: m.Severity.String(), Description: m.Description, Links: links(m.URLs),
 			VendorAttributes: map[string]any{"package_type": m.PackageType},
 		}
-		if m.FixState == image.FixStateFixed {
+		if m.FixState == buildgate.FixStateFixed {
 			v.FixVersion = strings.Join(m.FixVersions, ", ")
 		}
 		if p := purls[m.PackageID]; p != "" {
@@ -111,9 +111,9 @@ func vulnerabilityReport(a *image.Analysis, art artifact, sc scanner) vulnReport
 
 // preferred picks the v3 and v2 scores of the primary source (the first
 // listed when none says it is primary), the latest v3 version first.
-func preferred(cvss []image.CVSS) *cvssDetails {
+func preferred(cvss []buildgate.CVSS) *cvssDetails {
 	sorted := slices.Clone(cvss)
-	slices.SortStableFunc(sorted, func(a, b image.CVSS) int {
+	slices.SortStableFunc(sorted, func(a, b buildgate.CVSS) int {
 		if pa, pb := a.Type == "Primary", b.Type == "Primary"; pa != pb {
 			if pa {
 				return -1

@@ -5,19 +5,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 func TestWorkersNeverClaimSBOMUploads(t *testing.T) {
 	db := open(t)
 	ctx := context.Background()
-	if _, _, err := db.SubmitImage(ctx, image.Submission{Digest: "sha256:sbom", Source: "sbom"}); err != nil {
+	if _, _, err := db.SubmitImage(ctx, buildgate.Submission{Digest: "sha256:sbom", Source: "sbom"}); err != nil {
 		t.Fatal(err)
 	}
 	if j, err := db.ClaimJob(ctx, "w", time.Minute, 3); err != nil || j != nil {
 		t.Fatalf("ClaimJob = %+v, %v; want no job for an SBOM upload", j, err)
 	}
-	if _, _, err := db.SubmitImage(ctx, image.Submission{Digest: "sha256:pulled", Source: "registry", PullRef: "r@sha256:pulled"}); err != nil {
+	if _, _, err := db.SubmitImage(ctx, buildgate.Submission{Digest: "sha256:pulled", Source: "registry", PullRef: "r@sha256:pulled"}); err != nil {
 		t.Fatal(err)
 	}
 	if j, err := db.ClaimJob(ctx, "w", time.Minute, 3); err != nil || j == nil || j.Digest != "sha256:pulled" {
@@ -66,10 +66,10 @@ func TestDigestsNotMatchedWith(t *testing.T) {
 	ctx := context.Background()
 	old, cur := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	for _, d := range []string{"sha256:a", "sha256:b", "sha256:c"} {
-		if _, _, err := db.SubmitImage(ctx, image.Submission{Digest: d, Source: "sbom"}); err != nil {
+		if _, _, err := db.SubmitImage(ctx, buildgate.Submission{Digest: d, Source: "sbom"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: d}, SBOM: []byte("{}"), DBBuilt: old, MatchedAt: old}); err != nil {
+		if err := db.SaveAnalysis(ctx, &buildgate.Analysis{Facts: buildgate.Facts{Digest: d}, SBOM: []byte("{}"), DBBuilt: old, MatchedAt: old}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
 )
@@ -25,11 +25,11 @@ func TestNoSecretInTheFile(t *testing.T) {
 	s, _ := secret.NewSealer(secret.NewKey())
 	sealed, _ := s.Seal([]byte(password), secret.RegistryPassword("registry.example"))
 	ctx := context.Background()
-	if err := db.CreateRegistry(ctx, image.RegistryCredential{Registry: "registry.example", Username: "bob", Type: image.RegistryTypeDockerV2}, sealed); err != nil {
+	if err := db.CreateRegistry(ctx, buildgate.RegistryCredential{Registry: "registry.example", Username: "bob", Type: buildgate.RegistryTypeDockerV2}, sealed); err != nil {
 		t.Fatal(err)
 	}
 	resealed, _ := s.Seal([]byte(password), secret.RegistryPassword("registry.example"))
-	if err := db.UpdateRegistry(ctx, image.RegistryCredential{Registry: "registry.example", Username: "bob", Type: image.RegistryTypeDockerV2}, resealed); err != nil {
+	if err := db.UpdateRegistry(ctx, buildgate.RegistryCredential{Registry: "registry.example", Username: "bob", Type: buildgate.RegistryTypeDockerV2}, resealed); err != nil {
 		t.Fatal(err)
 	}
 	check := func(when string) {

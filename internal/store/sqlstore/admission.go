@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 const admissionRuleCols = `id, name, position, namespaces, namespace_labels, scope, mode, policy, wait_ms, on_error, created_at, updated_at`
 
-func scanAdmissionRule(row interface{ Scan(...any) error }) (*image.AdmissionRule, error) {
-	var r image.AdmissionRule
+func scanAdmissionRule(row interface{ Scan(...any) error }) (*buildgate.AdmissionRule, error) {
+	var r buildgate.AdmissionRule
 	var namespaces, labels, scope string
 	var waitMS int64
 	if err := row.Scan(&r.ID, &r.Name, &r.Position, &namespaces, &labels, &scope, &r.Mode, &r.Policy, &waitMS, &r.OnError, &r.CreatedAt, &r.UpdatedAt); err != nil {
@@ -31,7 +31,7 @@ func scanAdmissionRule(row interface{ Scan(...any) error }) (*image.AdmissionRul
 	return &r, nil
 }
 
-func admissionRuleJSON(r image.AdmissionRule) (namespaces, labels, scope string, err error) {
+func admissionRuleJSON(r buildgate.AdmissionRule) (namespaces, labels, scope string, err error) {
 	if r.Namespaces == nil {
 		r.Namespaces = []string{}
 	}
@@ -49,9 +49,9 @@ func admissionRuleJSON(r image.AdmissionRule) (namespaces, labels, scope string,
 
 // CreateAdmissionRule stores a new admission rule (r.ID is made when
 // empty). A rule of the same name is a conflict.
-func (s *DB) CreateAdmissionRule(ctx context.Context, r image.AdmissionRule) (*image.AdmissionRule, error) {
+func (s *DB) CreateAdmissionRule(ctx context.Context, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error) {
 	if r.ID == "" {
-		r.ID = image.NewID()
+		r.ID = buildgate.NewID()
 	}
 	ns, labels, scope, err := admissionRuleJSON(r)
 	if err != nil {
@@ -61,7 +61,7 @@ func (s *DB) CreateAdmissionRule(ctx context.Context, r image.AdmissionRule) (*i
 	_, err = s.db.ExecContext(ctx, `INSERT INTO admission_rules (`+admissionRuleCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.Name, r.Position, ns, labels, scope, r.Mode, r.Policy, r.Wait.Milliseconds(), r.OnError, now, now)
 	if isUnique(err) {
-		return nil, image.Errorf(image.ECONFLICT, "an admission rule named %q already exists", r.Name)
+		return nil, buildgate.Errorf(buildgate.ECONFLICT, "an admission rule named %q already exists", r.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storing admission rule %q: %w", r.Name, err)
@@ -70,7 +70,7 @@ func (s *DB) CreateAdmissionRule(ctx context.Context, r image.AdmissionRule) (*i
 }
 
 // UpdateAdmissionRule replaces an admission rule's settings.
-func (s *DB) UpdateAdmissionRule(ctx context.Context, r image.AdmissionRule) (*image.AdmissionRule, error) {
+func (s *DB) UpdateAdmissionRule(ctx context.Context, r buildgate.AdmissionRule) (*buildgate.AdmissionRule, error) {
 	ns, labels, scope, err := admissionRuleJSON(r)
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (s *DB) UpdateAdmissionRule(ctx context.Context, r image.AdmissionRule) (*i
 		mode = ?, policy = ?, wait_ms = ?, on_error = ?, updated_at = ? WHERE id = ?`,
 		r.Name, r.Position, ns, labels, scope, r.Mode, r.Policy, r.Wait.Milliseconds(), r.OnError, s.now(), r.ID)
 	if isUnique(err) {
-		return nil, image.Errorf(image.ECONFLICT, "an admission rule named %q already exists", r.Name)
+		return nil, buildgate.Errorf(buildgate.ECONFLICT, "an admission rule named %q already exists", r.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("updating admission rule %q: %w", r.ID, err)
@@ -91,7 +91,7 @@ func (s *DB) UpdateAdmissionRule(ctx context.Context, r image.AdmissionRule) (*i
 }
 
 // AdmissionRule returns one admission rule.
-func (s *DB) AdmissionRule(ctx context.Context, id string) (*image.AdmissionRule, error) {
+func (s *DB) AdmissionRule(ctx context.Context, id string) (*buildgate.AdmissionRule, error) {
 	r, err := scanAdmissionRule(s.db.QueryRowContext(ctx, `SELECT `+admissionRuleCols+` FROM admission_rules WHERE id = ?`, id))
 	if isNoRows(err) {
 		return nil, notFound("admission rule", id)
@@ -101,13 +101,13 @@ func (s *DB) AdmissionRule(ctx context.Context, id string) (*image.AdmissionRule
 
 // ListAdmissionRules returns the admission rules in the order they are
 // tried: by position, then by creation.
-func (s *DB) ListAdmissionRules(ctx context.Context) ([]image.AdmissionRule, error) {
+func (s *DB) ListAdmissionRules(ctx context.Context) ([]buildgate.AdmissionRule, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+admissionRuleCols+` FROM admission_rules ORDER BY position, created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing admission rules: %w", err)
 	}
 	defer rows.Close()
-	out := []image.AdmissionRule{}
+	out := []buildgate.AdmissionRule{}
 	for rows.Next() {
 		r, err := scanAdmissionRule(rows)
 		if err != nil {
@@ -132,15 +132,15 @@ func (s *DB) DeleteAdmissionRule(ctx context.Context, id string) error {
 
 // SaveAdmissionDecision stores a decision; d.ID is made when empty and
 // d.CreatedAt stamped when zero.
-func (s *DB) SaveAdmissionDecision(ctx context.Context, d image.AdmissionDecision) (*image.AdmissionDecision, error) {
+func (s *DB) SaveAdmissionDecision(ctx context.Context, d buildgate.AdmissionDecision) (*buildgate.AdmissionDecision, error) {
 	if d.ID == "" {
-		d.ID = image.NewID()
+		d.ID = buildgate.NewID()
 	}
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = s.now()
 	}
 	if d.Images == nil {
-		d.Images = []image.AdmissionImage{}
+		d.Images = []buildgate.AdmissionImage{}
 	}
 	if d.Warnings == nil {
 		d.Warnings = []string{}
@@ -164,7 +164,7 @@ func (s *DB) SaveAdmissionDecision(ctx context.Context, d image.AdmissionDecisio
 }
 
 // ListAdmissionDecisions returns decisions, newest first.
-func (s *DB) ListAdmissionDecisions(ctx context.Context, f image.AdmissionDecisionFilter) ([]image.AdmissionDecision, error) {
+func (s *DB) ListAdmissionDecisions(ctx context.Context, f buildgate.AdmissionDecisionFilter) ([]buildgate.AdmissionDecision, error) {
 	q := `SELECT id, created_at, uid, cluster, namespace, kind, name, operation, username, allowed, would_deny,
 		rule_id, rule_name, mode, message, warnings, images FROM admission_decisions WHERE 1 = 1`
 	var args []any
@@ -187,9 +187,9 @@ func (s *DB) ListAdmissionDecisions(ctx context.Context, f image.AdmissionDecisi
 		return nil, fmt.Errorf("listing admission decisions: %w", err)
 	}
 	defer rows.Close()
-	out := []image.AdmissionDecision{}
+	out := []buildgate.AdmissionDecision{}
 	for rows.Next() {
-		var d image.AdmissionDecision
+		var d buildgate.AdmissionDecision
 		var warns, imgs string
 		var allowed, wouldDeny int
 		if err := rows.Scan(&d.ID, &d.CreatedAt, &d.UID, &d.Cluster, &d.Namespace, &d.Kind, &d.Name, &d.Operation, &d.User,

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Channels keep their secret only sealed (internal/secret), in a column
@@ -28,8 +28,8 @@ type channelConfig struct {
 
 const channelCols = `id, name, type, config, secret_set_at, created_at, updated_at`
 
-func scanChannel(row interface{ Scan(...any) error }) (*image.Channel, error) {
-	var c image.Channel
+func scanChannel(row interface{ Scan(...any) error }) (*buildgate.Channel, error) {
+	var c buildgate.Channel
 	var cfg string
 	var set sql.NullTime
 	if err := row.Scan(&c.ID, &c.Name, &c.Type, &cfg, &set, &c.CreatedAt, &c.UpdatedAt); err != nil {
@@ -49,7 +49,7 @@ func scanChannel(row interface{ Scan(...any) error }) (*image.Channel, error) {
 	return &c, nil
 }
 
-func channelConfigJSON(c image.Channel) (string, error) {
+func channelConfigJSON(c buildgate.Channel) (string, error) {
 	b, err := json.Marshal(channelConfig{
 		URL: c.URL, SMTPHost: c.SMTPHost, SMTPPort: c.SMTPPort, TLS: c.TLS, CACert: c.CACert,
 		Username: c.Username, From: c.From, To: c.To,
@@ -64,10 +64,10 @@ func isUnique(err error) bool {
 // CreateChannel stores a new channel with its sealed secret (empty when it
 // has none) and returns it; c.ID is made when empty. A channel of the same
 // name is a conflict.
-func (s *DB) CreateChannel(ctx context.Context, c image.Channel, sealed string) (*image.Channel, error) {
+func (s *DB) CreateChannel(ctx context.Context, c buildgate.Channel, sealed string) (*buildgate.Channel, error) {
 	now := s.now()
 	if c.ID == "" {
-		c.ID = image.NewID()
+		c.ID = buildgate.NewID()
 	}
 	cfg, err := channelConfigJSON(c)
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *DB) CreateChannel(ctx context.Context, c image.Channel, sealed string) 
 	_, err = s.db.ExecContext(ctx, `INSERT INTO channels (`+channelCols+`, secret_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Type, cfg, setAt, now, now, sealed)
 	if isUnique(err) {
-		return nil, image.Errorf(image.ECONFLICT, "a channel named %q already exists", c.Name)
+		return nil, buildgate.Errorf(buildgate.ECONFLICT, "a channel named %q already exists", c.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storing channel %q: %w", c.Name, err)
@@ -90,7 +90,7 @@ func (s *DB) CreateChannel(ctx context.Context, c image.Channel, sealed string) 
 
 // UpdateChannel replaces a channel's name and settings; its type does not
 // change. An empty sealed keeps the stored secret and the time it was set.
-func (s *DB) UpdateChannel(ctx context.Context, c image.Channel, sealed string) (*image.Channel, error) {
+func (s *DB) UpdateChannel(ctx context.Context, c buildgate.Channel, sealed string) (*buildgate.Channel, error) {
 	cfg, err := channelConfigJSON(c)
 	if err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func (s *DB) UpdateChannel(ctx context.Context, c image.Channel, sealed string) 
 	}
 	res, err := s.db.ExecContext(ctx, q+` WHERE id = ?`, append(args, c.ID)...)
 	if isUnique(err) {
-		return nil, image.Errorf(image.ECONFLICT, "a channel named %q already exists", c.Name)
+		return nil, buildgate.Errorf(buildgate.ECONFLICT, "a channel named %q already exists", c.Name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("updating channel %q: %w", c.ID, err)
@@ -114,7 +114,7 @@ func (s *DB) UpdateChannel(ctx context.Context, c image.Channel, sealed string) 
 }
 
 // Channel returns one channel, without its secret.
-func (s *DB) Channel(ctx context.Context, id string) (*image.Channel, error) {
+func (s *DB) Channel(ctx context.Context, id string) (*buildgate.Channel, error) {
 	c, err := scanChannel(s.db.QueryRowContext(ctx, `SELECT `+channelCols+` FROM channels WHERE id = ?`, id))
 	if isNoRows(err) {
 		return nil, notFound("channel", id)
@@ -186,13 +186,13 @@ func (s *DB) ChannelURL(ctx context.Context, id string) (string, error) {
 }
 
 // ListChannels returns every channel, by name.
-func (s *DB) ListChannels(ctx context.Context) ([]image.Channel, error) {
+func (s *DB) ListChannels(ctx context.Context) ([]buildgate.Channel, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+channelCols+` FROM channels ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing channels: %w", err)
 	}
 	defer rows.Close()
-	out := []image.Channel{}
+	out := []buildgate.Channel{}
 	for rows.Next() {
 		c, err := scanChannel(rows)
 		if err != nil {
@@ -223,7 +223,7 @@ func (s *DB) DeleteChannel(ctx context.Context, id string) error {
 		}
 		rows.Close()
 		if len(users) > 0 {
-			return image.Errorf(image.ECONFLICT, "channel %q is in use by %s: remove it from them first", id, strings.Join(users, ", "))
+			return buildgate.Errorf(buildgate.ECONFLICT, "channel %q is in use by %s: remove it from them first", id, strings.Join(users, ", "))
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM channels WHERE id = ?`, id)
 		if err != nil {
@@ -238,8 +238,8 @@ func (s *DB) DeleteChannel(ctx context.Context, id string) error {
 
 const alertCols = `id, name, description, enabled, scope, triggers, created_at, updated_at`
 
-func scanAlert(row interface{ Scan(...any) error }) (*image.Alert, error) {
-	var a image.Alert
+func scanAlert(row interface{ Scan(...any) error }) (*buildgate.Alert, error) {
+	var a buildgate.Alert
 	var enabled int
 	var scope, triggers string
 	if err := row.Scan(&a.ID, &a.Name, &a.Description, &enabled, &scope, &triggers, &a.CreatedAt, &a.UpdatedAt); err != nil {
@@ -268,7 +268,7 @@ func setChannels(ctx context.Context, tx *Tx, table, col, id string, channels []
 			return err
 		}
 		if n == 0 {
-			return image.Errorf(image.EINVALID, "channel %q does not exist", ch)
+			return buildgate.Errorf(buildgate.EINVALID, "channel %q does not exist", ch)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (`+col+`, channel_id, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, id, ch, i); err != nil {
 			return err
@@ -295,14 +295,14 @@ func (s *DB) channelsOf(ctx context.Context, table, col string) (map[string][]st
 	return out, rows.Err()
 }
 
-func alertJSON(a image.Alert) (scope, triggers string, err error) {
+func alertJSON(a buildgate.Alert) (scope, triggers string, err error) {
 	sb, err := json.Marshal(a.Scope)
 	if err != nil {
 		return "", "", err
 	}
 	tr := a.Triggers
 	if tr == nil {
-		tr = []image.AlertTrigger{}
+		tr = []buildgate.AlertTrigger{}
 	}
 	tb, err := json.Marshal(tr)
 	return string(sb), string(tb), err
@@ -310,9 +310,9 @@ func alertJSON(a image.Alert) (scope, triggers string, err error) {
 
 // CreateAlert stores a new alert (a.ID is made when empty) and returns
 // it. Its channels must exist; an alert of the same name is a conflict.
-func (s *DB) CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, error) {
+func (s *DB) CreateAlert(ctx context.Context, a buildgate.Alert) (*buildgate.Alert, error) {
 	if a.ID == "" {
-		a.ID = image.NewID()
+		a.ID = buildgate.NewID()
 	}
 	scope, triggers, err := alertJSON(a)
 	if err != nil {
@@ -323,7 +323,7 @@ func (s *DB) CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, erro
 		_, err := tx.ExecContext(ctx, `INSERT INTO alerts (`+alertCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.ID, a.Name, a.Description, boolInt(a.Enabled), scope, triggers, now, now)
 		if isUnique(err) {
-			return image.Errorf(image.ECONFLICT, "an alert named %q already exists", a.Name)
+			return buildgate.Errorf(buildgate.ECONFLICT, "an alert named %q already exists", a.Name)
 		}
 		if err != nil {
 			return err
@@ -338,14 +338,14 @@ func (s *DB) CreateAlert(ctx context.Context, a image.Alert) (*image.Alert, erro
 
 // wrapCoded wraps err with what, keeping coded errors as they are.
 func wrapCoded(what string, err error) error {
-	if image.ErrorCode(err) != image.EINTERNAL {
+	if buildgate.ErrorCode(err) != buildgate.EINTERNAL {
 		return err
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
 // UpdateAlert replaces an alert's fields and channels.
-func (s *DB) UpdateAlert(ctx context.Context, a image.Alert) (*image.Alert, error) {
+func (s *DB) UpdateAlert(ctx context.Context, a buildgate.Alert) (*buildgate.Alert, error) {
 	scope, triggers, err := alertJSON(a)
 	if err != nil {
 		return nil, err
@@ -354,7 +354,7 @@ func (s *DB) UpdateAlert(ctx context.Context, a image.Alert) (*image.Alert, erro
 		res, err := tx.ExecContext(ctx, `UPDATE alerts SET name = ?, description = ?, enabled = ?, scope = ?, triggers = ?, updated_at = ? WHERE id = ?`,
 			a.Name, a.Description, boolInt(a.Enabled), scope, triggers, s.now(), a.ID)
 		if isUnique(err) {
-			return image.Errorf(image.ECONFLICT, "an alert named %q already exists", a.Name)
+			return buildgate.Errorf(buildgate.ECONFLICT, "an alert named %q already exists", a.Name)
 		}
 		if err != nil {
 			return err
@@ -371,7 +371,7 @@ func (s *DB) UpdateAlert(ctx context.Context, a image.Alert) (*image.Alert, erro
 }
 
 // Alert returns one alert with its channels.
-func (s *DB) Alert(ctx context.Context, id string) (*image.Alert, error) {
+func (s *DB) Alert(ctx context.Context, id string) (*buildgate.Alert, error) {
 	a, err := scanAlert(s.db.QueryRowContext(ctx, `SELECT `+alertCols+` FROM alerts WHERE id = ?`, id))
 	if isNoRows(err) {
 		return nil, notFound("alert", id)
@@ -395,12 +395,12 @@ func (s *DB) Alert(ctx context.Context, id string) (*image.Alert, error) {
 }
 
 // ListAlerts returns every alert with its channels, by name.
-func (s *DB) ListAlerts(ctx context.Context) ([]image.Alert, error) {
+func (s *DB) ListAlerts(ctx context.Context) ([]buildgate.Alert, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+alertCols+` FROM alerts ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing alerts: %w", err)
 	}
-	out := []image.Alert{}
+	out := []buildgate.Alert{}
 	for rows.Next() {
 		a, err := scanAlert(rows)
 		if err != nil {
@@ -435,7 +435,7 @@ func (s *DB) DeleteAlert(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return notFound("alert", id)
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM deliveries WHERE source_type = ? AND source_id = ?`, image.SourceAlert, id)
+		_, err = tx.ExecContext(ctx, `DELETE FROM deliveries WHERE source_type = ? AND source_id = ?`, buildgate.SourceAlert, id)
 		return err
 	})
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/store"
 	"github.com/buildgate/buildgate/internal/store/postgres"
 	"github.com/buildgate/buildgate/internal/store/postgres/pgtest"
@@ -27,50 +27,50 @@ func fill(t *testing.T, db store.Store) {
 			t.Fatal(err)
 		}
 	}
-	_, _, err := db.SubmitImage(ctx, image.Submission{Digest: "sha256:a", Tag: "r/x:1", PullRef: "r/x@sha256:a", Source: "registry"})
+	_, _, err := db.SubmitImage(ctx, buildgate.Submission{Digest: "sha256:a", Tag: "r/x:1", PullRef: "r/x@sha256:a", Source: "registry"})
 	must(err)
-	_, _, err = db.SubmitImage(ctx, image.Submission{Digest: "sha256:b", Source: "registry"})
+	_, _, err = db.SubmitImage(ctx, buildgate.Submission{Digest: "sha256:b", Source: "registry"})
 	must(err)
 	j, err := db.ClaimJob(ctx, "w", time.Minute, 3)
 	must(err)
-	must(db.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: j.Digest, Packages: []image.Package{{Name: "openssl"}},
-		Matches: []image.Match{{VulnerabilityID: "CVE-1", Severity: image.SeverityHigh}}}, SBOM: []byte(`{"x":1}`), DBBuilt: t0, MatchedAt: t0}))
-	must(db.CreateToken(ctx, image.Token{ID: "t1", Name: "admin", Role: image.RoleAdmin, CreatedAt: t0}, "hash"))
+	must(db.SaveAnalysis(ctx, &buildgate.Analysis{Facts: buildgate.Facts{Digest: j.Digest, Packages: []buildgate.Package{{Name: "openssl"}},
+		Matches: []buildgate.Match{{VulnerabilityID: "CVE-1", Severity: buildgate.SeverityHigh}}}, SBOM: []byte(`{"x":1}`), DBBuilt: t0, MatchedAt: t0}))
+	must(db.CreateToken(ctx, buildgate.Token{ID: "t1", Name: "admin", Role: buildgate.RoleAdmin, CreatedAt: t0}, "hash"))
 	_, err = db.SavePolicy(ctx, "p", "P", []byte(`{"v":1}`), true)
 	must(err)
 	_, err = db.SavePolicy(ctx, "p", "P", []byte(`{"v":2}`), true)
 	must(err)
-	must(db.SaveEvaluation(ctx, image.StoredEvaluation{Digest: "sha256:a", Tag: "r/x:1", PolicyID: "p", PolicyVersion: 2,
+	must(db.SaveEvaluation(ctx, buildgate.StoredEvaluation{Digest: "sha256:a", Tag: "r/x:1", PolicyID: "p", PolicyVersion: 2,
 		FinalAction: "stop", DBBuilt: t0, EvaluatedAt: t0, Result: []byte(`{"final":"stop"}`)}))
-	must(db.CreateRegistry(ctx, image.RegistryCredential{Registry: "r.example", Type: image.RegistryTypeDockerV2, VerifyTLS: true}, "v1:k:sealed"))
-	sub, err := db.AddSubscription(ctx, "r/x:1", image.SubscriptionPolicyEval, true)
+	must(db.CreateRegistry(ctx, buildgate.RegistryCredential{Registry: "r.example", Type: buildgate.RegistryTypeDockerV2, VerifyTLS: true}, "v1:k:sealed"))
+	sub, err := db.AddSubscription(ctx, "r/x:1", buildgate.SubscriptionPolicyEval, true)
 	must(err)
-	ch, err := db.CreateChannel(ctx, image.Channel{Name: "hook", Type: image.ChannelWebhook, URL: "https://h.example"}, "v1:k:chan")
+	ch, err := db.CreateChannel(ctx, buildgate.Channel{Name: "hook", Type: buildgate.ChannelWebhook, URL: "https://h.example"}, "v1:k:chan")
 	must(err)
-	_, err = db.CreateAlert(ctx, image.Alert{Name: "a", Enabled: true, Triggers: []image.AlertTrigger{{Type: image.TriggerPolicyEvalFailed}}, Channels: []string{ch.ID}})
+	_, err = db.CreateAlert(ctx, buildgate.Alert{Name: "a", Enabled: true, Triggers: []buildgate.AlertTrigger{{Type: buildgate.TriggerPolicyEvalFailed}}, Channels: []string{ch.ID}})
 	must(err)
 	must(db.SetSubscriptionChannels(ctx, sub.ID, []string{ch.ID}))
-	_, err = db.EnqueueDeliveries(ctx, []image.Delivery{{SourceType: image.SourceAlert, SourceID: "a", ChannelID: ch.ID, EventType: "e", EventKey: "k",
-		Message: image.Message{Event: "e", Body: []byte("{}")}}})
+	_, err = db.EnqueueDeliveries(ctx, []buildgate.Delivery{{SourceType: buildgate.SourceAlert, SourceID: "a", ChannelID: ch.ID, EventType: "e", EventKey: "k",
+		Message: buildgate.Message{Event: "e", Body: []byte("{}")}}})
 	must(err)
 	ds, err := db.ClaimDeliveries(ctx, "w", t0.Add(time.Hour), time.Minute, 1)
 	must(err)
-	must(db.RecordAttempt(ctx, ds[0].ID, image.DeliveryAttempt{Attempt: 1, At: t0, Error: "refused"}, image.DeliveryPending, t0.Add(2*time.Hour)))
-	must(db.ReplaceInventory(ctx, image.RuntimeInventory{Cluster: "c", ObservedAt: t0, Containers: []image.RuntimeContainer{{Namespace: "n", Pod: "p", Container: "c", Image: "r/x:1"}}}))
-	must(db.SaveVulnerabilityChange(ctx, image.VulnerabilityChange{Digest: "sha256:a", DBBuilt: t0, ChangedAt: t0}))
+	must(db.RecordAttempt(ctx, ds[0].ID, buildgate.DeliveryAttempt{Attempt: 1, At: t0, Error: "refused"}, buildgate.DeliveryPending, t0.Add(2*time.Hour)))
+	must(db.ReplaceInventory(ctx, buildgate.RuntimeInventory{Cluster: "c", ObservedAt: t0, Containers: []buildgate.RuntimeContainer{{Namespace: "n", Pod: "p", Container: "c", Image: "r/x:1"}}}))
+	must(db.SaveVulnerabilityChange(ctx, buildgate.VulnerabilityChange{Digest: "sha256:a", DBBuilt: t0, ChangedAt: t0}))
 	must(db.SetTagDigest(ctx, "r/x:1", "sha256:a", "", t0))
 	_, err = db.ClaimRound(ctx, "tag-poll", t0, time.Minute)
 	must(err)
-	_, err = db.CreateAdmissionRule(ctx, image.AdmissionRule{Name: "prod", Mode: "policy", OnError: "deny", Wait: time.Second})
+	_, err = db.CreateAdmissionRule(ctx, buildgate.AdmissionRule{Name: "prod", Mode: "policy", OnError: "deny", Wait: time.Second})
 	must(err)
-	_, err = db.SaveAdmissionDecision(ctx, image.AdmissionDecision{UID: "u1", Allowed: true})
+	_, err = db.SaveAdmissionDecision(ctx, buildgate.AdmissionDecision{UID: "u1", Allowed: true})
 	must(err)
 	must(db.SetNamespaceLabels(ctx, "c", "prod", map[string]string{"env": "prod"}))
 	must(db.SetPendingWork(ctx, "rematch", "build-1"))
 	_, err = db.PutDBArchive(ctx, strings.NewReader("archive"), t0)
 	must(err)
-	must(db.SaveConsoleSession(ctx, image.ConsoleSession{IDHash: "h", SealedToken: "v1:s:sealed", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
-	must(db.SaveVEXDocument(ctx, image.VEXDocument{ID: "v1", Name: "openssl", Scope: "*", Format: "openvex", Statements: 1, Document: []byte(`{"statements": []}`), CreatedAt: t0}))
+	must(db.SaveConsoleSession(ctx, buildgate.ConsoleSession{IDHash: "h", SealedToken: "v1:s:sealed", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	must(db.SaveVEXDocument(ctx, buildgate.VEXDocument{ID: "v1", Name: "openssl", Scope: "*", Format: "openvex", Statements: 1, Document: []byte(`{"statements": []}`), CreatedAt: t0}))
 }
 
 // TestCopySQLiteToPostgres copies a store that uses every table from

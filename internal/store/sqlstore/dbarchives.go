@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // dbChunkSize is the size of the rows an archive is stored in: small
@@ -19,8 +19,8 @@ const dbChunkSize = 1 << 20
 // PutDBArchive stores the vulnerability DB archive read from r, built at
 // built, as the newest generation and drops the older ones, all in one
 // transaction: readers see the old archive or the whole new one.
-func (s *DB) PutDBArchive(ctx context.Context, r io.Reader, built time.Time) (*image.DBArchive, error) {
-	a := &image.DBArchive{ID: image.NewID(), Built: built.UTC(), StoredAt: s.now()}
+func (s *DB) PutDBArchive(ctx context.Context, r io.Reader, built time.Time) (*buildgate.DBArchive, error) {
+	a := &buildgate.DBArchive{ID: buildgate.NewID(), Built: built.UTC(), StoredAt: s.now()}
 	err := s.tx(ctx, func(tx *Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(generation), 0) + 1 FROM db_archives`).Scan(&a.Generation); err != nil {
 			return err
@@ -65,8 +65,8 @@ func (s *DB) PutDBArchive(ctx context.Context, r io.Reader, built time.Time) (*i
 
 // LatestDBArchive describes the newest stored DB archive; it is nil when
 // none is stored.
-func (s *DB) LatestDBArchive(ctx context.Context) (*image.DBArchive, error) {
-	var a image.DBArchive
+func (s *DB) LatestDBArchive(ctx context.Context) (*buildgate.DBArchive, error) {
+	var a buildgate.DBArchive
 	err := s.db.QueryRowContext(ctx, `SELECT id, generation, built, checksum, size, stored_at FROM db_archives
 		ORDER BY generation DESC LIMIT 1`).Scan(&a.ID, &a.Generation, &a.Built, &a.Checksum, &a.Size, &a.StoredAt)
 	if isNoRows(err) {
@@ -82,7 +82,7 @@ func (s *DB) LatestDBArchive(ctx context.Context) (*image.DBArchive, error) {
 // ReadDBArchive writes the stored archive a to w, chunk by chunk, and
 // checks it against a's size and checksum. An archive replaced meanwhile
 // is not found.
-func (s *DB) ReadDBArchive(ctx context.Context, a *image.DBArchive, w io.Writer) error {
+func (s *DB) ReadDBArchive(ctx context.Context, a *buildgate.DBArchive, w io.Writer) error {
 	h := sha256.New()
 	var size int64
 	for seq := 0; size < a.Size; seq++ {

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // SubmitImage records a submission. An image already known is queued again
 // only when forced or when its last analysis failed; its tags, Dockerfile and
 // annotations are updated. It reports whether the image was queued.
-func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.Image, queued bool, err error) {
+func (s *DB) SubmitImage(ctx context.Context, sub buildgate.Submission) (img *buildgate.Image, queued bool, err error) {
 	now := s.now()
 	ann, err := json.Marshal(orEmpty(sub.Annotations))
 	if err != nil {
@@ -25,7 +25,7 @@ func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.
 		// once, one inserts and the others wait for it and find the row.
 		res, err := tx.ExecContext(ctx, `INSERT INTO images (digest, source, pull_ref, index_digest, status, dockerfile, annotations, created_at, updated_at, queued_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
-			sub.Digest, sub.Source, sub.PullRef, sub.IndexDigest, image.StatusQueued, sub.Dockerfile, string(ann), now, now, now)
+			sub.Digest, sub.Source, sub.PullRef, sub.IndexDigest, buildgate.StatusQueued, sub.Dockerfile, string(ann), now, now, now)
 		if err != nil {
 			return err
 		}
@@ -40,8 +40,8 @@ func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.
 		case err != nil:
 			return err
 		default:
-			requeue := image.Status(status) == image.StatusFailed ||
-				(sub.Force && image.Status(status) == image.StatusAnalyzed)
+			requeue := buildgate.Status(status) == buildgate.StatusFailed ||
+				(sub.Force && buildgate.Status(status) == buildgate.StatusAnalyzed)
 			set := []string{"updated_at = ?"}
 			args := []any{now}
 			if sub.Dockerfile != "" {
@@ -58,7 +58,7 @@ func (s *DB) SubmitImage(ctx context.Context, sub image.Submission) (img *image.
 				}
 				queued = true
 				set = append(set, "status = ?", "error = ''", "queued_at = ?", "claimed_by = ''", "claimed_until = NULL", "attempts = 0")
-				args = append(args, image.StatusQueued, now)
+				args = append(args, buildgate.StatusQueued, now)
 			}
 			args = append(args, sub.Digest)
 			_, err = tx.ExecContext(ctx, `UPDATE images SET `+strings.Join(set, ", ")+` WHERE digest = ?`, args...)
@@ -90,8 +90,8 @@ func orEmpty(m map[string]string) map[string]string {
 
 const imageCols = `digest, source, status, error, dockerfile, annotations, created_at, updated_at, analyzed_at`
 
-func scanImage(row interface{ Scan(...any) error }) (*image.Image, error) {
-	var img image.Image
+func scanImage(row interface{ Scan(...any) error }) (*buildgate.Image, error) {
+	var img buildgate.Image
 	var ann string
 	var analyzed sql.NullTime
 	if err := row.Scan(&img.Digest, &img.Source, &img.Status, &img.Error, &img.Dockerfile, &ann, &img.CreatedAt, &img.UpdatedAt, &analyzed); err != nil {
@@ -109,7 +109,7 @@ func scanImage(row interface{ Scan(...any) error }) (*image.Image, error) {
 }
 
 // Image returns one image with its tags.
-func (s *DB) Image(ctx context.Context, digest string) (*image.Image, error) {
+func (s *DB) Image(ctx context.Context, digest string) (*buildgate.Image, error) {
 	img, err := scanImage(s.db.QueryRowContext(ctx, `SELECT `+imageCols+` FROM images WHERE digest = ?`, digest))
 	if isNoRows(err) {
 		return nil, notFound("image", digest)
@@ -124,7 +124,7 @@ func (s *DB) Image(ctx context.Context, digest string) (*image.Image, error) {
 }
 
 // tags fills img.Tags (bound tags first, then labels) and img.Labels.
-func (s *DB) tags(ctx context.Context, img *image.Image) error {
+func (s *DB) tags(ctx context.Context, img *buildgate.Image) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT tag, label FROM image_tags WHERE digest = ? ORDER BY label, detected_at, tag`, img.Digest)
 	if err != nil {
 		return err
@@ -149,7 +149,7 @@ func (s *DB) tags(ctx context.Context, img *image.Image) error {
 // only when they are not empty. A tag looks up the images bound to it; its
 // labels count only when no image is bound to it, so an upload or SBOM
 // labelled with a tag never shadows the image the tag's registry serves.
-func (s *DB) ListImages(ctx context.Context, tag string, status image.Status) ([]image.Image, error) {
+func (s *DB) ListImages(ctx context.Context, tag string, status buildgate.Status) ([]buildgate.Image, error) {
 	q := `SELECT ` + imageCols + ` FROM images WHERE 1=1`
 	var args []any
 	if tag != "" {
@@ -166,7 +166,7 @@ func (s *DB) ListImages(ctx context.Context, tag string, status image.Status) ([
 	if err != nil {
 		return nil, fmt.Errorf("listing images: %w", err)
 	}
-	var out []image.Image
+	var out []buildgate.Image
 	for rows.Next() {
 		img, err := scanImage(rows)
 		if err != nil {
@@ -207,20 +207,20 @@ func (s *DB) DeleteImage(ctx context.Context, digest string) error {
 // one transaction that skips rows another claimer holds (SKIP LOCKED on
 // PostgreSQL; SQLite has one writer), so two workers, in one process or in
 // several, never take the same job.
-func (s *DB) ClaimJob(ctx context.Context, worker string, lease time.Duration, maxAttempts int) (*image.Job, error) {
+func (s *DB) ClaimJob(ctx context.Context, worker string, lease time.Duration, maxAttempts int) (*buildgate.Job, error) {
 	now := s.now()
-	var job *image.Job
+	var job *buildgate.Job
 	err := s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE images SET status = ?, error = 'gave up after ' || attempts || ' attempts: ' || error,
 			claimed_by = '', claimed_until = NULL, updated_at = ? WHERE status = ? AND claimed_until < ? AND attempts >= ?`,
-			image.StatusFailed, now, image.StatusAnalyzing, now, maxAttempts); err != nil {
+			buildgate.StatusFailed, now, buildgate.StatusAnalyzing, now, maxAttempts); err != nil {
 			return fmt.Errorf("failing exhausted jobs: %w", err)
 		}
-		var j image.Job
+		var j buildgate.Job
 		var status, owner string
 		err := tx.QueryRowContext(ctx, `SELECT digest, pull_ref, source, attempts, status, claimed_by FROM images
 			WHERE (status = ? AND source <> 'sbom') OR (status = ? AND claimed_until < ?) ORDER BY queued_at, digest LIMIT 1`+s.dialect.SkipLocked,
-			image.StatusQueued, image.StatusAnalyzing, now).Scan(&j.Digest, &j.PullRef, &j.Source, &j.Attempts, &status, &owner)
+			buildgate.StatusQueued, buildgate.StatusAnalyzing, now).Scan(&j.Digest, &j.PullRef, &j.Source, &j.Attempts, &status, &owner)
 		if isNoRows(err) {
 			return nil
 		}
@@ -228,12 +228,12 @@ func (s *DB) ClaimJob(ctx context.Context, worker string, lease time.Duration, m
 			return err
 		}
 		reason := ""
-		if image.Status(status) == image.StatusAnalyzing {
+		if buildgate.Status(status) == buildgate.StatusAnalyzing {
 			reason = fmt.Sprintf("attempt %d was interrupted: worker %s stopped renewing its lease", j.Attempts, owner)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE images SET status = ?, error = ?, claimed_by = ?, claimed_at = ?, claimed_until = ?,
 			attempts = attempts + 1, updated_at = ? WHERE digest = ?`,
-			image.StatusAnalyzing, reason, worker, now, now.Add(lease), now, j.Digest); err != nil {
+			buildgate.StatusAnalyzing, reason, worker, now, now.Add(lease), now, j.Digest); err != nil {
 			return err
 		}
 		j.Attempts++
@@ -252,12 +252,12 @@ func (s *DB) ClaimJob(ctx context.Context, worker string, lease time.Duration, m
 func (s *DB) ExtendLease(ctx context.Context, digest, worker string, lease time.Duration) error {
 	now := s.now()
 	res, err := s.db.ExecContext(ctx, `UPDATE images SET claimed_until = ? WHERE digest = ? AND status = ? AND claimed_by = ?`,
-		now.Add(lease), digest, image.StatusAnalyzing, worker)
+		now.Add(lease), digest, buildgate.StatusAnalyzing, worker)
 	if err != nil {
 		return fmt.Errorf("renewing the lease on %s: %w", digest, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return image.Errorf(image.ECONFLICT, "worker %s no longer holds %s", worker, digest)
+		return buildgate.Errorf(buildgate.ECONFLICT, "worker %s no longer holds %s", worker, digest)
 	}
 	return nil
 }
@@ -267,7 +267,7 @@ func (s *DB) ExtendLease(ctx context.Context, digest, worker string, lease time.
 // down): any replica takes it again at once.
 func (s *DB) ReleaseJob(ctx context.Context, digest, worker string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, claimed_by = '', claimed_until = NULL, attempts = attempts - 1, updated_at = ?
-		WHERE digest = ? AND status = ? AND claimed_by = ?`, image.StatusQueued, s.now(), digest, image.StatusAnalyzing, worker)
+		WHERE digest = ? AND status = ? AND claimed_by = ?`, buildgate.StatusQueued, s.now(), digest, buildgate.StatusAnalyzing, worker)
 	if err != nil {
 		return fmt.Errorf("releasing %s: %w", digest, err)
 	}
@@ -277,7 +277,7 @@ func (s *DB) ReleaseJob(ctx context.Context, digest, worker string) error {
 // FailImage marks an analysis failed with a message for the user.
 func (s *DB) FailImage(ctx context.Context, digest, msg string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, error = ?, claimed_by = '', claimed_until = NULL, updated_at = ? WHERE digest = ?`,
-		image.StatusFailed, msg, s.now(), digest)
+		buildgate.StatusFailed, msg, s.now(), digest)
 	if err != nil {
 		return fmt.Errorf("failing %s: %w", digest, err)
 	}
@@ -285,7 +285,7 @@ func (s *DB) FailImage(ctx context.Context, digest, msg string) error {
 }
 
 // SaveAnalysis stores an analysis and marks the image analyzed.
-func (s *DB) SaveAnalysis(ctx context.Context, a *image.Analysis) error {
+func (s *DB) SaveAnalysis(ctx context.Context, a *buildgate.Analysis) error {
 	cols, err := analysisColumns(a)
 	if err != nil {
 		return fmt.Errorf("encoding analysis of %s: %w", a.Digest, err)
@@ -302,12 +302,12 @@ func (s *DB) SaveAnalysis(ctx context.Context, a *image.Analysis) error {
 			return fmt.Errorf("saving analysis of %s: %w", a.Digest, err)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE images SET status = ?, error = '', claimed_by = '', claimed_until = NULL, analyzed_at = ?, updated_at = ? WHERE digest = ?`,
-			image.StatusAnalyzed, now, now, a.Digest)
+			buildgate.StatusAnalyzed, now, now, a.Digest)
 		return err
 	})
 }
 
-func analysisColumns(a *image.Analysis) ([]any, error) {
+func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	meta, err := json.Marshal(a.Metadata)
 	if err != nil {
 		return nil, err
@@ -339,7 +339,7 @@ func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t
 
 // UpdateMatches replaces the matches of a stored analysis (after a DB
 // change), leaving everything else as it was.
-func (s *DB) UpdateMatches(ctx context.Context, digest string, matches []image.Match, dbBuilt, at time.Time) error {
+func (s *DB) UpdateMatches(ctx context.Context, digest string, matches []buildgate.Match, dbBuilt, at time.Time) error {
 	b, err := gzJSON(matches)
 	if err != nil {
 		return err
@@ -355,8 +355,8 @@ func (s *DB) UpdateMatches(ctx context.Context, digest string, matches []image.M
 }
 
 // Analysis returns the stored analysis of an image.
-func (s *DB) Analysis(ctx context.Context, digest string) (*image.Analysis, error) {
-	var a image.Analysis
+func (s *DB) Analysis(ctx context.Context, digest string) (*buildgate.Analysis, error) {
+	var a buildgate.Analysis
 	var sbom, pkgs, files, matches []byte
 	var meta, secrets, content string
 	var dbBuilt sql.NullTime
@@ -393,8 +393,8 @@ func (s *DB) Analysis(ctx context.Context, digest string) (*image.Analysis, erro
 
 // MatchStamp returns which matches the stored analysis of an image holds,
 // without reading the analysis.
-func (s *DB) MatchStamp(ctx context.Context, digest string) (image.MatchStamp, error) {
-	var st image.MatchStamp
+func (s *DB) MatchStamp(ctx context.Context, digest string) (buildgate.MatchStamp, error) {
+	var st buildgate.MatchStamp
 	var dbBuilt sql.NullTime
 	err := s.db.QueryRowContext(ctx, `SELECT db_built, matched_at FROM analyses WHERE digest = ?`, digest).Scan(&dbBuilt, &st.MatchedAt)
 	if isNoRows(err) {
@@ -432,6 +432,6 @@ func (s *DB) AnalyzedDigests(ctx context.Context) ([]string, error) {
 func (s *DB) QueueDepth(ctx context.Context) (queued, analyzing int, err error) {
 	err = s.db.QueryRowContext(ctx, `SELECT
 		COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0) FROM images`, image.StatusQueued, image.StatusAnalyzing).Scan(&queued, &analyzing)
+		COALESCE(SUM(CASE WHEN status = ? THEN 1 ELSE 0 END), 0) FROM images`, buildgate.StatusQueued, buildgate.StatusAnalyzing).Scan(&queued, &analyzing)
 	return queued, analyzing, err
 }

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // ImageOrigin returns where an image came from and when each of its tags
 // was first seen.
-func (s *DB) ImageOrigin(ctx context.Context, digest string) (*image.Origin, error) {
-	var o image.Origin
+func (s *DB) ImageOrigin(ctx context.Context, digest string) (*buildgate.Origin, error) {
+	var o buildgate.Origin
 	err := s.db.QueryRowContext(ctx, `SELECT index_digest, pull_ref FROM images WHERE digest = ?`, digest).Scan(&o.IndexDigest, &o.PullRef)
 	if isNoRows(err) {
 		return nil, notFound("image", digest)
@@ -39,7 +39,7 @@ func (s *DB) ImageOrigin(ctx context.Context, digest string) (*image.Origin, err
 
 // ImageMetadata returns the metadata of an analysed image without reading
 // the rest of its analysis.
-func (s *DB) ImageMetadata(ctx context.Context, digest string) (*image.Metadata, error) {
+func (s *DB) ImageMetadata(ctx context.Context, digest string) (*buildgate.Metadata, error) {
 	var meta string
 	err := s.db.QueryRowContext(ctx, `SELECT metadata FROM analyses WHERE digest = ?`, digest).Scan(&meta)
 	if isNoRows(err) {
@@ -48,7 +48,7 @@ func (s *DB) ImageMetadata(ctx context.Context, digest string) (*image.Metadata,
 	if err != nil {
 		return nil, fmt.Errorf("reading metadata of %s: %w", digest, err)
 	}
-	var m image.Metadata
+	var m buildgate.Metadata
 	if err := json.Unmarshal([]byte(meta), &m); err != nil {
 		return nil, fmt.Errorf("decoding metadata of %s: %w", digest, err)
 	}

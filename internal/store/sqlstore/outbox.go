@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // The outbox: deliveries wait in the deliveries table until a worker
@@ -17,7 +17,7 @@ import (
 // EnqueueDeliveries stores new pending deliveries, due at once; one whose
 // (source, channel, event key) is already stored is skipped. It returns
 // how many it stored.
-func (s *DB) EnqueueDeliveries(ctx context.Context, ds []image.Delivery) (int, error) {
+func (s *DB) EnqueueDeliveries(ctx context.Context, ds []buildgate.Delivery) (int, error) {
 	if len(ds) == 0 {
 		return 0, nil
 	}
@@ -26,7 +26,7 @@ func (s *DB) EnqueueDeliveries(ctx context.Context, ds []image.Delivery) (int, e
 	err := s.tx(ctx, func(tx *Tx) error {
 		for _, d := range ds {
 			if d.ID == "" {
-				d.ID = image.NewID()
+				d.ID = buildgate.NewID()
 			}
 			msg, err := json.Marshal(d.Message)
 			if err != nil {
@@ -36,7 +36,7 @@ func (s *DB) EnqueueDeliveries(ctx context.Context, ds []image.Delivery) (int, e
 				status, attempts, created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
 				ON CONFLICT (source_type, source_id, channel_id, event_key) DO NOTHING`,
 				d.ID, d.SourceType, d.SourceID, d.ChannelID, d.EventType, d.EventKey, string(msg), d.Message.Body,
-				image.DeliveryPending, now, now, now)
+				buildgate.DeliveryPending, now, now, now)
 			if err != nil {
 				return err
 			}
@@ -55,8 +55,8 @@ func (s *DB) EnqueueDeliveries(ctx context.Context, ds []image.Delivery) (int, e
 const deliveryCols = `id, source_type, source_id, channel_id, event_type, event_key, message, body, status, attempts,
 	created_at, next_attempt_at, delivered_at, last_error`
 
-func scanDelivery(row interface{ Scan(...any) error }) (*image.Delivery, error) {
-	var d image.Delivery
+func scanDelivery(row interface{ Scan(...any) error }) (*buildgate.Delivery, error) {
+	var d buildgate.Delivery
 	var msg string
 	var body []byte
 	var next, delivered sql.NullTime
@@ -77,7 +77,7 @@ func scanDelivery(row interface{ Scan(...any) error }) (*image.Delivery, error) 
 		t := delivered.Time.UTC()
 		d.DeliveredAt = &t
 	}
-	d.AttemptLog = []image.DeliveryAttempt{}
+	d.AttemptLog = []buildgate.DeliveryAttempt{}
 	return &d, nil
 }
 
@@ -85,11 +85,11 @@ func scanDelivery(row interface{ Scan(...any) error }) (*image.Delivery, error) 
 // now and not claimed by a live lease, for worker until now+lease, oldest
 // first. Each claim is a conditional UPDATE, so workers of several gates
 // never take the same delivery while its lease runs.
-func (s *DB) ClaimDeliveries(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int) ([]image.Delivery, error) {
+func (s *DB) ClaimDeliveries(ctx context.Context, worker string, now time.Time, lease time.Duration, limit int) ([]buildgate.Delivery, error) {
 	now = now.UTC()
 	rows, err := s.db.QueryContext(ctx, `SELECT id FROM deliveries WHERE status = ? AND next_attempt_at <= ?
 		AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at, created_at, id LIMIT ?`,
-		image.DeliveryPending, now, now, limit)
+		buildgate.DeliveryPending, now, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing due deliveries: %w", err)
 	}
@@ -106,10 +106,10 @@ func (s *DB) ClaimDeliveries(ctx context.Context, worker string, now time.Time, 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	var out []image.Delivery
+	var out []buildgate.Delivery
 	for _, id := range ids {
 		res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE id = ? AND status = ?
-			AND (claimed_until IS NULL OR claimed_until < ?)`, worker, now.Add(lease), id, image.DeliveryPending, now)
+			AND (claimed_until IS NULL OR claimed_until < ?)`, worker, now.Add(lease), id, buildgate.DeliveryPending, now)
 		if err != nil {
 			return nil, fmt.Errorf("claiming delivery %q: %w", id, err)
 		}
@@ -128,7 +128,7 @@ func (s *DB) ClaimDeliveries(ctx context.Context, worker string, now time.Time, 
 // RecordAttempt stores one attempt at a delivery and releases the claim:
 // the delivery becomes status (delivered, failed for good, or pending
 // again until next).
-func (s *DB) RecordAttempt(ctx context.Context, id string, a image.DeliveryAttempt, status string, next time.Time) error {
+func (s *DB) RecordAttempt(ctx context.Context, id string, a buildgate.DeliveryAttempt, status string, next time.Time) error {
 	err := s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts (delivery_id, attempt, at, ok, status_code, answer, error, duration_ms)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
@@ -136,10 +136,10 @@ func (s *DB) RecordAttempt(ctx context.Context, id string, a image.DeliveryAttem
 			return err
 		}
 		var delivered, nextAt sql.NullTime
-		if status == image.DeliveryDelivered {
+		if status == buildgate.DeliveryDelivered {
 			delivered = sql.NullTime{Time: a.At.UTC(), Valid: true}
 		}
-		if status == image.DeliveryPending {
+		if status == buildgate.DeliveryPending {
 			nextAt = sql.NullTime{Time: next.UTC(), Valid: true}
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = ?, last_error = ?, next_attempt_at = ?, delivered_at = ?,
@@ -155,13 +155,13 @@ func (s *DB) RecordAttempt(ctx context.Context, id string, a image.DeliveryAttem
 
 // Deliveries returns the deliveries of an alert or a subscription, newest
 // first, at most limit, each with its attempts.
-func (s *DB) Deliveries(ctx context.Context, sourceType, sourceID string, limit int) ([]image.Delivery, error) {
+func (s *DB) Deliveries(ctx context.Context, sourceType, sourceID string, limit int) ([]buildgate.Delivery, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE source_type = ? AND source_id = ?
 		ORDER BY created_at DESC, id LIMIT ?`, sourceType, sourceID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing deliveries: %w", err)
 	}
-	out := []image.Delivery{}
+	out := []buildgate.Delivery{}
 	index := map[string]int{}
 	for rows.Next() {
 		d, err := scanDelivery(rows)
@@ -188,7 +188,7 @@ func (s *DB) Deliveries(ctx context.Context, sourceType, sourceID string, limit 
 	defer arows.Close()
 	for arows.Next() {
 		var id string
-		var a image.DeliveryAttempt
+		var a buildgate.DeliveryAttempt
 		var ok int
 		if err := arows.Scan(&id, &a.Attempt, &a.At, &ok, &a.StatusCode, &a.Answer, &a.Error, &a.DurationMS); err != nil {
 			return nil, err

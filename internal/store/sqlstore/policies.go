@@ -5,13 +5,13 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // SavePolicy stores a new version of a bundle, creating the policy record
 // if needed, and returns the record. With activate it also becomes the one
 // active bundle.
-func (s *DB) SavePolicy(ctx context.Context, id, name string, bundle []byte, activate bool) (*image.PolicyRecord, error) {
+func (s *DB) SavePolicy(ctx context.Context, id, name string, bundle []byte, activate bool) (*buildgate.PolicyRecord, error) {
 	now := s.now()
 	err := s.tx(ctx, func(tx *Tx) error {
 		// Insert-if-missing then increment: the UPDATE locks the row, so
@@ -61,8 +61,8 @@ func (s *DB) ActivatePolicy(ctx context.Context, id string) error {
 
 const policyCols = `p.id, p.name, p.active, p.version, p.created_at, p.updated_at, v.bundle`
 
-func scanPolicy(row interface{ Scan(...any) error }) (*image.PolicyRecord, error) {
-	var p image.PolicyRecord
+func scanPolicy(row interface{ Scan(...any) error }) (*buildgate.PolicyRecord, error) {
+	var p buildgate.PolicyRecord
 	var active int
 	var bundle string
 	if err := row.Scan(&p.ID, &p.Name, &active, &p.Version, &p.CreatedAt, &p.UpdatedAt, &bundle); err != nil {
@@ -75,7 +75,7 @@ func scanPolicy(row interface{ Scan(...any) error }) (*image.PolicyRecord, error
 }
 
 // Policy returns a policy with its latest bundle.
-func (s *DB) Policy(ctx context.Context, id string) (*image.PolicyRecord, error) {
+func (s *DB) Policy(ctx context.Context, id string) (*buildgate.PolicyRecord, error) {
 	p, err := scanPolicy(s.db.QueryRowContext(ctx, `SELECT `+policyCols+` FROM policies p
 		JOIN policy_versions v ON v.policy_id = p.id AND v.version = p.version WHERE p.id = ?`, id))
 	if isNoRows(err) {
@@ -88,11 +88,11 @@ func (s *DB) Policy(ctx context.Context, id string) (*image.PolicyRecord, error)
 }
 
 // ActivePolicy returns the active policy, or a not-found error when none is.
-func (s *DB) ActivePolicy(ctx context.Context) (*image.PolicyRecord, error) {
+func (s *DB) ActivePolicy(ctx context.Context) (*buildgate.PolicyRecord, error) {
 	p, err := scanPolicy(s.db.QueryRowContext(ctx, `SELECT `+policyCols+` FROM policies p
 		JOIN policy_versions v ON v.policy_id = p.id AND v.version = p.version WHERE p.active <> 0`))
 	if isNoRows(err) {
-		return nil, image.Errorf(image.ENOTFOUND, "no policy is active")
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "no policy is active")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the active policy: %w", err)
@@ -101,14 +101,14 @@ func (s *DB) ActivePolicy(ctx context.Context) (*image.PolicyRecord, error) {
 }
 
 // ListPolicies returns every policy with its latest bundle.
-func (s *DB) ListPolicies(ctx context.Context) ([]image.PolicyRecord, error) {
+func (s *DB) ListPolicies(ctx context.Context) ([]buildgate.PolicyRecord, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+policyCols+` FROM policies p
 		JOIN policy_versions v ON v.policy_id = p.id AND v.version = p.version ORDER BY p.created_at, p.id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing policies: %w", err)
 	}
 	defer rows.Close()
-	var out []image.PolicyRecord
+	var out []buildgate.PolicyRecord
 	for rows.Next() {
 		p, err := scanPolicy(rows)
 		if err != nil {
@@ -120,7 +120,7 @@ func (s *DB) ListPolicies(ctx context.Context) ([]image.PolicyRecord, error) {
 }
 
 // PolicyVersions lists the saved versions of a policy, newest first.
-func (s *DB) PolicyVersions(ctx context.Context, id string) ([]image.PolicyVersion, error) {
+func (s *DB) PolicyVersions(ctx context.Context, id string) ([]buildgate.PolicyVersion, error) {
 	if _, err := s.Policy(ctx, id); err != nil {
 		return nil, err
 	}
@@ -129,9 +129,9 @@ func (s *DB) PolicyVersions(ctx context.Context, id string) ([]image.PolicyVersi
 		return nil, err
 	}
 	defer rows.Close()
-	var out []image.PolicyVersion
+	var out []buildgate.PolicyVersion
 	for rows.Next() {
-		var v image.PolicyVersion
+		var v buildgate.PolicyVersion
 		var b string
 		if err := rows.Scan(&v.Version, &v.CreatedAt, &b); err != nil {
 			return nil, err
@@ -151,7 +151,7 @@ func (s *DB) DeletePolicy(ctx context.Context, id string) error {
 		return err
 	}
 	if p.Active {
-		return image.Errorf(image.EINVALID, "policy %q is the active bundle: activate another before deleting it", id)
+		return buildgate.Errorf(buildgate.EINVALID, "policy %q is the active bundle: activate another before deleting it", id)
 	}
 	return s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM policy_versions WHERE policy_id = ?`, id); err != nil {
@@ -173,7 +173,7 @@ func (s *DB) CountPolicies(ctx context.Context) (int, error) {
 }
 
 // SaveEvaluation stores (replaces) the verdict for an image, tag and policy.
-func (s *DB) SaveEvaluation(ctx context.Context, e image.StoredEvaluation) error {
+func (s *DB) SaveEvaluation(ctx context.Context, e buildgate.StoredEvaluation) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO evaluations (digest, tag, policy_id, policy_version, final_action, db_built, evaluated_at, result, inputs, valid_until)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (digest, tag, policy_id) DO UPDATE SET policy_version = excluded.policy_version,
@@ -187,15 +187,15 @@ func (s *DB) SaveEvaluation(ctx context.Context, e image.StoredEvaluation) error
 }
 
 // Evaluation returns the stored verdict for an image, tag and policy.
-func (s *DB) Evaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error) {
-	var e image.StoredEvaluation
+func (s *DB) Evaluation(ctx context.Context, digest, tag, policyID string) (*buildgate.StoredEvaluation, error) {
+	var e buildgate.StoredEvaluation
 	var built, until sql.NullTime
 	var result []byte
 	err := s.db.QueryRowContext(ctx, `SELECT digest, tag, policy_id, policy_version, final_action, db_built, evaluated_at, result, inputs, valid_until
 		FROM evaluations WHERE digest = ? AND tag = ? AND policy_id = ?`, digest, tag, policyID).
 		Scan(&e.Digest, &e.Tag, &e.PolicyID, &e.PolicyVersion, &e.FinalAction, &built, &e.EvaluatedAt, &result, &e.Inputs, &until)
 	if isNoRows(err) {
-		return nil, image.Errorf(image.ENOTFOUND, "no stored evaluation of %s for %q under policy %q", digest, tag, policyID)
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "no stored evaluation of %s for %q under policy %q", digest, tag, policyID)
 	}
 	if err != nil {
 		return nil, err

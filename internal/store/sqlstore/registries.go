@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
@@ -15,8 +15,8 @@ import (
 
 const registryCols = `registry, name, username, type, verify_tls, ca_cert, created_at, updated_at, password_set_at`
 
-func scanRegistry(row interface{ Scan(...any) error }) (*image.RegistryCredential, error) {
-	var c image.RegistryCredential
+func scanRegistry(row interface{ Scan(...any) error }) (*buildgate.RegistryCredential, error) {
+	var c buildgate.RegistryCredential
 	var verify int
 	if err := row.Scan(&c.Registry, &c.Name, &c.Username, &c.Type, &verify, &c.CACert, &c.CreatedAt, &c.UpdatedAt, &c.PasswordSetAt); err != nil {
 		return nil, err
@@ -35,7 +35,7 @@ func boolInt(b bool) int {
 
 // CreateRegistry stores a new registry record with its sealed secret; a
 // record for the same registry is a conflict.
-func (s *DB) CreateRegistry(ctx context.Context, c image.RegistryCredential, sealed string) error {
+func (s *DB) CreateRegistry(ctx context.Context, c buildgate.RegistryCredential, sealed string) error {
 	now := s.now()
 	return s.tx(ctx, func(tx *Tx) error {
 		var n int
@@ -43,7 +43,7 @@ func (s *DB) CreateRegistry(ctx context.Context, c image.RegistryCredential, sea
 			return fmt.Errorf("looking up registry %q: %w", c.Registry, err)
 		}
 		if n > 0 {
-			return image.Errorf(image.ECONFLICT, "registry %q already has credentials: change them with PUT /v1/registries/%s", c.Registry, c.Registry)
+			return buildgate.Errorf(buildgate.ECONFLICT, "registry %q already has credentials: change them with PUT /v1/registries/%s", c.Registry, c.Registry)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO registries (`+registryCols+`, password_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.Registry, c.Name, c.Username, c.Type, boolInt(c.VerifyTLS), c.CACert, now, now, now, sealed)
@@ -56,7 +56,7 @@ func (s *DB) CreateRegistry(ctx context.Context, c image.RegistryCredential, sea
 
 // UpdateRegistry replaces a record's fields. An empty sealed keeps the
 // stored secret and the time it was set.
-func (s *DB) UpdateRegistry(ctx context.Context, c image.RegistryCredential, sealed string) error {
+func (s *DB) UpdateRegistry(ctx context.Context, c buildgate.RegistryCredential, sealed string) error {
 	now := s.now()
 	var res sql.Result
 	var err error
@@ -77,7 +77,7 @@ func (s *DB) UpdateRegistry(ctx context.Context, c image.RegistryCredential, sea
 }
 
 // Registry returns a registry record, without its secret.
-func (s *DB) Registry(ctx context.Context, registry string) (*image.RegistryCredential, error) {
+func (s *DB) Registry(ctx context.Context, registry string) (*buildgate.RegistryCredential, error) {
 	c, err := scanRegistry(s.db.QueryRowContext(ctx, `SELECT `+registryCols+` FROM registries WHERE registry = ?`, registry))
 	if isNoRows(err) {
 		return nil, notFound("registry", registry)
@@ -103,13 +103,13 @@ func (s *DB) RegistrySecret(ctx context.Context, registry string) (string, error
 
 // ListRegistries returns every registry record, by registry, without
 // secrets.
-func (s *DB) ListRegistries(ctx context.Context) ([]image.RegistryCredential, error) {
+func (s *DB) ListRegistries(ctx context.Context) ([]buildgate.RegistryCredential, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+registryCols+` FROM registries ORDER BY registry`)
 	if err != nil {
 		return nil, fmt.Errorf("listing registries: %w", err)
 	}
 	defer rows.Close()
-	out := []image.RegistryCredential{}
+	out := []buildgate.RegistryCredential{}
 	for rows.Next() {
 		c, err := scanRegistry(rows)
 		if err != nil {

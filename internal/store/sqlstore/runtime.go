@@ -7,13 +7,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // ReplaceInventory replaces what a cluster runs with inv. An inventory
 // observed before the stored one is a conflict: pushes that arrive out of
 // order never roll the cluster back.
-func (s *DB) ReplaceInventory(ctx context.Context, inv image.RuntimeInventory) error {
+func (s *DB) ReplaceInventory(ctx context.Context, inv buildgate.RuntimeInventory) error {
 	err := s.tx(ctx, func(tx *Tx) error {
 		var prev time.Time
 		err := tx.QueryRowContext(ctx, `SELECT observed_at FROM runtime_clusters WHERE cluster = ?`, inv.Cluster).Scan(&prev)
@@ -22,7 +22,7 @@ func (s *DB) ReplaceInventory(ctx context.Context, inv image.RuntimeInventory) e
 		case err != nil:
 			return err
 		case inv.ObservedAt.Before(prev.UTC()):
-			return image.Errorf(image.ECONFLICT, "cluster %q already has an inventory observed at %s, after %s",
+			return buildgate.Errorf(buildgate.ECONFLICT, "cluster %q already has an inventory observed at %s, after %s",
 				inv.Cluster, prev.UTC().Format(time.RFC3339), inv.ObservedAt.UTC().Format(time.RFC3339))
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runtime_clusters (cluster, observed_at, received_at) VALUES (?, ?, ?)
@@ -48,11 +48,11 @@ func (s *DB) ReplaceInventory(ctx context.Context, inv image.RuntimeInventory) e
 
 const runtimeCols = `cluster, namespace, pod, container, image, image_tag, image_digest`
 
-func scanContainers(rows *sql.Rows) ([]image.RuntimeContainer, error) {
+func scanContainers(rows *sql.Rows) ([]buildgate.RuntimeContainer, error) {
 	defer rows.Close()
-	out := []image.RuntimeContainer{}
+	out := []buildgate.RuntimeContainer{}
 	for rows.Next() {
-		var c image.RuntimeContainer
+		var c buildgate.RuntimeContainer
 		if err := rows.Scan(&c.Cluster, &c.Namespace, &c.Pod, &c.Container, &c.Image, &c.Tag, &c.ImageDigest); err != nil {
 			return nil, err
 		}
@@ -64,7 +64,7 @@ func scanContainers(rows *sql.Rows) ([]image.RuntimeContainer, error) {
 // RuntimeContainers lists the running containers of a cluster and
 // namespace (each only when not empty), by cluster, namespace, pod and
 // container.
-func (s *DB) RuntimeContainers(ctx context.Context, cluster, namespace string) ([]image.RuntimeContainer, error) {
+func (s *DB) RuntimeContainers(ctx context.Context, cluster, namespace string) ([]buildgate.RuntimeContainer, error) {
 	q, args := `SELECT `+runtimeCols+` FROM runtime_containers WHERE 1=1`, []any{}
 	if cluster != "" {
 		q, args = q+` AND cluster = ?`, append(args, cluster)
@@ -81,7 +81,7 @@ func (s *DB) RuntimeContainers(ctx context.Context, cluster, namespace string) (
 
 // RuntimeContainersOf lists the running containers whose image has one of
 // digests or tags.
-func (s *DB) RuntimeContainersOf(ctx context.Context, digests, tags []string) ([]image.RuntimeContainer, error) {
+func (s *DB) RuntimeContainersOf(ctx context.Context, digests, tags []string) ([]buildgate.RuntimeContainer, error) {
 	var conds []string
 	var args []any
 	in := func(col string, vals []string) {
@@ -98,7 +98,7 @@ func (s *DB) RuntimeContainersOf(ctx context.Context, digests, tags []string) ([
 	in("image_digest", digests)
 	in("image_tag", tags)
 	if len(conds) == 0 {
-		return []image.RuntimeContainer{}, nil
+		return []buildgate.RuntimeContainer{}, nil
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+runtimeCols+` FROM runtime_containers WHERE `+strings.Join(conds, " OR ")+
 		` ORDER BY cluster, namespace, pod, container`, args...)
@@ -112,7 +112,7 @@ func (s *DB) RuntimeContainersOf(ctx context.Context, digests, tags []string) ([
 // digest is not empty, the one whose manifest or index digest it is (an
 // image of the same tag but another digest is not the one running); else
 // the newest one tagged tag. It is ENOTFOUND when the gate has none.
-func (s *DB) LookupImage(ctx context.Context, digest, tag string) (*image.Image, error) {
+func (s *DB) LookupImage(ctx context.Context, digest, tag string) (*buildgate.Image, error) {
 	if digest != "" {
 		var d string
 		err := s.db.QueryRowContext(ctx, `SELECT digest FROM images WHERE digest = ? OR index_digest = ? ORDER BY (digest = ?) DESC, updated_at DESC LIMIT 1`,
@@ -134,12 +134,12 @@ func (s *DB) LookupImage(ctx context.Context, digest, tag string) (*image.Image,
 			return nil, fmt.Errorf("looking up image %s: %w", tag, err)
 		}
 	}
-	return nil, image.Errorf(image.ENOTFOUND, "no image %s", strings.TrimSpace(tag+" "+digest))
+	return nil, buildgate.Errorf(buildgate.ENOTFOUND, "no image %s", strings.TrimSpace(tag+" "+digest))
 }
 
 // ImageMatches returns the stored matches of an analysed image without
 // reading the rest of its analysis.
-func (s *DB) ImageMatches(ctx context.Context, digest string) ([]image.Match, error) {
+func (s *DB) ImageMatches(ctx context.Context, digest string) ([]buildgate.Match, error) {
 	var b []byte
 	err := s.db.QueryRowContext(ctx, `SELECT matches FROM analyses WHERE digest = ?`, digest).Scan(&b)
 	if isNoRows(err) {
@@ -148,7 +148,7 @@ func (s *DB) ImageMatches(ctx context.Context, digest string) ([]image.Match, er
 	if err != nil {
 		return nil, fmt.Errorf("reading matches of %s: %w", digest, err)
 	}
-	var out []image.Match
+	var out []buildgate.Match
 	if err := ungzJSON(b, &out); err != nil {
 		return nil, fmt.Errorf("decoding matches of %s: %w", digest, err)
 	}
@@ -158,12 +158,12 @@ func (s *DB) ImageMatches(ctx context.Context, digest string) ([]image.Match, er
 // LatestEvaluation returns the stored verdict of an image under a policy
 // for tag, or, when there is none for tag, its newest verdict under the
 // policy for any tag.
-func (s *DB) LatestEvaluation(ctx context.Context, digest, tag, policyID string) (*image.StoredEvaluation, error) {
+func (s *DB) LatestEvaluation(ctx context.Context, digest, tag, policyID string) (*buildgate.StoredEvaluation, error) {
 	var t string
 	err := s.db.QueryRowContext(ctx, `SELECT tag FROM evaluations WHERE digest = ? AND policy_id = ?
 		ORDER BY (tag = ?) DESC, evaluated_at DESC LIMIT 1`, digest, policyID, tag).Scan(&t)
 	if isNoRows(err) {
-		return nil, image.Errorf(image.ENOTFOUND, "no stored evaluation of %s under policy %q", digest, policyID)
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "no stored evaluation of %s under policy %q", digest, policyID)
 	}
 	if err != nil {
 		return nil, err
@@ -172,7 +172,7 @@ func (s *DB) LatestEvaluation(ctx context.Context, digest, tag, policyID string)
 }
 
 // SaveVulnerabilityChange records what a re-match changed for an image.
-func (s *DB) SaveVulnerabilityChange(ctx context.Context, c image.VulnerabilityChange) error {
+func (s *DB) SaveVulnerabilityChange(ctx context.Context, c buildgate.VulnerabilityChange) error {
 	appeared, err := gzJSON(nonNilMatches(c.Appeared))
 	if err != nil {
 		return err
@@ -182,32 +182,32 @@ func (s *DB) SaveVulnerabilityChange(ctx context.Context, c image.VulnerabilityC
 		return err
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO vulnerability_changes (id, digest, db_built, changed_at, appeared, disappeared) VALUES (?, ?, ?, ?, ?, ?)`,
-		image.NewID(), c.Digest, nullTime(c.DBBuilt), c.ChangedAt.UTC(), appeared, disappeared)
+		buildgate.NewID(), c.Digest, nullTime(c.DBBuilt), c.ChangedAt.UTC(), appeared, disappeared)
 	if err != nil {
 		return fmt.Errorf("recording vulnerability changes of %s: %w", c.Digest, err)
 	}
 	return nil
 }
 
-func nonNilMatches(m []image.Match) []image.Match {
+func nonNilMatches(m []buildgate.Match) []buildgate.Match {
 	if m == nil {
-		return []image.Match{}
+		return []buildgate.Match{}
 	}
 	return m
 }
 
 // VulnerabilityChanges returns the recorded vulnerability changes of an
 // image, newest first.
-func (s *DB) VulnerabilityChanges(ctx context.Context, digest string) ([]image.VulnerabilityChange, error) {
+func (s *DB) VulnerabilityChanges(ctx context.Context, digest string) ([]buildgate.VulnerabilityChange, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT db_built, changed_at, appeared, disappeared FROM vulnerability_changes
 		WHERE digest = ? ORDER BY changed_at DESC, id`, digest)
 	if err != nil {
 		return nil, fmt.Errorf("listing vulnerability changes of %s: %w", digest, err)
 	}
 	defer rows.Close()
-	out := []image.VulnerabilityChange{}
+	out := []buildgate.VulnerabilityChange{}
 	for rows.Next() {
-		c := image.VulnerabilityChange{Digest: digest}
+		c := buildgate.VulnerabilityChange{Digest: digest}
 		var built sql.NullTime
 		var appeared, disappeared []byte
 		if err := rows.Scan(&built, &c.ChangedAt, &appeared, &disappeared); err != nil {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // SaveConsoleSession stores a new console session and drops the expired
 // ones.
-func (s *DB) SaveConsoleSession(ctx context.Context, cs image.ConsoleSession) error {
+func (s *DB) SaveConsoleSession(ctx context.Context, cs buildgate.ConsoleSession) error {
 	err := s.tx(ctx, func(tx *Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE expires_at <= ?`, s.now()); err != nil {
 			return err
@@ -26,12 +26,12 @@ func (s *DB) SaveConsoleSession(ctx context.Context, cs image.ConsoleSession) er
 
 // ConsoleSession returns the unexpired session whose id hashes to idHash;
 // it is not found once expired or deleted.
-func (s *DB) ConsoleSession(ctx context.Context, idHash string) (*image.ConsoleSession, error) {
-	cs := image.ConsoleSession{IDHash: idHash}
+func (s *DB) ConsoleSession(ctx context.Context, idHash string) (*buildgate.ConsoleSession, error) {
+	cs := buildgate.ConsoleSession{IDHash: idHash}
 	err := s.db.QueryRowContext(ctx, `SELECT token_sealed, created_at, expires_at FROM console_sessions WHERE id_hash = ? AND expires_at > ?`,
 		idHash, s.now()).Scan(&cs.SealedToken, &cs.CreatedAt, &cs.ExpiresAt)
 	if isNoRows(err) {
-		return nil, image.Errorf(image.ENOTFOUND, "console session not found or expired")
+		return nil, buildgate.Errorf(buildgate.ENOTFOUND, "console session not found or expired")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading a console session: %w", err)

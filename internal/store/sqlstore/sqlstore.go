@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // Dialect is what differs between the SQL engines an adapter speaks.
@@ -242,7 +242,7 @@ func ungzJSON(b []byte, v any) error {
 }
 
 func notFound(what, id string) error {
-	return image.Errorf(image.ENOTFOUND, "%s %q not found", what, id)
+	return buildgate.Errorf(buildgate.ENOTFOUND, "%s %q not found", what, id)
 }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 const subscriptionCols = `id, sub_key, sub_type, active, created_at, updated_at`
 
-func scanSubscription(row interface{ Scan(...any) error }) (*image.Subscription, error) {
-	var s image.Subscription
+func scanSubscription(row interface{ Scan(...any) error }) (*buildgate.Subscription, error) {
+	var s buildgate.Subscription
 	var active int
 	if err := row.Scan(&s.ID, &s.Key, &s.Type, &active, &s.CreatedAt, &s.UpdatedAt); err != nil {
 		return nil, err
@@ -29,7 +29,7 @@ func (s *DB) EnsureSubscriptions(ctx context.Context, key string, types, activat
 	err := s.tx(ctx, func(tx *Tx) error {
 		for _, t := range types {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionCols+`) VALUES (?, ?, ?, 0, ?, ?)
-				ON CONFLICT (sub_key, sub_type) DO NOTHING`, image.NewID(), key, t, now, now); err != nil {
+				ON CONFLICT (sub_key, sub_type) DO NOTHING`, buildgate.NewID(), key, t, now, now); err != nil {
 				return err
 			}
 		}
@@ -49,14 +49,14 @@ func (s *DB) EnsureSubscriptions(ctx context.Context, key string, types, activat
 
 // AddSubscription creates one subscription; it is a conflict if the key
 // already has one of that type.
-func (s *DB) AddSubscription(ctx context.Context, key, typ string, active bool) (*image.Subscription, error) {
+func (s *DB) AddSubscription(ctx context.Context, key, typ string, active bool) (*buildgate.Subscription, error) {
 	now := s.now()
-	id := image.NewID()
+	id := buildgate.NewID()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		id, key, typ, activeFlag(active), now, now)
 	if err != nil {
 		if strings.Contains(strings.ToLower(err.Error()), "unique") {
-			return nil, image.Errorf(image.ECONFLICT, "a %s subscription for %q already exists", typ, key)
+			return nil, buildgate.Errorf(buildgate.ECONFLICT, "a %s subscription for %q already exists", typ, key)
 		}
 		return nil, fmt.Errorf("adding subscription: %w", err)
 	}
@@ -72,7 +72,7 @@ func activeFlag(active bool) int {
 }
 
 // Subscription returns one subscription.
-func (s *DB) Subscription(ctx context.Context, id string) (*image.Subscription, error) {
+func (s *DB) Subscription(ctx context.Context, id string) (*buildgate.Subscription, error) {
 	sub, err := scanSubscription(s.db.QueryRowContext(ctx, `SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ?`, id))
 	if isNoRows(err) {
 		return nil, notFound("subscription", id)
@@ -85,7 +85,7 @@ func (s *DB) Subscription(ctx context.Context, id string) (*image.Subscription, 
 
 // ListSubscriptions returns subscriptions, those with key and type only
 // when they are not empty, by key then type.
-func (s *DB) ListSubscriptions(ctx context.Context, key, typ string) ([]image.Subscription, error) {
+func (s *DB) ListSubscriptions(ctx context.Context, key, typ string) ([]buildgate.Subscription, error) {
 	q := `SELECT ` + subscriptionCols + ` FROM subscriptions WHERE 1=1`
 	var args []any
 	if key != "" {
@@ -101,7 +101,7 @@ func (s *DB) ListSubscriptions(ctx context.Context, key, typ string) ([]image.Su
 		return nil, fmt.Errorf("listing subscriptions: %w", err)
 	}
 	defer rows.Close()
-	out := []image.Subscription{}
+	out := []buildgate.Subscription{}
 	for rows.Next() {
 		sub, err := scanSubscription(rows)
 		if err != nil {
@@ -113,7 +113,7 @@ func (s *DB) ListSubscriptions(ctx context.Context, key, typ string) ([]image.Su
 }
 
 // SetSubscriptionActive activates or deactivates a subscription.
-func (s *DB) SetSubscriptionActive(ctx context.Context, id string, active bool) (*image.Subscription, error) {
+func (s *DB) SetSubscriptionActive(ctx context.Context, id string, active bool) (*buildgate.Subscription, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE subscriptions SET active = ?, updated_at = ? WHERE id = ?`, activeFlag(active), s.now(), id)
 	if err != nil {
 		return nil, fmt.Errorf("updating subscription %q: %w", id, err)

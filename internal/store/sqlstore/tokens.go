@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // touchEvery is how often a token's last_used_at is written at most: one
@@ -14,7 +14,7 @@ import (
 const touchEvery = time.Minute
 
 // CreateToken stores a token record under the hash of its secret.
-func (s *DB) CreateToken(ctx context.Context, t image.Token, hash string) error {
+func (s *DB) CreateToken(ctx context.Context, t buildgate.Token, hash string) error {
 	var expires sql.NullTime
 	if t.ExpiresAt != nil {
 		expires = sql.NullTime{Time: t.ExpiresAt.UTC(), Valid: true}
@@ -29,8 +29,8 @@ func (s *DB) CreateToken(ctx context.Context, t image.Token, hash string) error 
 
 const tokenCols = `id, name, role, created_at, last_used_at, expires_at`
 
-func scanToken(row interface{ Scan(...any) error }) (*image.Token, error) {
-	var t image.Token
+func scanToken(row interface{ Scan(...any) error }) (*buildgate.Token, error) {
+	var t buildgate.Token
 	var used, expires sql.NullTime
 	if err := row.Scan(&t.ID, &t.Name, &t.Role, &t.CreatedAt, &used, &expires); err != nil {
 		return nil, err
@@ -49,17 +49,17 @@ func scanToken(row interface{ Scan(...any) error }) (*image.Token, error) {
 
 // TokenByHash finds the token whose secret hashes to hash, refuses it when
 // it has expired, and records its use (at most once a minute).
-func (s *DB) TokenByHash(ctx context.Context, hash string) (*image.Token, error) {
+func (s *DB) TokenByHash(ctx context.Context, hash string) (*buildgate.Token, error) {
 	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
 	if isNoRows(err) {
-		return nil, image.Errorf(image.EUNAUTHORIZED, "invalid token")
+		return nil, buildgate.Errorf(buildgate.EUNAUTHORIZED, "invalid token")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up token: %w", err)
 	}
 	now := s.now()
 	if t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) {
-		return nil, image.Errorf(image.EUNAUTHORIZED, "token %q expired at %s; ask an admin for a new one", t.Name, t.ExpiresAt.Format(time.RFC3339))
+		return nil, buildgate.Errorf(buildgate.EUNAUTHORIZED, "token %q expired at %s; ask an admin for a new one", t.Name, t.ExpiresAt.Format(time.RFC3339))
 	}
 	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= touchEvery {
 		if _, err := s.db.ExecContext(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, now, t.ID); err != nil {
@@ -72,13 +72,13 @@ func (s *DB) TokenByHash(ctx context.Context, hash string) (*image.Token, error)
 
 // ListTokens returns every token record, oldest first; secrets are never
 // stored, so none is shown.
-func (s *DB) ListTokens(ctx context.Context) ([]image.Token, error) {
+func (s *DB) ListTokens(ctx context.Context) ([]buildgate.Token, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY created_at, name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing tokens: %w", err)
 	}
 	defer rows.Close()
-	out := []image.Token{}
+	out := []buildgate.Token{}
 	for rows.Next() {
 		t, err := scanToken(rows)
 		if err != nil {
@@ -92,8 +92,8 @@ func (s *DB) ListTokens(ctx context.Context) ([]image.Token, error) {
 // RevokeToken deletes the token with id (or, when no id matches, the one
 // named id): it stops being accepted at once. The last admin token is never
 // revoked. It returns the revoked record.
-func (s *DB) RevokeToken(ctx context.Context, id string) (*image.Token, error) {
-	var t *image.Token
+func (s *DB) RevokeToken(ctx context.Context, id string) (*buildgate.Token, error) {
+	var t *buildgate.Token
 	err := s.tx(ctx, func(tx *Tx) error {
 		var err error
 		t, err = scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id))
@@ -103,7 +103,7 @@ func (s *DB) RevokeToken(ctx context.Context, id string) (*image.Token, error) {
 				return err
 			}
 			if n > 1 {
-				return image.Errorf(image.ECONFLICT, "%d tokens are named %q: revoke one by its id (gate token list)", n, id)
+				return buildgate.Errorf(buildgate.ECONFLICT, "%d tokens are named %q: revoke one by its id (gate token list)", n, id)
 			}
 			t, err = scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE name = ?`, id))
 		}
@@ -113,13 +113,13 @@ func (s *DB) RevokeToken(ctx context.Context, id string) (*image.Token, error) {
 		if err != nil {
 			return err
 		}
-		if t.Role == image.RoleAdmin {
+		if t.Role == buildgate.RoleAdmin {
 			var admins int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE role = ?`, image.RoleAdmin).Scan(&admins); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tokens WHERE role = ?`, buildgate.RoleAdmin).Scan(&admins); err != nil {
 				return err
 			}
 			if admins == 1 {
-				return image.Errorf(image.ECONFLICT, "token %q is the last admin token: create another admin token before revoking it", t.Name)
+				return buildgate.Errorf(buildgate.ECONFLICT, "token %q is the last admin token: create another admin token before revoking it", t.Name)
 			}
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM tokens WHERE id = ?`, t.ID)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 )
 
 // SaveVEXDocument stores a new VEX document.
-func (s *DB) SaveVEXDocument(ctx context.Context, d image.VEXDocument) error {
+func (s *DB) SaveVEXDocument(ctx context.Context, d buildgate.VEXDocument) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO vex_documents (id, name, scope, format, statements, document, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.Name, d.Scope, d.Format, d.Statements, string(d.Document), d.CreatedAt.UTC())
 	if err != nil {
@@ -18,15 +18,15 @@ func (s *DB) SaveVEXDocument(ctx context.Context, d image.VEXDocument) error {
 }
 
 // VEXDocuments returns every stored VEX document, newest first.
-func (s *DB) VEXDocuments(ctx context.Context) ([]image.VEXDocument, error) {
+func (s *DB) VEXDocuments(ctx context.Context) ([]buildgate.VEXDocument, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, name, scope, format, statements, document, created_at FROM vex_documents ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing VEX documents: %w", err)
 	}
 	defer rows.Close()
-	var out []image.VEXDocument
+	var out []buildgate.VEXDocument
 	for rows.Next() {
-		var d image.VEXDocument
+		var d buildgate.VEXDocument
 		var doc string
 		if err := rows.Scan(&d.ID, &d.Name, &d.Scope, &d.Format, &d.Statements, &doc, &d.CreatedAt); err != nil {
 			return nil, fmt.Errorf("listing VEX documents: %w", err)
@@ -47,7 +47,7 @@ func (s *DB) DeleteVEXDocument(ctx context.Context, id string) error {
 		return fmt.Errorf("deleting VEX document %q: %w", id, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return image.Errorf(image.ENOTFOUND, "VEX document %q not found", id)
+		return buildgate.Errorf(buildgate.ENOTFOUND, "VEX document %q not found", id)
 	}
 	return nil
 }

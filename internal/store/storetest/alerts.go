@@ -7,21 +7,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store"
 )
 
 func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
-	hook, err := db.CreateChannel(ctx, image.Channel{Name: "sec", Type: image.ChannelWebhook, URL: "https://hooks.example/x"}, "sealed-1")
+	hook, err := db.CreateChannel(ctx, buildgate.Channel{Name: "sec", Type: buildgate.ChannelWebhook, URL: "https://hooks.example/x"}, "sealed-1")
 	if err != nil || hook.ID == "" || hook.SecretSetAt == nil || hook.URL != "https://hooks.example/x" {
 		t.Fatalf("create = %+v %v", hook, err)
 	}
-	if _, err := db.CreateChannel(ctx, image.Channel{Name: "sec", Type: image.ChannelSlack}, ""); image.ErrorCode(err) != image.ECONFLICT {
+	if _, err := db.CreateChannel(ctx, buildgate.Channel{Name: "sec", Type: buildgate.ChannelSlack}, ""); buildgate.ErrorCode(err) != buildgate.ECONFLICT {
 		t.Errorf("same name: %v", err)
 	}
-	mail, err := db.CreateChannel(ctx, image.Channel{Name: "mail", Type: image.ChannelEmail, SMTPHost: "smtp.example", SMTPPort: 587, From: "a@example.com", To: []string{"b@example.com"}}, "")
+	mail, err := db.CreateChannel(ctx, buildgate.Channel{Name: "mail", Type: buildgate.ChannelEmail, SMTPHost: "smtp.example", SMTPPort: 587, From: "a@example.com", To: []string{"b@example.com"}}, "")
 	if err != nil || mail.SecretSetAt != nil || len(mail.To) != 1 {
 		t.Fatalf("create mail = %+v %v", mail, err)
 	}
@@ -35,18 +35,18 @@ func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
 		t.Errorf("secret after update = %q", s)
 	}
 
-	a, err := db.CreateAlert(ctx, image.Alert{Name: "prod", Enabled: true, Scope: image.AlertScope{Repository: "team/*"},
-		Triggers: []image.AlertTrigger{{Type: image.TriggerPolicyEvalFailed}}, Channels: []string{mail.ID, hook.ID}})
+	a, err := db.CreateAlert(ctx, buildgate.Alert{Name: "prod", Enabled: true, Scope: buildgate.AlertScope{Repository: "team/*"},
+		Triggers: []buildgate.AlertTrigger{{Type: buildgate.TriggerPolicyEvalFailed}}, Channels: []string{mail.ID, hook.ID}})
 	if err != nil || len(a.Channels) != 2 || a.Channels[0] != mail.ID || a.Scope.Repository != "team/*" {
 		t.Fatalf("alert = %+v %v", a, err)
 	}
-	if _, err := db.CreateAlert(ctx, image.Alert{Name: "bad", Channels: []string{"nosuch"}}); image.ErrorCode(err) != image.EINVALID {
+	if _, err := db.CreateAlert(ctx, buildgate.Alert{Name: "bad", Channels: []string{"nosuch"}}); buildgate.ErrorCode(err) != buildgate.EINVALID {
 		t.Errorf("unknown channel: %v", err)
 	}
-	if _, err := db.Alert(ctx, "bad"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.Alert(ctx, "bad"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("a refused alert was stored: %v", err)
 	}
-	if err := db.DeleteChannel(ctx, hook.ID); image.ErrorCode(err) != image.ECONFLICT || !strings.Contains(err.Error(), "prod") {
+	if err := db.DeleteChannel(ctx, hook.ID); buildgate.ErrorCode(err) != buildgate.ECONFLICT || !strings.Contains(err.Error(), "prod") {
 		t.Errorf("deleting a channel in use: %v", err)
 	}
 	a.Channels = []string{mail.ID}
@@ -62,7 +62,7 @@ func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
 	}
 
 	// Subscription channels, and a reseal that covers channel secrets.
-	sub, _ := db.AddSubscription(ctx, "docker.io/nginx:latest", image.SubscriptionPolicyEval, true)
+	sub, _ := db.AddSubscription(ctx, "docker.io/nginx:latest", buildgate.SubscriptionPolicyEval, true)
 	if err := db.SetSubscriptionChannels(ctx, sub.ID, []string{mail.ID}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,15 +100,15 @@ func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
 func testOutbox(t *testing.T, db store.Store, clock *Clock) {
 	ctx := context.Background()
 	now := clock.Now()
-	d := image.Delivery{SourceType: image.SourceAlert, SourceID: "a1", ChannelID: "c1", EventType: "policy_eval_failed", EventKey: "k1",
-		Message: image.Message{Event: "policy_eval_failed", Title: "t", Body: []byte(`{"x":1}`)}}
-	n, err := db.EnqueueDeliveries(ctx, []image.Delivery{d, d})
+	d := buildgate.Delivery{SourceType: buildgate.SourceAlert, SourceID: "a1", ChannelID: "c1", EventType: "policy_eval_failed", EventKey: "k1",
+		Message: buildgate.Message{Event: "policy_eval_failed", Title: "t", Body: []byte(`{"x":1}`)}}
+	n, err := db.EnqueueDeliveries(ctx, []buildgate.Delivery{d, d})
 	if err != nil || n != 1 {
 		t.Fatalf("enqueue the same event twice = %d %v", n, err)
 	}
 	d2 := d
 	d2.ChannelID = "c2"
-	if n, _ := db.EnqueueDeliveries(ctx, []image.Delivery{d, d2}); n != 1 {
+	if n, _ := db.EnqueueDeliveries(ctx, []buildgate.Delivery{d, d2}); n != 1 {
 		t.Errorf("another channel = %d", n)
 	}
 
@@ -127,7 +127,7 @@ func testOutbox(t *testing.T, db store.Store, clock *Clock) {
 	}
 	id := retaken[0].ID
 	next := later.Add(10 * time.Second)
-	if err := db.RecordAttempt(ctx, id, image.DeliveryAttempt{Attempt: 1, At: later, Error: "refused"}, image.DeliveryPending, next); err != nil {
+	if err := db.RecordAttempt(ctx, id, buildgate.DeliveryAttempt{Attempt: 1, At: later, Error: "refused"}, buildgate.DeliveryPending, next); err != nil {
 		t.Fatal(err)
 	}
 	if due, _ := db.ClaimDeliveries(ctx, "w2", next.Add(-time.Millisecond), time.Minute, 10); len(due) != 0 {
@@ -137,10 +137,10 @@ func testOutbox(t *testing.T, db store.Store, clock *Clock) {
 	if len(due) != 1 || due[0].ID != id || due[0].Attempts != 1 {
 		t.Fatalf("due = %+v", due)
 	}
-	if err := db.RecordAttempt(ctx, id, image.DeliveryAttempt{Attempt: 2, At: next, OK: true, StatusCode: 200, Answer: "ok"}, image.DeliveryDelivered, time.Time{}); err != nil {
+	if err := db.RecordAttempt(ctx, id, buildgate.DeliveryAttempt{Attempt: 2, At: next, OK: true, StatusCode: 200, Answer: "ok"}, buildgate.DeliveryDelivered, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	list, err := db.Deliveries(ctx, image.SourceAlert, "a1", 10)
+	list, err := db.Deliveries(ctx, buildgate.SourceAlert, "a1", 10)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("deliveries = %+v %v", list, err)
 	}
@@ -148,18 +148,18 @@ func testOutbox(t *testing.T, db store.Store, clock *Clock) {
 		if x.ID != id {
 			continue
 		}
-		if x.Status != image.DeliveryDelivered || x.DeliveredAt == nil || len(x.AttemptLog) != 2 || x.AttemptLog[0].Error != "refused" || !x.AttemptLog[1].OK {
+		if x.Status != buildgate.DeliveryDelivered || x.DeliveredAt == nil || len(x.AttemptLog) != 2 || x.AttemptLog[0].Error != "refused" || !x.AttemptLog[1].OK {
 			t.Errorf("delivery = %+v", x)
 		}
 	}
-	if err := db.DeleteAlert(ctx, "a1"); image.ErrorCode(err) != image.ENOTFOUND {
+	if err := db.DeleteAlert(ctx, "a1"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("deleting an unknown alert: %v", err)
 	}
 }
 
 func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
-	inv := image.RuntimeInventory{Cluster: "prod-1", ObservedAt: t0, Containers: []image.RuntimeContainer{
+	inv := buildgate.RuntimeInventory{Cluster: "prod-1", ObservedAt: t0, Containers: []buildgate.RuntimeContainer{
 		{Namespace: "web", Pod: "p1", Container: "app", Image: "r.example/team/app:1", Tag: "r.example/team/app:1"},
 		{Namespace: "db", Pod: "p2", Container: "pg", Image: "postgres:16", Tag: "docker.io/postgres:16", ImageDigest: "sha256:idx"},
 	}}
@@ -168,7 +168,7 @@ func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 	}
 	old := inv
 	old.ObservedAt = t0.Add(-time.Minute)
-	if err := db.ReplaceInventory(ctx, old); image.ErrorCode(err) != image.ECONFLICT {
+	if err := db.ReplaceInventory(ctx, old); buildgate.ErrorCode(err) != buildgate.ECONFLICT {
 		t.Errorf("an older inventory: %v", err)
 	}
 	inv.ObservedAt = t0.Add(time.Minute)
@@ -185,7 +185,7 @@ func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 	}
 
 	// An image is found by its index digest, and by tag.
-	if _, _, err := db.SubmitImage(ctx, image.Submission{Digest: "sha256:man", IndexDigest: "sha256:idx", Tag: "docker.io/postgres:16", Source: "registry"}); err != nil {
+	if _, _, err := db.SubmitImage(ctx, buildgate.Submission{Digest: "sha256:man", IndexDigest: "sha256:idx", Tag: "docker.io/postgres:16", Source: "registry"}); err != nil {
 		t.Fatal(err)
 	}
 	if img, err := db.LookupImage(ctx, "sha256:idx", ""); err != nil || img.Digest != "sha256:man" {
@@ -194,7 +194,7 @@ func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 	if img, err := db.LookupImage(ctx, "", "docker.io/postgres:16"); err != nil || img.Digest != "sha256:man" {
 		t.Errorf("by tag = %+v %v", img, err)
 	}
-	if _, err := db.LookupImage(ctx, "sha256:none", "x/y:1"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.LookupImage(ctx, "sha256:none", "x/y:1"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("unknown: %v", err)
 	}
 	if cs, _ := db.RuntimeContainersOf(ctx, []string{"sha256:man", "sha256:idx"}, nil); len(cs) != 1 {
@@ -202,8 +202,8 @@ func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 	}
 
 	// Vulnerability changes go with their image.
-	if err := db.SaveVulnerabilityChange(ctx, image.VulnerabilityChange{Digest: "sha256:man", DBBuilt: t0, ChangedAt: t0,
-		Appeared: []image.Match{{VulnerabilityID: "CVE-1", Severity: image.SeverityHigh}}}); err != nil {
+	if err := db.SaveVulnerabilityChange(ctx, buildgate.VulnerabilityChange{Digest: "sha256:man", DBBuilt: t0, ChangedAt: t0,
+		Appeared: []buildgate.Match{{VulnerabilityID: "CVE-1", Severity: buildgate.SeverityHigh}}}); err != nil {
 		t.Fatal(err)
 	}
 	ch, err := db.VulnerabilityChanges(ctx, "sha256:man")
@@ -221,12 +221,12 @@ func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 func testSubscriptions(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
 	const key = "docker.io/nginx:latest"
-	types := image.SubscriptionTypes()
+	types := buildgate.SubscriptionTypes()
 	if err := db.EnsureSubscriptions(ctx, key, types, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Ensuring again creates nothing new and activates what is asked.
-	if err := db.EnsureSubscriptions(ctx, key, types, []string{image.SubscriptionTagUpdate}); err != nil {
+	if err := db.EnsureSubscriptions(ctx, key, types, []string{buildgate.SubscriptionTagUpdate}); err != nil {
 		t.Fatal(err)
 	}
 	subs, err := db.ListSubscriptions(ctx, key, "")
@@ -234,11 +234,11 @@ func testSubscriptions(t *testing.T, db store.Store, _ *Clock) {
 		t.Fatalf("list = %+v %v", subs, err)
 	}
 	for _, s := range subs {
-		if s.Active != (s.Type == image.SubscriptionTagUpdate) || s.ID == "" || s.CreatedAt.IsZero() {
+		if s.Active != (s.Type == buildgate.SubscriptionTagUpdate) || s.ID == "" || s.CreatedAt.IsZero() {
 			t.Errorf("subscription %+v", s)
 		}
 	}
-	vu, err := db.ListSubscriptions(ctx, key, image.SubscriptionVulnUpdate)
+	vu, err := db.ListSubscriptions(ctx, key, buildgate.SubscriptionVulnUpdate)
 	if err != nil || len(vu) != 1 {
 		t.Fatalf("by type = %+v %v", vu, err)
 	}
@@ -246,20 +246,20 @@ func testSubscriptions(t *testing.T, db store.Store, _ *Clock) {
 	if err != nil || !s.Active {
 		t.Fatalf("activate = %+v %v", s, err)
 	}
-	if _, err := db.AddSubscription(ctx, key, image.SubscriptionVulnUpdate, false); image.ErrorCode(err) != image.ECONFLICT {
+	if _, err := db.AddSubscription(ctx, key, buildgate.SubscriptionVulnUpdate, false); buildgate.ErrorCode(err) != buildgate.ECONFLICT {
 		t.Errorf("adding a duplicate: %v", err)
 	}
-	added, err := db.AddSubscription(ctx, "docker.io/other:1", image.SubscriptionPolicyEval, true)
+	added, err := db.AddSubscription(ctx, "docker.io/other:1", buildgate.SubscriptionPolicyEval, true)
 	if err != nil || !added.Active {
 		t.Fatalf("add = %+v %v", added, err)
 	}
 	if err := db.DeleteSubscription(ctx, added.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Subscription(ctx, added.ID); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.Subscription(ctx, added.ID); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("deleted subscription: %v", err)
 	}
-	if _, err := db.SetSubscriptionActive(ctx, "nosuch", true); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.SetSubscriptionActive(ctx, "nosuch", true); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("unknown subscription: %v", err)
 	}
 	all, _ := db.ListSubscriptions(ctx, "", "")
@@ -270,7 +270,7 @@ func testSubscriptions(t *testing.T, db store.Store, _ *Clock) {
 
 func testOriginAndMetadata(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
-	sub := image.Submission{Digest: "sha256:a", Tag: "r.example/x:1", PullRef: "r.example/x@sha256:a", IndexDigest: "sha256:i", Source: "registry"}
+	sub := buildgate.Submission{Digest: "sha256:a", Tag: "r.example/x:1", PullRef: "r.example/x@sha256:a", IndexDigest: "sha256:i", Source: "registry"}
 	if _, _, err := db.SubmitImage(ctx, sub); err != nil {
 		t.Fatal(err)
 	}
@@ -278,29 +278,29 @@ func testOriginAndMetadata(t *testing.T, db store.Store, _ *Clock) {
 	if err != nil || o.IndexDigest != "sha256:i" || o.PullRef != sub.PullRef || o.TagsSeen["r.example/x:1"].IsZero() {
 		t.Fatalf("origin = %+v %v", o, err)
 	}
-	if _, err := db.ImageMetadata(ctx, "sha256:a"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.ImageMetadata(ctx, "sha256:a"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("metadata before analysis: %v", err)
 	}
 	j := claim(t, db, "w")
-	md := image.Metadata{ImageID: "sha256:c", Distro: "debian", LayerCount: 2}
-	if err := db.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: j.Digest, Metadata: md}, SBOM: []byte("{}")}); err != nil {
+	md := buildgate.Metadata{ImageID: "sha256:c", Distro: "debian", LayerCount: 2}
+	if err := db.SaveAnalysis(ctx, &buildgate.Analysis{Facts: buildgate.Facts{Digest: j.Digest, Metadata: md}, SBOM: []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.ImageMetadata(ctx, "sha256:a")
 	if err != nil || got.ImageID != "sha256:c" || got.Distro != "debian" || got.LayerCount != 2 {
 		t.Fatalf("metadata = %+v %v", got, err)
 	}
-	if _, err := db.ImageOrigin(ctx, "sha256:nosuch"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.ImageOrigin(ctx, "sha256:nosuch"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("unknown image: %v", err)
 	}
 }
 
 func testOutboxExclusive(t *testing.T, db store.Store, clock *Clock) {
 	ctx := context.Background()
-	var ds []image.Delivery
+	var ds []buildgate.Delivery
 	for i := range 30 {
-		ds = append(ds, image.Delivery{SourceType: image.SourceAlert, SourceID: "a1", ChannelID: "c1", EventType: "e",
-			EventKey: strings.Repeat("k", i+1), Message: image.Message{Event: "e", Body: []byte("{}")}})
+		ds = append(ds, buildgate.Delivery{SourceType: buildgate.SourceAlert, SourceID: "a1", ChannelID: "c1", EventType: "e",
+			EventKey: strings.Repeat("k", i+1), Message: buildgate.Message{Event: "e", Body: []byte("{}")}})
 	}
 	if n, err := db.EnqueueDeliveries(ctx, ds); err != nil || n != 30 {
 		t.Fatalf("enqueue = %d %v", n, err)
@@ -367,36 +367,36 @@ func testTokens(t *testing.T, db store.Store, clock *Clock) {
 	if n, err := db.CountTokens(ctx); err != nil || n != 0 {
 		t.Fatalf("tokens of an empty store = %d %v", n, err)
 	}
-	tok := image.Token{ID: "t1", Name: "ci", Role: image.RoleAdmin, CreatedAt: t0}
+	tok := buildgate.Token{ID: "t1", Name: "ci", Role: buildgate.RoleAdmin, CreatedAt: t0}
 	if err := db.CreateToken(ctx, tok, "hash-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateToken(ctx, image.Token{ID: "t2", Name: "dup", Role: image.RoleAdmin, CreatedAt: t0}, "hash-1"); err == nil {
+	if err := db.CreateToken(ctx, buildgate.Token{ID: "t2", Name: "dup", Role: buildgate.RoleAdmin, CreatedAt: t0}, "hash-1"); err == nil {
 		t.Error("two tokens with one hash")
 	}
 	got, err := db.TokenByHash(ctx, "hash-1")
-	if err != nil || got.ID != "t1" || got.Name != "ci" || got.Role != image.RoleAdmin || !got.CreatedAt.Equal(t0) ||
+	if err != nil || got.ID != "t1" || got.Name != "ci" || got.Role != buildgate.RoleAdmin || !got.CreatedAt.Equal(t0) ||
 		got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0) {
 		t.Fatalf("token = %+v %v", got, err)
 	}
-	if _, err := db.TokenByHash(ctx, "hash-2"); image.ErrorCode(err) != image.EUNAUTHORIZED {
+	if _, err := db.TokenByHash(ctx, "hash-2"); buildgate.ErrorCode(err) != buildgate.EUNAUTHORIZED {
 		t.Errorf("unknown token: %v", err)
 	}
 	exp := t0.Add(time.Hour)
-	if err := db.CreateToken(ctx, image.Token{ID: "t3", Name: "short", Role: image.RoleCI, CreatedAt: t0, ExpiresAt: &exp}, "hash-3"); err != nil {
+	if err := db.CreateToken(ctx, buildgate.Token{ID: "t3", Name: "short", Role: buildgate.RoleCI, CreatedAt: t0, ExpiresAt: &exp}, "hash-3"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.TokenByHash(ctx, "hash-3"); err != nil {
 		t.Errorf("a token before it expires: %v", err)
 	}
 	clock.Set(exp)
-	if _, err := db.TokenByHash(ctx, "hash-3"); image.ErrorCode(err) != image.EUNAUTHORIZED {
+	if _, err := db.TokenByHash(ctx, "hash-3"); buildgate.ErrorCode(err) != buildgate.EUNAUTHORIZED {
 		t.Errorf("an expired token: %v", err)
 	}
 	if list, _ := db.ListTokens(ctx); len(list) != 2 {
 		t.Errorf("tokens = %+v", list)
 	}
-	if _, err := db.RevokeToken(ctx, "t1"); image.ErrorCode(err) != image.ECONFLICT {
+	if _, err := db.RevokeToken(ctx, "t1"); buildgate.ErrorCode(err) != buildgate.ECONFLICT {
 		t.Errorf("revoking the last admin token: %v", err)
 	}
 	if _, err := db.RevokeToken(ctx, "short"); err != nil {

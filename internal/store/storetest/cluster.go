@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/store"
 )
 
@@ -54,7 +54,7 @@ func testDBArchives(t *testing.T, db store.Store, _ *Clock) {
 		t.Errorf("latest after a newer archive = %+v", latest)
 	}
 	err = db.ReadDBArchive(ctx, first, &bytes.Buffer{})
-	if image.ErrorCode(err) != image.ENOTFOUND {
+	if buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("reading a replaced archive: %v, want not found", err)
 	}
 }
@@ -146,7 +146,7 @@ func testPendingWorkClaims(t *testing.T, db store.Store, clock *Clock) {
 func testConsoleSessions(t *testing.T, db store.Store, clock *Clock) {
 	ctx := context.Background()
 	now := clock.Now()
-	for _, cs := range []image.ConsoleSession{
+	for _, cs := range []buildgate.ConsoleSession{
 		{IDHash: "short", SealedToken: "v1:a:x", CreatedAt: now, ExpiresAt: now.Add(time.Minute)},
 		{IDHash: "long", SealedToken: "v1:b:y", CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
 	} {
@@ -158,22 +158,22 @@ func testConsoleSessions(t *testing.T, db store.Store, clock *Clock) {
 	if err != nil || got.SealedToken != "v1:b:y" || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("ConsoleSession = %+v, %v", got, err)
 	}
-	if _, err := db.ConsoleSession(ctx, "other"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.ConsoleSession(ctx, "other"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("an unknown session: %v, want not found", err)
 	}
 	clock.Advance(2 * time.Minute)
-	if _, err := db.ConsoleSession(ctx, "short"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.ConsoleSession(ctx, "short"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("an expired session: %v, want not found", err)
 	}
 	if err := db.DeleteConsoleSession(ctx, "long"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ConsoleSession(ctx, "long"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.ConsoleSession(ctx, "long"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("a deleted session: %v, want not found", err)
 	}
 	// The expired row is dropped when the next session is saved, so the
 	// same id hash can be stored again.
-	if err := db.SaveConsoleSession(ctx, image.ConsoleSession{IDHash: "short", SealedToken: "v1:c:z", CreatedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {
+	if err := db.SaveConsoleSession(ctx, buildgate.ConsoleSession{IDHash: "short", SealedToken: "v1:c:z", CreatedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Hour)}); err != nil {
 		t.Fatalf("saving over an expired session: %v", err)
 	}
 }

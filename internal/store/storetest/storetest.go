@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/buildgate/buildgate/internal/image"
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store"
 )
@@ -96,13 +96,13 @@ func Run(t *testing.T, open Opener) {
 func submit(t *testing.T, db store.Store, digests ...string) {
 	t.Helper()
 	for _, d := range digests {
-		if _, _, err := db.SubmitImage(context.Background(), image.Submission{Digest: d, PullRef: "r.example/x@" + d, Source: "registry"}); err != nil {
+		if _, _, err := db.SubmitImage(context.Background(), buildgate.Submission{Digest: d, PullRef: "r.example/x@" + d, Source: "registry"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-func claim(t *testing.T, db store.Store, worker string) *image.Job {
+func claim(t *testing.T, db store.Store, worker string) *buildgate.Job {
 	t.Helper()
 	j, err := db.ClaimJob(context.Background(), worker, time.Minute, 3)
 	if err != nil {
@@ -113,7 +113,7 @@ func claim(t *testing.T, db store.Store, worker string) *image.Job {
 
 func testSubmitDedupes(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
-	sub := image.Submission{Digest: "sha256:a", Tag: "r/x:1", PullRef: "r/x@sha256:a", Source: "registry", Annotations: map[string]string{"team": "a"}}
+	sub := buildgate.Submission{Digest: "sha256:a", Tag: "r/x:1", PullRef: "r/x@sha256:a", Source: "registry", Annotations: map[string]string{"team": "a"}}
 	_, queued, err := db.SubmitImage(ctx, sub)
 	if err != nil || !queued {
 		t.Fatalf("first submit: queued=%v err=%v", queued, err)
@@ -122,12 +122,12 @@ func testSubmitDedupes(t *testing.T, db store.Store, _ *Clock) {
 		t.Fatal("a queued image was queued twice")
 	}
 	j := claim(t, db, "w")
-	if err := db.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: j.Digest}, SBOM: []byte("{}")}); err != nil {
+	if err := db.SaveAnalysis(ctx, &buildgate.Analysis{Facts: buildgate.Facts{Digest: j.Digest}, SBOM: []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
 	sub.Tag = "r/x:2"
 	img, queued, err := db.SubmitImage(ctx, sub)
-	if err != nil || queued || img.Status != image.StatusAnalyzed || len(img.Tags) != 2 || img.Annotations["team"] != "a" {
+	if err != nil || queued || img.Status != buildgate.StatusAnalyzed || len(img.Tags) != 2 || img.Annotations["team"] != "a" {
 		t.Fatalf("second tag: queued=%v img=%+v err=%v", queued, img, err)
 	}
 	sub.Force = true
@@ -139,7 +139,7 @@ func testSubmitDedupes(t *testing.T, db store.Store, _ *Clock) {
 	if err := db.FailImage(ctx, j.Digest, "boom"); err != nil {
 		t.Fatal(err)
 	}
-	if img, _ := db.Image(ctx, j.Digest); img.Status != image.StatusFailed || img.Error != "boom" {
+	if img, _ := db.Image(ctx, j.Digest); img.Status != buildgate.StatusFailed || img.Error != "boom" {
 		t.Fatalf("failed image = %+v", img)
 	}
 	sub.Force = false
@@ -159,7 +159,7 @@ func testConcurrentSubmits(t *testing.T, db store.Store, _ *Clock) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, queued, err := db.SubmitImage(ctx, image.Submission{Digest: "sha256:a", Tag: fmt.Sprintf("r/x:%d", i), Source: "registry"})
+			_, queued, err := db.SubmitImage(ctx, buildgate.Submission{Digest: "sha256:a", Tag: fmt.Sprintf("r/x:%d", i), Source: "registry"})
 			if err != nil {
 				t.Error(err)
 			}
@@ -181,7 +181,7 @@ func testImagesListAndDelete(t *testing.T, db store.Store, clock *Clock) {
 	ctx := context.Background()
 	for i, tag := range []string{"r/x:1", "r/y:1", "r/x:1"} {
 		clock.Advance(time.Second)
-		if _, _, err := db.SubmitImage(ctx, image.Submission{Digest: fmt.Sprintf("sha256:%d", i), Tag: tag, Source: "registry"}); err != nil {
+		if _, _, err := db.SubmitImage(ctx, buildgate.Submission{Digest: fmt.Sprintf("sha256:%d", i), Tag: tag, Source: "registry"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -197,7 +197,7 @@ func testImagesListAndDelete(t *testing.T, db store.Store, clock *Clock) {
 		t.Errorf("by tag = %+v", byTag)
 	}
 	claim(t, db, "w")
-	if q, _ := db.ListImages(ctx, "", image.StatusQueued); len(q) != 2 {
+	if q, _ := db.ListImages(ctx, "", buildgate.StatusQueued); len(q) != 2 {
 		t.Errorf("queued = %+v", q)
 	}
 	if q, a, err := db.QueueDepth(ctx); q != 2 || a != 1 || err != nil {
@@ -206,10 +206,10 @@ func testImagesListAndDelete(t *testing.T, db store.Store, clock *Clock) {
 	if err := db.DeleteImage(ctx, "sha256:1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.DeleteImage(ctx, "sha256:1"); image.ErrorCode(err) != image.ENOTFOUND {
+	if err := db.DeleteImage(ctx, "sha256:1"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("deleting twice: %v", err)
 	}
-	if _, err := db.Image(ctx, "sha256:1"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.Image(ctx, "sha256:1"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("a deleted image: %v", err)
 	}
 }
@@ -276,7 +276,7 @@ func testLeases(t *testing.T, db store.Store, clock *Clock) {
 	if err := db.ExtendLease(ctx, a.Digest, "gate1/0", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.ExtendLease(ctx, a.Digest, "gate2/0", time.Minute); image.ErrorCode(err) != image.ECONFLICT {
+	if err := db.ExtendLease(ctx, a.Digest, "gate2/0", time.Minute); buildgate.ErrorCode(err) != buildgate.ECONFLICT {
 		t.Errorf("another worker renewed a's lease: %v", err)
 	}
 	clock.Advance(21 * time.Second)
@@ -287,7 +287,7 @@ func testLeases(t *testing.T, db store.Store, clock *Clock) {
 	if j := claim(t, db, "gate2/1"); j != nil {
 		t.Fatalf("a renewed lease was taken: %+v", j)
 	}
-	if err := db.ExtendLease(ctx, b.Digest, "gate1/1", time.Minute); image.ErrorCode(err) != image.ECONFLICT {
+	if err := db.ExtendLease(ctx, b.Digest, "gate1/1", time.Minute); buildgate.ErrorCode(err) != buildgate.ECONFLICT {
 		t.Errorf("the worker that lost b renewed it: %v", err)
 	}
 	// A worker that stops releases its job: it is queued again at once,
@@ -295,13 +295,13 @@ func testLeases(t *testing.T, db store.Store, clock *Clock) {
 	if err := db.ReleaseJob(ctx, a.Digest, "gate1/0"); err != nil {
 		t.Fatal(err)
 	}
-	if img, _ := db.Image(ctx, a.Digest); img.Status != image.StatusQueued {
+	if img, _ := db.Image(ctx, a.Digest); img.Status != buildgate.StatusQueued {
 		t.Fatalf("released image = %+v", img)
 	}
 	if j := claim(t, db, "gate2/1"); j == nil || j.Digest != a.Digest || j.Attempts != 1 {
 		t.Fatalf("claim after release = %+v", j)
 	}
-	if err := db.SaveAnalysis(ctx, &image.Analysis{Facts: image.Facts{Digest: a.Digest}, SBOM: []byte("{}")}); err != nil {
+	if err := db.SaveAnalysis(ctx, &buildgate.Analysis{Facts: buildgate.Facts{Digest: a.Digest}, SBOM: []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour)
@@ -329,11 +329,11 @@ func testAttemptsLimit(t *testing.T, db store.Store, clock *Clock) {
 	}
 	img, _ := db.Image(ctx, "sha256:a")
 	want := "gave up after 3 attempts: attempt 2 was interrupted: worker gate2/0 stopped renewing its lease"
-	if img.Status != image.StatusFailed || img.Error != want {
+	if img.Status != buildgate.StatusFailed || img.Error != want {
 		t.Fatalf("image = %s %q, want failed %q", img.Status, img.Error, want)
 	}
 	// A resubmit starts over.
-	if _, queued, _ := db.SubmitImage(ctx, image.Submission{Digest: "sha256:a", Source: "registry"}); !queued {
+	if _, queued, _ := db.SubmitImage(ctx, buildgate.Submission{Digest: "sha256:a", Source: "registry"}); !queued {
 		t.Fatal("a failed image was not queued again")
 	}
 	if j := claim(t, db, "gate4/0"); j == nil || j.Attempts != 1 {
@@ -346,10 +346,10 @@ func testAnalysisRoundTrip(t *testing.T, db store.Store, clock *Clock) {
 	submit(t, db, "sha256:a")
 	claim(t, db, "w")
 	built := t0.Add(-24 * time.Hour)
-	a := &image.Analysis{
-		Facts: image.Facts{Digest: "sha256:a", Metadata: image.Metadata{Distro: "debian"},
-			Packages: []image.Package{{Name: "openssl", Version: "1.1"}},
-			Matches:  []image.Match{{VulnerabilityID: "CVE-1", Severity: image.SeverityHigh}}},
+	a := &buildgate.Analysis{
+		Facts: buildgate.Facts{Digest: "sha256:a", Metadata: buildgate.Metadata{Distro: "debian"},
+			Packages: []buildgate.Package{{Name: "openssl", Version: "1.1"}},
+			Matches:  []buildgate.Match{{VulnerabilityID: "CVE-1", Severity: buildgate.SeverityHigh}}},
 		SBOM:    []byte(`{"artifacts":[]}`),
 		DBBuilt: built, MatchedAt: t0,
 	}
@@ -362,7 +362,7 @@ func testAnalysisRoundTrip(t *testing.T, db store.Store, clock *Clock) {
 		t.Fatalf("analysis = %+v %v", got, err)
 	}
 	img, _ := db.Image(ctx, "sha256:a")
-	if img.Status != image.StatusAnalyzed || img.AnalyzedAt == nil || !img.AnalyzedAt.Equal(t0) {
+	if img.Status != buildgate.StatusAnalyzed || img.AnalyzedAt == nil || !img.AnalyzedAt.Equal(t0) {
 		t.Fatalf("image = %+v", img)
 	}
 	if err := db.UpdateMatches(ctx, "sha256:a", nil, t0, t0.Add(time.Hour)); err != nil {
@@ -375,20 +375,20 @@ func testAnalysisRoundTrip(t *testing.T, db store.Store, clock *Clock) {
 	if !got.DBBuilt.Equal(t0) || len(got.Packages) != 1 {
 		t.Errorf("after update = %+v", got)
 	}
-	if err := db.UpdateMatches(ctx, "sha256:none", nil, t0, t0); image.ErrorCode(err) != image.ENOTFOUND {
+	if err := db.UpdateMatches(ctx, "sha256:none", nil, t0, t0); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("updating an unknown analysis: %v", err)
 	}
 	if ds, _ := db.AnalyzedDigests(ctx); len(ds) != 1 || ds[0] != "sha256:a" {
 		t.Errorf("analysed digests = %v", ds)
 	}
-	if _, err := db.Analysis(ctx, "sha256:none"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.Analysis(ctx, "sha256:none"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("unknown analysis: %v", err)
 	}
 }
 
 func testPolicyVersions(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
-	if _, err := db.ActivePolicy(ctx); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.ActivePolicy(ctx); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Fatalf("active policy of an empty store: %v", err)
 	}
 	for _, p := range []struct {
@@ -406,7 +406,7 @@ func testPolicyVersions(t *testing.T, db store.Store, _ *Clock) {
 	if err := db.ActivatePolicy(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.ActivatePolicy(ctx, "nosuch"); image.ErrorCode(err) != image.ENOTFOUND {
+	if err := db.ActivatePolicy(ctx, "nosuch"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("activating an unknown policy: %v", err)
 	}
 	if act, _ := db.ActivePolicy(ctx); act.ID != "b" {
@@ -418,7 +418,7 @@ func testPolicyVersions(t *testing.T, db store.Store, _ *Clock) {
 	if n, _ := db.CountPolicies(ctx); n != 2 {
 		t.Errorf("count = %d", n)
 	}
-	if err := db.DeletePolicy(ctx, "b"); image.ErrorCode(err) != image.EINVALID {
+	if err := db.DeletePolicy(ctx, "b"); buildgate.ErrorCode(err) != buildgate.EINVALID {
 		t.Fatalf("deleting the active policy: %v", err)
 	}
 	vs, _ := db.PolicyVersions(ctx, "a")
@@ -428,7 +428,7 @@ func testPolicyVersions(t *testing.T, db store.Store, _ *Clock) {
 	if err := db.DeletePolicy(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Policy(ctx, "a"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.Policy(ctx, "a"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Fatalf("deleted policy still there: %v", err)
 	}
 }
@@ -461,7 +461,7 @@ func testConcurrentPolicySaves(t *testing.T, db store.Store, _ *Clock) {
 func testEvaluations(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
 	submit(t, db, "sha256:a")
-	e := image.StoredEvaluation{Digest: "sha256:a", Tag: "r/x:1", PolicyID: "p", PolicyVersion: 1, FinalAction: "stop",
+	e := buildgate.StoredEvaluation{Digest: "sha256:a", Tag: "r/x:1", PolicyID: "p", PolicyVersion: 1, FinalAction: "stop",
 		DBBuilt: t0, EvaluatedAt: t0, Result: []byte(`{"final":"stop"}`)}
 	if err := db.SaveEvaluation(ctx, e); err != nil {
 		t.Fatal(err)
@@ -477,18 +477,18 @@ func testEvaluations(t *testing.T, db store.Store, _ *Clock) {
 	if got, err := db.LatestEvaluation(ctx, "sha256:a", "r/other:1", "p"); err != nil || got.Tag != "r/x:1" {
 		t.Errorf("latest evaluation under another tag = %+v %v", got, err)
 	}
-	if _, err := db.Evaluation(ctx, "sha256:a", "r/x:2", "p"); image.ErrorCode(err) != image.ENOTFOUND {
+	if _, err := db.Evaluation(ctx, "sha256:a", "r/x:2", "p"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("unknown evaluation: %v", err)
 	}
 }
 
 func testRegistriesCRUD(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
-	c := image.RegistryCredential{Registry: "gcr.io/my-project", Name: "gcr", Username: "_json_key", Type: image.RegistryTypeDockerV2, VerifyTLS: true}
+	c := buildgate.RegistryCredential{Registry: "gcr.io/my-project", Name: "gcr", Username: "_json_key", Type: buildgate.RegistryTypeDockerV2, VerifyTLS: true}
 	if err := db.CreateRegistry(ctx, c, "v1:aa:sealed-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateRegistry(ctx, c, "v1:aa:sealed-2"); image.ErrorCode(err) != image.ECONFLICT {
+	if err := db.CreateRegistry(ctx, c, "v1:aa:sealed-2"); buildgate.ErrorCode(err) != buildgate.ECONFLICT {
 		t.Fatalf("second create: %v, want a conflict", err)
 	}
 	got, err := db.Registry(ctx, c.Registry)
@@ -517,7 +517,7 @@ func testRegistriesCRUD(t *testing.T, db store.Store, _ *Clock) {
 	if s, _ := db.RegistrySecret(ctx, c.Registry); s != "v1:aa:sealed-3" {
 		t.Fatalf("secret %q after an update that set it", s)
 	}
-	if err := db.CreateRegistry(ctx, image.RegistryCredential{Registry: "docker.io", Type: image.RegistryTypeDockerV2}, "v1:aa:hub"); err != nil {
+	if err := db.CreateRegistry(ctx, buildgate.RegistryCredential{Registry: "docker.io", Type: buildgate.RegistryTypeDockerV2}, "v1:aa:hub"); err != nil {
 		t.Fatal(err)
 	}
 	list, _ := db.ListRegistries(ctx)
@@ -535,9 +535,9 @@ func testRegistriesCRUD(t *testing.T, db store.Store, _ *Clock) {
 		"get":    func() error { _, err := db.Registry(ctx, "docker.io"); return err }(),
 		"secret": func() error { _, err := db.RegistrySecret(ctx, "docker.io"); return err }(),
 		"delete": db.DeleteRegistry(ctx, "docker.io"),
-		"update": db.UpdateRegistry(ctx, image.RegistryCredential{Registry: "docker.io"}, ""),
+		"update": db.UpdateRegistry(ctx, buildgate.RegistryCredential{Registry: "docker.io"}, ""),
 	} {
-		if image.ErrorCode(err) != image.ENOTFOUND {
+		if buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 			t.Errorf("%s of a deleted record: %v, want not found", name, err)
 		}
 	}
@@ -546,7 +546,7 @@ func testRegistriesCRUD(t *testing.T, db store.Store, _ *Clock) {
 func testResealAllOrNothing(t *testing.T, db store.Store, _ *Clock) {
 	ctx := context.Background()
 	for _, r := range []string{"a.example", "b.example", "c.example"} {
-		if err := db.CreateRegistry(ctx, image.RegistryCredential{Registry: r, Type: image.RegistryTypeDockerV2}, "old-"+r); err != nil {
+		if err := db.CreateRegistry(ctx, buildgate.RegistryCredential{Registry: r, Type: buildgate.RegistryTypeDockerV2}, "old-"+r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -596,9 +596,9 @@ func testVEXDocuments(t *testing.T, db store.Store, _ *Clock) {
 	if docs, err := db.VEXDocuments(ctx); err != nil || len(docs) != 0 {
 		t.Fatalf("empty store: %v %+v", err, docs)
 	}
-	older := image.VEXDocument{ID: "a", Name: "older", Scope: "*", Format: "openvex", Statements: 2, Document: []byte(`{"x": 1}`), CreatedAt: t0}
-	newer := image.VEXDocument{ID: "b", Name: "newer", Scope: "ghcr.io/acme/*", Format: "cyclonedx", Statements: 1, Document: []byte(`{"y": 2}`), CreatedAt: t0.Add(time.Minute)}
-	for _, d := range []image.VEXDocument{older, newer} {
+	older := buildgate.VEXDocument{ID: "a", Name: "older", Scope: "*", Format: "openvex", Statements: 2, Document: []byte(`{"x": 1}`), CreatedAt: t0}
+	newer := buildgate.VEXDocument{ID: "b", Name: "newer", Scope: "ghcr.io/acme/*", Format: "cyclonedx", Statements: 1, Document: []byte(`{"y": 2}`), CreatedAt: t0.Add(time.Minute)}
+	for _, d := range []buildgate.VEXDocument{older, newer} {
 		if err := db.SaveVEXDocument(ctx, d); err != nil {
 			t.Fatal(err)
 		}
@@ -607,7 +607,7 @@ func testVEXDocuments(t *testing.T, db store.Store, _ *Clock) {
 	if err != nil || len(docs) != 2 {
 		t.Fatalf("list: %v %+v", err, docs)
 	}
-	for i, want := range []image.VEXDocument{newer, older} {
+	for i, want := range []buildgate.VEXDocument{newer, older} {
 		got := docs[i]
 		if got.ID != want.ID || got.Name != want.Name || got.Scope != want.Scope || got.Format != want.Format ||
 			got.Statements != want.Statements || string(got.Document) != string(want.Document) || !got.CreatedAt.Equal(want.CreatedAt) {
@@ -617,7 +617,7 @@ func testVEXDocuments(t *testing.T, db store.Store, _ *Clock) {
 	if err := db.DeleteVEXDocument(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.DeleteVEXDocument(ctx, "b"); image.ErrorCode(err) != image.ENOTFOUND {
+	if err := db.DeleteVEXDocument(ctx, "b"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Fatalf("deleting a deleted document: %v", err)
 	}
 	if docs, _ := db.VEXDocuments(ctx); len(docs) != 1 || docs[0].ID != "a" {

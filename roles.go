@@ -1,4 +1,4 @@
-package image
+package buildgate
 
 // Action is something a token may be allowed to do. The gate's three faces
 // (/v1, the Anchore API and the console) map each of their routes to one

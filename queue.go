@@ -1,4 +1,4 @@
-package image
+package buildgate
 
 // Submission is a request to analyse an image, as the queue records it.
 type Submission struct {

@@ -3,7 +3,7 @@
 //
 // It imports only the standard library; every adapter (registry, catalog,
 // vulndb, store, server) translates to and from these types.
-package image
+package buildgate
 
 import (
 	"strings"

@@ -1,4 +1,4 @@
-package image
+package buildgate
 
 // Digest algorithms a PackageFile's Digest may be in.
 const (
