@@ -240,12 +240,12 @@ func waivedMatches(e *policy.Evaluation, failOn policy.Action) map[string]string
 			continue
 		}
 		id := gitlabID(f.Vulnerability)
-		switch o := outcomeOf(e, failOn, f); {
-		case o == outAllowlisted:
+		switch outcomeOf(e, failOn, f) {
+		case outAllowlisted:
 			if _, ok := out[id]; !ok {
 				out[id] = "allowlisted by " + allowlistText(f.Allowlisted)
 			}
-		case o == outStop || o == outWarn || o == outInherited:
+		case outStop, outWarn, outInherited:
 			failing[id] = true
 		}
 	}
