@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -22,13 +21,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// repoRoot is the repository's root directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
 // helmCommand returns how to run helm v4: $HELM when set, else the Go tool
 // of tools/helm.mod. Without either the test skips, except under CI.
 func helmCommand(t *testing.T) []string {
@@ -36,7 +28,7 @@ func helmCommand(t *testing.T) []string {
 	if h := os.Getenv("HELM"); h != "" {
 		return []string{h}
 	}
-	mod := filepath.Join(repoRoot(t), "tools", "helm.mod")
+	mod := filepath.Join(root(t), "tools", "helm.mod")
 	if _, err := os.Stat(mod); err != nil {
 		if os.Getenv("CI") == "" {
 			t.Skip("no helm: set HELM or add tools/helm.mod (go tool -modfile=tools/helm.mod helm)")
@@ -51,7 +43,7 @@ func helmCommand(t *testing.T) []string {
 // around templates/admission-webhook.yaml and values.yaml.
 func admissionChart(t *testing.T) string {
 	t.Helper()
-	chart := filepath.Join(repoRoot(t), "deploy", "helm", "buildgate")
+	chart := filepath.Join(root(t), "deploy", "helm", "buildgate")
 	if _, err := os.Stat(filepath.Join(chart, "Chart.yaml")); err == nil {
 		return chart
 	}
@@ -88,7 +80,7 @@ func helmTemplate(t *testing.T, args ...string) (string, error) {
 	cmd := helmCommand(t)
 	full := append(append(cmd[1:], "template", "gate", admissionChart(t), "--namespace", "buildgate"), args...)
 	c := exec.Command(cmd[0], full...)
-	c.Dir = repoRoot(t)
+	c.Dir = root(t)
 	c.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr

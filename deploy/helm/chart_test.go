@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -22,11 +21,16 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// root is the repository's root directory.
+// root is the repository's root directory: go test runs a package's tests
+// in its directory (the source path is not used: make test builds with
+// -trimpath).
 func root(t *testing.T) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(wd, "..", "..")
 }
 
 // helm runs helm v4 from tools/helm.mod; stderr is returned with the error.

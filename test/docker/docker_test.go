@@ -31,7 +31,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,10 +45,15 @@ import (
 	"github.com/buildgate/buildgate/internal/client"
 )
 
-// root is the repository's root directory.
+// root is the repository's root directory: go test runs a package's tests
+// in its directory (the source path is not used: make test builds with
+// -trimpath).
 func root() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	wd, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	return filepath.Join(wd, "..", "..")
 }
 
 // need skips the test when cond is false, and fails it under CI or

@@ -36,20 +36,13 @@ var (
 
 // SharedDir returns the shared material directory: $BUILDGATE_SHARED, or
 // ../shared next to the directory holding go.mod (found by walking up from
-// this package's source directory, then from the working directory).
+// the working directory, which go test sets to the package's directory).
 func SharedDir() (string, error) {
 	if d := os.Getenv(SharedEnv); d != "" {
 		return d, nil
 	}
-	var starts []string
-	if _, file, _, ok := runtime.Caller(0); ok {
-		starts = append(starts, filepath.Dir(file))
-	}
 	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	for _, dir := range starts {
-		for d := dir; ; d = filepath.Dir(d) {
+		for d := wd; ; d = filepath.Dir(d) {
 			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 				shared := filepath.Join(filepath.Dir(d), "shared")
 				if _, err := os.Stat(filepath.Join(shared, "vulndata")); err == nil {
