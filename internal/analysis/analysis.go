@@ -728,6 +728,11 @@ func (s *Service) run(ctx context.Context, worker string, job *buildgate.Job) {
 		}
 		return
 	}
+	if job.Source == "upload" {
+		// Analysed or failed, the upload is done with; a failed upload is
+		// uploaded again.
+		os.RemoveAll(s.uploadDir(job))
+	}
 	outcome := buildgate.StatusAnalyzed
 	if err == nil {
 		err = s.store.SaveAnalysis(ctx, a)
@@ -745,16 +750,13 @@ func (s *Service) run(ctx context.Context, worker string, job *buildgate.Job) {
 		} else {
 			recorded = true
 		}
+	} else {
+		log.Info("analysis finished", "packages", len(a.Packages), "vulnerabilities", len(a.Matches), "duration", time.Since(start).Round(time.Millisecond))
 	}
 	if job.Source == "upload" && recorded {
-		// Analysed or failed, the upload is done with; a failed upload is
-		// uploaded again. Until the outcome is recorded, the job may be
-		// taken again and needs it.
-		os.RemoveAll(s.uploadDir(job))
+		// The stored copy goes once the outcome is recorded: until then
+		// the job may be taken again, here or on another replica.
 		s.deleteStoredUpload(ctx, uploadName(job))
-	}
-	if err == nil {
-		log.Info("analysis finished", "packages", len(a.Packages), "vulnerabilities", len(a.Matches), "duration", time.Since(start).Round(time.Millisecond))
 	}
 	if s.obs.Finished != nil {
 		s.obs.Finished(job.Digest, outcome, time.Since(start))
