@@ -33,7 +33,9 @@ import (
 	"github.com/buildgate/buildgate/internal/client"
 	"github.com/buildgate/buildgate/internal/notify/notifytest"
 	"github.com/buildgate/buildgate/internal/secret"
+	"github.com/buildgate/buildgate/internal/store/postgres"
 	"github.com/buildgate/buildgate/internal/store/postgres/pgtest"
+	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
 )
 
 // replicas starts n `gate serve` processes on one PostgreSQL database, each
@@ -176,18 +178,11 @@ func TestReplicasShareOneQueue(t *testing.T) {
 	}
 }
 
-// TestReplicaKilledMidAnalysis: the replica analysing an image is killed;
-// the other takes the job when the lease runs out and the client, asking
-// the live replica, gets its verdict.
-func TestReplicaKilledMidAnalysis(t *testing.T) {
-	pgtest.Skip(t)
-	if testing.Short() {
-		t.Skip("starts gate processes")
-	}
-	srv := startPostgres(t)
-	var hold atomic.Bool
-	var blobRequests atomic.Int32
-	hold.Store(true)
+// holdingRegistry serves one image, ref, whose blobs it holds back while
+// hold is set (as it is at first), counting the requests it held.
+func holdingRegistry(t testing.TB) (ref string, hold *atomic.Bool, blobRequests *atomic.Int32) {
+	t.Helper()
+	hold, blobRequests = new(atomic.Bool), new(atomic.Int32)
 	r := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if strings.Contains(req.URL.Path, "/blobs/") && req.Method == http.MethodGet && hold.Load() {
@@ -202,16 +197,27 @@ func TestReplicaKilledMidAnalysis(t *testing.T) {
 		}
 		r.ServeHTTP(w, req)
 	}))
-	defer rs.Close()
-	ref := strings.TrimPrefix(rs.URL, "http://") + "/team/app:v1"
+	t.Cleanup(rs.Close)
+	ref = strings.TrimPrefix(rs.URL, "http://") + "/team/app:v1"
 	img, err := random.Image(512, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hold.Store(false)
 	push(t, ref, img)
 	hold.Store(true)
+	return ref, hold, blobRequests
+}
 
+// TestReplicaKilledMidAnalysis: the replica analysing an image is killed;
+// the other takes the job when the lease runs out and the client, asking
+// the live replica, gets its verdict.
+func TestReplicaKilledMidAnalysis(t *testing.T) {
+	pgtest.Skip(t)
+	if testing.Short() {
+		t.Skip("starts gate processes")
+	}
+	srv := startPostgres(t)
+	ref, hold, blobRequests := holdingRegistry(t)
 	pgURL := srv.NewDatabase(t)
 	// Only the first replica runs workers until it holds the job.
 	clients, _, cmds := replicas(t, 1, pgURL, "--workers", "1", "--job-lease", "3s")
@@ -234,6 +240,69 @@ func TestReplicaKilledMidAnalysis(t *testing.T) {
 	if n := analysesTotal(t, secondBase[0])["analyzed"]; n != 1 {
 		t.Fatalf("the live replica analysed %d images, want the one the dead replica held", n)
 	}
+}
+
+// TestUploadAnalysedByAnotherReplica: an archive is uploaded to a replica
+// whose one worker is busy, and that replica is killed; another replica,
+// which never saw the upload, analyses it from the store, and the stored
+// upload is deleted then.
+func TestUploadAnalysedByAnotherReplica(t *testing.T) {
+	pgtest.Skip(t)
+	if testing.Short() {
+		t.Skip("starts gate processes")
+	}
+	srv := startPostgres(t)
+	ref, hold, blobRequests := holdingRegistry(t)
+	pgURL := srv.NewDatabase(t)
+	st, err := postgres.Open(context.Background(), pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stored := func() []string {
+		t.Helper()
+		ids, err := st.UploadIDs(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	first, _, cmds := replicas(t, 1, pgURL, "--workers", "1", "--job-lease", "3s")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := first[0].SubmitImage(ctx, api.SubmitImageRequest{Ref: ref}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first replica's worker to start pulling", time.Minute, func() bool { return blobRequests.Load() > 0 })
+
+	shared, _ := vulndbtest.SharedDir()
+	f, err := os.Open(filepath.Join(shared, "images", "bullseye-dpkgonly.docker.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := first[0].Raw(ctx, http.MethodPost, "/v1/images/upload?tag=team/uploaded:v1", f, "application/x-tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up api.Image
+	if err := json.Unmarshal(b, &up); err != nil || up.Status != api.StatusQueued {
+		t.Fatalf("upload answered %s (%v), want the image queued", b, err)
+	}
+	if ids := stored(); len(ids) != 1 || !strings.HasPrefix(ids[0], strings.ReplaceAll(up.Digest, ":", "-")+"-") {
+		t.Fatalf("stored uploads after the upload: %v, want the one of %s", ids, up.Digest)
+	}
+	if err := cmds[0].Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	hold.Store(false)
+
+	second, _, _ := replicas(t, 1, pgURL, "--workers", "1", "--job-lease", "3s")
+	done, err := second[0].WaitAnalyzed(ctx, up.Digest, 200*time.Millisecond, nil)
+	if err != nil || done.Status != api.StatusAnalyzed {
+		t.Fatalf("the upload on the live replica: %+v %v", done, err)
+	}
+	waitFor(t, "the stored upload to be deleted", time.Minute, func() bool { return len(stored()) == 0 })
 }
 
 // TestReplicasShareOneDB: three gates on one PostgreSQL hold stored

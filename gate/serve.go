@@ -337,11 +337,17 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}()
 	metrics := server.NewMetrics(m.Store.QueueDepth, func() time.Time { return m.VulnDB.Info().Built })
-	m.Analysis = analysis.New(analysis.Config{
+	acfg := analysis.Config{
 		Workers: c.Workers, Timeout: c.AnalysisTimeout, Lease: c.JobLease, MaxAttempts: c.JobAttempts,
 		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
 		Now: m.Now,
-	}, m.Store, reg, cat, m.VulnDB, analysis.Observer{
+	}
+	if m.sharedStore {
+		// Any replica may claim an upload's job: the archive goes to
+		// the store.
+		acfg.Uploads = m.Store
+	}
+	m.Analysis = analysis.New(acfg, m.Store, reg, cat, m.VulnDB, analysis.Observer{
 		Finished: func(digest string, outcome buildgate.Status, d time.Duration) {
 			metrics.ObserveAnalysis(digest, outcome, d)
 			m.alertFinished(digest, outcome, d)

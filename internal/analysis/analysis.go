@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -52,6 +53,24 @@ type Store interface {
 	// ClearPendingWork removes pending work unless it was requested
 	// again after since; it reports whether it did.
 	ClearPendingWork(ctx context.Context, kind, arg string, since time.Time) (bool, error)
+}
+
+// Uploads keeps the archives of uploaded images in a store the replicas
+// share, so that whichever replica claims an upload's job can analyse it.
+// An upload's ID is the pull reference of its job.
+type Uploads interface {
+	// PutUpload stores the archive read from r as upload id of image digest.
+	PutUpload(ctx context.Context, id, digest string, r io.Reader) error
+	// ReadUpload writes upload id to w, checked against its checksum; an
+	// upload the store does not hold is not found.
+	ReadUpload(ctx context.Context, id string, w io.Writer) error
+	// DeleteUpload deletes upload id; one that is gone is no error.
+	DeleteUpload(ctx context.Context, id string) error
+	// PruneUploads deletes the uploads stored before before that no queued
+	// or analysing image names, and says how many.
+	PruneUploads(ctx context.Context, before time.Time) (int, error)
+	// UploadIDs lists the uploads the store holds.
+	UploadIDs(ctx context.Context) ([]string, error)
 }
 
 // Resolved is a reference resolved at submit time (buildgate.Resolved, which
@@ -116,6 +135,11 @@ type Config struct {
 	MaxAttempts int
 	// Now is the gate's clock (default: the wall clock, in UTC).
 	Now func() time.Time
+	// Uploads, when set (a store replicas share), keeps each queued
+	// upload's archive until its analysis is recorded: a replica that
+	// claims an upload another one accepted brings it into its UploadDir
+	// from there.
+	Uploads Uploads
 }
 
 // Observer hears about analyses, for metrics and for what follows an
@@ -397,7 +421,7 @@ func (s *Service) SubmitUpload(ctx context.Context, r io.Reader, req UploadReque
 	if err != nil {
 		return nil, err
 	}
-	return s.submitLayout(ctx, digest, tag, tmp, req)
+	return s.submitLayout(ctx, digest, tag, tmp, tmp+".tar", req)
 }
 
 func (s *Service) normalizeTag(tag string) (string, error) {
@@ -459,13 +483,21 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 }
 
 // submitLayout queues an image that is already in an OCI layout at dir (an
-// upload). The layout moves under the upload directory, in a directory of
-// its own that the queue records (as the job's pull reference): two uploads
-// of one digest at once never share, or delete, each other's layout.
-func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req UploadRequest) (*buildgate.Image, error) {
+// upload of archive). The layout moves under the upload directory, in a
+// directory of its own that the queue records (as the job's pull
+// reference): two uploads of one digest at once never share, or delete,
+// each other's layout. With a shared store the archive is stored first,
+// under the same name, for the replica that claims the job.
+func (s *Service) submitLayout(ctx context.Context, digest, tag, dir, archive string, req UploadRequest) (*buildgate.Image, error) {
 	name := dirName(digest) + "-" + buildgate.NewID()[:16]
+	if s.cfg.Uploads != nil {
+		if err := s.storeUpload(ctx, name, digest, archive); err != nil {
+			return nil, err
+		}
+	}
 	dst := filepath.Join(s.cfg.UploadDir, name)
 	if err := os.Rename(dir, dst); err != nil {
+		s.deleteStoredUpload(ctx, name)
 		return nil, fmt.Errorf("keeping upload of %s: %w", digest, err)
 	}
 	img, queued, err := s.store.SubmitImage(ctx, buildgate.Submission{
@@ -473,20 +505,82 @@ func (s *Service) submitLayout(ctx context.Context, digest, tag, dir string, req
 	})
 	if err != nil {
 		os.RemoveAll(dst)
+		s.deleteStoredUpload(ctx, name)
 		return nil, err
 	}
 	if queued {
 		s.log.Info("uploaded image queued", "digest", digest, "tag", tag)
 		s.Wake()
 	} else {
-		os.RemoveAll(dst) // analysed or queued already, from another layout
+		// analysed or queued already, from another layout
+		os.RemoveAll(dst)
+		s.deleteStoredUpload(ctx, name)
 	}
 	return img, nil
 }
 
+// storeUpload stores the archive at path as upload name of digest.
+func (s *Service) storeUpload(ctx context.Context, name, digest, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return s.cfg.Uploads.PutUpload(ctx, name, digest, f)
+}
+
+// deleteStoredUpload deletes upload name from a shared store, if any. One
+// it fails to delete is pruned later (see sweepUploads).
+func (s *Service) deleteStoredUpload(ctx context.Context, name string) {
+	if s.cfg.Uploads == nil {
+		return
+	}
+	if err := s.cfg.Uploads.DeleteUpload(context.WithoutCancel(ctx), name); err != nil {
+		s.log.Warn("deleting a stored upload; it is pruned later", "upload", name, "err", err)
+	}
+}
+
+// uploadName is the name of a queued upload: its layout's directory under
+// UploadDir, and its ID in a shared store.
+func uploadName(job *buildgate.Job) string { return filepath.Base(job.PullRef) }
+
 // uploadDir is where a queued upload's layout is kept.
 func (s *Service) uploadDir(job *buildgate.Job) string {
-	return filepath.Join(s.cfg.UploadDir, filepath.Base(job.PullRef))
+	return filepath.Join(s.cfg.UploadDir, uploadName(job))
+}
+
+// fetchUpload brings the layout of an upload another replica accepted
+// into dir, from the archive the shared store keeps.
+func (s *Service) fetchUpload(ctx context.Context, job *buildgate.Job, dir string) error {
+	name := uploadName(job)
+	if err := os.MkdirAll(s.cfg.UploadDir, 0o700); err != nil {
+		return fmt.Errorf("creating upload dir: %w", err)
+	}
+	tmp := filepath.Join(s.cfg.UploadDir, "tmp-"+buildgate.NewID()[:16])
+	defer os.RemoveAll(tmp + ".tar")
+	defer os.RemoveAll(tmp)
+	f, err := os.OpenFile(tmp+".tar", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = s.cfg.Uploads.ReadUpload(ctx, name, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
+		return buildgate.Errorf(buildgate.ENOTFOUND, "upload %s for image %s is missing from the store; upload it again", name, job.Digest)
+	}
+	if err != nil {
+		return fmt.Errorf("reading upload %s for image %s from the store: %w", name, job.Digest, err)
+	}
+	digest, err := s.registry.ImportArchive(tmp+".tar", tmp)
+	if err != nil {
+		return fmt.Errorf("unpacking upload %s for image %s from the store: %w", name, job.Digest, err)
+	}
+	if digest != job.Digest {
+		return fmt.Errorf("upload %s in the store holds image %s, not %s", name, digest, job.Digest)
+	}
+	return os.Rename(tmp, dir)
 }
 
 func dirName(digest string) string { return strings.ReplaceAll(digest, ":", "-") }
@@ -511,7 +605,73 @@ func (s *Service) Run(ctx context.Context) error {
 			s.work(ctx, fmt.Sprintf("%s/%d", s.cfg.WorkerID, i))
 		}()
 	}
+	if s.cfg.Uploads != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.sweepUploads(ctx)
+		}()
+	}
 	s.wg.Wait()
+	return nil
+}
+
+// sweepUploads, every lease until ctx ends, deletes the stored uploads no
+// job needs any more and the layouts here of uploads the store no longer
+// holds: those another replica analysed.
+func (s *Service) sweepUploads(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Lease)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.sweepUploadsOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweeping uploads", "err", err)
+		}
+	}
+}
+
+// sweepUploadsOnce deletes the uploads a shared store holds that were
+// stored more than a lease ago and that no queued or analysing image names
+// (their gate died before it queued them, or the image failed after too
+// many attempts), then removes the layouts under UploadDir whose uploads
+// the store no longer holds.
+func (s *Service) sweepUploadsOnce(ctx context.Context) error {
+	n, err := s.cfg.Uploads.PruneUploads(ctx, s.cfg.Now().Add(-s.cfg.Lease))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Info("stored uploads no job needs deleted", "uploads", n)
+	}
+	// The layouts are listed before the store's uploads: a layout is
+	// moved into place after its upload is stored, so one listed here
+	// and not in the store was deleted from it.
+	entries, err := os.ReadDir(s.cfg.UploadDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ids, err := s.cfg.Uploads.UploadIDs(ctx)
+	if err != nil {
+		return err
+	}
+	stored := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		stored[id] = true
+	}
+	for _, e := range entries {
+		if name := e.Name(); !strings.HasPrefix(name, "tmp-") && !stored[name] {
+			if err := os.RemoveAll(filepath.Join(s.cfg.UploadDir, name)); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -577,6 +737,7 @@ func (s *Service) run(ctx context.Context, worker string, job *buildgate.Job) {
 	if err == nil {
 		err = s.store.SaveAnalysis(ctx, a)
 	}
+	recorded := err == nil
 	if err != nil {
 		outcome = buildgate.StatusFailed
 		msg := err.Error()
@@ -586,9 +747,16 @@ func (s *Service) run(ctx context.Context, worker string, job *buildgate.Job) {
 		log.Error("analysis failed", "err", err)
 		if ferr := s.store.FailImage(ctx, job.Digest, msg); ferr != nil {
 			log.Error("recording failure", "err", ferr)
+		} else {
+			recorded = true
 		}
 	} else {
 		log.Info("analysis finished", "packages", len(a.Packages), "vulnerabilities", len(a.Matches), "duration", time.Since(start).Round(time.Millisecond))
+	}
+	if job.Source == "upload" && recorded {
+		// The stored copy goes once the outcome is recorded: until then
+		// the job may be taken again, here or on another replica.
+		s.deleteStoredUpload(ctx, uploadName(job))
 	}
 	if s.obs.Finished != nil {
 		s.obs.Finished(job.Digest, outcome, time.Since(start))
@@ -699,8 +867,14 @@ func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*
 	case "upload":
 		ph.set("reading the upload")
 		dir = s.uploadDir(job)
-		if _, err := os.Stat(dir); job.PullRef == "" || err != nil {
+		_, err := os.Stat(dir)
+		switch {
+		case job.PullRef == "" || (err != nil && s.cfg.Uploads == nil):
 			return nil, fmt.Errorf("the uploaded image is no longer on the gate; upload it again")
+		case err != nil:
+			if err := s.fetchUpload(ctx, job, dir); err != nil {
+				return nil, err
+			}
 		}
 	default:
 		// A directory of its own: an analysis its deadline abandoned may

@@ -18,6 +18,7 @@ var Tables = []string{
 	"runtime_clusters", "runtime_containers", "vulnerability_changes", "tag_digests", "rounds",
 	"admission_rules", "admission_decisions", "admission_namespaces", "pending_work",
 	"db_archives", "db_archive_chunks", "console_sessions", "vex_documents",
+	"upload_archives", "upload_archive_chunks",
 }
 
 // TableCount is what Copy did with one table.

@@ -71,6 +71,7 @@ func fill(t *testing.T, db store.Store) {
 	must(err)
 	must(db.SaveConsoleSession(ctx, buildgate.ConsoleSession{IDHash: "h", SealedToken: "v1:s:sealed", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
 	must(db.SaveVEXDocument(ctx, buildgate.VEXDocument{ID: "v1", Name: "openssl", Scope: "*", Format: "openvex", Statements: 1, Document: []byte(`{"statements": []}`), CreatedAt: t0}))
+	must(db.PutUpload(ctx, "sha256-c-1", "sha256:c", strings.NewReader("archive")))
 }
 
 // TestCopySQLiteToPostgres copies a store that uses every table from

@@ -3,7 +3,7 @@
 // one behaviour (dedupe, exclusive claims, leases, policy versions, sealed
 // secrets, the outbox, subscriptions, alerts, runtime inventories, tokens,
 // the shared vulnerability DB archive, claims on pending work, console
-// sessions).
+// sessions, uploaded archives).
 package storetest
 
 import (
@@ -84,6 +84,7 @@ func Run(t *testing.T, open Opener) {
 		{"PendingWorkClaims", testPendingWorkClaims},
 		{"ConsoleSessions", testConsoleSessions},
 		{"VEXDocuments", testVEXDocuments},
+		{"Uploads", testUploads},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,205 @@
+package analysis
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/buildgate/buildgate"
+	"github.com/buildgate/buildgate/internal/store/sqlite"
+)
+
+// archiveRegistry imports an archive as a layout of one file; the image's
+// digest is the archive's SHA-256.
+type archiveRegistry struct{ quickRegistry }
+
+func (archiveRegistry) ImportArchive(path, dir string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), os.WriteFile(filepath.Join(dir, "index.json"), b, 0o600)
+}
+
+// noMatches matches nothing, at once.
+type noMatches struct{ noDB }
+
+func (noMatches) Match(context.Context, []byte) ([]buildgate.Match, buildgate.DBInfo, error) {
+	return nil, buildgate.DBInfo{}, nil
+}
+
+// testClock is a settable clock.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// replicaPair is two services on one shared store, each with its own
+// upload directory, as two replicas are; only the second runs workers.
+type replicaPair struct {
+	db                 *sqlite.DB
+	clock              *testClock
+	receiver, analyser *Service
+	finished           chan buildgate.Status
+}
+
+func newReplicaPair(t *testing.T) *replicaPair {
+	t.Helper()
+	p := &replicaPair{clock: &testClock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}, finished: make(chan buildgate.Status, 1)}
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), sqlite.WithClock(p.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	p.db = db
+	service := func(obs Observer) *Service {
+		return New(Config{Workers: 1, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir(), Uploads: db, Now: p.clock.Now},
+			db, archiveRegistry{}, quickCataloger{}, noMatches{}, obs, slog.New(slog.DiscardHandler))
+	}
+	p.receiver = service(Observer{})
+	p.analyser = service(Observer{Finished: func(_ string, outcome buildgate.Status, _ time.Duration) { p.finished <- outcome }})
+	return p
+}
+
+// run runs the analyser's workers until its first analysis has finished.
+func (p *replicaPair) run(t *testing.T) buildgate.Status {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { p.analyser.Run(ctx) })
+	defer func() { stop(); wg.Wait() }()
+	select {
+	case outcome := <-p.finished:
+		return outcome
+	case <-time.After(time.Minute):
+		t.Fatal("the analyser finished no analysis")
+		return ""
+	}
+}
+
+func (p *replicaPair) storedUploads(t *testing.T) []string {
+	t.Helper()
+	ids, err := p.db.UploadIDs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestUploadAnalysedByAnotherReplica: an upload accepted by one service is
+// analysed by another that shares the store but not the disk; then the
+// stored upload is gone, and the receiver's sweep removes its own layout,
+// the stored uploads no job names and the layouts the store does not hold.
+func TestUploadAnalysedByAnotherReplica(t *testing.T) {
+	ctx := context.Background()
+	p := newReplicaPair(t)
+	img, err := p.receiver.SubmitUpload(ctx, strings.NewReader("an image archive"), UploadRequest{})
+	if err != nil || img.Status != buildgate.StatusQueued {
+		t.Fatalf("SubmitUpload = %+v, %v", img, err)
+	}
+	ids := p.storedUploads(t)
+	if len(ids) != 1 || !strings.HasPrefix(ids[0], dirName(img.Digest)+"-") {
+		t.Fatalf("stored uploads %v, want the one of %s", ids, img.Digest)
+	}
+	if got := entries(t, p.receiver.cfg.UploadDir); len(got) != 1 || got[0] != ids[0] {
+		t.Fatalf("the receiver's upload dir holds %v, want %s", got, ids[0])
+	}
+
+	if outcome := p.run(t); outcome != buildgate.StatusAnalyzed {
+		t.Fatalf("the other replica's analysis: %s", outcome)
+	}
+	if got, _ := p.db.Image(ctx, img.Digest); got.Status != buildgate.StatusAnalyzed {
+		t.Fatalf("image %s %q, want analysed", got.Status, got.Error)
+	}
+	if got := p.storedUploads(t); len(got) != 0 {
+		t.Errorf("stored uploads left after the analysis: %v", got)
+	}
+	if got := entries(t, p.analyser.cfg.UploadDir); len(got) != 0 {
+		t.Errorf("the analyser's upload dir holds %v after the analysis", got)
+	}
+
+	// A stored upload its gate never queued, once a lease has passed, and
+	// a layout of an upload the store does not hold are swept; one being
+	// written (tmp-) is not.
+	if err := p.db.PutUpload(ctx, "sha256-00-orphan", "sha256:00", strings.NewReader("orphan")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(p.receiver.cfg.UploadDir, "tmp-writing"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.receiver.sweepUploadsOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.storedUploads(t); len(got) != 1 {
+		t.Fatalf("the sweep deleted an upload stored within the lease: %v left", got)
+	}
+	p.clock.Advance(2 * p.receiver.cfg.Lease)
+	if err := p.receiver.sweepUploadsOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.storedUploads(t); len(got) != 0 {
+		t.Errorf("stored uploads after the sweep: %v", got)
+	}
+	if got := entries(t, p.receiver.cfg.UploadDir); len(got) != 1 || got[0] != "tmp-writing" {
+		t.Errorf("the receiver's upload dir holds %v after the sweep, want only tmp-writing", got)
+	}
+}
+
+// TestUploadMissingFromStore: an upload the store no longer holds fails
+// its image naming the upload and the image.
+func TestUploadMissingFromStore(t *testing.T) {
+	ctx := context.Background()
+	p := newReplicaPair(t)
+	img, err := p.receiver.SubmitUpload(ctx, strings.NewReader("an image archive"), UploadRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := p.storedUploads(t)[0]
+	if err := p.db.DeleteUpload(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if outcome := p.run(t); outcome != buildgate.StatusFailed {
+		t.Fatalf("the analysis of a missing upload: %s, want failed", outcome)
+	}
+	got, _ := p.db.Image(ctx, img.Digest)
+	want := "upload " + id + " for image " + img.Digest + " is missing from the store; upload it again"
+	if got.Status != buildgate.StatusFailed || got.Error != want {
+		t.Fatalf("image %s %q, want failed %q", got.Status, got.Error, want)
+	}
+}
