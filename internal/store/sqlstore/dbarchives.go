@@ -2,19 +2,12 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/buildgate/buildgate"
 )
-
-// dbChunkSize is the size of the rows an archive is stored in: small
-// enough that neither side holds a whole archive in memory.
-const dbChunkSize = 1 << 20
 
 // PutDBArchive stores the vulnerability DB archive read from r, built at
 // built, as the newest generation and drops the older ones, all in one
@@ -29,32 +22,18 @@ func (s *DB) PutDBArchive(ctx context.Context, r io.Reader, built time.Time) (*b
 			a.ID, a.Generation, a.Built, a.StoredAt); err != nil {
 			return err
 		}
-		h := sha256.New()
-		buf := make([]byte, dbChunkSize)
-		for seq := 0; ; seq++ {
-			n, err := io.ReadFull(r, buf)
-			if n > 0 {
-				h.Write(buf[:n])
-				a.Size += int64(n)
-				if _, err := tx.ExecContext(ctx, `INSERT INTO db_archive_chunks (archive_id, seq, data) VALUES (?, ?, ?)`, a.ID, seq, buf[:n]); err != nil {
-					return err
-				}
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("reading the archive: %w", err)
-			}
+		var err error
+		a.Size, a.Checksum, err = writeChunks(ctx, tx, `INSERT INTO db_archive_chunks (archive_id, seq, data) VALUES (?, ?, ?)`, a.ID, r)
+		if err != nil {
+			return err
 		}
-		a.Checksum = "sha256:" + hex.EncodeToString(h.Sum(nil))
 		if _, err := tx.ExecContext(ctx, `UPDATE db_archives SET checksum = ?, size = ? WHERE id = ?`, a.Checksum, a.Size, a.ID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM db_archive_chunks WHERE archive_id <> ?`, a.ID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM db_archives WHERE id <> ?`, a.ID)
+		_, err = tx.ExecContext(ctx, `DELETE FROM db_archives WHERE id <> ?`, a.ID)
 		return err
 	})
 	if err != nil {
@@ -83,25 +62,5 @@ func (s *DB) LatestDBArchive(ctx context.Context) (*buildgate.DBArchive, error) 
 // checks it against a's size and checksum. An archive replaced meanwhile
 // is not found.
 func (s *DB) ReadDBArchive(ctx context.Context, a *buildgate.DBArchive, w io.Writer) error {
-	h := sha256.New()
-	var size int64
-	for seq := 0; size < a.Size; seq++ {
-		var data []byte
-		err := s.db.QueryRowContext(ctx, `SELECT data FROM db_archive_chunks WHERE archive_id = ? AND seq = ?`, a.ID, seq).Scan(&data)
-		if isNoRows(err) {
-			return notFound("vulnerability DB archive", a.ID)
-		}
-		if err != nil {
-			return fmt.Errorf("reading the stored vulnerability DB archive: %w", err)
-		}
-		h.Write(data)
-		size += int64(len(data))
-		if _, err := w.Write(data); err != nil {
-			return err
-		}
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); size != a.Size || got != a.Checksum {
-		return fmt.Errorf("the stored vulnerability DB archive %s is %d bytes with checksum %s, want %d bytes with %s", a.ID, size, got, a.Size, a.Checksum)
-	}
-	return nil
+	return s.readChunks(ctx, `SELECT data FROM db_archive_chunks WHERE archive_id = ? AND seq = ?`, a.ID, a.Size, a.Checksum, "vulnerability DB archive", w)
 }

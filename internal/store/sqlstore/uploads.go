@@ -2,9 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -13,7 +10,7 @@ import (
 )
 
 // PutUpload stores the image archive read from r, uploaded for image
-// digest, as upload id, in chunks of dbChunkSize, all in one transaction:
+// digest, as upload id, in chunks of chunkSize, all in one transaction:
 // readers see no upload or the whole one. Its time is the end of the
 // write, so PruneUploads gives the job that names it its whole grace.
 func (s *DB) PutUpload(ctx context.Context, id, digest string, r io.Reader) error {
@@ -22,27 +19,12 @@ func (s *DB) PutUpload(ctx context.Context, id, digest string, r io.Reader) erro
 			id, digest, s.now()); err != nil {
 			return err
 		}
-		h := sha256.New()
-		var size int64
-		buf := make([]byte, dbChunkSize)
-		for seq := 0; ; seq++ {
-			n, err := io.ReadFull(r, buf)
-			if n > 0 {
-				h.Write(buf[:n])
-				size += int64(n)
-				if _, err := tx.ExecContext(ctx, `INSERT INTO upload_archive_chunks (upload_id, seq, data) VALUES (?, ?, ?)`, id, seq, buf[:n]); err != nil {
-					return err
-				}
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("reading the archive: %w", err)
-			}
+		size, checksum, err := writeChunks(ctx, tx, `INSERT INTO upload_archive_chunks (upload_id, seq, data) VALUES (?, ?, ?)`, id, r)
+		if err != nil {
+			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE upload_archives SET checksum = ?, size = ?, stored_at = ? WHERE id = ?`,
-			"sha256:"+hex.EncodeToString(h.Sum(nil)), size, s.now(), id)
+		_, err = tx.ExecContext(ctx, `UPDATE upload_archives SET checksum = ?, size = ?, stored_at = ? WHERE id = ?`,
+			checksum, size, s.now(), id)
 		return err
 	})
 	if err != nil {
@@ -64,27 +46,7 @@ func (s *DB) ReadUpload(ctx context.Context, id string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("reading upload %s: %w", id, err)
 	}
-	h := sha256.New()
-	var size int64
-	for seq := 0; size < want; seq++ {
-		var data []byte
-		err := s.db.QueryRowContext(ctx, `SELECT data FROM upload_archive_chunks WHERE upload_id = ? AND seq = ?`, id, seq).Scan(&data)
-		if isNoRows(err) {
-			return notFound("upload", id)
-		}
-		if err != nil {
-			return fmt.Errorf("reading upload %s: %w", id, err)
-		}
-		h.Write(data)
-		size += int64(len(data))
-		if _, err := w.Write(data); err != nil {
-			return err
-		}
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); size != want || got != checksum {
-		return fmt.Errorf("the stored upload %s is %d bytes with checksum %s, want %d bytes with %s", id, size, got, want, checksum)
-	}
-	return nil
+	return s.readChunks(ctx, `SELECT data FROM upload_archive_chunks WHERE upload_id = ? AND seq = ?`, id, want, checksum, "upload", w)
 }
 
 // DeleteUpload deletes upload id with its chunks; an upload that is gone
