@@ -50,3 +50,20 @@ go test ./gate -run '^$' -bench 'BenchmarkCheckCached|BenchmarkRematch1000|Bench
     /^BenchmarkSubmitSBOM/  { verdict("P4 POST /v1/sboms p50", "p50-ms", 100, 1); verdict("P4 POST, new DB", "first-ms", 100, 1) }
     /^(FAIL|panic)/ { print; fail = 1 }
     END { exit fail }'
+
+echo
+echo "## P7 (issue 16): bytes in the store per analysed image (both shared images, fresh SQLite store)"
+go test ./gate -run '^$' -bench BenchmarkStoreSize -benchtime 1x -timeout 30m | tee "$out/storesize.txt" | awk '
+    /^BenchmarkStoreSize/ {
+      for (i = 4; i < NF; i++) {
+        if ($(i+1) == "KiB/image") { v = $i; found = 1 }
+        else if ($(i+1) ~ /-KiB\/image$/) { part = $(i+1); sub(/-KiB\/image$/, "", part); printf "  %-24s %8s KiB/image\n", part, $i }
+      }
+    }
+    /^(FAIL|panic)/ { print; fail = 1 }
+    END {
+      if (!found) { print "P7 store per image        missing"; exit 1 }
+      ok = v + 0 <= 150
+      printf "%-26s %10s %-9s goal <= %-6s %s\n", "P7 store per image", v, "KiB/image", 150, ok ? "pass" : "FAIL"
+      exit fail
+    }'

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -254,4 +256,75 @@ func BenchmarkSubmitSBOM(b *testing.B) {
 		slices.Sort(lat)
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	}
+}
+
+// BenchmarkStoreSize has a gate on a fresh SQLite store analyse both
+// shared images, checks each once (its verdict stored), and reports the
+// bytes the store grew by per image (its pages, as SQLite's dbstat counts
+// them, indexes with their table), in total, per table and per document
+// of an analysis (issue 16, P7: at most 150 KiB per image).
+//
+//	go test ./gate -run '^$' -bench BenchmarkStoreSize -benchtime 1x
+func BenchmarkStoreSize(b *testing.B) {
+	g := startGate(b, nil)
+	host := testRegistry(b)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(g.Config.DataDir, "buildgate.db")+"?mode=ro")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	before := tableBytes(b, db)
+	images := []string{"bullseye-minbase", "bookworm-app"}
+	for _, name := range images {
+		a := analysedSBOM(b, g, host, name)
+		var verdict json.RawMessage
+		if err := g.c.Do(context.Background(), http.MethodGet, "/v1/images/"+url.PathEscape(a.Digest)+"/check", nil, &verdict); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		after := tableBytes(b, db)
+		total := 0
+		for table, n := range after {
+			grew := n - before[table]
+			total += grew
+			if grew != 0 {
+				b.ReportMetric(float64(grew)/1024/float64(len(images)), table+"-KiB/image")
+			}
+		}
+		// The documents of an analysis, each in a column of its own.
+		for _, col := range []string{"sbom", "packages", "files", "matches"} {
+			var n int
+			if err := db.QueryRow(`SELECT SUM(length(` + col + `)) FROM analyses`).Scan(&n); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(n)/1024/float64(len(images)), "analyses."+col+"-KiB/image")
+		}
+		b.ReportMetric(float64(total)/1024/float64(len(images)), "KiB/image")
+	}
+}
+
+// tableBytes returns the bytes of the pages of each table of a SQLite
+// store, its indexes counted with it.
+func tableBytes(b *testing.B, db *sql.DB) map[string]int {
+	b.Helper()
+	rows, err := db.Query(`SELECT m.tbl_name, SUM(s.pgsize) FROM dbstat s JOIN sqlite_master m ON m.name = s.name GROUP BY m.tbl_name`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var table string
+		var n int
+		if err := rows.Scan(&table, &n); err != nil {
+			b.Fatal(err)
+		}
+		out[table] = n
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return out
 }

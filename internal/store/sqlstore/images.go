@@ -312,11 +312,11 @@ func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	pkgs, err := gzJSON(a.Packages)
+	pkgs, err := packJSONWith(a.SBOM, a.Packages)
 	if err != nil {
 		return nil, err
 	}
-	files, err := gzJSON(a.Files)
+	files, err := packJSONWith(a.SBOM, a.Files)
 	if err != nil {
 		return nil, err
 	}
@@ -328,11 +328,11 @@ func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	matches, err := gzJSON(a.Matches)
+	matches, err := packJSON(a.Matches)
 	if err != nil {
 		return nil, err
 	}
-	return []any{gz(a.SBOM), string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
+	return []any{pack(a.SBOM), string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
 }
 
 func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
@@ -340,7 +340,7 @@ func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t
 // UpdateMatches replaces the matches of a stored analysis (after a DB
 // change), leaving everything else as it was.
 func (s *DB) UpdateMatches(ctx context.Context, digest string, matches []buildgate.Match, dbBuilt, at time.Time) error {
-	b, err := gzJSON(matches)
+	b, err := packJSON(matches)
 	if err != nil {
 		return err
 	}
@@ -369,16 +369,16 @@ func (s *DB) Analysis(ctx context.Context, digest string) (*buildgate.Analysis, 
 		return nil, fmt.Errorf("reading analysis of %s: %w", digest, err)
 	}
 	a.Digest = digest
-	if a.SBOM, err = gunzip(sbom); err != nil {
+	if a.SBOM, err = unpack(sbom); err != nil {
 		return nil, fmt.Errorf("reading sbom of %s: %w", digest, err)
 	}
 	for _, dec := range []error{
 		json.Unmarshal([]byte(meta), &a.Metadata),
-		ungzJSON(pkgs, &a.Packages),
-		ungzJSON(files, &a.Files),
+		unpackJSONWith(a.SBOM, pkgs, &a.Packages),
+		unpackJSONWith(a.SBOM, files, &a.Files),
 		json.Unmarshal([]byte(secrets), &a.Secrets),
 		json.Unmarshal([]byte(content), &a.ContentMatches),
-		ungzJSON(matches, &a.Matches),
+		unpackJSON(matches, &a.Matches),
 	} {
 		if dec != nil {
 			return nil, fmt.Errorf("decoding analysis of %s: %w", digest, dec)

@@ -179,7 +179,7 @@ func (s *DB) SaveEvaluation(ctx context.Context, e buildgate.StoredEvaluation) e
 		ON CONFLICT (digest, tag, policy_id) DO UPDATE SET policy_version = excluded.policy_version,
 		final_action = excluded.final_action, db_built = excluded.db_built, evaluated_at = excluded.evaluated_at, result = excluded.result,
 		inputs = excluded.inputs, valid_until = excluded.valid_until`,
-		e.Digest, e.Tag, e.PolicyID, e.PolicyVersion, e.FinalAction, nullTime(e.DBBuilt), e.EvaluatedAt, gz(e.Result), e.Inputs, nullTime(e.ValidUntil))
+		e.Digest, e.Tag, e.PolicyID, e.PolicyVersion, e.FinalAction, nullTime(e.DBBuilt), e.EvaluatedAt, pack(e.Result), e.Inputs, nullTime(e.ValidUntil))
 	if err != nil {
 		return fmt.Errorf("saving evaluation of %s: %w", e.Digest, err)
 	}
@@ -207,7 +207,7 @@ func (s *DB) Evaluation(ctx context.Context, digest, tag, policyID string) (*bui
 		e.ValidUntil = until.Time.UTC()
 	}
 	e.EvaluatedAt = e.EvaluatedAt.UTC()
-	if e.Result, err = gunzip(result); err != nil {
+	if e.Result, err = unpack(result); err != nil {
 		return nil, err
 	}
 	return &e, nil

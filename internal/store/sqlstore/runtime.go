@@ -149,7 +149,7 @@ func (s *DB) ImageMatches(ctx context.Context, digest string) ([]buildgate.Match
 		return nil, fmt.Errorf("reading matches of %s: %w", digest, err)
 	}
 	var out []buildgate.Match
-	if err := ungzJSON(b, &out); err != nil {
+	if err := unpackJSON(b, &out); err != nil {
 		return nil, fmt.Errorf("decoding matches of %s: %w", digest, err)
 	}
 	return out, nil
@@ -173,11 +173,11 @@ func (s *DB) LatestEvaluation(ctx context.Context, digest, tag, policyID string)
 
 // SaveVulnerabilityChange records what a re-match changed for an image.
 func (s *DB) SaveVulnerabilityChange(ctx context.Context, c buildgate.VulnerabilityChange) error {
-	appeared, err := gzJSON(nonNilMatches(c.Appeared))
+	appeared, err := packJSON(nonNilMatches(c.Appeared))
 	if err != nil {
 		return err
 	}
-	disappeared, err := gzJSON(nonNilMatches(c.Disappeared))
+	disappeared, err := packJSON(nonNilMatches(c.Disappeared))
 	if err != nil {
 		return err
 	}
@@ -217,10 +217,10 @@ func (s *DB) VulnerabilityChanges(ctx context.Context, digest string) ([]buildga
 			c.DBBuilt = built.Time.UTC()
 		}
 		c.ChangedAt = c.ChangedAt.UTC()
-		if err := ungzJSON(appeared, &c.Appeared); err != nil {
+		if err := unpackJSON(appeared, &c.Appeared); err != nil {
 			return nil, err
 		}
-		if err := ungzJSON(disappeared, &c.Disappeared); err != nil {
+		if err := unpackJSON(disappeared, &c.Disappeared); err != nil {
 			return nil, err
 		}
 		c.Appeared, c.Disappeared = nonNilMatches(c.Appeared), nonNilMatches(c.Disappeared)

@@ -6,14 +6,10 @@
 package sqlstore
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"sort"
 	"strconv"
@@ -201,44 +197,6 @@ func Rebind(q string) string {
 		b.WriteByte(ch)
 	}
 	return b.String()
-}
-
-func gz(b []byte) []byte {
-	var buf bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	_, _ = w.Write(b) // writes to a bytes.Buffer cannot fail
-	_ = w.Close()
-	return buf.Bytes()
-}
-
-func gunzip(b []byte) ([]byte, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	r, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(r)
-}
-
-func gzJSON(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return gz(b), nil
-}
-
-func ungzJSON(b []byte, v any) error {
-	raw, err := gunzip(b)
-	if err != nil {
-		return err
-	}
-	if len(raw) == 0 {
-		return nil
-	}
-	return json.Unmarshal(raw, v)
 }
 
 func notFound(what, id string) error {

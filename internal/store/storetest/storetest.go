@@ -1,9 +1,9 @@
 // Package storetest is the conformance suite of store.Store: every adapter
 // runs Run against a fresh store of its own, so SQLite and PostgreSQL keep
-// one behaviour (dedupe, exclusive claims, leases, policy versions, sealed
-// secrets, the outbox, subscriptions, alerts, runtime inventories, tokens,
-// the shared vulnerability DB archive, claims on pending work, console
-// sessions, uploaded archives).
+// one behaviour (dedupe, exclusive claims, leases, analyses the size of an
+// image's, policy versions, sealed secrets, the outbox, subscriptions,
+// alerts, runtime inventories, tokens, the shared vulnerability DB archive,
+// claims on pending work, console sessions, uploaded archives).
 package storetest
 
 import (
@@ -66,6 +66,7 @@ func Run(t *testing.T, open Opener) {
 		{"Leases", testLeases},
 		{"AttemptsLimit", testAttemptsLimit},
 		{"AnalysisRoundTrip", testAnalysisRoundTrip},
+		{"BigAnalyses", testBigAnalyses},
 		{"PolicyVersionsAndActive", testPolicyVersions},
 		{"ConcurrentPolicySaves", testConcurrentPolicySaves},
 		{"Evaluations", testEvaluations},
