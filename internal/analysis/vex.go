@@ -17,6 +17,8 @@ type VEXStore interface {
 	SaveVEXDocument(ctx context.Context, d buildgate.VEXDocument) error
 	// VEXDocuments returns every document, newest first.
 	VEXDocuments(ctx context.Context) ([]buildgate.VEXDocument, error)
+	// VEXDocumentIDs returns every document's ID, sorted.
+	VEXDocumentIDs(ctx context.Context) ([]string, error)
 	DeleteVEXDocument(ctx context.Context, id string) error
 }
 
@@ -115,21 +117,14 @@ func (v *Verdicts) VEXVersion(ctx context.Context) (string, error) {
 	if v.vexEngine == nil {
 		return "", nil
 	}
-	docs, err := v.vexStore.VEXDocuments(ctx)
-	if err != nil || len(docs) == 0 {
+	// Documents are never changed, only added and deleted: their IDs
+	// name the set.
+	ids, err := v.vexStore.VEXDocumentIDs(ctx)
+	if err != nil || len(ids) == 0 {
 		return "", err
 	}
-	return vexVersion(docs), nil
-}
-
-func vexVersion(docs []buildgate.VEXDocument) string {
-	ids := make([]string, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ID
-	}
-	slices.Sort(ids)
 	sum := sha256.Sum256([]byte(strings.Join(ids, "\n")))
-	return hex.EncodeToString(sum[:8])
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 // vexTarget is what VEX products may name of an image: its digest and

@@ -40,6 +40,29 @@ func (s *DB) VEXDocuments(ctx context.Context) ([]buildgate.VEXDocument, error) 
 	return out, nil
 }
 
+// VEXDocumentIDs returns the IDs of every stored VEX document, sorted:
+// what a check needs to know whether the set changed, without reading the
+// documents.
+func (s *DB) VEXDocumentIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM vex_documents ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing VEX documents: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("listing VEX documents: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing VEX documents: %w", err)
+	}
+	return ids, nil
+}
+
 // DeleteVEXDocument deletes a VEX document.
 func (s *DB) DeleteVEXDocument(ctx context.Context, id string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM vex_documents WHERE id = ?`, id)

@@ -598,12 +598,18 @@ func testVEXDocuments(t *testing.T, db store.Store, _ *Clock) {
 	if docs, err := db.VEXDocuments(ctx); err != nil || len(docs) != 0 {
 		t.Fatalf("empty store: %v %+v", err, docs)
 	}
+	if ids, err := db.VEXDocumentIDs(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("empty store: %v %v", err, ids)
+	}
 	older := buildgate.VEXDocument{ID: "a", Name: "older", Scope: "*", Format: "openvex", Statements: 2, Document: []byte(`{"x": 1}`), CreatedAt: t0}
 	newer := buildgate.VEXDocument{ID: "b", Name: "newer", Scope: "ghcr.io/acme/*", Format: "cyclonedx", Statements: 1, Document: []byte(`{"y": 2}`), CreatedAt: t0.Add(time.Minute)}
 	for _, d := range []buildgate.VEXDocument{older, newer} {
 		if err := db.SaveVEXDocument(ctx, d); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if ids, err := db.VEXDocumentIDs(ctx); err != nil || strings.Join(ids, ",") != "a,b" {
+		t.Fatalf("IDs: %v %v, want a,b (sorted)", ids, err)
 	}
 	docs, err := db.VEXDocuments(ctx)
 	if err != nil || len(docs) != 2 {
@@ -624,5 +630,8 @@ func testVEXDocuments(t *testing.T, db store.Store, _ *Clock) {
 	}
 	if docs, _ := db.VEXDocuments(ctx); len(docs) != 1 || docs[0].ID != "a" {
 		t.Fatalf("after delete: %+v", docs)
+	}
+	if ids, err := db.VEXDocumentIDs(ctx); err != nil || strings.Join(ids, ",") != "a" {
+		t.Fatalf("IDs after delete: %v %v", ids, err)
 	}
 }
