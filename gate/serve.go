@@ -311,24 +311,29 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.openRegistries(ctx, sealer); err != nil {
 		return err
 	}
-	reg := registryAdapter{client: registry.New(registry.Config{
+	cat := catalogAdapter{limits: c.Unpack, policies: m.Store}
+	if c.LayerCacheSize > 0 {
+		if cat.layers, err = catalog.OpenLayerCache(filepath.Join(c.DataDir, "layer-cache"), c.LayerCacheSize); err != nil {
+			return err
+		}
+	}
+	rc := registry.Config{
 		Keychain: m.RegistryAuth.Keychain(), Transport: m.RegistryAuth.Transport(),
 		Platform:     registry.DefaultConfig().Platform,
 		MaxLayerSize: c.MaxLayerSize, MaxImageSize: c.MaxImageSize, UserAgent: "buildgate/" + version,
 		Log: m.Log,
-	})}
+	}
+	if cat.layers != nil {
+		// a layer whose unpacked tar is cached is not downloaded
+		rc.Pin = cat.layers.LinkTar
+	}
+	reg := registryAdapter{client: registry.New(rc)}
 	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
 	m.Verdicts.Now = m.Now
 	m.Verdicts.SetVEX(m.Store, vexEngine{})
 	m.Verdicts.SetCacheBytes(c.VerdictCacheSize)
 	if err := m.Verdicts.InstallDefault(ctx); err != nil {
 		return err
-	}
-	cat := catalogAdapter{limits: c.Unpack, policies: m.Store}
-	if c.LayerCacheSize > 0 {
-		if cat.layers, err = catalog.OpenLayerCache(filepath.Join(c.DataDir, "layer-cache"), c.LayerCacheSize); err != nil {
-			return err
-		}
 	}
 	// the first analysis would otherwise build syft's license scanner
 	go func() {
