@@ -243,6 +243,8 @@ type Main struct {
 	// ended by Close or by the first part that fails.
 	group  *errgroup.Group
 	runCtx context.Context
+	// warm is closed once the cataloger is prepared (see server.Server.Warm).
+	warm chan struct{}
 }
 
 // Open opens the store and the DB, installs the first admin token, and
@@ -335,8 +337,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.Verdicts.InstallDefault(ctx); err != nil {
 		return err
 	}
-	// the first analysis would otherwise build syft's license scanner
+	// the first analysis would otherwise build syft's license scanner;
+	// the gate is ready once it is built
+	m.warm = make(chan struct{})
 	go func() {
+		defer close(m.warm)
 		if err := catalog.Warm(); err != nil {
 			m.Log.Warn("preparing the cataloger", "err", err)
 		}
@@ -364,6 +369,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.SetLimits(c.HTTP.limits())
 	m.Server.BasicChallenge = c.HTTP.AnchoreBasicChallenge
 	m.Server.MetricsPublic = c.MetricsPublic
+	m.Server.Warm = m.warm
 	m.Server.RoutePolicies(m.Verdicts, m.Store)
 	m.Server.RouteVEX(m.Verdicts)
 	m.Server.RouteUploads(m.Analysis)
