@@ -61,6 +61,7 @@ func startGate(t testing.TB, mutate func(*Config)) *testGate {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	<-m.warm // as a deployment waits for /readyz
 	return &testGate{Main: m, c: client.New(m.URL, testToken, nil)}
 }
 

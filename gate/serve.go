@@ -243,6 +243,8 @@ type Main struct {
 	// ended by Close or by the first part that fails.
 	group  *errgroup.Group
 	runCtx context.Context
+	// warm is closed once the cataloger is prepared (see server.Server.Warm).
+	warm chan struct{}
 }
 
 // Open opens the store and the DB, installs the first admin token, and
@@ -311,12 +313,23 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.openRegistries(ctx, sealer); err != nil {
 		return err
 	}
-	reg := registryAdapter{client: registry.New(registry.Config{
+	cat := catalogAdapter{limits: c.Unpack, policies: m.Store}
+	if c.LayerCacheSize > 0 {
+		if cat.layers, err = catalog.OpenLayerCache(filepath.Join(c.DataDir, "layer-cache"), c.LayerCacheSize); err != nil {
+			return err
+		}
+	}
+	rc := registry.Config{
 		Keychain: m.RegistryAuth.Keychain(), Transport: m.RegistryAuth.Transport(),
 		Platform:     registry.DefaultConfig().Platform,
 		MaxLayerSize: c.MaxLayerSize, MaxImageSize: c.MaxImageSize, UserAgent: "buildgate/" + version,
 		Log: m.Log,
-	})}
+	}
+	if cat.layers != nil {
+		// a layer whose unpacked tar is cached is not downloaded
+		rc.Pin = cat.layers.LinkTar
+	}
+	reg := registryAdapter{client: registry.New(rc)}
 	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
 	m.Verdicts.Now = m.Now
 	m.Verdicts.SetVEX(m.Store, vexEngine{})
@@ -324,14 +337,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.Verdicts.InstallDefault(ctx); err != nil {
 		return err
 	}
-	cat := catalogAdapter{limits: c.Unpack, policies: m.Store}
-	if c.LayerCacheSize > 0 {
-		if cat.layers, err = catalog.OpenLayerCache(filepath.Join(c.DataDir, "layer-cache"), c.LayerCacheSize); err != nil {
-			return err
-		}
-	}
-	// the first analysis would otherwise build syft's license scanner
+	// the first analysis would otherwise build syft's license scanner;
+	// the gate is ready once it is built
+	m.warm = make(chan struct{})
 	go func() {
+		defer close(m.warm)
 		if err := catalog.Warm(); err != nil {
 			m.Log.Warn("preparing the cataloger", "err", err)
 		}
@@ -365,6 +375,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Server.SetLimits(c.HTTP.limits())
 	m.Server.BasicChallenge = c.HTTP.AnchoreBasicChallenge
 	m.Server.MetricsPublic = c.MetricsPublic
+	m.Server.Warm = m.warm
 	m.Server.RoutePolicies(m.Verdicts, m.Store)
 	m.Server.RouteVEX(m.Verdicts)
 	m.Server.RouteUploads(m.Analysis)

@@ -195,15 +195,29 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 		keys = make([]string, len(ids))
 		for i, id := range ids {
 			keys[i] = c.key(id, sk)
-			if taps.cached[i] = c.get(keys[i]); taps.cached[i] == nil {
+			taps.cached[i] = c.get(keys[i])
+			// a layer whose tar the pull pinned (its blob was not
+			// downloaded), or whose tar is kept with its scan, is
+			// not read: count it here
+			tar := unpackedPath(contentDir, i, id)
+			size, ok := linkPinned(layoutDir, id, tar)
+			if !ok && taps.cached[i] != nil {
+				size, ok = c.getTar(id, tar)
+			}
+			if !ok {
 				continue
 			}
-			// a layer whose tar is kept too is not read: count it here
-			if size, ok := c.getTar(id, unpackedPath(contentDir, i, id)); ok {
-				taps.unpacked[i] = true
-				if err := b.replay(taps.cached[i], size); err != nil {
-					return nil, err
-				}
+			taps.unpacked[i] = true
+			if taps.cached[i] == nil {
+				// its scan was dropped since the pull: finish scans
+				// the tar, counting its entries
+				taps.tars[i] = tar
+				err = b.read(int(size))
+			} else {
+				err = b.replay(taps.cached[i], size)
+			}
+			if err != nil {
+				return nil, err
 			}
 		}
 	}

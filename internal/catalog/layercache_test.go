@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/buildgate/buildgate"
 )
 
@@ -76,6 +78,39 @@ func TestLayerCacheSameResult(t *testing.T) {
 						run, hits, cfg.LayerCache.tarHits, misses, wantHits, len(layers))
 				}
 				cfg.LayerCache.hits, cfg.LayerCache.misses, cfg.LayerCache.tarHits = 0, 0, 0
+			}
+
+			// the pull pins the cached tars and downloads no blob: the
+			// same result, from the tars alone, with the layers' scans
+			// cached and after they were dropped
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, run := range []string{"pinned", "pinned, scans dropped"} {
+				if run == "pinned, scans dropped" {
+					for _, name := range cacheFiles(t, cacheDir) {
+						if strings.HasSuffix(name, scanSuffix) {
+							os.Remove(filepath.Join(cacheDir, name))
+						}
+					}
+					if cfg.LayerCache, err = OpenLayerCache(cacheDir, 1<<30); err != nil {
+						t.Fatal(err)
+					}
+				}
+				pinned := writeLayout(t, noLayers{img})
+				for _, id := range cf.RootFS.DiffIDs {
+					if !cfg.LayerCache.LinkTar(id, pinned) {
+						t.Fatalf("%s: the cache has no tar of layer %s to pin", run, id)
+					}
+				}
+				got, err := Catalog(ctx, pinned, cfg)
+				if err != nil {
+					t.Fatalf("%s: %v", run, err)
+				}
+				if !reflect.DeepEqual(facts(got), facts(want)) {
+					t.Errorf("%s: the result differs from the one without a cache", run)
+				}
 			}
 			if len(want.ContentMatches["debian"]) == 0 || len(want.Files) < 1000 {
 				t.Errorf("the image gave %d files and %d content matches: the comparison compares little", len(want.Files), len(want.ContentMatches["debian"]))
@@ -331,3 +366,9 @@ func TestLayerCacheFullDisk(t *testing.T) {
 		t.Errorf("the cache holds %d bytes", c.Size())
 	}
 }
+
+// noLayers is an image whose layers are left out of the layout it is
+// written to, as a pull leaves out the layers it pinned.
+type noLayers struct{ v1.Image }
+
+func (noLayers) Layers() ([]v1.Layer, error) { return nil, nil }

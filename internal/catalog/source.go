@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -106,9 +107,11 @@ type layerTaps struct {
 	// cached holds the scans of layers read before (see LayerCache):
 	// those layers are only counted against the budget.
 	cached []*layerScan
-	// unpacked marks the cached layers whose tar stereoscope finds
-	// unpacked already: they are not read at all.
+	// unpacked marks the layers whose tar stereoscope finds unpacked
+	// already: they are not read at all. Their scan is cached, or
+	// finish scans the file of tars.
 	unpacked []bool
+	tars     []string
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -120,7 +123,7 @@ type layerTaps struct {
 
 func newLayerTaps(ctx context.Context, diffIDs []v1.Hash, scan func(context.Context, io.Reader) (*layerScan, error)) *layerTaps {
 	n := len(diffIDs)
-	return &layerTaps{ctx: ctx, scan: scan, diffIDs: diffIDs, cached: make([]*layerScan, n), unpacked: make([]bool, n), started: make([]bool, n), results: make([]*layerScan, n)}
+	return &layerTaps{ctx: ctx, scan: scan, diffIDs: diffIDs, cached: make([]*layerScan, n), unpacked: make([]bool, n), tars: make([]string, n), started: make([]bool, n), results: make([]*layerScan, n)}
 }
 
 // scanOf returns the scan of layer idx: t.scan, or for a cached layer one
@@ -171,12 +174,20 @@ func (t *layerTaps) finish(ctx context.Context, layers []v1.Layer) ([]*layerScan
 		if out[i] = t.results[i]; out[i] != nil {
 			continue
 		}
-		if t.unpacked[i] {
+		if t.unpacked[i] && t.cached[i] != nil {
 			out[i] = t.cached[i]
 			continue
 		}
-		t.rereads++
-		rc, err := uncompressed(l, t.diffIDs[i])
+		var (
+			rc  io.ReadCloser
+			err error
+		)
+		if t.unpacked[i] {
+			rc, err = os.Open(t.tars[i])
+		} else {
+			t.rereads++
+			rc, err = uncompressed(l, t.diffIDs[i])
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading layer %d: %w", i, err)
 		}

@@ -47,6 +47,11 @@ type Config struct {
 	// Log receives registry errors in full (callers get them without the
 	// registry's answer); nil means discard.
 	Log *slog.Logger
+	// Pin, when set, is asked for each layer of an image pulled into the
+	// OCI layout at dir whether it put the layer's unpacked tar there
+	// (the cataloger's layer cache, by diff ID): such a layer's blob is
+	// not downloaded, the layout's manifest still lists it.
+	Pin func(diffID v1.Hash, dir string) bool
 }
 
 // DefaultConfig returns linux/amd64, anonymous access, 2 GiB a layer and
@@ -261,11 +266,51 @@ func (c *Client) pull(r Resolved, dir string, opts []remote.Option) (v1.Image, e
 	if err != nil {
 		return nil, fmt.Errorf("creating layout %q: %w", dir, err)
 	}
-	if err := p.AppendImage(img); err != nil {
+	write := img
+	if c.cfg.Pin != nil {
+		if write, err = c.pinned(img, dir); err != nil {
+			return nil, c.describe(r.Ref, err)
+		}
+	}
+	if err := p.AppendImage(write); err != nil {
 		return nil, c.describe(r.Ref, err)
 	}
 	return img, nil
 }
+
+// pinned returns img with the layers that c.cfg.Pin pinned in dir left
+// out of its layers, so that the layout writes no blob for them.
+func (c *Client) pinned(img v1.Image, dir string) (v1.Image, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	if len(cf.RootFS.DiffIDs) != len(layers) {
+		return img, nil // the cataloger refuses it, naming the mismatch
+	}
+	var fetch []v1.Layer
+	for i, l := range layers {
+		if !c.cfg.Pin(cf.RootFS.DiffIDs[i], dir) {
+			fetch = append(fetch, l)
+		}
+	}
+	if len(fetch) == len(layers) {
+		return img, nil
+	}
+	return withLayers{Image: img, layers: fetch}, nil
+}
+
+// withLayers is an image whose Layers are some of its manifest's.
+type withLayers struct {
+	v1.Image
+	layers []v1.Layer
+}
+
+func (i withLayers) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
 // CheckSize refuses an image whose manifest declares a layer or a total
 // larger than the limits.

@@ -6,6 +6,8 @@ import (
 	"log"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -221,4 +223,62 @@ func FuzzParseReference(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPullPinned: a layer that Pin pinned is not downloaded: the layout
+// lists it in the manifest and holds no blob for it; the others are there.
+func TestPullPinned(t *testing.T) {
+	host := testRegistry(t)
+	img, err := random.Image(1024, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(host + "/team/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	pinned := cf.RootFS.DiffIDs[1]
+	cfg := DefaultConfig()
+	var asked []v1.Hash
+	cfg.Pin = func(diffID v1.Hash, dir string) bool {
+		asked = append(asked, diffID)
+		return diffID == pinned
+	}
+	c := New(cfg)
+	ctx := context.Background()
+	r, err := c.Resolve(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := c.Pull(ctx, r, dir); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 3 {
+		t.Errorf("Pin asked about %d layers, want 3", len(asked))
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	got, err := p.Image(want)
+	if err != nil {
+		t.Fatalf("layout lacks the pulled image: %v", err)
+	}
+	if d, _ := got.Digest(); d != want {
+		t.Fatalf("layout image digest %s, want %s", d, want)
+	}
+	layers, _ := img.Layers()
+	for i, l := range layers {
+		d, _ := l.Digest()
+		_, err := os.Stat(filepath.Join(dir, "blobs", d.Algorithm, d.Hex))
+		if i == 1 && err == nil {
+			t.Errorf("layer %d was pinned but its blob was downloaded", i)
+		}
+		if i != 1 && err != nil {
+			t.Errorf("layer %d: %v", i, err)
+		}
+	}
 }

@@ -77,6 +77,10 @@ type Server struct {
 	// BasicChallenge adds a Basic challenge to the 401s of the Anchore
 	// Jenkins plugin's HTTP client (see Challenge); off by default.
 	BasicChallenge bool
+	// Warm, when set, is closed once the gate has built what every
+	// analysis uses (the cataloger's license scanner): /readyz answers
+	// 503 until then, so that the first analysis does not pay for it.
+	Warm <-chan struct{}
 }
 
 // New builds the server and its routes.
@@ -145,6 +149,13 @@ func (s *Server) metricsAuth(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) readyz(c echo.Context) error {
 	if !s.db.Ready() {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "no vulnerability database loaded"})
+	}
+	if s.Warm != nil {
+		select {
+		case <-s.Warm:
+		default:
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "preparing the cataloger"})
+		}
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
