@@ -21,6 +21,10 @@ const (
 	StatusFailed    Status = "failed"
 )
 
+// Terminal reports whether an image in status s is done: analysed or
+// failed.
+func (s Status) Terminal() bool { return s == StatusAnalyzed || s == StatusFailed }
+
 // Image is one image, identified by its manifest digest, with the tags it
 // was submitted under.
 type Image struct {

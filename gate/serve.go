@@ -436,6 +436,9 @@ func (m *Main) start(ctx context.Context) {
 	m.http = &http.Server{
 		Handler: m.Server, ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout,
 	}
+	draining := make(chan struct{})
+	m.Server.Draining = draining
+	m.http.RegisterOnShutdown(func() { close(draining) })
 	m.group.Go(func() error {
 		if err := m.http.Serve(m.ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving http: %w", err)

@@ -156,23 +156,36 @@ func (c *Client) DBStatus(ctx context.Context) (*api.DBStatus, error) {
 // Progress is called while WaitAnalyzed waits.
 type Progress func(img *api.Image, elapsed time.Duration)
 
-// WaitAnalyzed polls an image until it is analyzed or failed, backing off
-// from one to five seconds (longer when the gate sends Retry-After), and
-// calls progress at least every interval.
+// LongPoll is how long WaitAnalyzed asks the gate to hold one answer
+// (GET /v1/images/{digest}?wait=).
+const LongPoll = 20 * time.Second
+
+// WaitAnalyzed waits until an image is analyzed or failed and calls
+// progress at least every interval. It asks the gate to answer when the
+// image's status changes (?wait=), so it sees a verdict as soon as it is
+// stored. When an answer comes back early with nothing changed (a gate
+// that does not wait), or the gate fails, it asks again after a delay
+// backing off from one to five seconds (longer when the gate sends
+// Retry-After).
 func (c *Client) WaitAnalyzed(ctx context.Context, digest string, interval time.Duration, progress Progress) (*api.Image, error) {
 	start := time.Now()
 	lastReport := time.Time{}
 	delay := time.Second
+	var last string
 	for {
-		img, err := c.Image(ctx, digest)
+		window := LongPoll
+		if progress != nil && !lastReport.IsZero() {
+			window = min(window, max(0, interval-time.Since(lastReport)))
+		}
+		asked := time.Now()
+		img, err := c.ImageWaiting(ctx, digest, window)
+		pause := time.Duration(0)
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.Status < 500 {
 				return nil, err
 			}
-			if e.RetryAfter > delay {
-				delay = e.RetryAfter
-			}
+			pause = max(delay, e.RetryAfter)
 		} else {
 			if img.Status == api.StatusAnalyzed || img.Status == api.StatusFailed {
 				return img, nil
@@ -181,13 +194,33 @@ func (c *Client) WaitAnalyzed(ctx context.Context, digest string, interval time.
 				progress(img, time.Since(start))
 				lastReport = time.Now()
 			}
+			if img.Status == last && window > 0 && time.Since(asked) < window/2 {
+				pause = delay // the gate did not wait
+			}
+			last = img.Status
 		}
-		wait := min(delay, max(time.Millisecond, interval-time.Since(lastReport)))
+		if pause == 0 {
+			continue
+		}
+		if progress != nil {
+			pause = min(pause, max(time.Millisecond, interval-time.Since(lastReport)))
+		}
 		select {
 		case <-ctx.Done():
 			return img, ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(pause):
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
+}
+
+// ImageWaiting is Image with ?wait=: the gate answers when the image's
+// status changes or after wait (a gate older than the parameter answers
+// at once). A wait of 0 or less is Image.
+func (c *Client) ImageWaiting(ctx context.Context, digest string, wait time.Duration) (*api.Image, error) {
+	if wait <= 0 {
+		return c.Image(ctx, digest)
+	}
+	var img api.Image
+	return &img, c.Do(ctx, http.MethodGet, "/v1/images/"+url.PathEscape(digest)+"?wait="+wait.String(), nil, &img)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -99,16 +100,68 @@ func hasAnnotations(have, want map[string]string) bool {
 	return true
 }
 
+// MaxImageWait bounds GET /v1/images/{digest}?wait=, under the clients'
+// one-minute timeout; imagePoll is how often a waiting request reads the
+// image again (its status may change on another replica).
+const (
+	MaxImageWait = 30 * time.Second
+	imagePoll    = 50 * time.Millisecond
+)
+
+// getImage answers the image. With ?wait=DURATION (at most MaxImageWait)
+// it answers when the image's status changes, or it is analysed or
+// failed, or the wait is over, whichever comes first: a pipeline waiting
+// for its verdict sees it at once, without polling.
 func (s *Server) getImage(c echo.Context) error {
 	d, err := digestParam(c)
 	if err != nil {
 		return err
 	}
-	img, err := s.store.Image(c.Request().Context(), d)
+	wait, err := waitParam(c)
 	if err != nil {
 		return err
 	}
+	ctx := c.Request().Context()
+	img, err := s.store.Image(ctx, d)
+	if err != nil {
+		return err
+	}
+	if wait > 0 && !img.Status.Terminal() {
+		from := img.Status
+		done := time.NewTimer(wait)
+		defer done.Stop()
+		tick := time.NewTicker(imagePoll)
+		defer tick.Stop()
+		for img.Status == from {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.Draining:
+			case <-done.C:
+			case <-tick.C:
+				if img, err = s.store.Image(ctx, d); err != nil {
+					return err
+				}
+				continue
+			}
+			break
+		}
+	}
 	return c.JSON(http.StatusOK, toImage(img))
+}
+
+// waitParam reads ?wait=, a Go duration such as 20s; it is 0 when absent
+// and at most MaxImageWait.
+func waitParam(c echo.Context) (time.Duration, error) {
+	v := c.QueryParam("wait")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, buildgate.Errorf(buildgate.EINVALID, "wait must be a duration such as 20s, not %q", v)
+	}
+	return min(d, MaxImageWait), nil
 }
 
 func (s *Server) deleteImage(c echo.Context) error {

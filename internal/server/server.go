@@ -81,6 +81,10 @@ type Server struct {
 	// analysis uses (the cataloger's license scanner): /readyz answers
 	// 503 until then, so that the first analysis does not pay for it.
 	Warm <-chan struct{}
+	// Draining, when set, is closed when the gate stops serving: requests
+	// that wait for something (GET /v1/images/{digest}?wait=) answer at
+	// once, so that shutting down does not wait for them.
+	Draining <-chan struct{}
 }
 
 // New builds the server and its routes.

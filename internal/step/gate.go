@@ -287,10 +287,13 @@ func (s *session) progressWhile(f func(elapsed time.Duration)) (stop func()) {
 // answering 5xx, while the step waits before the step gives up.
 const unreachableFor = time.Minute
 
-// wait polls the image until it is analysed or failed. It backs off from
-// half a second to five seconds, waits longer when the gate sends
-// Retry-After, retries 429, 5xx and an unreachable gate for up to
-// unreachableFor in a row, and prints a progress line at least every
+// wait asks for the image until it is analysed or failed. The gate holds
+// each answer until the image's status changes (?wait=, up to the next
+// progress line), so the verdict is seen as soon as it is stored; after
+// an early answer with nothing changed (a gate that does not wait) it
+// backs off from half a second to five seconds. It waits longer when the
+// gate sends Retry-After, retries 429, 5xx and an unreachable gate for up
+// to unreachableFor in a row, and prints a progress line at least every
 // ProgressInterval.
 func (s *session) wait(ctx context.Context, digest string, start time.Time, status *string) (*api.Image, error) {
 	interval := s.cfg.ProgressInterval
@@ -298,17 +301,23 @@ func (s *session) wait(ctx context.Context, digest string, start time.Time, stat
 	delay := 500 * time.Millisecond
 	var failingSince time.Time
 	for {
-		img, err := call(ctx, func(ctx context.Context) (*api.Image, error) { return s.c.Image(ctx, digest) })
+		window := min(client.LongPoll, time.Until(lastLine.Add(interval)))
+		asked := time.Now()
+		img, err := call(ctx, func(ctx context.Context) (*api.Image, error) { return s.c.ImageWaiting(ctx, digest, window) })
 		next := delay
 		note := ""
 		e, again := retryable(err)
 		switch {
 		case err == nil:
 			failingSince = time.Time{}
-			*status = img.Status
 			if img.Status == api.StatusAnalyzed || img.Status == api.StatusFailed {
+				*status = img.Status
 				return img, nil
 			}
+			if img.Status != *status || (window > 0 && time.Since(asked) >= window/2) {
+				next = 0 // the gate waited, or something changed: ask again now
+			}
+			*status = img.Status
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case again || (e != nil && e.Status >= 500) || (e == nil && isTransport(err)):
