@@ -163,7 +163,7 @@ func (m *Manager) Match(ctx context.Context, sbom []byte) ([]buildgate.Match, bu
 		return nil, buildgate.DBInfo{}, err
 	}
 	defer h.refs.Done()
-	packages, pkgContext, err := readSBOM(sbom)
+	packages, pkgContext, _, err := readSBOM(sbom)
 	if err != nil {
 		return nil, h.info, err
 	}

@@ -11,7 +11,9 @@ import (
 	"github.com/anchore/syft/syft/artifact"
 	"github.com/anchore/syft/syft/cpe"
 	"github.com/anchore/syft/syft/file"
+	"github.com/anchore/syft/syft/format/syftjson"
 	syftPkg "github.com/anchore/syft/syft/pkg"
+	"github.com/anchore/syft/syft/sbom"
 
 	"github.com/buildgate/buildgate"
 )
@@ -26,7 +28,8 @@ import (
 // matching the SBOM gives (a test proves it on both shared images).
 type packageList struct {
 	Version int `json:"version"`
-	// Context is the syft-json document without packages.
+	// Context is the syft-json document without packages,
+	// relationships and files.
 	Context json.RawMessage `json:"context"`
 	// Packages are the packages matched, then the packages only related
 	// to them (removed for overlapping another): Matched counts the first.
@@ -84,29 +87,28 @@ func decodeMetadata[T any](b json.RawMessage) (any, error) {
 // cannot hold exactly; its re-match reads the SBOM.
 var errNotListable = errors.New("the packages cannot be kept as a package list")
 
-// readSBOM reads a syft-json SBOM as grype's CLI does.
-func readSBOM(sbom []byte) ([]pkg.Package, pkg.Context, error) {
-	packages, pkgContext, _, err := pkg.ProvideFromReader(bytes.NewReader(sbom), readerConfig())
+// readSBOM reads a syft-json SBOM as grype's CLI does; the document it
+// read is what encodePackageList needs.
+func readSBOM(doc []byte) ([]pkg.Package, pkg.Context, *sbom.SBOM, error) {
+	packages, pkgContext, s, err := pkg.ProvideFromReader(bytes.NewReader(doc), readerConfig())
 	if err != nil {
-		return nil, pkg.Context{}, fmt.Errorf("reading sbom: %w", err)
+		return nil, pkg.Context{}, nil, fmt.Errorf("reading sbom: %w", err)
 	}
-	return packages, pkgContext, nil
+	return packages, pkgContext, s, nil
 }
 
 // encodePackageList returns the package list of the packages and context
-// grype read from sbom, or errNotListable.
-func encodePackageList(sbom []byte, packages []pkg.Package, pkgContext pkg.Context) ([]byte, error) {
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(sbom, &doc); err != nil {
-		return nil, fmt.Errorf("reading sbom: %w", err)
+// grype read from the document s, or errNotListable.
+func encodePackageList(s *sbom.SBOM, packages []pkg.Package, pkgContext pkg.Context) ([]byte, error) {
+	// The document without packages, relationships and files: its
+	// source, distro and descriptor.
+	bare := sbom.SBOM{Source: s.Source, Descriptor: s.Descriptor}
+	bare.Artifacts.Packages, bare.Artifacts.LinuxDistribution = syftPkg.NewCollection(), s.Artifacts.LinuxDistribution
+	var ctxDoc bytes.Buffer
+	if err := syftjson.NewFormatEncoder().Encode(&ctxDoc, bare); err != nil {
+		return nil, fmt.Errorf("encoding the package list's context: %w", err)
 	}
-	doc["artifacts"], doc["artifactRelationships"] = json.RawMessage("[]"), json.RawMessage("[]")
-	delete(doc, "files")
-	ctxDoc, err := json.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
-	list := packageList{Version: packageListVersion, Context: ctxDoc, Matched: len(packages)}
+	list := packageList{Version: packageListVersion, Context: ctxDoc.Bytes(), Matched: len(packages)}
 	index := map[*pkg.Package]int{}
 	var all []*pkg.Package
 	for i := range packages {
@@ -187,7 +189,7 @@ func decodePackageList(b []byte) ([]pkg.Package, pkg.Context, error) {
 	if list.Matched < 0 || list.Matched > len(list.Packages) {
 		return nil, pkg.Context{}, fmt.Errorf("reading package list: %d packages matched of %d", list.Matched, len(list.Packages))
 	}
-	_, pkgContext, err := readSBOM(list.Context)
+	_, pkgContext, _, err := readSBOM(list.Context)
 	if err != nil {
 		return nil, pkg.Context{}, fmt.Errorf("reading package list: %w", err)
 	}
@@ -244,12 +246,12 @@ func decodePackageList(b []byte) ([]pkg.Package, pkg.Context, error) {
 // ListPackages returns the package list of a syft-json SBOM, for
 // MatchPackageList; it fails with an error naming what it cannot keep
 // for an SBOM whose packages a list cannot hold exactly.
-func ListPackages(sbom []byte) ([]byte, error) {
-	packages, pkgContext, err := readSBOM(sbom)
+func ListPackages(doc []byte) ([]byte, error) {
+	packages, pkgContext, s, err := readSBOM(doc)
 	if err != nil {
 		return nil, err
 	}
-	return encodePackageList(sbom, packages, pkgContext)
+	return encodePackageList(s, packages, pkgContext)
 }
 
 // MatchPackageList matches the packages of a package list (ListPackages,
@@ -269,17 +271,17 @@ func (m *Manager) MatchPackageList(ctx context.Context, list []byte) ([]buildgat
 
 // MatchListing matches like Match and returns the SBOM's package list
 // too, or no list (and no error) when a list cannot hold its packages.
-func (m *Manager) MatchListing(ctx context.Context, sbom []byte) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
+func (m *Manager) MatchListing(ctx context.Context, doc []byte) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
 	h, err := m.acquire()
 	if err != nil {
 		return nil, buildgate.DBInfo{}, nil, err
 	}
 	defer h.refs.Done()
-	packages, pkgContext, err := readSBOM(sbom)
+	packages, pkgContext, s, err := readSBOM(doc)
 	if err != nil {
 		return nil, h.info, nil, err
 	}
-	list, err := encodePackageList(sbom, packages, pkgContext)
+	list, err := encodePackageList(s, packages, pkgContext)
 	if errors.Is(err, errNotListable) {
 		list, err = nil, nil
 	}

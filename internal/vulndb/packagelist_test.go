@@ -23,7 +23,7 @@ func TestPackageListRoundTrip(t *testing.T) {
 	for _, name := range []string{minbase, appImage} {
 		t.Run(name, func(t *testing.T) {
 			doc := syftJSON(t, name)
-			want, wantCtx, err := vulndb.ReadSBOM(doc)
+			want, wantCtx, _, err := vulndb.ReadSBOM(doc)
 			if err != nil {
 				t.Fatal(err)
 			}
