@@ -45,7 +45,7 @@ func TestPackageListRoundTrip(t *testing.T) {
 			if gotCtx.DistroDetectionFailed != wantCtx.DistroDetectionFailed {
 				t.Errorf("distro detection failed %v, want %v", gotCtx.DistroDetectionFailed, wantCtx.DistroDetectionFailed)
 			}
-			related := 0
+			related, symbols := 0, 0
 			for i := range want {
 				g, w := got[i], want[i]
 				gid, err := vulndb.PackageID(g)
@@ -59,6 +59,14 @@ func TestPackageListRoundTrip(t *testing.T) {
 				if gid != wid {
 					t.Errorf("package %d (%s): read back as %+v, want %+v", i, w.Name, g, w)
 				}
+				// packageID leaves out what the metadata's JSON does (a Go
+				// binary's symbols).
+				if !reflect.DeepEqual(g.Metadata, w.Metadata) {
+					t.Errorf("package %d (%s): metadata %+v, want %+v", i, w.Name, g.Metadata, w.Metadata)
+				}
+				if md, ok := w.Metadata.(pkg.GolangBinMetadata); ok && len(md.Symbols) > 0 {
+					symbols++
+				}
 				if g.Distro != gotCtx.Distro {
 					t.Errorf("package %d (%s) does not have the image's distro", i, w.Name)
 				}
@@ -69,6 +77,9 @@ func TestPackageListRoundTrip(t *testing.T) {
 			}
 			if related == 0 {
 				t.Error("no package has related packages: the test proves nothing about them")
+			}
+			if name == appImage && symbols == 0 {
+				t.Error("no Go binary with symbols: the test proves nothing about them")
 			}
 		})
 	}
