@@ -234,6 +234,10 @@ type Analysis struct {
 	Facts
 	// SBOM is the syft-json document the analysis made.
 	SBOM []byte `json:"-"`
+	// PackageList is what the matcher reads from SBOM, kept compactly so
+	// that a re-match need not decode the SBOM (nil: none, the re-match
+	// decodes the SBOM). Stored with the analysis, not read back with it.
+	PackageList []byte `json:"-"`
 	// DBBuilt is the build time of the vulnerability DB used for Matches.
 	DBBuilt   time.Time `json:"db_built"`
 	MatchedAt time.Time `json:"matched_at"`

@@ -43,6 +43,12 @@ type Store interface {
 	Analysis(ctx context.Context, digest string) (*buildgate.Analysis, error)
 	AnalyzedDigests(ctx context.Context) ([]string, error)
 	UpdateMatches(ctx context.Context, digest string, matches []buildgate.Match, dbBuilt, at time.Time) error
+	// ImageMatches returns the stored matches of an analysed image.
+	ImageMatches(ctx context.Context, digest string) ([]buildgate.Match, error)
+	// PackageList returns the stored package list of an analysed image
+	// (buildgate.Analysis.PackageList); it is ENOTFOUND when it has none.
+	PackageList(ctx context.Context, digest string) ([]byte, error)
+	SavePackageList(ctx context.Context, digest string, list []byte) error
 	DigestsNotMatchedWith(ctx context.Context, dbBuilt time.Time) ([]string, error)
 	SetPendingWork(ctx context.Context, kind, arg string) error
 	PendingWork(ctx context.Context, kind string) (arg string, ok bool, err error)
@@ -111,6 +117,25 @@ type Matcher interface {
 	Match(ctx context.Context, sbom []byte) ([]buildgate.Match, buildgate.DBInfo, error)
 	// Info describes the DB loaded now.
 	Info() buildgate.DBInfo
+}
+
+// ListMatcher is a Matcher that keeps the packages of an SBOM it matches
+// as a package list, and matches such a list as it matches the SBOM: a
+// re-match then reads neither the SBOM nor the rest of the analysis.
+type ListMatcher interface {
+	// MatchListing matches like Match and returns the SBOM's package
+	// list too, or nil when a list cannot hold its packages.
+	MatchListing(ctx context.Context, sbom []byte) ([]buildgate.Match, buildgate.DBInfo, []byte, error)
+	MatchPackageList(ctx context.Context, list []byte) ([]buildgate.Match, buildgate.DBInfo, error)
+}
+
+// match matches an SBOM, and lists its packages when the matcher can.
+func (s *Service) match(ctx context.Context, sbom []byte) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
+	if lm, ok := s.matcher.(ListMatcher); ok {
+		return lm.MatchListing(ctx, sbom)
+	}
+	matches, db, err := s.matcher.Match(ctx, sbom)
+	return matches, db, nil, err
 }
 
 // Config tunes the service.
@@ -458,7 +483,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 	start := time.Now()
 	mctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	matches, db, err := s.matcher.Match(mctx, a.SBOM)
+	matches, db, list, err := s.match(mctx, a.SBOM)
 	if err != nil {
 		msg := "matching vulnerabilities: " + err.Error()
 		if errors.Is(mctx.Err(), context.DeadlineExceeded) {
@@ -469,7 +494,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 		}
 		return nil, fmt.Errorf("%s: %w", msg, err)
 	}
-	a.Matches, a.DBBuilt, a.MatchedAt = matches, db.Built, s.cfg.Now()
+	a.Matches, a.DBBuilt, a.MatchedAt, a.PackageList = matches, db.Built, s.cfg.Now(), list
 	if err := s.store.SaveAnalysis(ctx, a); err != nil {
 		return nil, err
 	}
@@ -917,11 +942,11 @@ func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*
 	}
 	a.Digest = job.Digest
 	ph.set("matching")
-	matches, db, err := s.matcher.Match(ctx, a.SBOM)
+	matches, db, list, err := s.match(ctx, a.SBOM)
 	if err != nil {
 		return nil, fmt.Errorf("matching vulnerabilities: %w", err)
 	}
-	a.Matches = matches
+	a.Matches, a.PackageList = matches, list
 	a.DBBuilt = db.Built
 	a.MatchedAt = s.cfg.Now()
 	return a, nil
@@ -1109,17 +1134,17 @@ func (s *Service) rematchWith(ctx context.Context, built time.Time, keep func() 
 	return int(n.Load()), err
 }
 
-// rematchOne matches the stored SBOM of an image again and stores the
+// rematchOne matches the stored package list of an image again (its SBOM
+// when it has none, keeping the list for the next time) and stores the
 // matches; it reports false for an image deleted meanwhile.
 func (s *Service) rematchOne(ctx context.Context, d string) (bool, error) {
-	a, err := s.store.Analysis(ctx, d)
+	before, matches, db, err := s.rematchList(ctx, d)
+	if errors.Is(err, errNoList) {
+		before, matches, db, err = s.rematchSBOM(ctx, d)
+	}
 	if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
 		return false, nil // deleted since it was listed
 	}
-	if err != nil {
-		return false, err
-	}
-	matches, db, err := s.matcher.Match(ctx, a.SBOM)
 	if err != nil {
 		return false, fmt.Errorf("re-matching %s: %w", d, err)
 	}
@@ -1131,10 +1156,63 @@ func (s *Service) rematchOne(ctx context.Context, d string) (bool, error) {
 		return false, err
 	}
 	if s.obs.Rematched != nil {
-		s.obs.Rematched(ctx, d, a.Matches, matches, db)
+		s.obs.Rematched(ctx, d, before, matches, db)
 	}
 	if s.obs.Analyzed != nil {
 		s.obs.Analyzed(ctx, d)
 	}
 	return true, nil
+}
+
+// errNoList is rematchList's for an image without a package list it can
+// match.
+var errNoList = errors.New("no package list")
+
+// rematchList matches the stored package list of an image and returns
+// its stored matches and the new ones.
+func (s *Service) rematchList(ctx context.Context, d string) (before, after []buildgate.Match, db buildgate.DBInfo, err error) {
+	lm, ok := s.matcher.(ListMatcher)
+	if !ok {
+		return nil, nil, db, errNoList
+	}
+	list, err := s.store.PackageList(ctx, d)
+	if buildgate.ErrorCode(err) == buildgate.ENOTFOUND {
+		return nil, nil, db, errNoList
+	}
+	if err != nil {
+		return nil, nil, db, err
+	}
+	if before, err = s.store.ImageMatches(ctx, d); err != nil {
+		return nil, nil, db, err
+	}
+	after, db, err = lm.MatchPackageList(ctx, list)
+	if err != nil && ctx.Err() == nil {
+		// A list this gate cannot read (of another version): the SBOM
+		// is matched and its list made again.
+		s.log.Warn("re-matching from the SBOM: the package list cannot be matched", "digest", d, "err", err)
+		return nil, nil, db, errNoList
+	}
+	if err != nil {
+		return nil, nil, db, err
+	}
+	return before, after, db, nil
+}
+
+// rematchSBOM matches the stored SBOM of an image, keeps its package
+// list, and returns its stored matches and the new ones.
+func (s *Service) rematchSBOM(ctx context.Context, d string) (before, after []buildgate.Match, db buildgate.DBInfo, err error) {
+	a, err := s.store.Analysis(ctx, d)
+	if err != nil {
+		return nil, nil, db, err
+	}
+	after, db, list, err := s.match(ctx, a.SBOM)
+	if err != nil {
+		return nil, nil, db, err
+	}
+	if list != nil {
+		if err := s.store.SavePackageList(ctx, d, list); err != nil {
+			return nil, nil, db, err
+		}
+	}
+	return a.Matches, after, db, nil
 }

@@ -1,7 +1,6 @@
 package vulndb
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -164,11 +163,15 @@ func (m *Manager) Match(ctx context.Context, sbom []byte) ([]buildgate.Match, bu
 		return nil, buildgate.DBInfo{}, err
 	}
 	defer h.refs.Done()
-
-	packages, pkgContext, _, err := pkg.ProvideFromReader(bytes.NewReader(sbom), readerConfig())
+	packages, pkgContext, _, err := readSBOM(sbom)
 	if err != nil {
-		return nil, h.info, fmt.Errorf("reading sbom: %w", err)
+		return nil, h.info, err
 	}
+	return h.match(ctx, packages, pkgContext)
+}
+
+// match matches packages grype read from an SBOM against the handle's DB.
+func (h *handle) match(ctx context.Context, packages []pkg.Package, pkgContext pkg.Context) ([]buildgate.Match, buildgate.DBInfo, error) {
 	vm, err := NewVulnerabilityMatcher(h.provider)
 	if err != nil {
 		return nil, h.info, err

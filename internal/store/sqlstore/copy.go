@@ -17,7 +17,7 @@ var Tables = []string{
 	"deliveries", "delivery_attempts",
 	"runtime_clusters", "runtime_containers", "vulnerability_changes", "tag_digests", "rounds",
 	"admission_rules", "admission_decisions", "admission_namespaces", "pending_work",
-	"db_archives", "db_archive_chunks", "console_sessions", "vex_documents",
+	"db_archives", "db_archive_chunks", "console_sessions", "vex_documents", "package_lists",
 	"upload_archives", "upload_archive_chunks",
 }
 

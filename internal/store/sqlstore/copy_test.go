@@ -34,7 +34,7 @@ func fill(t *testing.T, db store.Store) {
 	j, err := db.ClaimJob(ctx, "w", time.Minute, 3)
 	must(err)
 	must(db.SaveAnalysis(ctx, &buildgate.Analysis{Facts: buildgate.Facts{Digest: j.Digest, Packages: []buildgate.Package{{Name: "openssl"}},
-		Matches: []buildgate.Match{{VulnerabilityID: "CVE-1", Severity: buildgate.SeverityHigh}}}, SBOM: []byte(`{"x":1}`), DBBuilt: t0, MatchedAt: t0}))
+		Matches: []buildgate.Match{{VulnerabilityID: "CVE-1", Severity: buildgate.SeverityHigh}}}, SBOM: []byte(`{"x":1}`), PackageList: []byte(`{"version":1}`), DBBuilt: t0, MatchedAt: t0}))
 	must(db.CreateToken(ctx, buildgate.Token{ID: "t1", Name: "admin", Role: buildgate.RoleAdmin, CreatedAt: t0}, "hash"))
 	_, err = db.SavePolicy(ctx, "p", "P", []byte(`{"v":1}`), true)
 	must(err)

@@ -301,6 +301,9 @@ func (s *DB) SaveAnalysis(ctx context.Context, a *buildgate.Analysis) error {
 		if err != nil {
 			return fmt.Errorf("saving analysis of %s: %w", a.Digest, err)
 		}
+		if err := savePackageList(ctx, &tx.conn, a.Digest, a.PackageList); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE images SET status = ?, error = '', claimed_by = '', claimed_until = NULL, analyzed_at = ?, updated_at = ? WHERE digest = ?`,
 			buildgate.StatusAnalyzed, now, now, a.Digest)
 		return err

@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 		{"AttemptsLimit", testAttemptsLimit},
 		{"AnalysisRoundTrip", testAnalysisRoundTrip},
 		{"BigAnalyses", testBigAnalyses},
+		{"PackageLists", testPackageLists},
 		{"PolicyVersionsAndActive", testPolicyVersions},
 		{"ConcurrentPolicySaves", testConcurrentPolicySaves},
 		{"Evaluations", testEvaluations},
@@ -385,6 +386,43 @@ func testAnalysisRoundTrip(t *testing.T, db store.Store, clock *Clock) {
 	}
 	if _, err := db.Analysis(ctx, "sha256:none"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("unknown analysis: %v", err)
+	}
+}
+
+// testPackageLists: an analysis is stored with its package list or
+// without one (removing the one it had), a list is kept for an analysed
+// image only, and goes with its image.
+func testPackageLists(t *testing.T, db store.Store, _ *Clock) {
+	ctx := context.Background()
+	submit(t, db, "sha256:a")
+	a := &buildgate.Analysis{Facts: buildgate.Facts{Digest: "sha256:a"}, SBOM: []byte(`{}`), PackageList: []byte(`{"version":1}`), MatchedAt: t0}
+	if err := db.SaveAnalysis(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := db.PackageList(ctx, "sha256:a"); err != nil || string(l) != `{"version":1}` {
+		t.Fatalf("package list = %q %v", l, err)
+	}
+	a.PackageList = nil
+	if err := db.SaveAnalysis(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PackageList(ctx, "sha256:a"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
+		t.Fatalf("package list of an analysis saved without one: %v, want not found", err)
+	}
+	if err := db.SavePackageList(ctx, "sha256:a", []byte(`{"version":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := db.PackageList(ctx, "sha256:a"); err != nil || string(l) != `{"version":2}` {
+		t.Fatalf("package list = %q %v", l, err)
+	}
+	if err := db.SavePackageList(ctx, "sha256:none", []byte(`{}`)); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
+		t.Errorf("package list of an unknown analysis: %v, want not found", err)
+	}
+	if err := db.DeleteImage(ctx, "sha256:a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PackageList(ctx, "sha256:a"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
+		t.Errorf("package list of a deleted image: %v, want not found", err)
 	}
 }
 
