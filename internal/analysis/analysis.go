@@ -645,16 +645,23 @@ func (s *Service) Run(ctx context.Context) error {
 // job needs any more and the layouts here of uploads the store no longer
 // holds: those another replica analysed.
 func (s *Service) sweepUploads(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Lease)
+	every(ctx, s.cfg.Lease, func() {
+		if err := s.sweepUploadsOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweeping uploads", "err", err)
+		}
+	})
+}
+
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if err := s.sweepUploadsOnce(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("sweeping uploads", "err", err)
+			f()
 		}
 	}
 }
@@ -977,16 +984,7 @@ func (s *Service) RunRematches(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(s.cfg.Lease)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				s.rematch.Request()
-			}
-		}
+		every(ctx, s.cfg.Lease, s.rematch.Request)
 	}()
 	s.rematch.Run(ctx, s.rematchPending)
 	wg.Wait()

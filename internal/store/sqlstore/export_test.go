@@ -15,3 +15,6 @@ func (s *DB) Exec(ctx context.Context, query string, args ...any) error {
 	_, err := s.db.ExecContext(ctx, query, args...)
 	return err
 }
+
+// Gzipped compresses a document as gates before zstd stored it.
+var Gzipped = gzipped

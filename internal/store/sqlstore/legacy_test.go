@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"path/filepath"
@@ -68,13 +67,13 @@ func TestLegacyDocumentsRead(t *testing.T) {
 			}
 			// The rows as the older gates stored them.
 			must(db.Exec(ctx, `UPDATE analyses SET sbom = ?, packages = ?, files = ?, matches = ? WHERE digest = 'sha256:gz'`,
-				gz(t, sbom), gz(t, js(t, pkgs)), gz(t, js(t, files)), gz(t, js(t, matches))))
+				sqlstore.Gzipped(t, sbom), sqlstore.Gzipped(t, js(t, pkgs)), sqlstore.Gzipped(t, js(t, files)), sqlstore.Gzipped(t, js(t, matches))))
 			must(db.Exec(ctx, `UPDATE analyses SET sbom = ?, packages = ?, files = ?, matches = ? WHERE digest = 'sha256:plain'`,
 				sbom, js(t, pkgs), js(t, files), js(t, matches)))
 			must(db.SaveEvaluation(ctx, buildgate.StoredEvaluation{Digest: "sha256:gz", Tag: "r/x:1", PolicyID: "p", EvaluatedAt: t0, Result: []byte("{}")}))
-			must(db.Exec(ctx, `UPDATE evaluations SET result = ?`, gz(t, verdict)))
+			must(db.Exec(ctx, `UPDATE evaluations SET result = ?`, sqlstore.Gzipped(t, verdict)))
 			must(db.SaveVulnerabilityChange(ctx, buildgate.VulnerabilityChange{Digest: "sha256:gz", ChangedAt: t0}))
-			must(db.Exec(ctx, `UPDATE vulnerability_changes SET appeared = ?, disappeared = ?`, gz(t, js(t, matches)), js(t, matches)))
+			must(db.Exec(ctx, `UPDATE vulnerability_changes SET appeared = ?, disappeared = ?`, sqlstore.Gzipped(t, js(t, matches)), js(t, matches)))
 
 			for _, d := range []string{"sha256:gz", "sha256:plain"} {
 				a, err := db.Analysis(ctx, d)
@@ -115,17 +114,4 @@ func js(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func gz(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := gzip.NewWriter(&buf)
-	if _, err := w.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
