@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -438,7 +439,8 @@ func (m *Main) start(ctx context.Context) {
 	}
 	draining := make(chan struct{})
 	m.Server.Draining = draining
-	m.http.RegisterOnShutdown(func() { close(draining) })
+	// once: Shutdown runs its hooks on every call
+	m.http.RegisterOnShutdown(sync.OnceFunc(func() { close(draining) }))
 	m.group.Go(func() error {
 		if err := m.http.Serve(m.ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving http: %w", err)
