@@ -27,7 +27,7 @@ SHARED  ?= ../shared
 # race detector needs cgo: make race is a configuration of its own.)
 export CGO_ENABLED := 0
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
-.PHONY: build test e2e demo bench vet lint race fmt-check clean cross image release chart
+.PHONY: build test e2e fuzz demo bench vet lint race fmt-check clean cross image release chart
 
 build:
 	@mkdir -p bin
@@ -62,6 +62,14 @@ test: build fmt-check vet lint race
 # gitlab-ci-local, against a real gate (both on PATH; .ci/run installs them).
 e2e:
 	BUILDGATE_E2E=1 $(GO) test -count=1 -run 'TestWorkflowUnderAct|TestTemplateUnderGitLabCILocal' ./actions ./gitlab-ci
+
+# Bounded fuzzing of the parsers that read what users send (CI runs the
+# first three; the SBOM decoder's instrumented build of syft is slow).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseBundle -fuzztime 30s ./internal/policy
+	$(GO) test -run '^$$' -fuzz FuzzTopLevelKeys -fuzztime 20s ./internal/server/anchore
+	$(GO) test -run '^$$' -fuzz FuzzParseReference -fuzztime 20s ./internal/registry
+	$(GO) test -run '^$$' -fuzz FuzzDecodeSBOM -fuzztime 20s ./internal/catalog
 
 demo: build
 	$(GO) run ./examples/demo -gate bin/gate -step bin/gate-jenkins -shared $(SHARED)
