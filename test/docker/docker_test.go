@@ -43,6 +43,7 @@ import (
 
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
+	"github.com/buildgate/buildgate/internal/shareddir"
 )
 
 // root is the repository's root directory: go test runs a package's tests
@@ -271,9 +272,9 @@ func TestImages(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dist, f))
 		need(t, err == nil, "needs dist/%s: run make image", f)
 	}
-	shared := filepath.Join(root(), "..", "shared")
-	if _, err := os.Stat(filepath.Join(shared, "vulndata")); err != nil {
-		t.Fatalf("needs ../shared/vulndata: %v", err)
+	shared, err := shareddir.Dir()
+	if err != nil {
+		t.Fatal(err)
 	}
 	sharedAbs, err := filepath.Abs(shared)
 	if err != nil {

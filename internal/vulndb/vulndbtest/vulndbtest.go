@@ -17,13 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildgate/buildgate/internal/shareddir"
 	"github.com/buildgate/buildgate/internal/vulndb"
 )
 
-// SharedEnv names the environment variable that, when set, is the shared
-// directory (the one holding vulndata/) instead of ../shared next to the
-// module root.
-const SharedEnv = "BUILDGATE_SHARED"
+// SharedEnv names the environment variable SharedDir reads first.
+const SharedEnv = shareddir.Env
 
 // Timestamp is the build time of the archive Archive builds.
 var Timestamp = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -34,29 +33,8 @@ var (
 	errOnce error
 )
 
-// SharedDir returns the shared material directory: $BUILDGATE_SHARED, or
-// ../shared next to the directory holding go.mod (found by walking up from
-// the working directory, which go test sets to the package's directory).
-func SharedDir() (string, error) {
-	if d := os.Getenv(SharedEnv); d != "" {
-		return d, nil
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				shared := filepath.Join(filepath.Dir(d), "shared")
-				if _, err := os.Stat(filepath.Join(shared, "vulndata")); err == nil {
-					return shared, nil
-				}
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	return "", fmt.Errorf("no shared directory: set %s or put shared/ next to the module root", SharedEnv)
-}
+// SharedDir returns the shared material directory (see package shareddir).
+var SharedDir = shareddir.Dir
 
 // BuildConfig returns the build of the shared data: every workspace under
 // vulndata/workspaces and every OSV directory under vulndata/osv, into
