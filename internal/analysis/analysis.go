@@ -513,12 +513,18 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 // reference): two uploads of one digest at once never share, or delete,
 // each other's layout. With a shared store the archive is stored first,
 // under the same name, for the replica that claims the job.
+//
+// An image that is analysed, queued or being analysed, and not forced, is
+// not queued again: its archive is not stored (only its tags, Dockerfile
+// and annotations change).
 func (s *Service) submitLayout(ctx context.Context, digest, tag, dir, archive string, req UploadRequest) (*buildgate.Image, error) {
 	name := dirName(digest) + "-" + buildgate.NewID()[:16]
-	if s.cfg.Uploads != nil {
+	stored := false
+	if s.cfg.Uploads != nil && (req.Force || s.mayQueue(ctx, digest)) {
 		if err := s.storeUpload(ctx, name, digest, archive); err != nil {
 			return nil, err
 		}
+		stored = true
 	}
 	dst := filepath.Join(s.cfg.UploadDir, name)
 	if err := os.Rename(dir, dst); err != nil {
@@ -534,6 +540,13 @@ func (s *Service) submitLayout(ctx context.Context, digest, tag, dir, archive st
 		return nil, err
 	}
 	if queued {
+		if s.cfg.Uploads != nil && !stored {
+			// it failed since mayQueue looked: store the archive now,
+			// for the replica that claims the job
+			if err := s.storeUpload(ctx, name, digest, archive); err != nil {
+				s.log.Warn("storing an upload queued again; only this replica can analyse it", "digest", digest, "err", err)
+			}
+		}
 		s.log.Info("uploaded image queued", "digest", digest, "tag", tag)
 		s.Wake()
 	} else {
@@ -542,6 +555,14 @@ func (s *Service) submitLayout(ctx context.Context, digest, tag, dir, archive st
 		s.deleteStoredUpload(ctx, name)
 	}
 	return img, nil
+}
+
+// mayQueue says whether a submission of digest that is not forced would
+// queue it: it is unknown, or its last analysis failed. When the store
+// cannot say, it may.
+func (s *Service) mayQueue(ctx context.Context, digest string) bool {
+	img, err := s.store.Image(ctx, digest)
+	return err != nil || img.Status == buildgate.StatusFailed
 }
 
 // storeUpload stores the archive at path as upload name of digest.

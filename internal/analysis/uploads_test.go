@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,5 +203,67 @@ func TestUploadMissingFromStore(t *testing.T) {
 	want := "upload " + id + " for image " + img.Digest + " is missing from the store; upload it again"
 	if got.Status != buildgate.StatusFailed || got.Error != want {
 		t.Fatalf("image %s %q, want failed %q", got.Status, got.Error, want)
+	}
+}
+
+// countingUploads counts the archives stored through it.
+type countingUploads struct {
+	Uploads
+	mu  sync.Mutex
+	put int
+}
+
+func (c *countingUploads) PutUpload(ctx context.Context, id, digest string, r io.Reader) error {
+	c.mu.Lock()
+	c.put++
+	c.mu.Unlock()
+	return c.Uploads.PutUpload(ctx, id, digest, r)
+}
+
+func (c *countingUploads) puts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.put
+}
+
+// TestUploadOfAnalysedImageNotStored: the archive of an image that is
+// already analysed is not written to the shared store again unless the
+// upload is forced, and no layout of it is left behind.
+func TestUploadOfAnalysedImageNotStored(t *testing.T) {
+	ctx := context.Background()
+	p := newReplicaPair(t)
+	counted := &countingUploads{Uploads: p.db}
+	p.receiver.cfg.Uploads = counted
+	const archive = "an image archive"
+	img, err := p.receiver.SubmitUpload(ctx, strings.NewReader(archive), UploadRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counted.puts() != 1 {
+		t.Fatalf("%d archives stored for a new image, want 1", counted.puts())
+	}
+	if outcome := p.run(t); outcome != buildgate.StatusAnalyzed {
+		t.Fatalf("analysis: %s", outcome)
+	}
+
+	// the first upload's layout stays on the receiver until its sweep
+	kept := entries(t, p.receiver.cfg.UploadDir)
+	again, err := p.receiver.SubmitUpload(ctx, strings.NewReader(archive), UploadRequest{Tag: "example.com/app:2"})
+	if err != nil || again.Digest != img.Digest || again.Status != buildgate.StatusAnalyzed {
+		t.Fatalf("SubmitUpload again = %+v, %v; want %s analysed", again, err, img.Digest)
+	}
+	if counted.puts() != 1 || len(p.storedUploads(t)) != 0 {
+		t.Errorf("the archive of an analysed image was stored again (%d puts, %v held)", counted.puts(), p.storedUploads(t))
+	}
+	if got := entries(t, p.receiver.cfg.UploadDir); !slices.Equal(got, kept) {
+		t.Errorf("the receiver's upload dir holds %v, want %v", got, kept)
+	}
+
+	forced, err := p.receiver.SubmitUpload(ctx, strings.NewReader(archive), UploadRequest{Force: true})
+	if err != nil || forced.Status != buildgate.StatusQueued {
+		t.Fatalf("forced SubmitUpload = %+v, %v; want queued", forced, err)
+	}
+	if counted.puts() != 2 || len(p.storedUploads(t)) != 1 {
+		t.Errorf("a forced upload: %d puts, %v held; want its archive stored", counted.puts(), p.storedUploads(t))
 	}
 }
