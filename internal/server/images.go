@@ -127,27 +127,37 @@ func (s *Server) getImage(c echo.Context) error {
 		return err
 	}
 	if wait > 0 && !img.Status.Terminal() {
-		from := img.Status
-		done := time.NewTimer(wait)
-		defer done.Stop()
-		tick := time.NewTicker(imagePoll)
-		defer tick.Stop()
-		for img.Status == from {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-s.Draining:
-			case <-done.C:
-			case <-tick.C:
-				if img, err = s.store.Image(ctx, d); err != nil {
-					return err
-				}
-				continue
-			}
-			break
+		if img, err = s.awaitChange(ctx, img, wait); err != nil {
+			return err
 		}
 	}
 	return c.JSON(http.StatusOK, toImage(img))
+}
+
+// awaitChange reads img again every imagePoll until its status changes,
+// wait has passed or the gate is draining, and returns it as last read.
+func (s *Server) awaitChange(ctx context.Context, img *buildgate.Image, wait time.Duration) (*buildgate.Image, error) {
+	done := time.NewTimer(wait)
+	defer done.Stop()
+	tick := time.NewTicker(imagePoll)
+	defer tick.Stop()
+	for from := img.Status; img.Status == from; {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.Draining:
+			return img, nil
+		case <-done.C:
+			return img, nil
+		case <-tick.C:
+		}
+		next, err := s.store.Image(ctx, img.Digest)
+		if err != nil {
+			return nil, err
+		}
+		img = next
+	}
+	return img, nil
 }
 
 // waitParam reads ?wait=, a Go duration such as 20s; it is 0 when absent
