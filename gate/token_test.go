@@ -8,35 +8,17 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/client"
 	"github.com/buildgate/buildgate/internal/server/anchore"
+	"github.com/buildgate/buildgate/internal/testclock"
 )
 
-// testClock is a clock a test moves by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // startGateAt runs a gate (no vulnerability DB) whose one clock is clock.
-func startGateAt(t *testing.T, clock *testClock) *testGate {
+func startGateAt(t *testing.T, clock *testclock.Clock) *testGate {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -94,7 +76,7 @@ func TestWeakAdminTokenRefused(t *testing.T) {
 // clear message; last_used_at is recorded at most once a minute; gate
 // token list and revoke work on the data directory.
 func TestTokens(t *testing.T) {
-	clock := &testClock{now: time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)}
+	clock := testclock.New(time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC))
 	g := startGateAt(t, clock)
 	v1 := g.URL + "/v1"
 
@@ -147,19 +129,19 @@ func TestTokens(t *testing.T) {
 	if status, body := send(t, "GET", v1+"/images", made.Secret, ""); status != http.StatusOK {
 		t.Fatalf("the new ci token: %d %s", status, body)
 	}
-	clock.Add(30 * time.Second)
+	clock.Advance(30 * time.Second)
 	send(t, "GET", v1+"/images", made.Secret, "")
 	if u := lastUsed("ci-1h"); u == nil || !u.Equal(first) {
 		t.Fatalf("last_used_at after two uses 30s apart = %v, want %v (written at most once a minute)", u, first)
 	}
-	clock.Add(31 * time.Second)
+	clock.Advance(31 * time.Second)
 	send(t, "GET", v1+"/images", made.Secret, "")
 	if u := lastUsed("ci-1h"); u == nil || !u.Equal(clock.Now()) {
 		t.Fatalf("last_used_at a minute later = %v, want %v", u, clock.Now())
 	}
 
 	// An hour on, the token is refused by /v1 and the Anchore API.
-	clock.Add(time.Hour)
+	clock.Advance(time.Hour)
 	if status, body := send(t, "GET", v1+"/images", made.Secret, ""); status != http.StatusUnauthorized || !strings.Contains(body, "expired") {
 		t.Errorf("expired token on /v1 = %d %s, want 401 saying expired", status, body)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
+	"github.com/buildgate/buildgate/internal/testclock"
 )
 
 // archiveRegistry imports an archive as a layout of one file; the image's
@@ -41,36 +42,18 @@ func (noMatches) Match(context.Context, []byte) ([]buildgate.Match, buildgate.DB
 	return nil, buildgate.DBInfo{}, nil
 }
 
-// testClock is a settable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // replicaPair is two services on one shared store, each with its own
 // upload directory, as two replicas are; only the second runs workers.
 type replicaPair struct {
 	db                 *sqlite.DB
-	clock              *testClock
+	clock              *testclock.Clock
 	receiver, analyser *Service
 	finished           chan buildgate.Status
 }
 
 func newReplicaPair(t *testing.T) *replicaPair {
 	t.Helper()
-	p := &replicaPair{clock: &testClock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}, finished: make(chan buildgate.Status, 1)}
+	p := &replicaPair{clock: testclock.New(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)), finished: make(chan buildgate.Status, 1)}
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"), sqlite.WithClock(p.clock.Now))
 	if err != nil {
 		t.Fatal(err)

@@ -20,32 +20,15 @@ import (
 	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/netguard"
 	"github.com/buildgate/buildgate/internal/registry/registrytest"
+	"github.com/buildgate/buildgate/internal/testclock"
 )
-
-// fakeClock is a settable clock shared by the token cache and the fake ECR.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // fakeECR is an in-process ECR API: GetAuthorizationToken returns a new
 // token each call, valid for ttl on the shared clock. It records the access
 // key id and region of each SigV4-signed call.
 type fakeECR struct {
 	*httptest.Server
-	clock *fakeClock
+	clock *testclock.Clock
 	ttl   time.Duration
 
 	mu      sync.Mutex
@@ -57,7 +40,7 @@ type ecrCall struct{ accessKey, region string }
 
 var sigV4 = regexp.MustCompile(`Credential=([^/]+)/\d{8}/([^/]+)/ecr/aws4_request`)
 
-func newFakeECR(t *testing.T, clock *fakeClock, ttl time.Duration) *fakeECR {
+func newFakeECR(t *testing.T, clock *testclock.Clock, ttl time.Duration) *fakeECR {
 	f := &fakeECR{clock: clock, ttl: ttl}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -141,7 +124,7 @@ func TestECRRegion(t *testing.T) {
 // is fresh, and renewed shortly before it expires.
 func TestECRTokenMintedCachedRenewed(t *testing.T) {
 	noAWSEnvironment(t)
-	clock := &fakeClock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	fake := newFakeECR(t, clock, time.Hour)
 	const host = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
 	auth := NewAuth(static(Credential{Registry: host, Type: buildgate.RegistryTypeAWSECR, Username: "AKIDEXAMPLE", Password: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}),
@@ -187,7 +170,7 @@ func TestECRTokenMintedCachedRenewed(t *testing.T) {
 // test registry's host names none.
 func TestECRPull(t *testing.T) {
 	noAWSEnvironment(t)
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	fake := newFakeECR(t, clock, 2*time.Minute)
 	srv := registrytest.NewAuthServer(t, func(u, p string) bool {
 		return (u == "pusher" && p == "push") || (u == "AWS" && p != "" && p == fake.Current())
@@ -238,7 +221,7 @@ func TestECRAutoUsesDefaultChain(t *testing.T) {
 	noAWSEnvironment(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	fake := newFakeECR(t, clock, time.Hour)
 	tokens := NewECRTokens(ECRConfig{Endpoint: fake.URL, Now: clock.Now})
 	user, pass, err := tokens.Token(context.Background(), Credential{Registry: "210987654321.dkr.ecr.ap-southeast-2.amazonaws.com", Type: buildgate.RegistryTypeAWSECR, Username: ECRAutoUser})
@@ -261,7 +244,7 @@ var loopback = netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 // and no token is minted for it.
 func TestECRHostMustBeECR(t *testing.T) {
 	noAWSEnvironment(t)
-	clock := &fakeClock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	fake := newFakeECR(t, clock, time.Hour)
 	tests := []struct {
 		name  string
@@ -306,7 +289,7 @@ func TestECRHostMustBeECR(t *testing.T) {
 // the same region each get their own token.
 func TestECRTokenCacheKeyedByHost(t *testing.T) {
 	noAWSEnvironment(t)
-	clock := &fakeClock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	fake := newFakeECR(t, clock, time.Hour)
 	tokens := NewECRTokens(ECRConfig{Endpoint: fake.URL, Now: clock.Now})
 	var got []string

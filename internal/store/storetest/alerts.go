@@ -10,9 +10,10 @@ import (
 	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store"
+	"github.com/buildgate/buildgate/internal/testclock"
 )
 
-func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
+func testChannelsAndAlerts(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	hook, err := db.CreateChannel(ctx, buildgate.Channel{Name: "sec", Type: buildgate.ChannelWebhook, URL: "https://hooks.example/x"}, "sealed-1")
 	if err != nil || hook.ID == "" || hook.SecretSetAt == nil || hook.URL != "https://hooks.example/x" {
@@ -97,7 +98,7 @@ func testChannelsAndAlerts(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testOutbox(t *testing.T, db store.Store, clock *Clock) {
+func testOutbox(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	now := clock.Now()
 	d := buildgate.Delivery{SourceType: buildgate.SourceAlert, SourceID: "a1", ChannelID: "c1", EventType: "policy_eval_failed", EventKey: "k1",
@@ -157,7 +158,7 @@ func testOutbox(t *testing.T, db store.Store, clock *Clock) {
 	}
 }
 
-func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
+func testRuntimeInventory(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	inv := buildgate.RuntimeInventory{Cluster: "prod-1", ObservedAt: t0, Containers: []buildgate.RuntimeContainer{
 		{Namespace: "web", Pod: "p1", Container: "app", Image: "r.example/team/app:1", Tag: "r.example/team/app:1"},
@@ -218,7 +219,7 @@ func testRuntimeInventory(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testSubscriptions(t *testing.T, db store.Store, _ *Clock) {
+func testSubscriptions(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	const key = "docker.io/nginx:latest"
 	types := buildgate.SubscriptionTypes()
@@ -268,7 +269,7 @@ func testSubscriptions(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testOriginAndMetadata(t *testing.T, db store.Store, _ *Clock) {
+func testOriginAndMetadata(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	sub := buildgate.Submission{Digest: "sha256:a", Tag: "r.example/x:1", PullRef: "r.example/x@sha256:a", IndexDigest: "sha256:i", Source: "registry"}
 	if _, _, err := db.SubmitImage(ctx, sub); err != nil {
@@ -295,7 +296,7 @@ func testOriginAndMetadata(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testOutboxExclusive(t *testing.T, db store.Store, clock *Clock) {
+func testOutboxExclusive(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	var ds []buildgate.Delivery
 	for i := range 30 {
@@ -340,7 +341,7 @@ func testOutboxExclusive(t *testing.T, db store.Store, clock *Clock) {
 	}
 }
 
-func testTagDigests(t *testing.T, db store.Store, _ *Clock) {
+func testTagDigests(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	if d, err := db.TagDigest(ctx, "r/x:1"); err != nil || d != "" {
 		t.Fatalf("unknown tag = %q %v", d, err)
@@ -362,7 +363,7 @@ func testTagDigests(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testTokens(t *testing.T, db store.Store, clock *Clock) {
+func testTokens(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	if n, err := db.CountTokens(ctx); err != nil || n != 0 {
 		t.Fatalf("tokens of an empty store = %d %v", n, err)
@@ -407,7 +408,7 @@ func testTokens(t *testing.T, db store.Store, clock *Clock) {
 	}
 }
 
-func testRounds(t *testing.T, db store.Store, _ *Clock) {
+func testRounds(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	claim := func(at time.Time) bool {
 		t.Helper()

@@ -10,11 +10,12 @@ import (
 
 	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/store"
+	"github.com/buildgate/buildgate/internal/testclock"
 )
 
 // testDBArchives: an archive larger than one chunk reads back whole with
 // its checksum; a newer one replaces it, and the replaced one is gone.
-func testDBArchives(t *testing.T, db store.Store, _ *Clock) {
+func testDBArchives(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	if a, err := db.LatestDBArchive(ctx); err != nil || a != nil {
 		t.Fatalf("empty store: LatestDBArchive = %+v, %v", a, err)
@@ -61,7 +62,7 @@ func testDBArchives(t *testing.T, db store.Store, _ *Clock) {
 
 // testPendingWorkClaims: of two gates, one claims pending work until its
 // lease runs out or it releases it; a new request drops the claim.
-func testPendingWorkClaims(t *testing.T, db store.Store, clock *Clock) {
+func testPendingWorkClaims(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	claim := func(owner string) (string, bool) {
 		t.Helper()
@@ -143,7 +144,7 @@ func testPendingWorkClaims(t *testing.T, db store.Store, clock *Clock) {
 
 // testConsoleSessions: a session is found by its id hash until it expires
 // or is deleted; saving one drops the expired.
-func testConsoleSessions(t *testing.T, db store.Store, clock *Clock) {
+func testConsoleSessions(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	now := clock.Now()
 	for _, cs := range []buildgate.ConsoleSession{

@@ -12,6 +12,7 @@ import (
 
 	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/store"
+	"github.com/buildgate/buildgate/internal/testclock"
 )
 
 // bigFacts is an analysis the size of a small image's: n files with their
@@ -40,7 +41,7 @@ func bigFacts(digest string, n int) *buildgate.Analysis {
 // testBigAnalyses: analyses the size of an image's, with or without an
 // SBOM, read back exactly as they were saved, and their matches replaced
 // alone leave the rest readable.
-func testBigAnalyses(t *testing.T, db store.Store, clock *Clock) {
+func testBigAnalyses(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	withSBOM, noSBOM := bigFacts("sha256:big", 5000), bigFacts("sha256:nosbom", 200)
 	noSBOM.SBOM = nil

@@ -18,37 +18,12 @@ import (
 	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/secret"
 	"github.com/buildgate/buildgate/internal/store"
+	"github.com/buildgate/buildgate/internal/testclock"
 )
 
 // Opener opens a fresh, empty, migrated store that stamps rows with now;
 // it closes the store when t ends.
 type Opener func(t *testing.T, now func() time.Time) store.Store
-
-// Clock is a settable clock for the stores under test.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock returns a clock stopped at t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t.UTC()} }
-
-// Now reads the clock.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Set moves the clock to t.
-func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t.UTC()
-}
-
-// Advance moves the clock on by d.
-func (c *Clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
 // t0 is the suite's epoch: a fixed time, never today's.
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -57,7 +32,7 @@ var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 func Run(t *testing.T, open Opener) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, db store.Store, clock *Clock)
+		run  func(t *testing.T, db store.Store, clock *testclock.Clock)
 	}{
 		{"SubmitDedupesByDigest", testSubmitDedupes},
 		{"ConcurrentSubmits", testConcurrentSubmits},
@@ -90,7 +65,7 @@ func Run(t *testing.T, open Opener) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := NewClock(t0)
+			clock := testclock.New(t0)
 			tt.run(t, open(t, clock.Now), clock)
 		})
 	}
@@ -114,7 +89,7 @@ func claim(t *testing.T, db store.Store, worker string) *buildgate.Job {
 	return j
 }
 
-func testSubmitDedupes(t *testing.T, db store.Store, _ *Clock) {
+func testSubmitDedupes(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	sub := buildgate.Submission{Digest: "sha256:a", Tag: "r/x:1", PullRef: "r/x@sha256:a", Source: "registry", Annotations: map[string]string{"team": "a"}}
 	_, queued, err := db.SubmitImage(ctx, sub)
@@ -153,7 +128,7 @@ func testSubmitDedupes(t *testing.T, db store.Store, _ *Clock) {
 
 // testConcurrentSubmits: clients of several gates submitting one new
 // digest at once all succeed, and exactly one of them queues it.
-func testConcurrentSubmits(t *testing.T, db store.Store, _ *Clock) {
+func testConcurrentSubmits(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -180,7 +155,7 @@ func testConcurrentSubmits(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testImagesListAndDelete(t *testing.T, db store.Store, clock *Clock) {
+func testImagesListAndDelete(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	for i, tag := range []string{"r/x:1", "r/y:1", "r/x:1"} {
 		clock.Advance(time.Second)
@@ -217,7 +192,7 @@ func testImagesListAndDelete(t *testing.T, db store.Store, clock *Clock) {
 	}
 }
 
-func testClaimIsExclusive(t *testing.T, db store.Store, _ *Clock) {
+func testClaimIsExclusive(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	const n = 20
 	for i := range n {
@@ -259,7 +234,7 @@ func testClaimIsExclusive(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testLeases(t *testing.T, db store.Store, clock *Clock) {
+func testLeases(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	submit(t, db, "sha256:a", "sha256:b")
 	a := claim(t, db, "gate1/0")
@@ -316,7 +291,7 @@ func testLeases(t *testing.T, db store.Store, clock *Clock) {
 	}
 }
 
-func testAttemptsLimit(t *testing.T, db store.Store, clock *Clock) {
+func testAttemptsLimit(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	submit(t, db, "sha256:a")
 	for i := 1; i <= 3; i++ {
@@ -344,7 +319,7 @@ func testAttemptsLimit(t *testing.T, db store.Store, clock *Clock) {
 	}
 }
 
-func testAnalysisRoundTrip(t *testing.T, db store.Store, clock *Clock) {
+func testAnalysisRoundTrip(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	submit(t, db, "sha256:a")
 	claim(t, db, "w")
@@ -392,7 +367,7 @@ func testAnalysisRoundTrip(t *testing.T, db store.Store, clock *Clock) {
 // testPackageLists: an analysis is stored with its package list or
 // without one (removing the one it had), a list is kept for an analysed
 // image only, and goes with its image.
-func testPackageLists(t *testing.T, db store.Store, _ *Clock) {
+func testPackageLists(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	submit(t, db, "sha256:a")
 	a := &buildgate.Analysis{Facts: buildgate.Facts{Digest: "sha256:a"}, SBOM: []byte(`{}`), PackageList: []byte(`{"version":1}`), MatchedAt: t0}
@@ -426,7 +401,7 @@ func testPackageLists(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testPolicyVersions(t *testing.T, db store.Store, _ *Clock) {
+func testPolicyVersions(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	if _, err := db.ActivePolicy(ctx); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Fatalf("active policy of an empty store: %v", err)
@@ -476,7 +451,7 @@ func testPolicyVersions(t *testing.T, db store.Store, _ *Clock) {
 // testConcurrentPolicySaves: gates saving one new policy at once (replicas
 // installing the default at their first start) all succeed, each with its
 // own version.
-func testConcurrentPolicySaves(t *testing.T, db store.Store, _ *Clock) {
+func testConcurrentPolicySaves(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for range 4 {
@@ -498,7 +473,7 @@ func testConcurrentPolicySaves(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testEvaluations(t *testing.T, db store.Store, _ *Clock) {
+func testEvaluations(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	submit(t, db, "sha256:a")
 	e := buildgate.StoredEvaluation{Digest: "sha256:a", Tag: "r/x:1", PolicyID: "p", PolicyVersion: 1, FinalAction: "stop",
@@ -522,7 +497,7 @@ func testEvaluations(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testRegistriesCRUD(t *testing.T, db store.Store, _ *Clock) {
+func testRegistriesCRUD(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	c := buildgate.RegistryCredential{Registry: "gcr.io/my-project", Name: "gcr", Username: "_json_key", Type: buildgate.RegistryTypeDockerV2, VerifyTLS: true}
 	if err := db.CreateRegistry(ctx, c, "v1:aa:sealed-1"); err != nil {
@@ -583,7 +558,7 @@ func testRegistriesCRUD(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testResealAllOrNothing(t *testing.T, db store.Store, _ *Clock) {
+func testResealAllOrNothing(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	for _, r := range []string{"a.example", "b.example", "c.example"} {
 		if err := db.CreateRegistry(ctx, buildgate.RegistryCredential{Registry: r, Type: buildgate.RegistryTypeDockerV2}, "old-"+r); err != nil {
@@ -631,7 +606,7 @@ func testResealAllOrNothing(t *testing.T, db store.Store, _ *Clock) {
 	}
 }
 
-func testVEXDocuments(t *testing.T, db store.Store, _ *Clock) {
+func testVEXDocuments(t *testing.T, db store.Store, _ *testclock.Clock) {
 	ctx := context.Background()
 	if docs, err := db.VEXDocuments(ctx); err != nil || len(docs) != 0 {
 		t.Fatalf("empty store: %v %+v", err, docs)

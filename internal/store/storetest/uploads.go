@@ -9,13 +9,14 @@ import (
 
 	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/store"
+	"github.com/buildgate/buildgate/internal/testclock"
 )
 
 // testUploads: an upload larger than one chunk reads back whole; one ID
 // is stored once; a deleted upload is gone with its chunks; pruning
 // deletes the uploads older than the grace that no queued or analysing
 // image names, and only those.
-func testUploads(t *testing.T, db store.Store, clock *Clock) {
+func testUploads(t *testing.T, db store.Store, clock *testclock.Clock) {
 	ctx := context.Background()
 	ids := func() []string {
 		t.Helper()
