@@ -56,26 +56,29 @@ func (s *Server) RouteAlerts(a Alerts) {
 	admin, read := require(buildgate.ActManageAlerts), require(buildgate.ActReadImages)
 	readSubs, writeSubs := require(buildgate.ActReadSubscriptions), require(buildgate.ActWriteSubscriptions)
 	h := alertHandlers{a: a}
-	v1.POST("/channels", h.createChannel, admin)
+	channels := resource[api.ChannelRequest, alert.ChannelInput, buildgate.Channel, api.Channel]{toChannelInput, toChannel}
+	v1.POST("/channels", channels.create(a.CreateChannel), admin)
 	v1.GET("/channels", h.listChannels, admin)
-	v1.GET("/channels/:id", h.getChannel, admin)
-	v1.PUT("/channels/:id", h.updateChannel, admin)
-	v1.DELETE("/channels/:id", h.deleteChannel, admin)
+	v1.GET("/channels/:id", channels.get(a.Channel), admin)
+	v1.PUT("/channels/:id", channels.update(a.UpdateChannel), admin)
+	v1.DELETE("/channels/:id", deleteByID(a.DeleteChannel), admin)
 	v1.POST("/channels/:id/test", h.testChannel, admin)
 
-	v1.POST("/alerts", h.createAlert, admin)
+	alerts := resource[api.AlertRequest, buildgate.Alert, buildgate.Alert, api.Alert]{toAlertModel, toAlert}
+	v1.POST("/alerts", alerts.create(a.CreateAlert), admin)
 	v1.GET("/alerts", h.listAlerts, admin)
-	v1.GET("/alerts/:id", h.getAlert, admin)
-	v1.PUT("/alerts/:id", h.updateAlert, admin)
-	v1.DELETE("/alerts/:id", h.deleteAlert, admin)
-	v1.GET("/alerts/:id/deliveries", h.alertDeliveries, admin)
+	v1.GET("/alerts/:id", alerts.get(a.Alert), admin)
+	v1.PUT("/alerts/:id", alerts.update(a.UpdateAlert), admin)
+	v1.DELETE("/alerts/:id", deleteByID(a.DeleteAlert), admin)
+	v1.GET("/alerts/:id/deliveries", deliveriesByID(a.AlertDeliveries), admin)
 
-	v1.POST("/subscriptions", h.createSubscription, writeSubs)
+	subs := resource[api.SubscriptionRequest, alert.SubscriptionInput, buildgate.Subscription, api.Subscription]{toSubscriptionInput, toSubscription}
+	v1.POST("/subscriptions", subs.create(a.CreateSubscription), writeSubs)
 	v1.GET("/subscriptions", h.listSubscriptions, readSubs)
-	v1.GET("/subscriptions/:id", h.getSubscription, readSubs)
-	v1.PUT("/subscriptions/:id", h.updateSubscription, writeSubs)
-	v1.DELETE("/subscriptions/:id", h.deleteSubscription, writeSubs)
-	v1.GET("/subscriptions/:id/deliveries", h.subscriptionDeliveries, writeSubs)
+	v1.GET("/subscriptions/:id", subs.get(a.Subscription), readSubs)
+	v1.PUT("/subscriptions/:id", subs.update(a.UpdateSubscription), writeSubs)
+	v1.DELETE("/subscriptions/:id", deleteByID(a.DeleteSubscription), writeSubs)
+	v1.GET("/subscriptions/:id/deliveries", deliveriesByID(a.SubscriptionDeliveries), writeSubs)
 
 	v1.POST("/runtime/inventory", h.pushInventory, require(buildgate.ActSubmitImages))
 	v1.GET("/runtime/images", h.runtimeImages, read)
@@ -83,6 +86,97 @@ func (s *Server) RouteAlerts(a Alerts) {
 }
 
 type alertHandlers struct{ a Alerts }
+
+// resource makes the JSON handlers of one resource of the alerts service
+// (channels, alerts, subscriptions): Req is the request body, In what the
+// service takes, M its model and Out the answer.
+type resource[Req, In, M, Out any] struct {
+	in  func(Req) In
+	out func(*M) Out
+}
+
+// create answers 201 with what create made of the body.
+func (r resource[Req, In, M, Out]) create(create func(context.Context, In) (*M, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var req Req
+		if err := decodeAlertBody(c, &req); err != nil {
+			return err
+		}
+		m, err := create(c.Request().Context(), r.in(req))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusCreated, r.out(m))
+	}
+}
+
+// update answers what update made of the body for the :id of the path.
+func (r resource[Req, In, M, Out]) update(update func(context.Context, string, In) (*M, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathParam(c, "id")
+		if err != nil {
+			return err
+		}
+		var req Req
+		if err := decodeAlertBody(c, &req); err != nil {
+			return err
+		}
+		m, err := update(c.Request().Context(), id, r.in(req))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, r.out(m))
+	}
+}
+
+// get answers the :id of the path.
+func (r resource[Req, In, M, Out]) get(get func(context.Context, string) (*M, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathParam(c, "id")
+		if err != nil {
+			return err
+		}
+		m, err := get(c.Request().Context(), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, r.out(m))
+	}
+}
+
+// deleteByID deletes the :id of the path and answers 204.
+func deleteByID(del func(context.Context, string) error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathParam(c, "id")
+		if err != nil {
+			return err
+		}
+		if err := del(c.Request().Context(), id); err != nil {
+			return err
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+}
+
+// deliveriesByID answers the deliveries of the alert or subscription :id
+// of the path, at most ?limit= of them.
+func deliveriesByID(deliveries func(context.Context, string, int) ([]buildgate.Delivery, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathParam(c, "id")
+		if err != nil {
+			return err
+		}
+		limit, err := limitParam(c)
+		if err != nil {
+			return err
+		}
+		ds, err := deliveries(c.Request().Context(), id, limit)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, toDeliveries(ds))
+	}
+}
 
 // decodeAlertBody reads a JSON body into v. Its errors never quote the body,
 // which may hold a secret.
@@ -142,34 +236,6 @@ func toChannel(c *buildgate.Channel) api.Channel {
 	}
 }
 
-func (h alertHandlers) createChannel(c echo.Context) error {
-	var req api.ChannelRequest
-	if err := decodeAlertBody(c, &req); err != nil {
-		return err
-	}
-	ch, err := h.a.CreateChannel(c.Request().Context(), toChannelInput(req))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, toChannel(ch))
-}
-
-func (h alertHandlers) updateChannel(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	var req api.ChannelRequest
-	if err := decodeAlertBody(c, &req); err != nil {
-		return err
-	}
-	ch, err := h.a.UpdateChannel(c.Request().Context(), id, toChannelInput(req))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toChannel(ch))
-}
-
 func (h alertHandlers) listChannels(c echo.Context) error {
 	chans, err := h.a.Channels(c.Request().Context())
 	if err != nil {
@@ -180,29 +246,6 @@ func (h alertHandlers) listChannels(c echo.Context) error {
 		out.Channels = append(out.Channels, toChannel(&chans[i]))
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-func (h alertHandlers) getChannel(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	ch, err := h.a.Channel(c.Request().Context(), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toChannel(ch))
-}
-
-func (h alertHandlers) deleteChannel(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := h.a.DeleteChannel(c.Request().Context(), id); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
 }
 
 func (h alertHandlers) testChannel(c echo.Context) error {
@@ -241,34 +284,6 @@ func toAlert(a *buildgate.Alert) api.Alert {
 	return out
 }
 
-func (h alertHandlers) createAlert(c echo.Context) error {
-	var req api.AlertRequest
-	if err := decodeAlertBody(c, &req); err != nil {
-		return err
-	}
-	a, err := h.a.CreateAlert(c.Request().Context(), toAlertModel(req))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, toAlert(a))
-}
-
-func (h alertHandlers) updateAlert(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	var req api.AlertRequest
-	if err := decodeAlertBody(c, &req); err != nil {
-		return err
-	}
-	a, err := h.a.UpdateAlert(c.Request().Context(), id, toAlertModel(req))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toAlert(a))
-}
-
 func (h alertHandlers) listAlerts(c echo.Context) error {
 	alerts, err := h.a.Alerts(c.Request().Context())
 	if err != nil {
@@ -279,29 +294,6 @@ func (h alertHandlers) listAlerts(c echo.Context) error {
 		out.Alerts = append(out.Alerts, toAlert(&alerts[i]))
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-func (h alertHandlers) getAlert(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	a, err := h.a.Alert(c.Request().Context(), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toAlert(a))
-}
-
-func (h alertHandlers) deleteAlert(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := h.a.DeleteAlert(c.Request().Context(), id); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
 }
 
 func toDeliveries(ds []buildgate.Delivery) api.DeliveryList {
@@ -325,52 +317,12 @@ func toDeliveries(ds []buildgate.Delivery) api.DeliveryList {
 	return out
 }
 
-func (h alertHandlers) alertDeliveries(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	limit, err := limitParam(c)
-	if err != nil {
-		return err
-	}
-	ds, err := h.a.AlertDeliveries(c.Request().Context(), id, limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toDeliveries(ds))
+func toSubscriptionInput(r api.SubscriptionRequest) alert.SubscriptionInput {
+	return alert.SubscriptionInput{Key: r.Key, Type: r.Type, Active: r.Active, Channels: r.Channels}
 }
 
 func toSubscription(s *buildgate.Subscription) api.Subscription {
 	return api.Subscription{ID: s.ID, Key: s.Key, Type: s.Type, Active: s.Active, Channels: nonNil(s.Channels), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
-}
-
-func (h alertHandlers) createSubscription(c echo.Context) error {
-	var req api.SubscriptionRequest
-	if err := decodeAlertBody(c, &req); err != nil {
-		return err
-	}
-	s, err := h.a.CreateSubscription(c.Request().Context(), alert.SubscriptionInput{Key: req.Key, Type: req.Type, Active: req.Active, Channels: req.Channels})
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, toSubscription(s))
-}
-
-func (h alertHandlers) updateSubscription(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	var req api.SubscriptionRequest
-	if err := decodeAlertBody(c, &req); err != nil {
-		return err
-	}
-	s, err := h.a.UpdateSubscription(c.Request().Context(), id, alert.SubscriptionInput{Key: req.Key, Type: req.Type, Active: req.Active, Channels: req.Channels})
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toSubscription(s))
 }
 
 func (h alertHandlers) listSubscriptions(c echo.Context) error {
@@ -383,45 +335,6 @@ func (h alertHandlers) listSubscriptions(c echo.Context) error {
 		out.Subscriptions = append(out.Subscriptions, toSubscription(&subs[i]))
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-func (h alertHandlers) getSubscription(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	s, err := h.a.Subscription(c.Request().Context(), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toSubscription(s))
-}
-
-func (h alertHandlers) deleteSubscription(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	if err := h.a.DeleteSubscription(c.Request().Context(), id); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
-}
-
-func (h alertHandlers) subscriptionDeliveries(c echo.Context) error {
-	id, err := pathParam(c, "id")
-	if err != nil {
-		return err
-	}
-	limit, err := limitParam(c)
-	if err != nil {
-		return err
-	}
-	ds, err := h.a.SubscriptionDeliveries(c.Request().Context(), id, limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, toDeliveries(ds))
 }
 
 func (h alertHandlers) pushInventory(c echo.Context) error {
