@@ -1,0 +1,171 @@
+package catalog
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/buildgate/buildgate"
+)
+
+// plusLayers is img with layers on top, as a pipeline builds an image on
+// a base.
+func plusLayers(t *testing.T, img v1.Image, layers ...v1.Layer) string {
+	t.Helper()
+	plus, err := mutate.AppendLayers(img, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeLayout(t, plus)
+}
+
+// sbomWithout returns the syft-json document doc without its descriptor,
+// whose configuration syft fills in by run.
+func sbomWithout(t *testing.T, doc []byte) map[string]json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "descriptor")
+	return m
+}
+
+// TestChainCacheSameResult: on both shared images, an image made of the
+// image plus one small layer (a directory the image has and a new file)
+// is cataloged from the image's chain entry, without syft, and the result
+// (packages, files, metadata and the SBOM document) equals a full run's.
+// A layer that adds a package, removes a file or adds a link is
+// cataloged by syft again and its result equals a full run's too.
+func TestChainCacheSameResult(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large images")
+	}
+	buildInfo := func() v1.Layer {
+		return layerOf(t,
+			tarEntry{name: "etc/", typ: tar.TypeDir, mode: 0o755},
+			tarEntry{name: "etc/build-info", typ: tar.TypeReg, mode: 0o644, content: "pipeline 42\n"})
+	}
+	cases := []struct {
+		name     string
+		layer    func() v1.Layer
+		fromSBOM bool
+		pkg      string // a package the layer adds
+	}{
+		{name: "one small file", layer: buildInfo, fromSBOM: true},
+		{name: "a python package", pkg: "buildgate-probe", layer: func() v1.Layer {
+			return layerOf(t, tarEntry{name: "usr/lib/python3/dist-packages/buildgate_probe-1.0.dist-info/METADATA", typ: tar.TypeReg, mode: 0o644,
+				content: "Metadata-Version: 2.1\nName: buildgate-probe\nVersion: 1.0\n"})
+		}},
+		{name: "a dpkg status change", pkg: "buildgate-probe-deb", layer: func() v1.Layer {
+			return layerOf(t, tarEntry{name: "var/lib/dpkg/status", typ: tar.TypeReg, mode: 0o644,
+				content: "Package: buildgate-probe-deb\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n"})
+		}},
+		{name: "a whiteout", layer: func() v1.Layer {
+			return layerOf(t, tarEntry{name: "etc/.wh.build-info-none", typ: tar.TypeReg, mode: 0o644})
+		}},
+		{name: "a link", layer: func() v1.Layer {
+			return layerOf(t, tarEntry{name: "etc/build-info", typ: tar.TypeSymlink, linkname: "/etc/os-release"})
+		}},
+	}
+	for _, name := range []string{"bullseye-minbase.docker.tar", "bookworm-app.docker.tar"} {
+		t.Run(name, func(t *testing.T) {
+			dir := layoutFromArchive(t, name)
+			img, err := openLayout(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			cfg := DefaultConfig()
+			cfg.ContentRules = []Rule{{Name: "pipeline", Regexp: `pipeline \d+`}}
+			cacheDir := t.TempDir()
+			if cfg.LayerCache, err = OpenLayerCache(cacheDir, 1<<30); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Catalog(ctx, dir, cfg); err != nil {
+				t.Fatal(err)
+			}
+			if n := countSuffix(t, cacheDir, chainSuffix); n != 1 {
+				t.Fatalf("%d chain entries after cataloging the image, want 1", n)
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					plus := plusLayers(t, img, tc.layer())
+					full := cfg
+					full.LayerCache = nil
+					want, err := Catalog(ctx, plus, full)
+					if err != nil {
+						t.Fatal(err)
+					}
+					before := cfg.LayerCache.chainHits
+					got, err := Catalog(ctx, plus, cfg)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if hit := cfg.LayerCache.chainHits > before; hit != tc.fromSBOM {
+						t.Errorf("cataloged from the chain: %v, want %v (%s)", hit, tc.fromSBOM, cfg.LayerCache.chainMiss)
+					}
+					if !reflect.DeepEqual(facts(got), facts(want)) {
+						t.Errorf("the result differs from a full run's")
+					}
+					if g, w := sbomWithout(t, got.SBOM), sbomWithout(t, want.SBOM); !reflect.DeepEqual(g, w) {
+						for k := range w {
+							if !bytes.Equal(g[k], w[k]) {
+								t.Errorf("the SBOM's %q differs from a full run's", k)
+							}
+						}
+					}
+					if tc.pkg != "" {
+						if _, ok := findPackageNamed(got.Packages, tc.pkg); !ok {
+							t.Errorf("the layer's package %s is not found", tc.pkg)
+						}
+					}
+					if tc.fromSBOM && len(got.ContentMatches["pipeline"]) != 1 {
+						t.Errorf("content matches %v: the new layer's file is not in the files pass", got.ContentMatches)
+					}
+				})
+			}
+
+			// an image on top of the image plus a layer finds that
+			// chain, kept when the plus image was cataloged from the
+			// image's
+			plusImg, err := mutate.AppendLayers(img, buildInfo())
+			if err != nil {
+				t.Fatal(err)
+			}
+			second := plusLayers(t, plusImg, layerOf(t, tarEntry{name: "opt/app/README", typ: tar.TypeReg, mode: 0o644, content: "hello\n"}))
+			want, err := Catalog(ctx, second, Config{SBOM: cfg.SBOM, ContentRules: cfg.ContentRules, SecretRules: cfg.SecretRules})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.LayerCache, err = OpenLayerCache(cacheDir, 1<<30); err != nil { // and after a restart
+				t.Fatal(err)
+			}
+			got, err := Catalog(ctx, second, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.LayerCache.chainHits != 1 {
+				t.Errorf("an image on the plus image: %d chain hits, want 1", cfg.LayerCache.chainHits)
+			}
+			if !reflect.DeepEqual(facts(got), facts(want)) || !reflect.DeepEqual(sbomWithout(t, got.SBOM), sbomWithout(t, want.SBOM)) {
+				t.Errorf("an image on the plus image: the result differs from a full run's")
+			}
+		})
+	}
+}
+
+func findPackageNamed(pkgs []buildgate.Package, name string) (buildgate.Package, bool) {
+	for _, p := range pkgs {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return buildgate.Package{}, false
+}
