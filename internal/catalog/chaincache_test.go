@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/buildgate/buildgate"
+	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
 )
 
 // plusLayers is img with layers on top, as a pipeline builds an image on
@@ -40,7 +41,8 @@ func sbomWithout(t *testing.T, doc []byte) map[string]json.RawMessage {
 // TestChainCacheSameResult: on both shared images, an image made of the
 // image plus one small layer (a directory the image has and a new file)
 // is cataloged from the image's chain entry, without syft, and the result
-// (packages, files, metadata and the SBOM document) equals a full run's.
+// (packages, files, metadata, the SBOM document and the matches made from
+// it) equals a full run's.
 // A layer that adds a package, removes a file or adds a link is
 // cataloged by syft again and its result equals a full run's too.
 func TestChainCacheSameResult(t *testing.T) {
@@ -74,6 +76,7 @@ func TestChainCacheSameResult(t *testing.T) {
 			return layerOf(t, tarEntry{name: "etc/build-info", typ: tar.TypeSymlink, linkname: "/etc/os-release"})
 		}},
 	}
+	db := vulndbtest.Manager(t)
 	for _, name := range []string{"bullseye-minbase.docker.tar", "bookworm-app.docker.tar"} {
 		t.Run(name, func(t *testing.T) {
 			dir := layoutFromArchive(t, name)
@@ -119,6 +122,20 @@ func TestChainCacheSameResult(t *testing.T) {
 							if !bytes.Equal(g[k], w[k]) {
 								t.Errorf("the SBOM's %q differs from a full run's", k)
 							}
+						}
+					}
+					if tc.fromSBOM {
+						// matches are made from the SBOM: the same one gives the same
+						gotMatches, _, err := db.Match(ctx, got.SBOM)
+						if err != nil {
+							t.Fatal(err)
+						}
+						wantMatches, _, err := db.Match(ctx, want.SBOM)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !reflect.DeepEqual(gotMatches, wantMatches) || len(wantMatches) == 0 {
+							t.Errorf("%d matches, a full run's SBOM gives %d (or none)", len(gotMatches), len(wantMatches))
 						}
 					}
 					if tc.pkg != "" {
@@ -168,4 +185,53 @@ func findPackageNamed(pkgs []buildgate.Package, name string) (buildgate.Package,
 		}
 	}
 	return buildgate.Package{}, false
+}
+
+// TestChainBreak: the upper layers that may change what syft's queries
+// find are told apart from the ones that may not.
+func TestChainBreak(t *testing.T) {
+	entry := func(p, typ, link string) layerEntry {
+		return layerEntry{file: buildgate.File{Path: p, Type: typ, LinkDest: link}}
+	}
+	lower := []*layerScan{{entries: []layerEntry{
+		entry("/usr", TypeDir, ""),
+		entry("/usr/lib", TypeDir, ""),
+		entry("/lib", TypeSymlink, "usr/lib"),
+		entry("/etc", TypeDir, ""),
+		entry("/etc/os-release", TypeFile, ""),
+		entry("/etc/alternatives/tool", TypeSymlink, "/opt/tool/bin/tool"),
+	}}}
+	e := &chainEntry{
+		Paths: []string{"/lib/x86_64-linux-gnu/libfoo.so.1", "/etc/os-release"},
+		Globs: []string{"**/lib/dpkg/status", "/lib/python3*/site-packages/*.dist-info/METADATA", "**/{go,go.exe}"},
+		MIMEs: []string{"application/x-elf"},
+		Nix:   true,
+	}
+	for _, tc := range []struct {
+		name  string
+		upper []layerEntry
+		mimes map[string]string
+		holds bool
+	}{
+		{"a text file and a directory below has", []layerEntry{entry("/etc", TypeDir, ""), entry("/etc/build-info", TypeFile, "")}, map[string]string{"/etc/build-info": "text/plain"}, true},
+		{"a new directory and file", []layerEntry{entry("/srv", TypeDir, ""), entry("/srv/app.conf", TypeFile, "")}, nil, true},
+		{"a path looked up through a link", []layerEntry{entry("/usr/lib/x86_64-linux-gnu", TypeDir, ""), entry("/usr/lib/x86_64-linux-gnu/libfoo.so.1", TypeFile, "")}, nil, false},
+		{"a glob's match through a link", []layerEntry{entry("/usr/lib/python3.11/site-packages/a-1.0.dist-info/METADATA", TypeFile, "")}, nil, false},
+		{"a glob's match", []layerEntry{entry("/var/lib/dpkg/status", TypeFile, "")}, nil, false},
+		{"a glob's alternative", []layerEntry{entry("/usr/local/go/bin/go", TypeFile, "")}, nil, false},
+		{"a glob's match in another case", []layerEntry{entry("/VAR/LIB/DPKG/STATUS", TypeFile, "")}, nil, false},
+		{"a file a dangling link names", []layerEntry{entry("/opt/tool/bin/tool", TypeFile, "")}, nil, false},
+		{"an executable", []layerEntry{entry("/srv/tool", TypeFile, "")}, map[string]string{"/srv/tool": "application/x-elf"}, false},
+		{"a nix store", []layerEntry{entry("/nix/store/abc-foo-1.0/README", TypeFile, "")}, nil, false},
+		{"a file replaced", []layerEntry{entry("/etc/os-release", TypeFile, "")}, nil, false},
+		{"a file under a link", []layerEntry{entry("/lib/new.conf", TypeFile, "")}, nil, false},
+		{"a link", []layerEntry{entry("/srv/link", TypeSymlink, "/etc")}, nil, false},
+		{"a whiteout", []layerEntry{{file: buildgate.File{Path: "/srv/gone"}, whiteout: true}}, nil, false},
+		{"an opaque directory", []layerEntry{{file: buildgate.File{Path: "/etc"}, opaque: true}}, nil, false},
+	} {
+		why := chainBreak(e, lower, []*layerScan{{entries: tc.upper}}, tc.mimes)
+		if (why == "") != tc.holds {
+			t.Errorf("%s: chainBreak says %q, want the chain to hold: %v", tc.name, why, tc.holds)
+		}
+	}
 }
