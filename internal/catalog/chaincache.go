@@ -365,6 +365,20 @@ func fromChain(ctx context.Context, r chainRun) (*Result, error) {
 		c.mu.Lock()
 		c.chainMiss = why
 		c.mu.Unlock()
+		// the full run takes the upper layers' scans from here, as from
+		// the cache, and counts their entries as it counts a cached layer
+		for i := n; i < len(r.ids); i++ {
+			if r.taps.cached[i] != nil {
+				continue
+			}
+			if err := c.put(r.keys[i], scans[i]); err != nil {
+				return nil, err
+			}
+			if err := r.budget.replay(scans[i], 0); err != nil {
+				return nil, err
+			}
+			r.taps.cached[i] = scans[i]
+		}
 		return nil, nil
 	}
 
