@@ -405,14 +405,9 @@ func fromChain(ctx context.Context, r chainRun) (*Result, error) {
 			}
 		}
 	}
-	if n < len(r.ids) {
-		// the same queries would find the same files in the whole image
-		whole := *entry
-		whole.Doc = doc
-		if err := c.putChain(chainKey(r.ids, r.sbomKey), &whole); err != nil {
-			return nil, err
-		}
-	}
+	// no entry is kept for this image's chain: an image on top of it
+	// finds the lower one, and a build's entry would push out the tars
+	// of the layers every build shares
 	c.mu.Lock()
 	c.chainHits++
 	c.mu.Unlock()

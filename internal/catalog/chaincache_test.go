@@ -149,9 +149,9 @@ func TestChainCacheSameResult(t *testing.T) {
 				})
 			}
 
-			// an image on top of the image plus a layer finds that
-			// chain, kept when the plus image was cataloged from the
-			// image's
+			// an image on top of the image plus a layer finds the
+			// image's chain, after a restart, and reads the layers above
+			// it
 			plusImg, err := mutate.AppendLayers(img, buildInfo())
 			if err != nil {
 				t.Fatal(err)
