@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,9 @@ func TestSharedImages(t *testing.T) {
 	}
 	g := startGate(t, nil)
 	g.Verdicts.Now = func() time.Time { return time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) }
+	// a gate without the layer cache catalogs every image whole
+	plain := startGate(t, func(c *Config) { c.LayerCacheSize = 0 })
+	plain.Verdicts.Now = g.Verdicts.Now
 	host := testRegistry(t)
 	shared, _ := vulndbtest.SharedDir()
 	dockerfile, _ := os.ReadFile(filepath.Join(shared, "images", "bookworm-app.Dockerfile"))
@@ -248,6 +252,26 @@ func TestSharedImages(t *testing.T) {
 				t.Fatalf("analysis of the image plus a layer: %+v", next)
 			}
 			compareMatches(t, g, next.Digest, want)
+
+			// the plus image's SBOM comes from the image's (the layer
+			// adds nothing syft looks for): the packages, matches and
+			// verdict are a whole catalog's
+			whole := plain.submitAndWait(t, ref+"-plus")
+			if whole.Status != api.StatusAnalyzed || whole.Digest != next.Digest {
+				t.Fatalf("analysis of the image plus a layer without the layer cache: %+v", whole)
+			}
+			for _, path := range []string{"/packages", "/vulnerabilities?type=all"} {
+				var got, want any
+				g.get(t, "/v1/images/"+url.PathEscape(next.Digest)+path, &got)
+				plain.get(t, "/v1/images/"+url.PathEscape(next.Digest)+path, &want)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s of the image plus a layer differ from a whole catalog's", path)
+				}
+			}
+			plusTag := "docker.io/buildgate/" + tc.image + ":plus"
+			if got, want := g.check(t, next.Digest, plusTag), plain.check(t, next.Digest, plusTag); !reflect.DeepEqual(got, want) {
+				t.Errorf("the verdict on the image plus a layer differs from a whole catalog's:\n%+v\n%+v", got, want)
+			}
 
 			v := g.check(t, img.Digest, "docker.io/buildgate/"+tc.image+":latest")
 			gotJSON, _ := json.MarshalIndent(v, "", "  ")

@@ -55,7 +55,8 @@ type Config struct {
 	// --max-config-size, --max-manifest-size).
 	Unpack catalog.Limits
 	// LayerCacheSize bounds, in bytes, the files passes and unpacked tars
-	// kept by layer diff ID under DataDir/layer-cache; 0 keeps none.
+	// kept by layer diff ID, and the SBOMs kept by chain of diff IDs,
+	// under DataDir/layer-cache; 0 keeps none.
 	LayerCacheSize   int64
 	DBUpdateURL      string
 	DBUpdateInterval time.Duration
@@ -141,7 +142,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "file with the key that seals stored secrets (default GATE_SECRET_KEY, else <data>/secret.key; required with PostgreSQL unless GATE_SECRET_KEY is set)")
 	fs.Int64Var(&c.MaxLayerSize, "max-layer-size", d.MaxLayerSize, "largest compressed layer to pull, in bytes")
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
-	fs.Int64Var(&c.LayerCacheSize, "layer-cache-size", d.LayerCacheSize, "bytes of unpacked layers and their file lists, digests and secrets kept by layer diff ID in DATA/layer-cache, so that a layer is decompressed, hashed and searched once (0: none)")
+	fs.Int64Var(&c.LayerCacheSize, "layer-cache-size", d.LayerCacheSize, "bytes of unpacked layers and their file lists, digests and secrets kept by layer diff ID in DATA/layer-cache, so that a layer is decompressed, hashed and searched once, and of the SBOMs of layer chains, so that an image on an analysed base is not cataloged again when its new layers add no package (0: none)")
 	fs.Int64Var(&c.MatchCacheSize, "match-cache-size", d.MatchCacheSize, "what each package matched in the DB in use, kept so a package many images share is matched once per DB, in estimated bytes (least recently used out first; 0 keeps nothing)")
 	fs.Int64Var(&c.VerdictCacheSize, "verdict-cache-size", d.VerdictCacheSize, "verdicts kept decoded in memory for checks, in bytes of their JSON (least recently used out first)")
 	fs.Int64Var(&c.Unpack.MaxUnpackedSize, "max-unpacked-size", d.Unpack.MaxUnpackedSize, "largest total of an image's uncompressed layers, in bytes")

@@ -221,6 +221,28 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 			}
 		}
 	}
+	// a chain of lower layers cataloged before, under layers that add
+	// nothing its catalogers looked for, is not cataloged again
+	var (
+		sel      *selectors
+		sbomHash string
+		written  []bool
+	)
+	if cfg.LayerCache != nil {
+		if sbomHash, err = sbomKey(cfg); err != nil {
+			return nil, err
+		}
+		written = make([]bool, len(ids))
+		res, err := fromChain(ctx, chainRun{
+			cfg: cfg, img: img, layers: layers, ids: ids, taps: taps, keys: keys, written: written, budget: b, lim: lim,
+			contentDir: contentDir, name: name, digest: digest.String(), md: md, sbomKey: sbomHash,
+			newScanner: func() *scanner { return newScanner(cfg, secretRules, contentRules) },
+		})
+		if err != nil || res != nil {
+			return res, err
+		}
+		sel = newSelectors()
+	}
 	src, err := openSource(ctx, img, name, digest.String(), taps, contentDir)
 	if err != nil {
 		cancel()
@@ -234,6 +256,9 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 		return nil, err
 	}
 	defer src.Close()
+	if sel != nil {
+		src = recordingSource{Source: src, sel: sel}
+	}
 
 	var (
 		wg       sync.WaitGroup
@@ -275,17 +300,23 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 				return nil, err
 			}
 		}
-		if !taps.unpacked[i] {
+		if !taps.unpacked[i] || written[i] {
 			if err := cfg.LayerCache.putTar(ids[i], unpackedPath(contentDir, i, ids[i])); err != nil {
 				return nil, err
 			}
 		}
 	}
 	setDistro(&md, s.Artifacts.LinuxDistribution)
+	pkgs := packagesOf(s)
+	if sel != nil {
+		if err := cfg.LayerCache.putChain(chainKey(ids, sbomHash), newChainEntry(doc, pkgs, md, sel)); err != nil {
+			return nil, err
+		}
+	}
 	return &Result{
 		Digest:         digest.String(),
 		SBOM:           doc,
-		Packages:       packagesOf(s),
+		Packages:       pkgs,
 		Files:          files.files,
 		Secrets:        files.secrets,
 		ContentMatches: files.contentMatches,

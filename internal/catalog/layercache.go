@@ -1,13 +1,10 @@
 package catalog
 
 import (
-	"bytes"
 	"container/list"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/gob"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -49,6 +45,10 @@ type LayerCache struct {
 	misses int
 	// tarHits counts the layers not read at all.
 	tarHits int
+	// chainHits counts the images cataloged from a chain entry;
+	// chainMiss says why the last image that found one was not.
+	chainHits int
+	chainMiss string
 }
 
 // tempFile is what LayerCache writes a cache file to before renaming it.
@@ -66,12 +66,14 @@ type cacheFile struct {
 	size int64
 }
 
-// The names of cache files end in scanSuffix (a files pass) or tarSuffix
-// (an unpacked tar); others are left alone, temporary files and
-// directories (".tmp") are removed.
+// The names of cache files end in scanSuffix (a files pass), tarSuffix
+// (an unpacked tar) or chainSuffix (a chain's SBOM, see chainEntry);
+// others are left alone, temporary files and directories (".tmp") are
+// removed.
 const (
-	scanSuffix = ".layer"
-	tarSuffix  = ".tar"
+	scanSuffix  = ".layer"
+	tarSuffix   = ".tar"
+	chainSuffix = ".sbom"
 )
 
 // OpenLayerCache opens (creating it) the cache in dir, holding at most
@@ -98,7 +100,8 @@ func OpenLayerCache(dir string, maxBytes int64) (*LayerCache, error) {
 			_ = os.RemoveAll(filepath.Join(dir, name)) // what a crash left
 			continue
 		}
-		if !strings.HasSuffix(name, scanSuffix) && !strings.HasSuffix(name, tarSuffix) || !de.Type().IsRegular() {
+		if !strings.HasSuffix(name, scanSuffix) && !strings.HasSuffix(name, tarSuffix) && !strings.HasSuffix(name, chainSuffix) ||
+			!de.Type().IsRegular() {
 			continue
 		}
 		fi, err := de.Info()
@@ -318,26 +321,7 @@ func (c *LayerCache) put(key string, scan *layerScan) error {
 	if err != nil {
 		return err
 	}
-	size := int64(len(raw))
-	if size > c.max {
-		return nil // would push out everything else
-	}
-	name := key + scanSuffix
-	err = c.write(name, raw)
-	if errors.Is(err, syscall.ENOSPC) {
-		c.mu.Lock()
-		c.trim(c.size / 2)
-		c.mu.Unlock()
-		err = c.write(name, raw)
-	}
-	if err != nil {
-		if errors.Is(err, syscall.ENOSPC) {
-			return fmt.Errorf("layer cache %s: the disk is full: free space there or lower gate serve --layer-cache-size: %w", c.dir, err)
-		}
-		return fmt.Errorf("layer cache %s: %w", c.dir, err)
-	}
-	c.add(name, size)
-	return nil
+	return c.putFile(key+scanSuffix, raw)
 }
 
 // add counts name, of size bytes, as the most recently used file and
@@ -398,33 +382,20 @@ func (c *LayerCache) drop(name string) {
 }
 
 // A cache file is the SHA-256 of its payload followed by the payload, the
-// gob of the layer's entries: a file cut short or changed does not decode.
+// gob of the layer's entries: a file cut short or changed does not decode
+// (see encodeChecked).
 func encodeScan(s *layerScan) ([]byte, error) {
 	entries := make([]cachedEntry, len(s.entries))
 	for i, e := range s.entries {
 		entries[i] = cachedEntry{File: e.file, Whiteout: e.whiteout, Opaque: e.opaque, Secrets: e.secrets, Content: e.content}
 	}
-	var buf bytes.Buffer
-	buf.Write(make([]byte, sha256.Size))
-	if err := gob.NewEncoder(&buf).Encode(cachedScan{Entries: entries, Stats: s.stats}); err != nil {
-		return nil, fmt.Errorf("encoding a layer's files: %w", err)
-	}
-	raw := buf.Bytes()
-	sum := sha256.Sum256(raw[sha256.Size:])
-	copy(raw, sum[:])
-	return raw, nil
+	return encodeChecked(cachedScan{Entries: entries, Stats: s.stats})
 }
 
 func decodeScan(raw []byte) (*layerScan, error) {
-	if len(raw) < sha256.Size {
-		return nil, errors.New("layer cache file cut short")
-	}
-	if sum := sha256.Sum256(raw[sha256.Size:]); !bytes.Equal(sum[:], raw[:sha256.Size]) {
-		return nil, errors.New("layer cache file does not match its checksum")
-	}
 	var cs cachedScan
-	if err := gob.NewDecoder(bytes.NewReader(raw[sha256.Size:])).Decode(&cs); err != nil {
-		return nil, fmt.Errorf("decoding a layer cache file: %w", err)
+	if err := decodeChecked(raw, &cs); err != nil {
+		return nil, err
 	}
 	s := &layerScan{entries: make([]layerEntry, len(cs.Entries)), stats: cs.Stats}
 	for i, e := range cs.Entries {
