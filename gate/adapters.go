@@ -124,12 +124,17 @@ func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*buildgate.Ana
 	if err != nil {
 		return nil, err
 	}
+	match, err := vulndb.MatchDocument(r.Syft)
+	if err != nil {
+		return nil, err
+	}
 	return &buildgate.Analysis{
 		Facts: buildgate.Facts{
 			Digest: r.Digest, Metadata: r.Metadata, Packages: r.Packages, Files: r.Files,
 			Secrets: r.Secrets, ContentMatches: r.ContentMatches,
 		},
-		SBOM: r.SBOM,
+		SBOM:      r.SBOM,
+		MatchSBOM: match,
 	}, nil
 }
 
