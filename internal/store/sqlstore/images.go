@@ -312,10 +312,10 @@ func (s *DB) SaveAnalysis(ctx context.Context, a *buildgate.Analysis) error {
 	})
 }
 
-// analysisColumns encodes an analysis's columns. The big documents (SBOM,
-// packages, files, matches) are encoded and compressed at once, each on a
-// goroutine of its own: a cold verdict waits for the slowest, not for
-// their sum.
+// analysisColumns encodes an analysis's columns. The big documents are
+// encoded and compressed at once, on goroutines of their own (the SBOM;
+// the packages and files, with the SBOM as dictionary; the matches): a
+// cold verdict waits for the slowest, not for their sum.
 func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	meta, err := json.Marshal(a.Metadata)
 	if err != nil {
@@ -334,8 +334,22 @@ func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 		sbom, pkgs, files, matches []byte
 	)
 	g.Go(func() error { sbom = pack(a.SBOM); return nil })
-	g.Go(func() (err error) { pkgs, err = packJSONWith(a.SBOM, a.Packages); return err })
-	g.Go(func() (err error) { files, err = packJSONWith(a.SBOM, a.Files); return err })
+	g.Go(func() error {
+		p, err := json.Marshal(a.Packages)
+		if err != nil {
+			return err
+		}
+		f, err := json.Marshal(a.Files)
+		if err != nil {
+			return err
+		}
+		packed, err := packAllWith(a.SBOM, p, f)
+		if err != nil {
+			return err
+		}
+		pkgs, files = packed[0], packed[1]
+		return nil
+	})
 	g.Go(func() (err error) { matches, err = packJSON(a.Matches); return err })
 	if err := g.Wait(); err != nil {
 		return nil, err
