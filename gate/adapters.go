@@ -124,12 +124,19 @@ func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*buildgate.Ana
 	if err != nil {
 		return nil, err
 	}
+	var match []byte
+	if r.Syft != nil { // nil when the SBOM came from the layer cache
+		if match, err = vulndb.MatchDocument(r.Syft); err != nil {
+			return nil, err
+		}
+	}
 	return &buildgate.Analysis{
 		Facts: buildgate.Facts{
 			Digest: r.Digest, Metadata: r.Metadata, Packages: r.Packages, Files: r.Files,
 			Secrets: r.Secrets, ContentMatches: r.ContentMatches,
 		},
-		SBOM: r.SBOM,
+		SBOM:      r.SBOM,
+		MatchSBOM: match,
 	}, nil
 }
 

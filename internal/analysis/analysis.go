@@ -970,7 +970,11 @@ func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*
 	}
 	a.Digest = job.Digest
 	ph.set("matching")
-	matches, db, list, err := s.match(ctx, a.SBOM)
+	doc := a.SBOM
+	if a.MatchSBOM != nil {
+		doc = a.MatchSBOM
+	}
+	matches, db, list, err := s.match(ctx, doc)
 	if err != nil {
 		return nil, fmt.Errorf("matching vulnerabilities: %w", err)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/anchore/syft/syft"
 	"github.com/anchore/syft/syft/cataloging"
+	"github.com/anchore/syft/syft/sbom"
 
 	"github.com/buildgate/buildgate"
 )
@@ -104,7 +105,9 @@ type Result struct {
 	// Digest is the image's manifest digest.
 	Digest string `json:"digest"`
 	// SBOM is the syft-json document.
-	SBOM     []byte              `json:"-"`
+	SBOM []byte `json:"-"`
+	// Syft is the SBOM as syft made it, from which SBOM was encoded.
+	Syft     *sbom.SBOM          `json:"-"`
 	Packages []buildgate.Package `json:"packages"`
 	Files    []buildgate.File    `json:"files"`
 	Secrets  []buildgate.Secret  `json:"secrets,omitempty"`
@@ -316,6 +319,7 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	return &Result{
 		Digest:         digest.String(),
 		SBOM:           doc,
+		Syft:           s,
 		Packages:       pkgs,
 		Files:          files.files,
 		Secrets:        files.secrets,

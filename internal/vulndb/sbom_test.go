@@ -11,6 +11,7 @@ import (
 	"github.com/anchore/syft/syft"
 	"github.com/anchore/syft/syft/format"
 	"github.com/anchore/syft/syft/format/syftjson"
+	"github.com/anchore/syft/syft/sbom"
 
 	"github.com/buildgate/buildgate/internal/vulndb"
 	"github.com/buildgate/buildgate/internal/vulndb/vulndbtest"
@@ -38,6 +39,7 @@ func imagePath(tb testing.TB, name string) string {
 
 type sbomOnce struct {
 	once sync.Once
+	sbom *sbom.SBOM
 	doc  []byte
 	err  error
 }
@@ -48,6 +50,17 @@ var sboms sync.Map // image name -> *sbomOnce
 // vulndb.SBOMConfig, as the gate's cataloging side does, and returns the
 // syft-json document; once per image per test binary.
 func syftJSON(tb testing.TB, name string) []byte {
+	tb.Helper()
+	return catalogOnce(tb, name).doc
+}
+
+// syftSBOM is syftJSON's SBOM, as syft made it.
+func syftSBOM(tb testing.TB, name string) *sbom.SBOM {
+	tb.Helper()
+	return catalogOnce(tb, name).sbom
+}
+
+func catalogOnce(tb testing.TB, name string) *sbomOnce {
 	tb.Helper()
 	path := imagePath(tb, name)
 	v, _ := sboms.LoadOrStore(name, &sbomOnce{})
@@ -65,12 +78,13 @@ func syftJSON(tb testing.TB, name string) []byte {
 			s.err = err
 			return
 		}
+		s.sbom = doc
 		s.doc, s.err = format.Encode(*doc, syftjson.NewFormatEncoder())
 	})
 	if s.err != nil {
 		tb.Fatalf("cataloging %s: %v", name, s.err)
 	}
-	return s.doc
+	return s
 }
 
 func toJSON(v any) (string, error) {

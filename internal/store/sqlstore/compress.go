@@ -77,16 +77,41 @@ const sbomDict = 1
 // shares with dict is stored as references. unpackWith needs the same
 // dict.
 func packWith(dict, b []byte) ([]byte, error) {
-	if len(dict) == 0 || len(b) == 0 {
-		return pack(b), nil
+	out, err := packAllWith(dict, b)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// packAllWith compresses each document as packWith does, with one
+// encoder: it indexes dict once for all of them.
+func packAllWith(dict []byte, docs ...[]byte) ([][]byte, error) {
+	out := make([][]byte, len(docs))
+	longest := 0
+	for _, b := range docs {
+		longest = max(longest, len(b))
+	}
+	if len(dict) == 0 || longest == 0 {
+		for i, b := range docs {
+			out[i] = pack(b)
+		}
+		return out, nil
 	}
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(windowFor(len(dict)+len(b))), zstd.WithEncoderDictRaw(sbomDict, dict))
+		zstd.WithWindowSize(windowFor(len(dict)+longest)), zstd.WithEncoderDictRaw(sbomDict, dict))
 	if err != nil {
 		return nil, err
 	}
 	defer enc.Close()
-	return enc.EncodeAll(b, make([]byte, 0, len(b)/8)), nil
+	for i, b := range docs {
+		if len(b) == 0 {
+			out[i] = []byte{}
+			continue
+		}
+		out[i] = enc.EncodeAll(b, make([]byte, 0, len(b)/8))
+	}
+	return out, nil
 }
 
 // windowFor is the smallest zstd window (a power of two from 8 MiB to 64
@@ -135,14 +160,6 @@ func packJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return pack(b), nil
-}
-
-func packJSONWith(dict []byte, v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return packWith(dict, b)
 }
 
 func unpackJSON(b []byte, v any) error { return unpackJSONWith(nil, b, v) }

@@ -98,6 +98,20 @@ func TestPackWithDictionary(t *testing.T) {
 		if _, err := unpackWith(bytes.ToUpper(dict), with); err == nil {
 			t.Errorf("dictionary of %d bytes, read with another: no error", len(dict))
 		}
+		// several documents with one encoder: each reads back alone
+		docs := [][]byte{doc, dict[len(dict)/2:], {}}
+		all, err := packAllWith(dict, docs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range all {
+			if got, err := unpackWith(dict, b); err != nil || !bytes.Equal(got, docs[i]) {
+				t.Errorf("dictionary of %d bytes: document %d of packAllWith read back as %d bytes, %v; want %d", len(dict), i, len(got), err, len(docs[i]))
+			}
+		}
+		if len(all[1])*10 > len(docs[1]) {
+			t.Errorf("dictionary of %d bytes: its second half packs to %d bytes, want a tenth at most", len(dict), len(all[1]))
+		}
 	}
 	// Without a dictionary, or from an older gate, it reads as unpack does.
 	doc := digestDoc(10)

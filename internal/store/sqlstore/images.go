@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/buildgate/buildgate"
 )
 
@@ -310,16 +312,12 @@ func (s *DB) SaveAnalysis(ctx context.Context, a *buildgate.Analysis) error {
 	})
 }
 
+// analysisColumns encodes an analysis's columns. The big documents are
+// encoded and compressed at once, on goroutines of their own (the SBOM;
+// the packages and files, with the SBOM as dictionary; the matches): a
+// cold verdict waits for the slowest, not for their sum.
 func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	meta, err := json.Marshal(a.Metadata)
-	if err != nil {
-		return nil, err
-	}
-	pkgs, err := packJSONWith(a.SBOM, a.Packages)
-	if err != nil {
-		return nil, err
-	}
-	files, err := packJSONWith(a.SBOM, a.Files)
 	if err != nil {
 		return nil, err
 	}
@@ -331,11 +329,32 @@ func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	matches, err := packJSON(a.Matches)
-	if err != nil {
+	var (
+		g                          errgroup.Group
+		sbom, pkgs, files, matches []byte
+	)
+	g.Go(func() error { sbom = pack(a.SBOM); return nil })
+	g.Go(func() error {
+		p, err := json.Marshal(a.Packages)
+		if err != nil {
+			return err
+		}
+		f, err := json.Marshal(a.Files)
+		if err != nil {
+			return err
+		}
+		packed, err := packAllWith(a.SBOM, p, f)
+		if err != nil {
+			return err
+		}
+		pkgs, files = packed[0], packed[1]
+		return nil
+	})
+	g.Go(func() (err error) { matches, err = packJSON(a.Matches); return err })
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return []any{pack(a.SBOM), string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
+	return []any{sbom, string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
 }
 
 func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
