@@ -315,14 +315,11 @@ func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	pkgs, err := packJSONWith(a.SBOM, a.Packages)
+	packed, err := packJSONEachWith(a.SBOM, a.Packages, a.Files)
 	if err != nil {
 		return nil, err
 	}
-	files, err := packJSONWith(a.SBOM, a.Files)
-	if err != nil {
-		return nil, err
-	}
+	pkgs, files := packed[0], packed[1]
 	secrets, err := json.Marshal(a.Secrets)
 	if err != nil {
 		return nil, err
