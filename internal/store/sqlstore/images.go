@@ -311,15 +311,24 @@ func (s *DB) SaveAnalysis(ctx context.Context, a *buildgate.Analysis) error {
 }
 
 func analysisColumns(a *buildgate.Analysis) ([]any, error) {
+	// The SBOM is compressed on another core while the lists are (with
+	// it as dictionary, which the encoder hashes first).
+	var sbom []byte
+	packed := make(chan struct{})
+	go func() {
+		defer close(packed)
+		sbom = pack(a.SBOM)
+	}()
+	defer func() { <-packed }()
 	meta, err := json.Marshal(a.Metadata)
 	if err != nil {
 		return nil, err
 	}
-	packed, err := packJSONEachWith(a.SBOM, a.Packages, a.Files)
+	lists, err := packJSONEachWith(a.SBOM, a.Packages, a.Files)
 	if err != nil {
 		return nil, err
 	}
-	pkgs, files := packed[0], packed[1]
+	pkgs, files := lists[0], lists[1]
 	secrets, err := json.Marshal(a.Secrets)
 	if err != nil {
 		return nil, err
@@ -332,7 +341,8 @@ func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []any{pack(a.SBOM), string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
+	<-packed
+	return []any{sbom, string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
 }
 
 func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
