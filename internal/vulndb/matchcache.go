@@ -108,9 +108,10 @@ func (ids packageIDs) of(p pkg.Package) ([sha256.Size]byte, error) {
 }
 
 // prefetch runs ms (cachedMatchers) on each package as grype would (the
-// matchers of its type, else the stock matcher), with a worker per core:
-// what they find is kept in the cache; errors and panics are left to
-// grype's own pass, which calls them again.
+// matchers of its type, else the stock matcher) unless the cache holds
+// what they find already, with a worker per core: what they find is
+// kept. Errors and panics are left to grype's own pass, which calls them
+// again.
 func (c *packageCache) prefetch(ctx context.Context, ms []match.Matcher, vp vulnerability.Provider, packages []pkg.Package) {
 	byType := map[syftPkg.Type][]match.Matcher{}
 	var stock match.Matcher
@@ -123,35 +124,58 @@ func (c *packageCache) prefetch(ctx context.Context, ms []match.Matcher, vp vuln
 			byType[t] = append(byType[t], m)
 		}
 	}
-	work := make(chan int)
+	type job struct {
+		m match.Matcher
+		p *pkg.Package
+	}
+	var jobs []job
+	for i := range packages {
+		p := &packages[i]
+		matchers, ok := byType[p.Type]
+		if !ok && stock != nil {
+			matchers = []match.Matcher{stock}
+		}
+		for _, m := range matchers {
+			if cm, ok := m.(cachedMatcher); ok && c.holds(cm, *p) {
+				continue
+			}
+			jobs = append(jobs, job{m, p})
+		}
+	}
+	work := make(chan job)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(packages)) {
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range work {
-				p := packages[i]
-				matchers, ok := byType[p.Type]
-				if !ok && stock != nil {
-					matchers = []match.Matcher{stock}
-				}
-				for _, m := range matchers {
-					func() {
-						defer func() { _ = recover() }()
-						_, _, _ = m.Match(vp, p)
-					}()
-				}
+			for j := range work {
+				func() {
+					defer func() { _ = recover() }()
+					_, _, _ = j.m.Match(vp, *j.p)
+				}()
 			}
 		}()
 	}
-	for i := range packages {
+	for _, j := range jobs {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- i
+		work <- j
 	}
 	close(work)
 	wg.Wait()
+}
+
+// holds reports whether the cache holds what m finds for p.
+func (c *packageCache) holds(m cachedMatcher, p pkg.Package) bool {
+	id, err := m.ids.of(p)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.byKey[packageKey{matcher: m.Type(), pkg: id}]
+	return ok
 }
 
 // cachedMatcher is a grype matcher answering from the cache.
