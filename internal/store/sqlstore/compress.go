@@ -73,49 +73,20 @@ func unpack(b []byte) ([]byte, error) {
 // analysis as dictionary.
 const sbomDict = 1
 
-// minDictDoc is the length from which packWith compresses a document
-// with its dictionary: an encoder hashes the whole dictionary (an SBOM of
-// megabytes) first, which costs more than references save in a shorter
-// one (an uploaded SBOM's file list: "null").
-const minDictDoc = 4 << 10
-
 // packWith compresses a document with dict as a raw dictionary: what it
 // shares with dict is stored as references. unpackWith needs the same
 // dict.
 func packWith(dict, b []byte) ([]byte, error) {
-	out, err := packEachWith(dict, b)
+	if len(dict) == 0 || len(b) == 0 {
+		return pack(b), nil
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(windowFor(len(dict)+len(b))), zstd.WithEncoderDictRaw(sbomDict, dict))
 	if err != nil {
 		return nil, err
 	}
-	return out[0], nil
-}
-
-// packEachWith is packWith of each document, with one encoder: the
-// dictionary is hashed once.
-func packEachWith(dict []byte, docs ...[]byte) ([][]byte, error) {
-	out := make([][]byte, len(docs))
-	var enc *zstd.Encoder
-	for i, b := range docs {
-		if len(dict) == 0 || len(b) < minDictDoc {
-			out[i] = pack(b)
-			continue
-		}
-		if enc == nil {
-			longest := 0
-			for _, d := range docs {
-				longest = max(longest, len(d))
-			}
-			var err error
-			enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1),
-				zstd.WithWindowSize(windowFor(len(dict)+longest)), zstd.WithEncoderDictRaw(sbomDict, dict))
-			if err != nil {
-				return nil, err
-			}
-			defer enc.Close()
-		}
-		out[i] = enc.EncodeAll(b, make([]byte, 0, len(b)/8))
-	}
-	return out, nil
+	defer enc.Close()
+	return enc.EncodeAll(b, make([]byte, 0, len(b)/8)), nil
 }
 
 // windowFor is the smallest zstd window (a power of two from 8 MiB to 64
@@ -166,17 +137,12 @@ func packJSON(v any) ([]byte, error) {
 	return pack(b), nil
 }
 
-// packJSONEachWith is packEachWith of the JSON of each value.
-func packJSONEachWith(dict []byte, vs ...any) ([][]byte, error) {
-	docs := make([][]byte, len(vs))
-	for i, v := range vs {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, err
-		}
-		docs[i] = b
+func packJSONWith(dict []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
 	}
-	return packEachWith(dict, docs...)
+	return packWith(dict, b)
 }
 
 func unpackJSON(b []byte, v any) error { return unpackJSONWith(nil, b, v) }

@@ -111,28 +111,3 @@ func TestPackWithDictionary(t *testing.T) {
 		}
 	}
 }
-
-// TestPackEachWith: documents compressed with one encoder read back as
-// each was, a short one (an uploaded SBOM's file list) compressed without
-// the dictionary, which it would not pay for.
-func TestPackEachWith(t *testing.T) {
-	dict := digestDoc(1000)
-	long := append([]byte{}, dict[:40_000]...)
-	short := []byte("null")
-	out, err := packEachWith(dict, long, short, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, doc := range [][]byte{long, short, nil} {
-		got, err := unpackWith(dict, out[i])
-		if err != nil || !bytes.Equal(got, doc) {
-			t.Errorf("document %d: unpackWith = %d bytes, %v; want %d", i, len(got), err, len(doc))
-		}
-	}
-	if got, err := unpackWith(nil, out[1]); err != nil || !bytes.Equal(got, short) {
-		t.Errorf("the short document needs the dictionary: %q, %v", got, err)
-	}
-	if _, err := unpackWith(nil, out[0]); err == nil {
-		t.Error("the long document reads without the dictionary: it was compressed without it")
-	}
-}

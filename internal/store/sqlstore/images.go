@@ -311,24 +311,18 @@ func (s *DB) SaveAnalysis(ctx context.Context, a *buildgate.Analysis) error {
 }
 
 func analysisColumns(a *buildgate.Analysis) ([]any, error) {
-	// The SBOM is compressed on another core while the lists are (with
-	// it as dictionary, which the encoder hashes first).
-	var sbom []byte
-	packed := make(chan struct{})
-	go func() {
-		defer close(packed)
-		sbom = pack(a.SBOM)
-	}()
-	defer func() { <-packed }()
 	meta, err := json.Marshal(a.Metadata)
 	if err != nil {
 		return nil, err
 	}
-	lists, err := packJSONEachWith(a.SBOM, a.Packages, a.Files)
+	pkgs, err := packJSONWith(a.SBOM, a.Packages)
 	if err != nil {
 		return nil, err
 	}
-	pkgs, files := lists[0], lists[1]
+	files, err := packJSONWith(a.SBOM, a.Files)
+	if err != nil {
+		return nil, err
+	}
 	secrets, err := json.Marshal(a.Secrets)
 	if err != nil {
 		return nil, err
@@ -341,8 +335,7 @@ func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	<-packed
-	return []any{sbom, string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
+	return []any{pack(a.SBOM), string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
 }
 
 func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
