@@ -243,6 +243,10 @@ type Analysis struct {
 	// that a re-match need not decode the SBOM (nil: none, the re-match
 	// decodes the SBOM). Stored with the analysis, not read back with it.
 	PackageList []byte `json:"-"`
+	// Decoded is SBOM as the cataloger decoded it (a syft *sbom.SBOM),
+	// for a matcher that matches it without reading SBOM again; nil when
+	// the cataloger kept none. Never stored.
+	Decoded any `json:"-"`
 	// DBBuilt is the build time of the vulnerability DB used for Matches.
 	DBBuilt   time.Time `json:"db_built"`
 	MatchedAt time.Time `json:"matched_at"`

@@ -173,7 +173,7 @@ func (catalogAdapter) DecodeSBOM(r io.Reader) (*buildgate.Analysis, error) {
 	if err != nil {
 		return nil, buildgate.Errorf(buildgate.EINVALID, "%v", err)
 	}
-	return &buildgate.Analysis{Facts: buildgate.Facts{Metadata: d.Metadata, Packages: d.Packages}, SBOM: doc}, nil
+	return &buildgate.Analysis{Facts: buildgate.Facts{Metadata: d.Metadata, Packages: d.Packages}, SBOM: doc, Decoded: d.SBOM}, nil
 }
 
 // sbomAdapter serves server.SBOMs with syft's encoders.

@@ -129,6 +129,23 @@ type ListMatcher interface {
 	MatchPackageList(ctx context.Context, list []byte) ([]buildgate.Match, buildgate.DBInfo, error)
 }
 
+// DecodedMatcher is a ListMatcher that matches an SBOM as the Cataloger
+// decoded it (buildgate.Analysis.Decoded) without reading the document.
+type DecodedMatcher interface {
+	// MatchDecoded matches like MatchListing on the document decoded
+	// was decoded from; it fails for what it does not know as an SBOM.
+	MatchDecoded(ctx context.Context, decoded any) ([]buildgate.Match, buildgate.DBInfo, []byte, error)
+}
+
+// matchAnalysis matches the SBOM of a: as the cataloger decoded it when
+// it kept it so and the matcher reads it, else its document.
+func (s *Service) matchAnalysis(ctx context.Context, a *buildgate.Analysis) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
+	if dm, ok := s.matcher.(DecodedMatcher); ok && a.Decoded != nil {
+		return dm.MatchDecoded(ctx, a.Decoded)
+	}
+	return s.match(ctx, a.SBOM)
+}
+
 // match matches an SBOM, and lists its packages when the matcher can.
 func (s *Service) match(ctx context.Context, sbom []byte) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
 	if lm, ok := s.matcher.(ListMatcher); ok {
@@ -483,7 +500,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 	start := time.Now()
 	mctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	matches, db, list, err := s.match(mctx, a.SBOM)
+	matches, db, list, err := s.matchAnalysis(mctx, a)
 	if err != nil {
 		msg := "matching vulnerabilities: " + err.Error()
 		if errors.Is(mctx.Err(), context.DeadlineExceeded) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -248,5 +250,64 @@ func TestUploadOfAnalysedImageNotStored(t *testing.T) {
 	}
 	if counted.puts() != 2 || len(p.storedUploads(t)) != 1 {
 		t.Errorf("a forced upload: %d puts, %v held; want its archive stored", counted.puts(), p.storedUploads(t))
+	}
+}
+
+// decodingCataloger decodes an SBOM into a value it keeps as decoded.
+type decodingCataloger struct{ quickCataloger }
+
+type decodedSBOM struct{ doc string }
+
+func (decodingCataloger) DecodeSBOM(r io.Reader) (*buildgate.Analysis, error) {
+	b, err := io.ReadAll(r)
+	return &buildgate.Analysis{SBOM: b, Decoded: &decodedSBOM{string(b)}}, err
+}
+
+// decodedMatcher matches only SBOMs decoded by decodingCataloger.
+type decodedMatcher struct{ noDB }
+
+func (decodedMatcher) Match(context.Context, []byte) ([]buildgate.Match, buildgate.DBInfo, error) {
+	return nil, buildgate.DBInfo{}, errors.New("the document was read again")
+}
+
+func (decodedMatcher) MatchListing(context.Context, []byte) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
+	return nil, buildgate.DBInfo{}, nil, errors.New("the document was read again")
+}
+
+func (decodedMatcher) MatchPackageList(context.Context, []byte) ([]buildgate.Match, buildgate.DBInfo, error) {
+	return nil, buildgate.DBInfo{}, errors.New("not a re-match")
+}
+
+func (decodedMatcher) MatchDecoded(_ context.Context, decoded any) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
+	d, ok := decoded.(*decodedSBOM)
+	if !ok {
+		return nil, buildgate.DBInfo{}, nil, fmt.Errorf("decoded is a %T", decoded)
+	}
+	return []buildgate.Match{{VulnerabilityID: "CVE-2026-0002", PackageName: d.doc}}, buildgate.DBInfo{}, []byte(`{"list":1}`), nil
+}
+
+// TestSubmitSBOMMatchesDecoded: an uploaded SBOM is matched as the
+// cataloger decoded it, when the matcher can, not read again; its matches
+// and package list are stored.
+func TestSubmitSBOMMatchesDecoded(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := New(Config{WorkDir: t.TempDir(), UploadDir: t.TempDir()},
+		db, quickRegistry{}, decodingCataloger{}, decodedMatcher{}, Observer{}, slog.New(slog.DiscardHandler))
+	const doc = `{"artifacts":[]}`
+	img, err := s.SubmitSBOM(ctx, strings.NewReader(doc), UploadRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	matches, err := db.ImageMatches(ctx, img.Digest)
+	if err != nil || len(matches) != 1 || matches[0].PackageName != doc {
+		t.Errorf("stored matches %+v, %v; want the decoded SBOM's", matches, err)
+	}
+	if list, err := db.PackageList(ctx, img.Digest); err != nil || string(list) != `{"list":1}` {
+		t.Errorf("stored package list %q, %v; want the decoded SBOM's", list, err)
 	}
 }

@@ -77,6 +77,9 @@ type Decoded struct {
 	// Metadata holds the distro and, for a syft-json SBOM of an image,
 	// what the image's config and manifest say.
 	Metadata buildgate.Metadata
+	// SBOM is the document as syft decoded it, for a matcher that
+	// matches it without reading the syft-json document again.
+	SBOM *sbom.SBOM
 }
 
 // inputDecoders reads the formats listed in InputFormats, syft-json first.
@@ -118,6 +121,7 @@ func DecodeSBOM(r io.Reader) ([]byte, *Decoded, error) {
 		Version:       s.Source.Version,
 		Packages:      packagesOf(s),
 		Metadata:      sbomMetadata(s),
+		SBOM:          s,
 	}
 	return doc, d, nil
 }

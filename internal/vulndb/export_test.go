@@ -5,4 +5,5 @@ var (
 	ReadSBOM          = readSBOM
 	DecodePackageList = decodePackageList
 	PackageID         = packageID
+	ProvideSBOM       = provideSBOM
 )

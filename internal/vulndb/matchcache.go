@@ -2,9 +2,11 @@ package vulndb
 
 import (
 	"container/list"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -64,26 +66,127 @@ const (
 )
 
 // wrap returns matchers that consult the cache before ms, or ms when
-// there is no cache.
-func (c *packageCache) wrap(ms []match.Matcher) []match.Matcher {
+// there is no cache, for matching packages: each package is hashed once,
+// and those the cache does not hold yet are matched with a worker per
+// core first, so that grype's pass over them, one after another, finds
+// them all in the cache.
+func (c *packageCache) wrap(ctx context.Context, ms []match.Matcher, vp vulnerability.Provider, packages []pkg.Package) []match.Matcher {
 	if c == nil {
 		return ms
 	}
+	ids := make(packageIDs, len(packages))
+	for _, p := range packages {
+		if id, err := packageID(p); err == nil {
+			ids[p.ID] = hashedPackage{name: p.Name, version: p.Version, typ: p.Type, id: id}
+		}
+	}
 	out := make([]match.Matcher, len(ms))
 	for i, m := range ms {
-		out[i] = cachedMatcher{Matcher: m, cache: c}
+		out[i] = cachedMatcher{Matcher: m, cache: c, ids: ids}
 	}
+	c.prefetch(ctx, out, vp, packages)
 	return out
+}
+
+// packageIDs are the hashes (packageID) of one image's packages, by
+// grype's ID, which is unique in an image.
+type packageIDs map[pkg.ID]hashedPackage
+
+type hashedPackage struct {
+	name, version string
+	typ           syftPkg.Type
+	id            [sha256.Size]byte
+}
+
+// of returns the hash of p: the one made for the image, or a new one for
+// a package of another (never expected: a guard).
+func (ids packageIDs) of(p pkg.Package) ([sha256.Size]byte, error) {
+	if h, ok := ids[p.ID]; ok && h.name == p.Name && h.version == p.Version && h.typ == p.Type {
+		return h.id, nil
+	}
+	return packageID(p)
+}
+
+// prefetch runs ms (cachedMatchers) on each package as grype would (the
+// matchers of its type, else the stock matcher) unless the cache holds
+// what they find already, with a worker per core: what they find is
+// kept. Errors and panics are left to grype's own pass, which calls them
+// again.
+func (c *packageCache) prefetch(ctx context.Context, ms []match.Matcher, vp vulnerability.Provider, packages []pkg.Package) {
+	byType := map[syftPkg.Type][]match.Matcher{}
+	var stock match.Matcher
+	for _, m := range ms {
+		if m.Type() == match.StockMatcher {
+			stock = m
+			continue
+		}
+		for _, t := range m.PackageTypes() {
+			byType[t] = append(byType[t], m)
+		}
+	}
+	type job struct {
+		m match.Matcher
+		p *pkg.Package
+	}
+	var jobs []job
+	for i := range packages {
+		p := &packages[i]
+		matchers, ok := byType[p.Type]
+		if !ok && stock != nil {
+			matchers = []match.Matcher{stock}
+		}
+		for _, m := range matchers {
+			if cm, ok := m.(cachedMatcher); ok && c.holds(cm, *p) {
+				continue
+			}
+			jobs = append(jobs, job{m, p})
+		}
+	}
+	work := make(chan job)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				func() {
+					defer func() { _ = recover() }()
+					_, _, _ = j.m.Match(vp, *j.p)
+				}()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+}
+
+// holds reports whether the cache holds what m finds for p.
+func (c *packageCache) holds(m cachedMatcher, p pkg.Package) bool {
+	id, err := m.ids.of(p)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.byKey[packageKey{matcher: m.Type(), pkg: id}]
+	return ok
 }
 
 // cachedMatcher is a grype matcher answering from the cache.
 type cachedMatcher struct {
 	match.Matcher
 	cache *packageCache
+	ids   packageIDs
 }
 
 func (m cachedMatcher) Match(vp vulnerability.Provider, p pkg.Package) ([]match.Match, []match.IgnoreFilter, error) {
-	id, err := packageID(p)
+	id, err := m.ids.of(p)
 	if err != nil {
 		return m.Matcher.Match(vp, p)
 	}

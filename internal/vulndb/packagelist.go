@@ -100,15 +100,11 @@ func readSBOM(doc []byte) ([]pkg.Package, pkg.Context, *sbom.SBOM, error) {
 // encodePackageList returns the package list of the packages and context
 // grype read from the document s, or errNotListable.
 func encodePackageList(s *sbom.SBOM, packages []pkg.Package, pkgContext pkg.Context) ([]byte, error) {
-	// The document without packages, relationships and files: its
-	// source, distro and descriptor.
-	bare := sbom.SBOM{Source: s.Source, Descriptor: s.Descriptor}
-	bare.Artifacts.Packages, bare.Artifacts.LinuxDistribution = syftPkg.NewCollection(), s.Artifacts.LinuxDistribution
-	var ctxDoc bytes.Buffer
-	if err := syftjson.NewFormatEncoder().Encode(&ctxDoc, bare); err != nil {
-		return nil, fmt.Errorf("encoding the package list's context: %w", err)
+	ctxDoc, err := contextDocument(s)
+	if err != nil {
+		return nil, err
 	}
-	list := packageList{Version: packageListVersion, Context: ctxDoc.Bytes(), Matched: len(packages)}
+	list := packageList{Version: packageListVersion, Context: ctxDoc, Matched: len(packages)}
 	index := map[*pkg.Package]int{}
 	var all []*pkg.Package
 	for i := range packages {
@@ -174,6 +170,18 @@ func listPackage(p *pkg.Package, pkgContext pkg.Context, index map[*pkg.Package]
 		}
 	}
 	return lp, nil
+}
+
+// contextDocument returns the syft-json document of s without packages,
+// relationships and files: its source, distro and descriptor.
+func contextDocument(s *sbom.SBOM) ([]byte, error) {
+	bare := sbom.SBOM{Source: s.Source, Descriptor: s.Descriptor}
+	bare.Artifacts.Packages, bare.Artifacts.LinuxDistribution = syftPkg.NewCollection(), s.Artifacts.LinuxDistribution
+	var doc bytes.Buffer
+	if err := syftjson.NewFormatEncoder().Encode(&doc, bare); err != nil {
+		return nil, fmt.Errorf("encoding the package list's context: %w", err)
+	}
+	return doc.Bytes(), nil
 }
 
 // decodePackageList returns the packages and context of a package list,
