@@ -234,11 +234,6 @@ type Analysis struct {
 	Facts
 	// SBOM is the syft-json document the analysis made.
 	SBOM []byte `json:"-"`
-	// MatchSBOM, when set, is a smaller syft-json document that holds
-	// all the matcher reads of SBOM (its packages, the relationships
-	// between them, its source and distro): the analysis matches it, in
-	// a fraction of the time the whole SBOM takes to read. Not stored.
-	MatchSBOM []byte `json:"-"`
 	// PackageList is what the matcher reads from SBOM, kept compactly so
 	// that a re-match need not decode the SBOM (nil: none, the re-match
 	// decodes the SBOM). Stored with the analysis, not read back with it.

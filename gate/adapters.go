@@ -124,20 +124,17 @@ func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*buildgate.Ana
 	if err != nil {
 		return nil, err
 	}
-	var match []byte
-	if r.Syft != nil { // nil when the SBOM came from the layer cache
-		if match, err = vulndb.MatchDocument(r.Syft); err != nil {
-			return nil, err
-		}
-	}
-	return &buildgate.Analysis{
+	a := &buildgate.Analysis{
 		Facts: buildgate.Facts{
 			Digest: r.Digest, Metadata: r.Metadata, Packages: r.Packages, Files: r.Files,
 			Secrets: r.Secrets, ContentMatches: r.ContentMatches,
 		},
-		SBOM:      r.SBOM,
-		MatchSBOM: match,
-	}, nil
+		SBOM: r.SBOM,
+	}
+	if r.Syft != nil { // nil when the SBOM came from the layer cache
+		a.Decoded = r.Syft
+	}
+	return a, nil
 }
 
 // contentRules returns a content rule for each regex that a

@@ -987,11 +987,7 @@ func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*
 	}
 	a.Digest = job.Digest
 	ph.set("matching")
-	doc := a.SBOM
-	if a.MatchSBOM != nil {
-		doc = a.MatchSBOM
-	}
-	matches, db, list, err := s.match(ctx, doc)
+	matches, db, list, err := s.matchAnalysis(ctx, a)
 	if err != nil {
 		return nil, fmt.Errorf("matching vulnerabilities: %w", err)
 	}

@@ -155,3 +155,38 @@ func TestProvideSBOMOverlap(t *testing.T) {
 		t.Errorf("distro %v, grype's reader %v", gotCtx.Distro, wantCtx.Distro)
 	}
 }
+
+// TestMatchSBOMInMemoryParity: matching the SBOM syft made, in memory, as
+// the gate's analysis does, gives the matches and the package list that
+// matching its syft-json document gives, on both shared images.
+func TestMatchSBOMInMemoryParity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("catalogs 60 MB images")
+	}
+	ctx := context.Background()
+	m := vulndbtest.Manager(t)
+	for _, name := range []string{minbase, appImage} {
+		t.Run(name, func(t *testing.T) {
+			want, wantDB, wantList, err := m.MatchListing(ctx, syftJSON(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) == 0 || wantList == nil {
+				t.Fatalf("%d matches, package list of %d bytes: the test proves nothing", len(want), len(wantList))
+			}
+			got, gotDB, gotList, err := m.MatchSBOM(ctx, syftSBOM(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("matches of the SBOM in memory differ from its document's: %d, want %d", len(got), len(want))
+			}
+			if !reflect.DeepEqual(gotDB, wantDB) {
+				t.Errorf("DB %+v, want %+v", gotDB, wantDB)
+			}
+			if !bytes.Equal(gotList, wantList) {
+				t.Errorf("package list of the SBOM in memory differs from its document's (%d bytes, want %d)", len(gotList), len(wantList))
+			}
+		})
+	}
+}
