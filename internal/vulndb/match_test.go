@@ -227,16 +227,7 @@ func BenchmarkMatch(b *testing.B) {
 func TestMatchCacheParity(t *testing.T) {
 	ctx := context.Background()
 	cached := vulndbtest.Manager(t)
-	opts := vulndb.DefaultOptions()
-	opts.MatchCacheSize = 0
-	plain, err := vulndb.Open(t.TempDir(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = plain.Close() })
-	if _, err := plain.ImportFile(ctx, vulndbtest.Archive(t)); err != nil {
-		t.Fatal(err)
-	}
+	plain := uncached(t)
 	docs := map[string][]byte{"app": syftJSON(t, appImage), "minbase": syftJSON(t, minbase)}
 	for name, keep := range map[string]func(int) bool{
 		"minbase-even":   func(i int) bool { return i%2 == 0 },

@@ -280,12 +280,18 @@ func (m *Manager) MatchPackageList(ctx context.Context, list []byte) ([]buildgat
 // MatchListing matches like Match and returns the SBOM's package list
 // too, or no list (and no error) when a list cannot hold its packages.
 func (m *Manager) MatchListing(ctx context.Context, doc []byte) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
+	return m.matchListed(ctx, func() ([]pkg.Package, pkg.Context, *sbom.SBOM, error) { return readSBOM(doc) })
+}
+
+// matchListed matches the packages provide gives, with the package list
+// of their SBOM: MatchListing's and MatchSBOM's common part.
+func (m *Manager) matchListed(ctx context.Context, provide func() ([]pkg.Package, pkg.Context, *sbom.SBOM, error)) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
 	h, err := m.acquire()
 	if err != nil {
 		return nil, buildgate.DBInfo{}, nil, err
 	}
 	defer h.refs.Done()
-	packages, pkgContext, s, err := readSBOM(doc)
+	packages, pkgContext, s, err := provide()
 	if err != nil {
 		return nil, h.info, nil, err
 	}

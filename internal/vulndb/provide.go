@@ -2,7 +2,6 @@ package vulndb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,24 +22,10 @@ import (
 // what MatchListing matches in the syft-json document syft encodes it to.
 // Tests prove both on the shared images.
 func (m *Manager) MatchSBOM(ctx context.Context, s *sbom.SBOM) ([]buildgate.Match, buildgate.DBInfo, []byte, error) {
-	h, err := m.acquire()
-	if err != nil {
-		return nil, buildgate.DBInfo{}, nil, err
-	}
-	defer h.refs.Done()
-	packages, pkgContext, err := provideSBOM(s)
-	if err != nil {
-		return nil, h.info, nil, err
-	}
-	list, err := encodePackageList(s, packages, pkgContext)
-	if errors.Is(err, errNotListable) {
-		list, err = nil, nil
-	}
-	if err != nil {
-		return nil, h.info, nil, err
-	}
-	matches, info, err := h.match(ctx, packages, pkgContext)
-	return matches, info, list, err
+	return m.matchListed(ctx, func() ([]pkg.Package, pkg.Context, *sbom.SBOM, error) {
+		packages, pkgContext, err := provideSBOM(s)
+		return packages, pkgContext, s, err
+	})
 }
 
 // MatchDecoded is MatchSBOM for the gate's analysis service, which holds

@@ -47,16 +47,7 @@ func TestMatchSBOMParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := vulndb.DefaultOptions()
-	opts.MatchCacheSize = 0
-	plain, err := vulndb.Open(t.TempDir(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = plain.Close() })
-	if _, err := plain.ImportFile(ctx, vulndbtest.Archive(t)); err != nil {
-		t.Fatal(err)
-	}
+	plain := uncached(t)
 	cached := vulndbtest.Manager(t)
 	for name, doc := range docs {
 		for _, enc := range []sbom.FormatEncoder{syftjson.NewFormatEncoder(), cdx, spdx} {

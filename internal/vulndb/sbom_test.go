@@ -46,6 +46,15 @@ type sbomOnce struct {
 
 var sboms sync.Map // image name -> *sbomOnce
 
+// uncached is a Manager with the test DB and no match cache, to compare
+// a cached manager's results with.
+func uncached(tb testing.TB) *vulndb.Manager {
+	tb.Helper()
+	opts := vulndb.DefaultOptions()
+	opts.MatchCacheSize = 0
+	return vulndbtest.ManagerWith(tb, opts)
+}
+
 // syftJSON catalogs a shared test image with syft's library and
 // vulndb.SBOMConfig, as the gate's cataloging side does, and returns the
 // syft-json document; once per image per test binary.

@@ -136,7 +136,14 @@ func removeStale() {
 // closed when the test ends.
 func Manager(tb testing.TB) *vulndb.Manager {
 	tb.Helper()
-	m, err := vulndb.Open(tb.TempDir(), vulndb.DefaultOptions())
+	return ManagerWith(tb, vulndb.DefaultOptions())
+}
+
+// ManagerWith is Manager with the given options (MatchCacheSize 0 makes
+// a manager without a match cache, to compare with).
+func ManagerWith(tb testing.TB, opts vulndb.Options) *vulndb.Manager {
+	tb.Helper()
+	m, err := vulndb.Open(tb.TempDir(), opts)
 	if err != nil {
 		tb.Fatalf("opening vulnerability db manager: %v", err)
 	}
