@@ -328,58 +328,16 @@ func fromChain(ctx context.Context, r chainRun) (*Result, error) {
 		}
 	}
 
-	// the upper layers: unpacked where stereoscope would keep them (the
-	// bytes count against the image's limits as stereoscope's read
-	// would), then scanned against a budget of their own, whose entries
-	// count against the image's when the entry is used (else the full
-	// run scans them again)
-	upper := newBudget(r.lim)
-	scans := append([]*layerScan(nil), r.taps.cached...)
-	mimes := map[string]string{}
-	for i := n; i < len(r.ids); i++ {
-		if !r.taps.unpacked[i] {
-			if err := r.unpack(i); err != nil {
-				return nil, err
-			}
-		}
-		if scans[i] == nil {
-			sc := r.newScanner()
-			sc.budget = upper
-			err := r.readUpper(i, func(tr io.Reader) error {
-				var err error
-				scans[i], err = sc.scanLayer(ctx, tr)
-				return err
-			})
-			if err != nil {
-				return nil, fmt.Errorf("reading layer %d: %w", i, err)
-			}
-		}
-		if len(entry.MIMEs) > 0 {
-			if err := r.readUpper(i, func(tr io.Reader) error { return sniffMIMEs(tr, mimes) }); err != nil {
-				return nil, fmt.Errorf("reading layer %d: %w", i, err)
-			}
-		}
+	scans, mimes, err := r.scanUpper(ctx, n, entry)
+	if err != nil {
+		return nil, err
 	}
 	if why := chainBreak(entry, scans[:n], scans[n:], mimes); why != "" {
 		slog.Debug("cataloging the whole image", "digest", r.digest, "reason", why)
 		c.mu.Lock()
 		c.chainMiss = why
 		c.mu.Unlock()
-		// the full run takes the upper layers' scans from here, as from
-		// the cache, and counts their entries as it counts a cached layer
-		for i := n; i < len(r.ids); i++ {
-			if r.taps.cached[i] != nil {
-				continue
-			}
-			if err := c.put(r.keys[i], scans[i]); err != nil {
-				return nil, err
-			}
-			if err := r.budget.replay(scans[i], 0); err != nil {
-				return nil, err
-			}
-			r.taps.cached[i] = scans[i]
-		}
-		return nil, nil
+		return nil, r.keepUpper(n, scans)
 	}
 
 	for i := n; i < len(r.ids); i++ {
@@ -393,17 +351,8 @@ func fromChain(ctx context.Context, r chainRun) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := n; i < len(r.ids); i++ {
-		if r.taps.cached[i] == nil {
-			if err := c.put(r.keys[i], scans[i]); err != nil {
-				return nil, err
-			}
-		}
-		if r.written[i] {
-			if err := c.putTar(r.ids[i], unpackedPath(r.contentDir, i, r.ids[i])); err != nil {
-				return nil, err
-			}
-		}
+	if err := r.storeUpper(n, scans); err != nil {
+		return nil, err
 	}
 	// no entry is kept for this image's chain: an image on top of it
 	// finds the lower one, and a build's entry would push out the tars
@@ -423,6 +372,81 @@ func fromChain(ctx context.Context, r chainRun) (*Result, error) {
 		ContentMatches: files.contentMatches,
 		Metadata:       md,
 	}, nil
+}
+
+// scanUpper reads the upper layers, from n on: unpacked where
+// stereoscope would keep them (the bytes count against the image's
+// limits as stereoscope's read would), then scanned against a budget of
+// their own, whose entries count against the image's when the entry is
+// used (else the full run scans them again), and sniffed for the MIME
+// types entry asked for. It returns every layer's scan.
+func (r chainRun) scanUpper(ctx context.Context, n int, entry *chainEntry) ([]*layerScan, map[string]string, error) {
+	upper := newBudget(r.lim)
+	scans := append([]*layerScan(nil), r.taps.cached...)
+	mimes := map[string]string{}
+	for i := n; i < len(r.ids); i++ {
+		if !r.taps.unpacked[i] {
+			if err := r.unpack(i); err != nil {
+				return nil, nil, err
+			}
+		}
+		if scans[i] == nil {
+			sc := r.newScanner()
+			sc.budget = upper
+			err := r.readUpper(i, func(tr io.Reader) error {
+				var err error
+				scans[i], err = sc.scanLayer(ctx, tr)
+				return err
+			})
+			if err != nil {
+				return nil, nil, fmt.Errorf("reading layer %d: %w", i, err)
+			}
+		}
+		if len(entry.MIMEs) > 0 {
+			if err := r.readUpper(i, func(tr io.Reader) error { return sniffMIMEs(tr, mimes) }); err != nil {
+				return nil, nil, fmt.Errorf("reading layer %d: %w", i, err)
+			}
+		}
+	}
+	return scans, mimes, nil
+}
+
+// keepUpper hands the upper layers' scans, from n on, to the full run
+// when the chain cannot answer: it takes them from here, as from the
+// cache, and counts their entries as it counts a cached layer.
+func (r chainRun) keepUpper(n int, scans []*layerScan) error {
+	for i := n; i < len(r.ids); i++ {
+		if r.taps.cached[i] != nil {
+			continue
+		}
+		if err := r.cfg.LayerCache.put(r.keys[i], scans[i]); err != nil {
+			return err
+		}
+		if err := r.budget.replay(scans[i], 0); err != nil {
+			return err
+		}
+		r.taps.cached[i] = scans[i]
+	}
+	return nil
+}
+
+// storeUpper caches the upper layers' scans, from n on, and the tars
+// written for them, when the chain answered.
+func (r chainRun) storeUpper(n int, scans []*layerScan) error {
+	c := r.cfg.LayerCache
+	for i := n; i < len(r.ids); i++ {
+		if r.taps.cached[i] == nil {
+			if err := c.put(r.keys[i], scans[i]); err != nil {
+				return err
+			}
+		}
+		if r.written[i] {
+			if err := c.putTar(r.ids[i], unpackedPath(r.contentDir, i, r.ids[i])); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // unpack writes layer i's tar where stereoscope keeps it, counting its
@@ -519,27 +543,50 @@ func layerSize(s *layerScan) int64 {
 // tree for one, and none under a symbolic link. Otherwise Catalog runs
 // syft over the whole image.
 func chainBreak(e *chainEntry, lower, upper []*layerScan, mimes map[string]string) string {
-	tree := map[string]buildgate.File{}
-	for _, f := range squash(lower).files {
-		tree[f.Path] = f
+	q, why := newChainQuery(e, lower, mimes)
+	if why != "" {
+		return why
 	}
-	resolve := func(p string) (string, bool) { return resolveLinks(tree, p) }
+	for _, s := range upper {
+		for _, en := range s.entries {
+			if why := q.breaks(en.file, en.whiteout || en.opaque); why != "" {
+				return why
+			}
+			q.tree[en.file.Path] = en.file
+		}
+	}
+	return ""
+}
 
-	queried := map[string]bool{}
+// chainQuery is what chainBreak checks the upper layers' files against:
+// the tree of the layers below, with what syft looked for there.
+type chainQuery struct {
+	e       *chainEntry
+	tree    map[string]buildgate.File
+	queried map[string]bool // the paths syft looked up, links resolved
+	links   []chainLink     // the lower layers' links, targets resolved
+	wanted  map[string]bool // the MIME types syft asked for
+	mimes   map[string]string
+}
+
+type chainLink struct{ from, to string }
+
+func newChainQuery(e *chainEntry, lower []*layerScan, mimes map[string]string) (*chainQuery, string) {
+	q := &chainQuery{e: e, tree: map[string]buildgate.File{}, queried: map[string]bool{}, wanted: map[string]bool{}, mimes: mimes}
+	for _, f := range squash(lower).files {
+		q.tree[f.Path] = f
+	}
 	for _, p := range e.Paths {
 		if !path.IsAbs(p) {
-			return "syft looked up a relative path" // not worth resolving
+			return nil, "syft looked up a relative path" // not worth resolving
 		}
-		rp, ok := resolve(path.Clean(p))
+		rp, ok := resolveLinks(q.tree, path.Clean(p))
 		if !ok {
-			return "too many links in " + p
+			return nil, "too many links in " + p
 		}
-		queried[rp] = true
+		q.queried[rp] = true
 	}
-	// the lower layers' links, with their targets resolved
-	type link struct{ from, to string }
-	var links []link
-	for _, f := range tree {
+	for _, f := range q.tree {
 		if f.Type != TypeSymlink {
 			continue
 		}
@@ -547,77 +594,84 @@ func chainBreak(e *chainEntry, lower, upper []*layerScan, mimes map[string]strin
 		if !path.IsAbs(t) {
 			t = path.Join(path.Dir(f.Path), t)
 		}
-		rt, ok := resolve(path.Clean(t))
+		rt, ok := resolveLinks(q.tree, path.Clean(t))
 		if !ok {
-			return "too many links in " + t
+			return nil, "too many links in " + t
 		}
-		links = append(links, link{f.Path, rt})
+		q.links = append(q.links, chainLink{f.Path, rt})
 	}
-	// aliases are the paths that resolve to p through those links
-	aliases := func(p string) []string {
-		out := []string{p}
-		for i := 0; i < len(out) && len(out) <= maxAliases; i++ {
-			for _, l := range links {
-				if l.to == "/" {
-					out = append(out, path.Join(l.from, out[i]))
-				} else if rest, ok := strings.CutPrefix(out[i], l.to+"/"); ok {
-					out = append(out, path.Join(l.from, rest))
-				}
-			}
-		}
-		return out
-	}
-	wanted := map[string]bool{}
 	for _, m := range e.MIMEs {
-		wanted[m] = true
+		q.wanted[m] = true
 	}
+	return q, ""
+}
 
-	for _, s := range upper {
-		for _, en := range s.entries {
-			f := en.file
-			p := f.Path
-			if en.whiteout || en.opaque || (f.Type != TypeFile && f.Type != TypeDir) {
-				return "not a file or directory: " + p
+// aliases are the paths that resolve to p through the lower layers' links.
+func (q *chainQuery) aliases(p string) []string {
+	out := []string{p}
+	for i := 0; i < len(out) && len(out) <= maxAliases; i++ {
+		for _, l := range q.links {
+			if l.to == "/" {
+				out = append(out, path.Join(l.from, out[i]))
+			} else if rest, ok := strings.CutPrefix(out[i], l.to+"/"); ok {
+				out = append(out, path.Join(l.from, rest))
 			}
-			for d := path.Dir(p); d != "/"; d = path.Dir(d) {
-				if a, ok := tree[d]; ok && a.Type != TypeDir {
-					return "under a link or file below: " + p
-				}
+		}
+	}
+	return out
+}
+
+// breaks says why the upper layers' file f (a whiteout or opaque
+// directory when removes) may change an answer, or "".
+func (q *chainQuery) breaks(f buildgate.File, removes bool) string {
+	p := f.Path
+	if removes || (f.Type != TypeFile && f.Type != TypeDir) {
+		return "not a file or directory: " + p
+	}
+	for d := path.Dir(p); d != "/"; d = path.Dir(d) {
+		if a, ok := q.tree[d]; ok && a.Type != TypeDir {
+			return "under a link or file below: " + p
+		}
+	}
+	old, exists := q.tree[p]
+	if exists && (old.Type != TypeDir || f.Type != TypeDir) {
+		return "replaces a file below: " + p
+	}
+	if q.queried[p] || q.wanted[q.mimes[p]] && f.Type == TypeFile {
+		return "syft looked for " + p
+	}
+	names := q.aliases(p)
+	if len(names) > maxAliases {
+		return "too many links to " + p
+	}
+	for _, a := range names {
+		if why := q.e.matches(a); why != "" {
+			return why
+		}
+	}
+	if !exists {
+		for _, l := range q.links {
+			if l.to == p || strings.HasPrefix(l.to, p+"/") {
+				return "a link below points at " + p
 			}
-			old, exists := tree[p]
-			if exists && (old.Type != TypeDir || f.Type != TypeDir) {
-				return "replaces a file below: " + p
-			}
-			if queried[p] || wanted[mimes[p]] && f.Type == TypeFile {
-				return "syft looked for " + p
-			}
-			names := aliases(p)
-			if len(names) > maxAliases {
-				return "too many links to " + p
-			}
-			for _, a := range names {
-				if e.Nix && strings.Contains(a, nixStore) {
-					return "syft looked for " + a
-				}
-				for _, g := range e.Globs {
-					// as written and, in case a search ignores case, lower-cased
-					ok, err := doublestar.Match(g, a)
-					if !ok && err == nil {
-						ok, err = doublestar.Match(strings.ToLower(g), strings.ToLower(a))
-					}
-					if ok || err != nil {
-						return "syft looked for " + g + ": " + a
-					}
-				}
-			}
-			if !exists {
-				for _, l := range links {
-					if l.to == p || strings.HasPrefix(l.to, p+"/") {
-						return "a link below points at " + p
-					}
-				}
-			}
-			tree[p] = f
+		}
+	}
+	return ""
+}
+
+// matches says which of e's globs (or its nix store) path a is in, or "".
+func (e *chainEntry) matches(a string) string {
+	if e.Nix && strings.Contains(a, nixStore) {
+		return "syft looked for " + a
+	}
+	for _, g := range e.Globs {
+		// as written and, in case a search ignores case, lower-cased
+		ok, err := doublestar.Match(g, a)
+		if !ok && err == nil {
+			ok, err = doublestar.Match(strings.ToLower(g), strings.ToLower(a))
+		}
+		if ok || err != nil {
+			return "syft looked for " + g + ": " + a
 		}
 	}
 	return ""
