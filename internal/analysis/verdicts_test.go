@@ -15,6 +15,7 @@ import (
 	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/store/sqlite"
+	"github.com/buildgate/buildgate/internal/testclock"
 )
 
 // countingStore counts the analyses read (each a fresh evaluation) and,
@@ -85,10 +86,9 @@ func checkBundle(allowlist string) []byte {
 // DB changes or the image is matched again.
 func TestCheckAnswersFromStoredVerdict(t *testing.T) {
 	ctx := context.Background()
-	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	var clockMu sync.Mutex
-	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
-	advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
+	clk := testclock.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	now := clk.Now() // the start
+	clock, advance := clk.Now, clk.Advance
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"), sqlite.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
@@ -182,10 +182,10 @@ func TestCheckAnswersFromStoredVerdict(t *testing.T) {
 	check("go", false)
 
 	// The DB changes: it has no data for debian 12 any more.
-	vdb.set(buildgate.DBInfo{SchemaVersion: "v6", Built: now, Distros: []string{"debian:11"}})
+	vdb.set(buildgate.DBInfo{SchemaVersion: "v6", Built: clk.Now(), Distros: []string{"debian:11"}})
 	check("stop", true)
 	check("stop", false)
-	vdb.set(buildgate.DBInfo{SchemaVersion: "v6", Built: now, Distros: []string{"debian:11", "debian:12"}})
+	vdb.set(buildgate.DBInfo{SchemaVersion: "v6", Built: clk.Now(), Distros: []string{"debian:11", "debian:12"}})
 	check("go", true)
 
 	// A policy without the allowlist, then a re-match that finds nothing.
@@ -194,7 +194,7 @@ func TestCheckAnswersFromStoredVerdict(t *testing.T) {
 	}
 	check("stop", true)
 	advance(time.Second)
-	if err := db.UpdateMatches(ctx, digest, nil, now, now); err != nil {
+	if err := db.UpdateMatches(ctx, digest, nil, clk.Now(), clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	check("go", true)
