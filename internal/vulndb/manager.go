@@ -51,7 +51,9 @@ type Options struct {
 	Publish func(ctx context.Context, archivePath string, info buildgate.DBInfo, source string) error
 	// MatchCacheSize bounds, in estimated bytes, what each package was
 	// found to match in the DB in use, kept so that a package many images
-	// share is matched once per DB; zero or less keeps nothing.
+	// share is matched once per DB, and the metadata of the
+	// vulnerabilities they match (a quarter of it); zero or less keeps
+	// nothing.
 	MatchCacheSize int64
 }
 
@@ -109,9 +111,9 @@ func openHandle(dir string, cacheBytes int64) (*handle, error) {
 	return &handle{
 		dir:      dir,
 		reader:   r,
-		provider: v6.NewVulnerabilityProvider(r),
+		provider: withMetadataCache(v6.NewVulnerabilityProvider(r), cacheBytes/metadataShare),
 		info:     info,
-		packages: newPackageCache(cacheBytes),
+		packages: newPackageCache(cacheBytes - cacheBytes/metadataShare),
 	}, nil
 }
 
