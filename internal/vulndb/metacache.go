@@ -76,11 +76,3 @@ func (p metadataProvider) VulnerabilityMetadata(ref vulnerability.Reference) (*v
 func (p metadataProvider) GetOperatingSystemEOL(d *distro.Distro) (eolDate, eoasDate *time.Time, err error) {
 	return p.eol.GetOperatingSystemEOL(d)
 }
-
-// DataProvenance is the DB's, when it tells it.
-func (p metadataProvider) DataProvenance() (map[string]vulnerability.DataProvenance, error) {
-	if sp, ok := p.Provider.(vulnerability.StoreMetadataProvider); ok {
-		return sp.DataProvenance()
-	}
-	return nil, nil
-}
