@@ -17,7 +17,7 @@ DATE    := $(DATE)
 export VERSION COMMIT SOURCE_DATE_EPOCH DATE
 BI      := github.com/buildgate/buildgate/internal/buildinfo
 LDFLAGS := -s -w -X $(BI).Version=$(VERSION) -X $(BI).Commit=$(COMMIT) -X $(BI).Date=$(DATE)
-SHARED  ?= ../shared
+SHARED  ?= $(or $(BUILDGATE_SHARED),../shared)
 
 # One build configuration for every go command make runs (the binaries,
 # vet, golangci-lint's loading, the tests and the binaries they build, the

@@ -4,7 +4,7 @@
 # section below the others.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SHARED=${SHARED:-../shared}
+SHARED=${SHARED:-${BUILDGATE_SHARED:-../shared}}
 out=bench/out
 mkdir -p "$out"
 
