@@ -242,6 +242,15 @@ type Analysis struct {
 	// for a matcher that matches it without reading SBOM again; nil when
 	// the cataloger kept none. Never stored.
 	Decoded any `json:"-"`
+	// Finish, when set, completes SBOM, which the cataloger still encodes
+	// (and keeps in its cache) when it returns the analysis: it must be
+	// called before SBOM is read, and its error fails the analysis. It
+	// may be called again. Never stored.
+	Finish func() error `json:"-"`
+	// Encoded is what the store encoded of the analysis ahead of saving
+	// it, all but the matches, while they were matched; nil: the store
+	// encodes it all when saving. Never stored.
+	Encoded any `json:"-"`
 	// DBBuilt is the build time of the vulnerability DB used for Matches.
 	DBBuilt   time.Time `json:"db_built"`
 	MatchedAt time.Time `json:"matched_at"`

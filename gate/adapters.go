@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/analysis"
@@ -71,6 +72,24 @@ func (r registryAdapter) Pull(ctx context.Context, pullRef, dir string) error {
 	return err
 }
 
+// open opens the image pullRef names where its registry serves it, with
+// auth when it is not nil, as PullWith, else as Pull.
+func (r registryAdapter) open(ctx context.Context, pullRef string, auth *analysis.PullAuth) (v1.Image, error) {
+	if auth == nil {
+		ref, err := name.NewDigest(pullRef)
+		if err != nil {
+			return nil, buildgate.Errorf(buildgate.EINVALID, "invalid pull reference %q: %v", pullRef, err)
+		}
+		return r.client.Open(ctx, registry.Resolved{Ref: ref, Digest: ref.DigestStr()})
+	}
+	ref, err := registry.ParseDigestReference(pullRef, auth.PlainHTTP)
+	if err != nil {
+		return nil, err
+	}
+	return r.client.OpenAuthorized(ctx, registry.Resolved{Ref: ref, Digest: ref.DigestStr()},
+		registry.Authorization{Host: auth.Host, Header: auth.Authorization})
+}
+
 // PullWith pulls with an authorization given with the submission, over
 // plain HTTP when its registry URL said so.
 func (r registryAdapter) PullWith(ctx context.Context, pullRef, dir string, auth analysis.PullAuth) error {
@@ -105,6 +124,8 @@ type catalogAdapter struct {
 	limits catalog.Limits
 	// layers, when set, keeps each layer's files pass by diff ID.
 	layers *catalog.LayerCache
+	// registry opens the images CatalogRemote catalogs.
+	registry registryAdapter
 	// policies lists the stored bundles, whose content rules each
 	// analysis searches file contents for.
 	policies interface {
@@ -113,17 +134,48 @@ type catalogAdapter struct {
 }
 
 func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*buildgate.Analysis, error) {
+	cfg, err := c.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := catalog.Start(ctx, dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return analysisOf(r), nil
+}
+
+// CatalogRemote catalogs the image where its registry serves it: each
+// layer is unpacked as it downloads.
+func (c catalogAdapter) CatalogRemote(ctx context.Context, pullRef string, auth *analysis.PullAuth, pulled func()) (*buildgate.Analysis, error) {
+	img, err := c.registry.open(ctx, pullRef, auth)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := c.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Unpacked = pulled
+	r, err := catalog.StartImage(ctx, img, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return analysisOf(r), nil
+}
+
+func (c catalogAdapter) config(ctx context.Context) (catalog.Config, error) {
 	cfg := catalog.DefaultConfig()
 	cfg.Limits = c.limits
 	cfg.LayerCache = c.layers
 	var err error
-	if cfg.ContentRules, err = c.contentRules(ctx); err != nil {
-		return nil, err
-	}
-	r, err := catalog.Catalog(ctx, dir, cfg)
-	if err != nil {
-		return nil, err
-	}
+	cfg.ContentRules, err = c.contentRules(ctx)
+	return cfg, err
+}
+
+// analysisOf is the analysis of r, which the analysis matches (r.Syft)
+// while the catalog encodes its document (r.Wait).
+func analysisOf(r *catalog.Result) *buildgate.Analysis {
 	a := &buildgate.Analysis{
 		Facts: buildgate.Facts{
 			Digest: r.Digest, Metadata: r.Metadata, Packages: r.Packages, Files: r.Files,
@@ -131,10 +183,17 @@ func (c catalogAdapter) Catalog(ctx context.Context, dir string) (*buildgate.Ana
 		},
 		SBOM: r.SBOM,
 	}
+	a.Finish = func() error {
+		if err := r.Wait(); err != nil {
+			return err
+		}
+		a.SBOM = r.SBOM
+		return nil
+	}
 	if r.Syft != nil { // nil when the SBOM came from the layer cache
 		a.Decoded = r.Syft
 	}
-	return a, nil
+	return a
 }
 
 // contentRules returns a content rule for each regex that a

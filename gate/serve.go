@@ -332,6 +332,7 @@ func (m *Main) Open(ctx context.Context) error {
 		rc.Pin = cat.layers.LinkTar
 	}
 	reg := registryAdapter{client: registry.New(rc)}
+	cat.registry = reg
 	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
 	m.Verdicts.Now = m.Now
 	m.Verdicts.SetVEX(m.Store, vexEngine{})

@@ -61,6 +61,14 @@ type Store interface {
 	ClearPendingWork(ctx context.Context, kind, arg string, since time.Time) (bool, error)
 }
 
+// FactsEncoder is a Store that encodes an analysis's SBOM and facts, all
+// it saves but the matches, ahead of SaveAnalysis: the service has it do
+// so while the matching runs, and SaveAnalysis takes the result from
+// buildgate.Analysis.Encoded.
+type FactsEncoder interface {
+	EncodeFacts(a *buildgate.Analysis) (any, error)
+}
+
 // Uploads keeps the archives of uploaded images in a store the replicas
 // share, so that whichever replica claims an upload's job can analyse it.
 // An upload's ID is the pull reference of its job.
@@ -101,6 +109,15 @@ type Registry interface {
 	ImportArchive(path, dir string) (digest string, err error)
 	// NormalizeTag returns the full tag a user's "repo:tag" stands for.
 	NormalizeTag(tag string) (string, error)
+}
+
+// RemoteCataloger is a Cataloger that reads an image where its registry
+// serves it, each layer once as it downloads, with no layout pulled
+// first (Registry.Pull and PullWith are not called). auth, when not nil,
+// is the submission's own authorization, as PullWith's. pulled is called
+// once every layer it reads has been read.
+type RemoteCataloger interface {
+	CatalogRemote(ctx context.Context, pullRef string, auth *PullAuth, pulled func()) (*buildgate.Analysis, error)
 }
 
 // Cataloger reads an image in an OCI layout into an SBOM and facts, and
@@ -144,6 +161,47 @@ func (s *Service) matchAnalysis(ctx context.Context, a *buildgate.Analysis) ([]b
 		return dm.MatchDecoded(ctx, a.Decoded)
 	}
 	return s.match(ctx, a.SBOM)
+}
+
+// matchEncoding is matchAnalysis that meanwhile finishes a's SBOM
+// (a.Finish) and has the store encode a (a.Encoded), when it can. A
+// failure of either fails the analysis: the matching's is returned as
+// matchErr, the other's as err.
+func (s *Service) matchEncoding(ctx context.Context, a *buildgate.Analysis) (m matched, matchErr, err error) {
+	if _, ok := s.matcher.(DecodedMatcher); !ok || a.Decoded == nil {
+		// the matcher reads the SBOM's document: it must be there first
+		if err := finish(a); err != nil {
+			return matched{}, nil, err
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := finish(a)
+		if enc, ok := s.store.(FactsEncoder); ok && err == nil {
+			a.Encoded, err = enc.EncodeFacts(a)
+		}
+		done <- err
+	}()
+	m.matches, m.db, m.list, matchErr = s.matchAnalysis(ctx, a)
+	return m, matchErr, <-done
+}
+
+// matched is what matching an analysis gives.
+type matched struct {
+	matches []buildgate.Match
+	db      buildgate.DBInfo
+	list    []byte
+}
+
+// finish completes a's SBOM when the cataloger still encodes it.
+func finish(a *buildgate.Analysis) error {
+	if a.Finish == nil {
+		return nil
+	}
+	if err := a.Finish(); err != nil {
+		return fmt.Errorf("cataloging: %w", err)
+	}
+	return nil
 }
 
 // match matches an SBOM, and lists its packages when the matcher can.
@@ -500,18 +558,21 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 	start := time.Now()
 	mctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	matches, db, list, err := s.matchAnalysis(mctx, a)
-	if err != nil {
-		msg := "matching vulnerabilities: " + err.Error()
+	m, matchErr, err := s.matchEncoding(mctx, a)
+	if matchErr != nil {
+		msg := "matching vulnerabilities: " + matchErr.Error()
 		if errors.Is(mctx.Err(), context.DeadlineExceeded) {
 			msg = s.exceeded("matching")
 		}
 		if ferr := s.store.FailImage(ctx, digest, msg); ferr != nil {
 			s.log.Error("recording failure", "digest", digest, "err", ferr)
 		}
-		return nil, fmt.Errorf("%s: %w", msg, err)
+		return nil, fmt.Errorf("%s: %w", msg, matchErr)
 	}
-	a.Matches, a.DBBuilt, a.MatchedAt, a.PackageList = matches, db.Built, s.cfg.Now(), list
+	if err != nil {
+		return nil, err // as a failure to save it
+	}
+	a.Matches, a.DBBuilt, a.MatchedAt, a.PackageList = m.matches, m.db.Built, s.cfg.Now(), m.list
 	if err := s.store.SaveAnalysis(ctx, a); err != nil {
 		return nil, err
 	}
@@ -520,7 +581,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 	}
 	deadline, _ := mctx.Deadline()
 	s.evaluate(ctx, deadline, digest, s.log.With("digest", digest))
-	s.log.Info("sbom analysed", "digest", digest, "tag", tag, "packages", len(a.Packages), "vulnerabilities", len(matches))
+	s.log.Info("sbom analysed", "digest", digest, "tag", tag, "packages", len(a.Packages), "vulnerabilities", len(m.matches))
 	return s.store.Image(ctx, img.Digest)
 }
 
@@ -947,6 +1008,25 @@ func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*
 			}
 		}
 	default:
+		var auth *PullAuth
+		if job.Source == sourceAuthorized || job.Source == sourceRunAuth {
+			a, ok := s.takeAuth(job.Digest)
+			if !ok && job.Source == sourceRunAuth {
+				return nil, errRunAuthGone
+			}
+			if !ok {
+				return nil, errAuthGone
+			}
+			auth = &a
+		}
+		if rc, ok := s.catalog.(RemoteCataloger); ok {
+			ph.set("pulling")
+			a, err := rc.CatalogRemote(ctx, job.PullRef, auth, func() { ph.set("cataloging") })
+			if err != nil {
+				return nil, remoteError(job.PullRef, err)
+			}
+			return s.matched(ctx, job, a, ph)
+		}
 		// A directory of its own: an analysis its deadline abandoned may
 		// still hold one for this digest (it removes it when it returns),
 		// and what an interrupted one left is removed here.
@@ -958,15 +1038,8 @@ func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*
 		defer os.RemoveAll(dir)
 		ph.set("pulling")
 		var err error
-		if job.Source == sourceAuthorized || job.Source == sourceRunAuth {
-			auth, ok := s.takeAuth(job.Digest)
-			if !ok && job.Source == sourceRunAuth {
-				return nil, errRunAuthGone
-			}
-			if !ok {
-				return nil, errAuthGone
-			}
-			err = s.registry.PullWith(ctx, job.PullRef, dir, auth)
+		if auth != nil {
+			err = s.registry.PullWith(ctx, job.PullRef, dir, *auth)
 		} else {
 			err = s.registry.Pull(ctx, job.PullRef, dir)
 		}
@@ -982,17 +1055,37 @@ func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*
 	if err != nil {
 		return nil, fmt.Errorf("cataloging: %w", err)
 	}
+	return s.matched(ctx, job, a, ph)
+}
+
+// remoteError is the error of an image a RemoteCataloger failed to read:
+// the registry's or the image's own, described for the user, or an
+// internal one.
+func remoteError(pullRef string, err error) error {
+	var e *buildgate.Error
+	if errors.As(err, &e) && e.Code != buildgate.EINTERNAL {
+		return e // names the image, or the layer and what is wrong with it
+	}
+	return fmt.Errorf("pulling and cataloging %s: %w", pullRef, err)
+}
+
+// matched matches a, which the cataloger made of job's image.
+func (s *Service) matched(ctx context.Context, job *buildgate.Job, a *buildgate.Analysis, ph *phase) (*buildgate.Analysis, error) {
 	if ctx.Err() != nil {
+		_ = finish(a) // its goroutine ends before the analysis does
 		return nil, ctx.Err()
 	}
 	a.Digest = job.Digest
 	ph.set("matching")
-	matches, db, list, err := s.matchAnalysis(ctx, a)
-	if err != nil {
-		return nil, fmt.Errorf("matching vulnerabilities: %w", err)
+	m, matchErr, err := s.matchEncoding(ctx, a)
+	if matchErr != nil {
+		return nil, fmt.Errorf("matching vulnerabilities: %w", matchErr)
 	}
-	a.Matches, a.PackageList = matches, list
-	a.DBBuilt = db.Built
+	if err != nil {
+		return nil, err
+	}
+	a.Matches, a.PackageList = m.matches, m.list
+	a.DBBuilt = m.db.Built
 	a.MatchedAt = s.cfg.Now()
 	return a, nil
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/anchore/syft/syft"
 	"github.com/anchore/syft/syft/cataloging"
 	"github.com/anchore/syft/syft/sbom"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/buildgate/buildgate"
 )
@@ -70,6 +71,9 @@ type Config struct {
 	// Limits bound what the image may unpack to; zero fields take
 	// DefaultLimits' values.
 	Limits Limits
+	// Unpacked, when set, is called once every layer the catalog reads
+	// has been read and unpacked.
+	Unpacked func()
 	// LayerCache, when set, keeps each layer's files pass (files,
 	// secrets, content matches) by diff ID: a layer found there is only
 	// read by syft and counted against the limits.
@@ -115,6 +119,22 @@ type Result struct {
 	// paths of the files it matched.
 	ContentMatches map[string][]string `json:"content_matches,omitempty"`
 	Metadata       buildgate.Metadata  `json:"metadata"`
+
+	// done is closed when SBOM is set or err says why it is not (nil:
+	// both were set when Result was made).
+	done chan struct{}
+	err  error
+}
+
+// Wait waits for Start's last steps: the SBOM's document encoded into
+// SBOM, and the layer cache written. It returns their error, the
+// cataloging's.
+func (r *Result) Wait() error {
+	if r.done == nil {
+		return nil
+	}
+	<-r.done
+	return r.err
 }
 
 // Catalog analyses the one image in the OCI image layout at layoutDir.
@@ -123,6 +143,45 @@ type Result struct {
 // (github.com/glebarez/go-sqlite, as grype's DB code does) for syft's RPM
 // cataloger; Catalog returns an error when there is none.
 func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error) {
+	r, err := Start(ctx, layoutDir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Wait(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Start is Catalog, returning once syft's SBOM and the files pass are
+// done: the SBOM's document is encoded, and what the layer cache keeps
+// written, on a goroutine of its own, so that the caller can match
+// Result.Syft meanwhile. Result.SBOM is set once Wait returns nil; Wait
+// must be called.
+func Start(ctx context.Context, layoutDir string, cfg Config) (*Result, error) {
+	img, err := openLayout(layoutDir)
+	if err != nil {
+		return nil, err
+	}
+	// the pull pinned the layers whose tar the layer cache holds
+	return start(ctx, img, cfg, func(diffID v1.Hash, dst string) (int64, bool) { return linkPinned(layoutDir, diffID, dst) })
+}
+
+// StartImage is Start on an image read where it is, as a registry serves
+// it: each layer is read once, as it downloads, and one whose tar the
+// layer cache holds is not read at all.
+func StartImage(ctx context.Context, img v1.Image, cfg Config) (*Result, error) {
+	return start(ctx, img, cfg, func(diffID v1.Hash, dst string) (int64, bool) {
+		if diffID.Algorithm != "sha256" || cfg.LayerCache == nil {
+			return 0, false
+		}
+		return cfg.LayerCache.getTar(diffID, dst)
+	})
+}
+
+// start catalogs img; pinned links the tar of a layer that is not to be
+// read to dst, where stereoscope finds it, and returns its size.
+func start(ctx context.Context, img v1.Image, cfg Config, pinned func(diffID v1.Hash, dst string) (int64, bool)) (*Result, error) {
 	if cfg.SBOM == nil {
 		cfg.SBOM = DefaultSBOMConfig()
 	}
@@ -141,10 +200,6 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 		return nil, err
 	}
 
-	img, err := openLayout(layoutDir)
-	if err != nil {
-		return nil, err
-	}
 	lim := cfg.Limits.orDefaults()
 	if err := lim.checkDocuments(img); err != nil {
 		return nil, err
@@ -174,6 +229,9 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// handedOff says that Start's last steps, on a goroutine of their own,
+	// clean up
+	var handedOff bool
 
 	// stereoscope decompresses each layer once, for syft; the files pass
 	// scans the same stream as it goes by (see layerTaps)
@@ -193,7 +251,11 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 		if contentDir, err = c.workDir(); err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(contentDir) // the source removes it; this is for the errors before
+		defer func() {
+			if !handedOff {
+				os.RemoveAll(contentDir) // the source removes it; this is for the errors before
+			}
+		}()
 		sk := scanKey(cfg)
 		keys = make([]string, len(ids))
 		for i, id := range ids {
@@ -203,7 +265,7 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 			// downloaded), or whose tar is kept with its scan, is
 			// not read: count it here
 			tar := unpackedPath(contentDir, i, id)
-			size, ok := linkPinned(layoutDir, id, tar)
+			size, ok := pinned(id, tar)
 			if !ok && taps.cached[i] != nil {
 				size, ok = c.getTar(id, tar)
 			}
@@ -242,11 +304,17 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 			newScanner: func() *scanner { return newScanner(cfg, secretRules, contentRules) },
 		})
 		if err != nil || res != nil {
+			if res != nil && cfg.Unpacked != nil {
+				cfg.Unpacked()
+			}
 			return res, err
 		}
 		sel = newSelectors()
 	}
 	src, err := openSource(ctx, img, name, digest.String(), taps, contentDir)
+	if err == nil && cfg.Unpacked != nil {
+		cfg.Unpacked()
+	}
 	if err != nil {
 		cancel()
 		taps.wg.Wait()
@@ -258,7 +326,11 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 		}
 		return nil, err
 	}
-	defer src.Close()
+	defer func() {
+		if !handedOff {
+			src.Close()
+		}
+	}()
 	if sel != nil {
 		src = recordingSource{Source: src, sel: sel}
 	}
@@ -292,38 +364,65 @@ func Catalog(ctx context.Context, layoutDir string, cfg Config) (*Result, error)
 		return nil, sbomErr
 	}
 
-	doc, err := encodeSyftJSON(s)
-	if err != nil {
-		return nil, err
-	}
-	// every layer hashed to its diff ID: keep what was read
-	for i, k := range keys {
-		if taps.cached[i] == nil {
-			if err := cfg.LayerCache.put(k, scans[i]); err != nil {
-				return nil, err
-			}
-		}
-		if !taps.unpacked[i] || written[i] {
-			if err := cfg.LayerCache.putTar(ids[i], unpackedPath(contentDir, i, ids[i])); err != nil {
-				return nil, err
-			}
-		}
-	}
 	setDistro(&md, s.Artifacts.LinuxDistribution)
-	pkgs := packagesOf(s)
-	if sel != nil {
-		if err := cfg.LayerCache.putChain(chainKey(ids, sbomHash), newChainEntry(doc, pkgs, md, sel)); err != nil {
-			return nil, err
-		}
-	}
-	return &Result{
+	res := &Result{
 		Digest:         digest.String(),
-		SBOM:           doc,
 		Syft:           s,
-		Packages:       pkgs,
+		Packages:       packagesOf(s),
 		Files:          files.files,
 		Secrets:        files.secrets,
 		ContentMatches: files.contentMatches,
 		Metadata:       md,
-	}, nil
+		done:           make(chan struct{}),
+	}
+	// the goroutine owns the tars in contentDir and the source from here
+	handedOff = true
+	go func() {
+		defer close(res.done)
+		defer os.RemoveAll(contentDir)
+		defer src.Close()
+		res.SBOM, res.err = keep(cfg, res, keeping{ids: ids, keys: keys, taps: taps, scans: scans, written: written,
+			contentDir: contentDir, sel: sel, sbomKey: sbomHash})
+	}()
+	return res, nil
+}
+
+// keeping is what Start's last steps keep in the layer cache.
+type keeping struct {
+	ids        []v1.Hash
+	keys       []string
+	taps       *layerTaps
+	scans      []*layerScan
+	written    []bool
+	contentDir string
+	sel        *selectors
+	sbomKey    string
+}
+
+// keep encodes the SBOM's document and keeps in the layer cache what
+// Start read: each layer's scan and tar, and the chain's SBOM.
+func keep(cfg Config, res *Result, k keeping) ([]byte, error) {
+	doc, err := encodeSyftJSON(res.Syft)
+	if err != nil {
+		return nil, err
+	}
+	// every layer hashed to its diff ID: keep what was read
+	for i, key := range k.keys {
+		if k.taps.cached[i] == nil {
+			if err := cfg.LayerCache.put(key, k.scans[i]); err != nil {
+				return nil, err
+			}
+		}
+		if !k.taps.unpacked[i] || k.written[i] {
+			if err := cfg.LayerCache.putTar(k.ids[i], unpackedPath(k.contentDir, i, k.ids[i])); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if k.sel != nil {
+		if err := cfg.LayerCache.putChain(chainKey(k.ids, k.sbomKey), newChainEntry(doc, res.Packages, res.Metadata, k.sel)); err != nil {
+			return nil, err
+		}
+	}
+	return doc, nil
 }

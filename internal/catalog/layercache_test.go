@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,6 +112,32 @@ func TestLayerCacheSameResult(t *testing.T) {
 				}
 				if !reflect.DeepEqual(facts(got), facts(want)) {
 					t.Errorf("%s: the result differs from the one without a cache", run)
+				}
+			}
+			// an image read where it is, as a registry serves it: a layer
+			// whose tar is cached is not read; with an empty cache each
+			// layer is read once
+			for _, run := range []string{"opened, tars cached", "opened, cold"} {
+				wantReads := int32(0)
+				if run == "opened, cold" {
+					if cfg.LayerCache, err = OpenLayerCache(t.TempDir(), 1<<30); err != nil {
+						t.Fatal(err)
+					}
+					wantReads = int32(len(layers))
+				}
+				counted := &countedImage{Image: img}
+				r, err := StartImage(ctx, counted, cfg)
+				if err == nil {
+					err = r.Wait()
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", run, err)
+				}
+				if !reflect.DeepEqual(facts(r), facts(want)) {
+					t.Errorf("%s: the result differs from the one of its layout without a cache", run)
+				}
+				if n := counted.reads.Load(); n != wantReads {
+					t.Errorf("%s: %d layer reads, want %d", run, n, wantReads)
 				}
 			}
 			if len(want.ContentMatches["debian"]) == 0 || len(want.Files) < 1000 {
@@ -372,3 +400,33 @@ func TestLayerCacheFullDisk(t *testing.T) {
 type noLayers struct{ v1.Image }
 
 func (noLayers) Layers() ([]v1.Layer, error) { return nil, nil }
+
+// countedImage counts the reads of its layers.
+type countedImage struct {
+	v1.Image
+	reads atomic.Int32
+}
+
+func (i *countedImage) Layers() ([]v1.Layer, error) {
+	ls, err := i.Image.Layers()
+	out := make([]v1.Layer, len(ls))
+	for n, l := range ls {
+		out[n] = countedLayer{Layer: l, reads: &i.reads}
+	}
+	return out, err
+}
+
+type countedLayer struct {
+	v1.Layer
+	reads *atomic.Int32
+}
+
+func (l countedLayer) Compressed() (io.ReadCloser, error) {
+	l.reads.Add(1)
+	return l.Layer.Compressed()
+}
+
+func (l countedLayer) Uncompressed() (io.ReadCloser, error) {
+	l.reads.Add(1)
+	return l.Layer.Uncompressed()
+}

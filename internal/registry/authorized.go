@@ -69,6 +69,16 @@ func (c *Client) PullAuthorized(ctx context.Context, r Resolved, dir string, a A
 	return img, a.redact(err)
 }
 
+// OpenAuthorized is Open, authenticating with a alone as PullAuthorized
+// does.
+func (c *Client) OpenAuthorized(ctx context.Context, r Resolved, a Authorization) (v1.Image, error) {
+	opts, cc, err := c.authorized(ctx, r.Ref, a)
+	if err != nil {
+		return nil, err
+	}
+	return cc.open(r, opts, a.redact)
+}
+
 // redact takes the authorization out of an error's message.
 func (a Authorization) redact(err error) error {
 	if err != nil && buildgate.ErrorCode(err) != buildgate.EINTERNAL {

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -276,6 +277,77 @@ func (c *Client) pull(r Resolved, dir string, opts []remote.Option) (v1.Image, e
 		return nil, c.describe(r.Ref, err)
 	}
 	return img, nil
+}
+
+// Open returns the image r names as its registry serves it, for a
+// cataloger that reads each layer once, as it downloads: no layout is
+// written. Sizes are checked against the limits first, and each blob
+// against its digest and size as it is read; an error reading one names
+// the image as Pull's do.
+func (c *Client) Open(ctx context.Context, r Resolved) (v1.Image, error) {
+	return c.open(r, c.options(ctx), func(err error) error { return err })
+}
+
+// open opens the image r names with opts; its errors are described, then
+// passed through redact.
+func (c *Client) open(r Resolved, opts []remote.Option, redact func(error) error) (v1.Image, error) {
+	describe := func(err error) error { return redact(c.describe(r.Ref, err)) }
+	img, err := remote.Image(r.Ref.Context().Digest(r.Digest), opts...)
+	if err != nil {
+		return nil, describe(err)
+	}
+	if err := c.CheckSize(img); err != nil {
+		return nil, err
+	}
+	return describedImage{Image: img, describe: describe}, nil
+}
+
+// describedImage is an image whose layers' errors are described.
+type describedImage struct {
+	v1.Image
+	describe func(error) error
+}
+
+func (i describedImage) Layers() ([]v1.Layer, error) {
+	ls, err := i.Image.Layers()
+	if err != nil {
+		return nil, i.describe(err)
+	}
+	out := make([]v1.Layer, len(ls))
+	for n, l := range ls {
+		out[n] = describedLayer{Layer: l, describe: i.describe}
+	}
+	return out, nil
+}
+
+// describedLayer is a layer whose reads fail with described errors.
+type describedLayer struct {
+	v1.Layer
+	describe func(error) error
+}
+
+func (l describedLayer) Compressed() (io.ReadCloser, error) { return l.read(l.Layer.Compressed()) }
+
+func (l describedLayer) Uncompressed() (io.ReadCloser, error) { return l.read(l.Layer.Uncompressed()) }
+
+func (l describedLayer) read(rc io.ReadCloser, err error) (io.ReadCloser, error) {
+	if err != nil {
+		return nil, l.describe(err)
+	}
+	return describedReader{ReadCloser: rc, describe: l.describe}, nil
+}
+
+type describedReader struct {
+	io.ReadCloser
+	describe func(error) error
+}
+
+func (r describedReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = r.describe(err)
+	}
+	return n, err
 }
 
 // pinned returns img with the layers that c.cfg.Pin pinned in dir left

@@ -1,14 +1,17 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -280,5 +283,91 @@ func TestPullPinned(t *testing.T) {
 		if i != 1 && err != nil {
 			t.Errorf("layer %d: %v", i, err)
 		}
+	}
+}
+
+// TestOpen: an opened image reads its layers from the registry, each
+// checked against its digest: a registry that serves other bytes for a
+// blob fails the read with an error naming the image; a layer over the
+// limit is refused before anything is read.
+func TestOpen(t *testing.T) {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var lie atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lie.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") && !strings.Contains(r.URL.Path, "config") {
+			rec := httptest.NewRecorder()
+			reg.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			if len(body) > 0 {
+				body[len(body)/2] ^= 0xff // the same length, other bytes
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(body)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, _ := random.Image(4096, 2)
+	ref, _ := name.ParseReference(host + "/team/app:v1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := New(DefaultConfig())
+	r, err := c.Resolve(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() error {
+		opened, err := c.Open(ctx, r)
+		if err != nil {
+			return err
+		}
+		if d, _ := opened.Digest(); d.String() != r.Digest {
+			t.Fatalf("opened image %s, want %s", d, r.Digest)
+		}
+		layers, err := opened.Layers()
+		if err != nil {
+			return err
+		}
+		wantLayers, _ := img.Layers()
+		for i, l := range layers {
+			rc, err := l.Compressed()
+			if err != nil {
+				return err
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				return err
+			}
+			wrc, _ := wantLayers[i].Compressed()
+			want, _ := io.ReadAll(wrc)
+			wrc.Close()
+			if !bytes.Equal(got, want) {
+				t.Fatalf("layer %d read other bytes than were pushed", i)
+			}
+		}
+		return nil
+	}
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	lie.Store(true)
+	err = read()
+	if err == nil || buildgate.ErrorCode(err) != buildgate.EINVALID || !strings.Contains(err.Error(), "pulling "+ref.String()) {
+		t.Fatalf("reading a blob the registry changed: %v, want an invalid-input error naming the image", err)
+	}
+	lie.Store(false)
+
+	cfg := DefaultConfig()
+	cfg.MaxLayerSize = 100
+	if _, err := New(cfg).Open(ctx, r); err == nil || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("Open of a layer over the limit: %v, want a size limit error", err)
 	}
 }

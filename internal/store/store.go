@@ -23,6 +23,7 @@ import (
 // Store is everything the gate asks of its database.
 type Store interface {
 	analysis.Store
+	analysis.FactsEncoder
 	analysis.Uploads
 	analysis.PolicyStore
 	analysis.VEXStore

@@ -312,11 +312,51 @@ func (s *DB) SaveAnalysis(ctx context.Context, a *buildgate.Analysis) error {
 	})
 }
 
-// analysisColumns encodes an analysis's columns. The big documents are
-// encoded and compressed at once, on goroutines of their own (the SBOM;
-// the packages and files, with the SBOM as dictionary; the matches): a
-// cold verdict waits for the slowest, not for their sum.
+// EncodeFacts encodes all SaveAnalysis stores of a but its matches, for
+// SaveAnalysis to take from a.Encoded: the analysis service has it done
+// while the matching runs.
+func (s *DB) EncodeFacts(a *buildgate.Analysis) (any, error) {
+	f, err := encodeFacts(a)
+	if err != nil {
+		return nil, fmt.Errorf("encoding analysis of %s: %w", a.Digest, err)
+	}
+	return f, nil
+}
+
+// encodedFacts are an analysis's columns but the matches, encoded.
+type encodedFacts struct {
+	// of is the analysis they were encoded from.
+	of                     *buildgate.Analysis
+	sbom, pkgs, files      []byte
+	meta, secrets, content string
+}
+
+// analysisColumns encodes an analysis's columns, taking what EncodeFacts
+// encoded of it from a.Encoded. The big documents are encoded and
+// compressed at once, on goroutines of their own (the SBOM; the packages
+// and files, with the SBOM as dictionary; the matches): a cold verdict
+// waits for the slowest, not for their sum.
 func analysisColumns(a *buildgate.Analysis) ([]any, error) {
+	var (
+		g       errgroup.Group
+		f       *encodedFacts
+		matches []byte
+	)
+	g.Go(func() (err error) { matches, err = packJSON(a.Matches); return err })
+	if e, ok := a.Encoded.(*encodedFacts); ok && e.of == a {
+		f = e
+	} else {
+		g.Go(func() (err error) { f, err = encodeFacts(a); return err })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return []any{f.sbom, f.meta, f.pkgs, f.files, f.secrets, f.content, matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
+}
+
+// encodeFacts encodes the SBOM, and the packages and files with the SBOM
+// as dictionary, at once.
+func encodeFacts(a *buildgate.Analysis) (*encodedFacts, error) {
 	meta, err := json.Marshal(a.Metadata)
 	if err != nil {
 		return nil, err
@@ -329,32 +369,29 @@ func analysisColumns(a *buildgate.Analysis) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var (
-		g                          errgroup.Group
-		sbom, pkgs, files, matches []byte
-	)
-	g.Go(func() error { sbom = pack(a.SBOM); return nil })
+	f := &encodedFacts{of: a, meta: string(meta), secrets: string(secrets), content: string(content)}
+	var g errgroup.Group
+	g.Go(func() error { f.sbom = pack(a.SBOM); return nil })
 	g.Go(func() error {
 		p, err := json.Marshal(a.Packages)
 		if err != nil {
 			return err
 		}
-		f, err := json.Marshal(a.Files)
+		fl, err := json.Marshal(a.Files)
 		if err != nil {
 			return err
 		}
-		packed, err := packAllWith(a.SBOM, p, f)
+		packed, err := packAllWith(a.SBOM, p, fl)
 		if err != nil {
 			return err
 		}
-		pkgs, files = packed[0], packed[1]
+		f.pkgs, f.files = packed[0], packed[1]
 		return nil
 	})
-	g.Go(func() (err error) { matches, err = packJSON(a.Matches); return err })
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return []any{sbom, string(meta), pkgs, files, string(secrets), string(content), matches, nullTime(a.DBBuilt), a.MatchedAt}, nil
+	return f, nil
 }
 
 func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }

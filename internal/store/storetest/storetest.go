@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"AttemptsLimit", testAttemptsLimit},
 		{"AnalysisRoundTrip", testAnalysisRoundTrip},
 		{"BigAnalyses", testBigAnalyses},
+		{"FactsEncodedAhead", testFactsEncodedAhead},
 		{"PackageLists", testPackageLists},
 		{"PolicyVersionsAndActive", testPolicyVersions},
 		{"ConcurrentPolicySaves", testConcurrentPolicySaves},
@@ -361,6 +362,49 @@ func testAnalysisRoundTrip(t *testing.T, db store.Store, clock *testclock.Clock)
 	}
 	if _, err := db.Analysis(ctx, "sha256:none"); buildgate.ErrorCode(err) != buildgate.ENOTFOUND {
 		t.Errorf("unknown analysis: %v", err)
+	}
+}
+
+// testFactsEncodedAhead: an analysis whose facts EncodeFacts encoded
+// while it was matched is stored as SaveAnalysis stores it without, with
+// the matches found after; an encoding of another analysis is not taken.
+func testFactsEncodedAhead(t *testing.T, db store.Store, _ *testclock.Clock) {
+	ctx := context.Background()
+	submit(t, db, "sha256:a", "sha256:b")
+	claim(t, db, "w")
+	claim(t, db, "w")
+	analysisOf := func(digest, pkg string) *buildgate.Analysis {
+		return &buildgate.Analysis{
+			Facts: buildgate.Facts{Digest: digest, Metadata: buildgate.Metadata{Distro: "debian"},
+				Packages: []buildgate.Package{{Name: pkg, Version: "1.1"}},
+				Files:    []buildgate.File{{Path: "/etc/" + pkg, SHA256: "00"}},
+				Secrets:  []buildgate.Secret{{Rule: "key", Path: "/root/" + pkg, Line: 2}}},
+			SBOM: []byte(`{"artifacts":[{"name":"` + pkg + `"}]}`),
+		}
+	}
+	a := analysisOf("sha256:a", "openssl")
+	enc, err := db.EncodeFacts(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Encoded = enc
+	a.Matches = []buildgate.Match{{VulnerabilityID: "CVE-1", Severity: buildgate.SeverityHigh}}
+	b := analysisOf("sha256:b", "zlib")
+	b.Encoded = enc // a's: not b's
+	for _, an := range []*buildgate.Analysis{a, b} {
+		if err := db.SaveAnalysis(ctx, an); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.Analysis(ctx, an.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := an.Packages[0].Name
+		if string(got.SBOM) != string(an.SBOM) || len(got.Packages) != 1 || got.Packages[0].Name != want ||
+			len(got.Files) != 1 || got.Files[0].Path != "/etc/"+want || len(got.Secrets) != 1 || got.Secrets[0].Path != "/root/"+want ||
+			got.Metadata.Distro != "debian" || len(got.Matches) != len(an.Matches) {
+			t.Errorf("%s stored as %+v, want %+v", an.Digest, got, an)
+		}
 	}
 }
 
