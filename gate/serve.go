@@ -360,8 +360,11 @@ func (m *Main) Open(ctx context.Context) error {
 		// the store.
 		acfg.Uploads = m.Store
 	}
+	// a pipeline waiting on an image hears of its outcome at once
+	changes := &server.Changes{}
 	m.Analysis = analysis.New(acfg, m.Store, reg, cat, m.VulnDB, analysis.Observer{
 		Finished: func(digest string, outcome buildgate.Status, d time.Duration) {
+			changes.Notify()
 			metrics.ObserveAnalysis(digest, outcome, d)
 			m.alertFinished(digest, outcome, d)
 			m.admissionFinished()
@@ -374,6 +377,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}, m.Log)
 	m.Server = server.New(m.Analysis, m.Store, dbAdapter{m.VulnDB, c.DBUpdateURL}, sbomAdapter{}, metrics, m.Log)
 	m.Server.AfterImport = m.requestRematch
+	m.Server.Changes = changes
 	m.Server.Version = version
 	m.Server.SetLimits(c.HTTP.limits())
 	m.Server.BasicChallenge = c.HTTP.AnchoreBasicChallenge

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -134,14 +135,20 @@ func (s *Server) getImage(c echo.Context) error {
 	return c.JSON(http.StatusOK, toImage(img))
 }
 
-// awaitChange reads img again every imagePoll until its status changes,
-// wait has passed or the gate is draining, and returns it as last read.
+// awaitChange reads img again every imagePoll, and whenever this gate
+// stores a status (s.Changes), until its status changes, wait has passed
+// or the gate is draining, and returns it as last read.
 func (s *Server) awaitChange(ctx context.Context, img *buildgate.Image, wait time.Duration) (*buildgate.Image, error) {
 	done := time.NewTimer(wait)
 	defer done.Stop()
-	tick := time.NewTicker(imagePoll)
+	poll := s.poll
+	if poll == 0 {
+		poll = imagePoll
+	}
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for from := img.Status; img.Status == from; {
+		changed := s.Changes.next()
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -150,6 +157,7 @@ func (s *Server) awaitChange(ctx context.Context, img *buildgate.Image, wait tim
 		case <-done.C:
 			return img, nil
 		case <-tick.C:
+		case <-changed:
 		}
 		next, err := s.store.Image(ctx, img.Digest)
 		if err != nil {
@@ -158,6 +166,39 @@ func (s *Server) awaitChange(ctx context.Context, img *buildgate.Image, wait tim
 		img = next
 	}
 	return img, nil
+}
+
+// Changes wakes the requests waiting for an image's status to change
+// when this gate stores one, so that a pipeline sees its verdict as soon
+// as it is stored rather than at its request's next read; a status
+// another replica stores is read at the next imagePoll. A nil *Changes
+// wakes nothing.
+type Changes struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// Notify wakes the requests waiting now.
+func (c *Changes) Notify() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch != nil {
+		close(c.ch)
+		c.ch = nil
+	}
+}
+
+// next returns a channel closed at the next Notify.
+func (c *Changes) next() <-chan struct{} {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = make(chan struct{})
+	}
+	return c.ch
 }
 
 // waitParam reads ?wait=, a Go duration such as 20s; it is 0 when absent

@@ -85,6 +85,12 @@ type Server struct {
 	// that wait for something (GET /v1/images/{digest}?wait=) answer at
 	// once, so that shutting down does not wait for them.
 	Draining <-chan struct{}
+	// Changes, when set, wakes the requests waiting for an image's status
+	// when this gate stores one (see Changes); without it they read the
+	// image every imagePoll.
+	Changes *Changes
+	// poll, when not zero, replaces imagePoll (tests).
+	poll time.Duration
 }
 
 // New builds the server and its routes.
