@@ -193,7 +193,9 @@ type matched struct {
 	list    []byte
 }
 
-// finish completes a's SBOM when the cataloger still encodes it.
+// finish completes a's SBOM when the cataloger still encodes it; once it
+// has, a.Finish is nil, so that a second call writes nothing (the matcher
+// may be reading the SBOM meanwhile).
 func finish(a *buildgate.Analysis) error {
 	if a.Finish == nil {
 		return nil
@@ -201,6 +203,7 @@ func finish(a *buildgate.Analysis) error {
 	if err := a.Finish(); err != nil {
 		return fmt.Errorf("cataloging: %w", err)
 	}
+	a.Finish = nil
 	return nil
 }
 
