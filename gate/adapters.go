@@ -64,42 +64,58 @@ func (r registryAdapter) ResolveFor(ctx context.Context, s, platform string, aut
 }
 
 func (r registryAdapter) Pull(ctx context.Context, pullRef, dir string) error {
-	ref, err := name.NewDigest(pullRef)
+	res, err := pullResolved(pullRef, nil)
 	if err != nil {
-		return buildgate.Errorf(buildgate.EINVALID, "invalid pull reference %q: %v", pullRef, err)
+		return err
 	}
-	_, err = r.client.Pull(ctx, registry.Resolved{Ref: ref, Digest: ref.DigestStr()}, dir)
+	_, err = r.client.Pull(ctx, res, dir)
+	return err
+}
+
+// PullWith pulls with an authorization given with the submission, over
+// plain HTTP when its registry URL said so.
+func (r registryAdapter) PullWith(ctx context.Context, pullRef, dir string, auth analysis.PullAuth) error {
+	res, err := pullResolved(pullRef, &auth)
+	if err != nil {
+		return err
+	}
+	_, err = r.client.PullAuthorized(ctx, res, dir, authorization(auth))
 	return err
 }
 
 // open opens the image pullRef names where its registry serves it, with
 // auth when it is not nil, as PullWith, else as Pull.
 func (r registryAdapter) open(ctx context.Context, pullRef string, auth *analysis.PullAuth) (v1.Image, error) {
-	if auth == nil {
-		ref, err := name.NewDigest(pullRef)
-		if err != nil {
-			return nil, buildgate.Errorf(buildgate.EINVALID, "invalid pull reference %q: %v", pullRef, err)
-		}
-		return r.client.Open(ctx, registry.Resolved{Ref: ref, Digest: ref.DigestStr()})
-	}
-	ref, err := registry.ParseDigestReference(pullRef, auth.PlainHTTP)
+	res, err := pullResolved(pullRef, auth)
 	if err != nil {
 		return nil, err
 	}
-	return r.client.OpenAuthorized(ctx, registry.Resolved{Ref: ref, Digest: ref.DigestStr()},
-		registry.Authorization{Host: auth.Host, Header: auth.Authorization})
+	if auth == nil {
+		return r.client.Open(ctx, res)
+	}
+	return r.client.OpenAuthorized(ctx, res, authorization(*auth))
 }
 
-// PullWith pulls with an authorization given with the submission, over
-// plain HTTP when its registry URL said so.
-func (r registryAdapter) PullWith(ctx context.Context, pullRef, dir string, auth analysis.PullAuth) error {
-	ref, err := registry.ParseDigestReference(pullRef, auth.PlainHTTP)
-	if err != nil {
-		return err
+// pullResolved reads a job's pull reference ("repo@sha256:..."), over
+// plain HTTP when a submission's authorization said so.
+func pullResolved(pullRef string, auth *analysis.PullAuth) (registry.Resolved, error) {
+	if auth != nil {
+		ref, err := registry.ParseDigestReference(pullRef, auth.PlainHTTP)
+		if err != nil {
+			return registry.Resolved{}, err
+		}
+		return registry.Resolved{Ref: ref, Digest: ref.DigestStr()}, nil
 	}
-	_, err = r.client.PullAuthorized(ctx, registry.Resolved{Ref: ref, Digest: ref.DigestStr()}, dir,
-		registry.Authorization{Host: auth.Host, Header: auth.Authorization})
-	return err
+	ref, err := name.NewDigest(pullRef)
+	if err != nil {
+		return registry.Resolved{}, buildgate.Errorf(buildgate.EINVALID, "invalid pull reference %q: %v", pullRef, err)
+	}
+	return registry.Resolved{Ref: ref, Digest: ref.DigestStr()}, nil
+}
+
+// authorization is a submission's authorization for its registry alone.
+func authorization(auth analysis.PullAuth) registry.Authorization {
+	return registry.Authorization{Host: auth.Host, Header: auth.Authorization}
 }
 
 func (r registryAdapter) ImportArchive(path, dir string) (string, error) {

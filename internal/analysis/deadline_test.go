@@ -85,14 +85,7 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 		db, quickRegistry{}, quickCataloger{}, m, Observer{
 			Finished: func(_ string, outcome buildgate.Status, d time.Duration) { finished <- finish{outcome, d} },
 		}, slog.New(slog.DiscardHandler))
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { s.Run(runCtx) })
-	defer func() { stop(); wg.Wait() }()
-
-	if _, err := s.Submit(ctx, SubmitRequest{Ref: "r.example/slow:1"}); err != nil {
-		t.Fatal(err)
-	}
+	stop := runSubmitted(t, s)
 	<-m.entered
 	var f finish
 	select {
@@ -120,7 +113,6 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 	close(m.release)
 	<-m.returned
 	stop()
-	wg.Wait()
 	img, _ = db.Image(ctx, slowDigest)
 	if img.Status != buildgate.StatusFailed {
 		t.Errorf("after the late matcher returned the image is %s", img.Status)
@@ -128,6 +120,21 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 	if a, err := db.Analysis(ctx, slowDigest); err == nil && len(a.Matches) > 0 {
 		t.Errorf("the late matcher's matches were stored: %+v", a.Matches)
 	}
+}
+
+// runSubmitted runs s and submits r.example/slow:1 to it. stop ends the
+// run and waits for it; the test's cleanup calls it too.
+func runSubmitted(t *testing.T, s *Service) (stop func()) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { s.Run(runCtx) })
+	stop = sync.OnceFunc(func() { cancel(); wg.Wait() })
+	t.Cleanup(stop)
+	if _, err := s.Submit(context.Background(), SubmitRequest{Ref: "r.example/slow:1"}); err != nil {
+		t.Fatal(err)
+	}
+	return stop
 }
 
 // dbBuilt serves Verdicts a DB build.
@@ -173,14 +180,7 @@ func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
 				verdicts.Reevaluate(ctx, digest)
 			},
 		}, log)
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { s.Run(runCtx) })
-	defer func() { stop(); wg.Wait() }()
-
-	if _, err := s.Submit(ctx, SubmitRequest{Ref: "r.example/slow:1"}); err != nil {
-		t.Fatal(err)
-	}
+	stop := runSubmitted(t, s)
 	var c cut
 	select {
 	case c = <-evaluated:
@@ -188,7 +188,6 @@ func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
 		t.Fatal("the evaluation was not cut")
 	}
 	stop()
-	wg.Wait()
 	t.Logf("a slow evaluation was cut %s after the analysis started (timeout %s): %v", c.after, timeout, c.err)
 	if !errors.Is(c.err, context.DeadlineExceeded) || c.after > timeout+slack {
 		t.Errorf("evaluation cut %s after the start with %v, want the deadline within %s", c.after, c.err, timeout+slack)

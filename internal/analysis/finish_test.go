@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,13 +69,7 @@ func analyseOne(t *testing.T, c Cataloger, m Matcher) (*buildgate.Image, *buildg
 	s := New(Config{Workers: 1, Timeout: time.Minute, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
 		db, quickRegistry{}, c, m, Observer{Finished: func(string, buildgate.Status, time.Duration) { finished <- struct{}{} }},
 		slog.New(slog.DiscardHandler))
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { s.Run(runCtx) })
-	defer func() { stop(); wg.Wait() }()
-	if _, err := s.Submit(ctx, SubmitRequest{Ref: "r.example/slow:1"}); err != nil {
-		t.Fatal(err)
-	}
+	defer runSubmitted(t, s)()
 	select {
 	case <-finished:
 	case <-time.After(time.Minute):

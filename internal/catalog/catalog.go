@@ -171,16 +171,13 @@ func Start(ctx context.Context, layoutDir string, cfg Config) (*Result, error) {
 // it: each layer is read once, as it downloads, and one whose tar the
 // layer cache holds is not read at all.
 func StartImage(ctx context.Context, img v1.Image, cfg Config) (*Result, error) {
-	return start(ctx, img, cfg, func(diffID v1.Hash, dst string) (int64, bool) {
-		if diffID.Algorithm != "sha256" || cfg.LayerCache == nil {
-			return 0, false
-		}
-		return cfg.LayerCache.getTar(diffID, dst)
-	})
+	return start(ctx, img, cfg, nil)
 }
 
-// start catalogs img; pinned links the tar of a layer that is not to be
-// read to dst, where stereoscope finds it, and returns its size.
+// start catalogs img. pinned links the tar of a layer that is not to be
+// read to dst, where stereoscope finds it, and returns its size; besides
+// those, a layer whose scan is cached is not read when its tar is cached.
+// Without pinned, no layer whose tar is cached is read.
 func start(ctx context.Context, img v1.Image, cfg Config, pinned func(diffID v1.Hash, dst string) (int64, bool)) (*Result, error) {
 	if cfg.SBOM == nil {
 		cfg.SBOM = DefaultSBOMConfig()
@@ -265,8 +262,14 @@ func start(ctx context.Context, img v1.Image, cfg Config, pinned func(diffID v1.
 			// downloaded), or whose tar is kept with its scan, is
 			// not read: count it here
 			tar := unpackedPath(contentDir, i, id)
-			size, ok := pinned(id, tar)
-			if !ok && taps.cached[i] != nil {
+			var (
+				size int64
+				ok   bool
+			)
+			if pinned != nil {
+				size, ok = pinned(id, tar)
+			}
+			if !ok && (pinned == nil || taps.cached[i] != nil) {
 				size, ok = c.getTar(id, tar)
 			}
 			if !ok {

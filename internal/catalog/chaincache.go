@@ -85,12 +85,7 @@ func (s recordingSource) FileResolver(scope source.Scope) (file.Resolver, error)
 }
 
 // ExcludedPaths passes on the source's exclusions, which syft reads.
-func (s recordingSource) ExcludedPaths() []string {
-	if e, ok := s.Source.(source.PathExcluder); ok {
-		return e.ExcludedPaths()
-	}
-	return nil
-}
+func (s recordingSource) ExcludedPaths() []string { return excludedPaths(s.Source) }
 
 // recordingResolver records every query that selects files; the ones
 // that read a location (contents, metadata) read what a query returned.

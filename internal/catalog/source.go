@@ -73,8 +73,11 @@ func (s pooledSource) FileResolver(scope source.Scope) (file.Resolver, error) {
 }
 
 // ExcludedPaths passes on the source's exclusions, which syft reads.
-func (s pooledSource) ExcludedPaths() []string {
-	if e, ok := s.Source.(source.PathExcluder); ok {
+func (s pooledSource) ExcludedPaths() []string { return excludedPaths(s.Source) }
+
+// excludedPaths are src's exclusions, for a source that wraps it.
+func excludedPaths(src source.Source) []string {
+	if e, ok := src.(source.PathExcluder); ok {
 		return e.ExcludedPaths()
 	}
 	return nil

@@ -255,12 +255,8 @@ func (c *Client) Pull(ctx context.Context, r Resolved, dir string) (v1.Image, er
 }
 
 func (c *Client) pull(r Resolved, dir string, opts []remote.Option) (v1.Image, error) {
-	dref := r.Ref.Context().Digest(r.Digest)
-	img, err := remote.Image(dref, opts...)
+	img, err := c.remoteImage(r, opts, func(err error) error { return c.describe(r.Ref, err) })
 	if err != nil {
-		return nil, c.describe(r.Ref, err)
-	}
-	if err := c.CheckSize(img); err != nil {
 		return nil, err
 	}
 	p, err := layout.Write(dir, empty.Index)
@@ -292,6 +288,16 @@ func (c *Client) Open(ctx context.Context, r Resolved) (v1.Image, error) {
 // passed through redact.
 func (c *Client) open(r Resolved, opts []remote.Option, redact func(error) error) (v1.Image, error) {
 	describe := func(err error) error { return redact(c.describe(r.Ref, err)) }
+	img, err := c.remoteImage(r, opts, describe)
+	if err != nil {
+		return nil, err
+	}
+	return describedImage{Image: img, describe: describe}, nil
+}
+
+// remoteImage reads the manifest and config of the image r names, its
+// errors passed through describe, and checks its sizes against the limits.
+func (c *Client) remoteImage(r Resolved, opts []remote.Option, describe func(error) error) (v1.Image, error) {
 	img, err := remote.Image(r.Ref.Context().Digest(r.Digest), opts...)
 	if err != nil {
 		return nil, describe(err)
@@ -299,7 +305,7 @@ func (c *Client) open(r Resolved, opts []remote.Option, redact func(error) error
 	if err := c.CheckSize(img); err != nil {
 		return nil, err
 	}
-	return describedImage{Image: img, describe: describe}, nil
+	return img, nil
 }
 
 // describedImage is an image whose layers' errors are described.
