@@ -17,6 +17,12 @@ import (
 
 var slowDigest = "sha256:" + strings.Repeat("51", 32)
 
+// The deadline tests' timeout is long enough that the fakes' own work
+// (a pull and a catalog that do nothing, a save to SQLite) ends well inside
+// it under the race detector on a loaded machine: only the phase a test
+// holds may meet the deadline. slack is how late past it an end may come.
+const deadlineTimeout, deadlineSlack = 2 * time.Second, time.Second
+
 // quickRegistry resolves every reference to slowDigest and pulls nothing.
 type quickRegistry struct{}
 
@@ -68,7 +74,8 @@ func (m deafMatcher) Match(context.Context, []byte) ([]buildgate.Match, buildgat
 // the timeout and the phase, and when the matcher returns later nothing of
 // its result is stored.
 func TestDeadlineHoldsDuringMatching(t *testing.T) {
-	const timeout, slack = 300 * time.Millisecond, 700 * time.Millisecond
+	t.Parallel()
+	const timeout, slack = deadlineTimeout, deadlineSlack
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
@@ -84,7 +91,7 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 	s := New(Config{Workers: 1, Timeout: timeout, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
 		db, quickRegistry{}, quickCataloger{}, m, Observer{
 			Finished: func(_ string, outcome buildgate.Status, d time.Duration) { finished <- finish{outcome, d} },
-		}, slog.New(slog.DiscardHandler))
+		}, testLog(t))
 	stop := runSubmitted(t, s)
 	<-m.entered
 	var f finish
@@ -105,7 +112,7 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Status != buildgate.StatusFailed || img.Error != "analysis exceeded --analysis-timeout 300ms during matching" {
+	if img.Status != buildgate.StatusFailed || img.Error != "analysis exceeded --analysis-timeout 2s during matching" {
 		t.Errorf("image %s %q, want failed naming the timeout and the phase", img.Status, img.Error)
 	}
 
@@ -150,18 +157,24 @@ func (dbBuilt) Info() buildgate.DBInfo {
 // measured from the start of the analysis, and stores nothing after it;
 // the verdict is evaluated at its next check.
 func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
-	const timeout, slack = 300 * time.Millisecond, 700 * time.Millisecond
+	t.Parallel()
+	const timeout, slack = deadlineTimeout, deadlineSlack
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	log := slog.New(slog.DiscardHandler)
+	log := testLog(t)
 	verdicts := NewVerdicts(db, dbBuilt{}, log)
 	if err := verdicts.InstallDefault(ctx); err != nil {
 		t.Fatal(err)
 	}
+	type finish struct {
+		outcome buildgate.Status
+		start   time.Time
+	}
+	finished := make(chan finish, 1)
 	started := make(chan time.Time, 1)
 	type cut struct {
 		after time.Duration
@@ -172,7 +185,11 @@ func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
 	close(m.release)
 	s := New(Config{Workers: 1, Timeout: timeout, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
 		db, quickRegistry{}, quickCataloger{}, m, Observer{
-			Finished: func(_ string, _ buildgate.Status, d time.Duration) { started <- time.Now().Add(-d) },
+			Finished: func(_ string, outcome buildgate.Status, d time.Duration) {
+				start := time.Now().Add(-d)
+				finished <- finish{outcome, start}
+				started <- start
+			},
 			Analyzed: func(ctx context.Context, digest string) {
 				start := <-started
 				<-ctx.Done() // a slow evaluation
@@ -181,6 +198,16 @@ func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
 			},
 		}, log)
 	stop := runSubmitted(t, s)
+	select {
+	case f := <-finished:
+		if f.outcome != buildgate.StatusAnalyzed {
+			img, _ := db.Image(ctx, slowDigest)
+			t.Fatalf("the analysis ended %s (%q) %s after it started, before its evaluation",
+				f.outcome, img.Error, time.Since(f.start))
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the analysis did not end")
+	}
 	var c cut
 	select {
 	case c = <-evaluated:
@@ -221,7 +248,8 @@ func (patientMatcher) Match(ctx context.Context, _ []byte) ([]buildgate.Match, b
 // TestDeadlineHoldsForUploadedSBOMs: an uploaded SBOM is matched in its
 // request, under the same timeout, and fails naming it.
 func TestDeadlineHoldsForUploadedSBOMs(t *testing.T) {
-	const timeout, slack = 300 * time.Millisecond, 700 * time.Millisecond
+	t.Parallel()
+	const timeout, slack = deadlineTimeout, deadlineSlack
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
@@ -229,12 +257,12 @@ func TestDeadlineHoldsForUploadedSBOMs(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	s := New(Config{Timeout: timeout, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
-		db, quickRegistry{}, quickCataloger{}, patientMatcher{}, Observer{}, slog.New(slog.DiscardHandler))
+		db, quickRegistry{}, quickCataloger{}, patientMatcher{}, Observer{}, testLog(t))
 	start := time.Now()
 	_, err = s.SubmitSBOM(ctx, strings.NewReader(`{"artifacts":[]}`), UploadRequest{})
 	took := time.Since(start)
 	t.Logf("an SBOM upload under a matcher that waits for its context ended after %s: %v", took, err)
-	const want = "analysis exceeded --analysis-timeout 300ms during matching"
+	const want = "analysis exceeded --analysis-timeout 2s during matching"
 	if err == nil || !strings.Contains(err.Error(), want) || took > timeout+slack {
 		t.Fatalf("SubmitSBOM = %v after %s, want %q within %s", err, took, want, timeout+slack)
 	}
@@ -242,4 +270,9 @@ func TestDeadlineHoldsForUploadedSBOMs(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Status != buildgate.StatusFailed || list[0].Error != want {
 		t.Fatalf("images after the upload = %+v %v, want one failed naming the timeout", list, err)
 	}
+}
+
+// testLog logs to the test's output, which go test shows when it fails.
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
