@@ -176,7 +176,7 @@ func (h *handle) match(ctx context.Context, packages []pkg.Package, pkgContext p
 	if err != nil {
 		return nil, h.info, err
 	}
-	vm.Matchers = h.packages.wrap(ctx, vm.Matchers, h.provider, packages)
+	vm.Matchers, packages = h.packages.wrap(ctx, vm.Matchers, h.provider, packages)
 	remaining, _, err := vm.FindMatchesContext(ctx, packages, pkgContext)
 	if err != nil {
 		return nil, h.info, fmt.Errorf("matching: %w", err)

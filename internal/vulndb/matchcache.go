@@ -70,9 +70,15 @@ const (
 // and those the cache does not hold yet are matched with a worker per
 // core first, so that grype's pass over them, one after another, finds
 // them all in the cache.
-func (c *packageCache) wrap(ctx context.Context, ms []match.Matcher, vp vulnerability.Provider, packages []pkg.Package) []match.Matcher {
+//
+// It returns as well the packages grype's pass needs: all but those every
+// matcher of which found nothing (no match, no ignore filter). Such a
+// package adds nothing to grype's result, yet its pass costs it an index
+// of grype's explicit ignore rules built for no match (the most of the
+// matching time of an image whose packages the cache holds).
+func (c *packageCache) wrap(ctx context.Context, ms []match.Matcher, vp vulnerability.Provider, packages []pkg.Package) ([]match.Matcher, []pkg.Package) {
 	if c == nil {
-		return ms
+		return ms, packages
 	}
 	ids := make(packageIDs, len(packages))
 	for _, p := range packages {
@@ -84,8 +90,52 @@ func (c *packageCache) wrap(ctx context.Context, ms []match.Matcher, vp vulnerab
 	for i, m := range ms {
 		out[i] = cachedMatcher{Matcher: m, cache: c, ids: ids}
 	}
-	c.prefetch(ctx, out, vp, packages)
-	return out
+	matchersOf := matcherIndex(out)
+	c.prefetch(ctx, matchersOf, vp, packages)
+	return out, slices.DeleteFunc(slices.Clone(packages), func(p pkg.Package) bool {
+		return c.foundNothing(matchersOf(p), p)
+	})
+}
+
+// matcherIndex returns the matchers grype runs on a package, as its pass
+// picks them (newMatcherIndex): those of its type, else the stock matcher.
+func matcherIndex(ms []match.Matcher) func(pkg.Package) []match.Matcher {
+	byType := map[syftPkg.Type][]match.Matcher{}
+	var stock []match.Matcher
+	for _, m := range ms {
+		if m.Type() == match.StockMatcher {
+			stock = []match.Matcher{m}
+			continue
+		}
+		for _, t := range m.PackageTypes() {
+			byType[t] = append(byType[t], m)
+		}
+	}
+	return func(p pkg.Package) []match.Matcher {
+		if matchers, ok := byType[p.Type]; ok {
+			return matchers
+		}
+		return stock
+	}
+}
+
+// foundNothing reports whether the cache holds, for each of ms, that it
+// found nothing for p. A package without matchers is left to grype.
+func (c *packageCache) foundNothing(ms []match.Matcher, p pkg.Package) bool {
+	if len(ms) == 0 {
+		return false
+	}
+	for _, m := range ms {
+		cm, ok := m.(cachedMatcher)
+		if !ok {
+			return false
+		}
+		e, ok := c.entry(cm, p)
+		if !ok || len(e.matches) > 0 || len(e.ignorers) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // packageIDs are the hashes (packageID) of one image's packages, by
@@ -107,23 +157,11 @@ func (ids packageIDs) of(p pkg.Package) ([sha256.Size]byte, error) {
 	return packageID(p)
 }
 
-// prefetch runs ms (cachedMatchers) on each package as grype would (the
-// matchers of its type, else the stock matcher) unless the cache holds
-// what they find already, with a worker per core: what they find is
-// kept. Errors and panics are left to grype's own pass, which calls them
-// again.
-func (c *packageCache) prefetch(ctx context.Context, ms []match.Matcher, vp vulnerability.Provider, packages []pkg.Package) {
-	byType := map[syftPkg.Type][]match.Matcher{}
-	var stock match.Matcher
-	for _, m := range ms {
-		if m.Type() == match.StockMatcher {
-			stock = m
-			continue
-		}
-		for _, t := range m.PackageTypes() {
-			byType[t] = append(byType[t], m)
-		}
-	}
+// prefetch runs the matchers (cachedMatchers) of each package, as
+// matchersOf picks them, unless the cache holds what they find already,
+// with a worker per core: what they find is kept. Errors and panics are
+// left to grype's own pass, which calls them again.
+func (c *packageCache) prefetch(ctx context.Context, matchersOf func(pkg.Package) []match.Matcher, vp vulnerability.Provider, packages []pkg.Package) {
 	type job struct {
 		m match.Matcher
 		p *pkg.Package
@@ -131,13 +169,11 @@ func (c *packageCache) prefetch(ctx context.Context, ms []match.Matcher, vp vuln
 	var jobs []job
 	for i := range packages {
 		p := &packages[i]
-		matchers, ok := byType[p.Type]
-		if !ok && stock != nil {
-			matchers = []match.Matcher{stock}
-		}
-		for _, m := range matchers {
-			if cm, ok := m.(cachedMatcher); ok && c.holds(cm, *p) {
-				continue
+		for _, m := range matchersOf(*p) {
+			if cm, ok := m.(cachedMatcher); ok {
+				if _, held := c.entry(cm, *p); held {
+					continue
+				}
 			}
 			jobs = append(jobs, job{m, p})
 		}
@@ -166,16 +202,21 @@ func (c *packageCache) prefetch(ctx context.Context, ms []match.Matcher, vp vuln
 	wg.Wait()
 }
 
-// holds reports whether the cache holds what m finds for p.
-func (c *packageCache) holds(m cachedMatcher, p pkg.Package) bool {
+// entry returns the entry of what m finds for p, if the cache holds it.
+// Its slices are not to be changed.
+func (c *packageCache) entry(m cachedMatcher, p pkg.Package) (*packageEntry, bool) {
 	id, err := m.ids.of(p)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.byKey[packageKey{matcher: m.Type(), pkg: id}]
-	return ok
+	el, ok := c.byKey[packageKey{matcher: m.Type(), pkg: id}]
+	if !ok {
+		return nil, false
+	}
+	c.order.MoveToFront(el) // used, even when grype's pass is spared it
+	return el.Value.(*packageEntry), true
 }
 
 // cachedMatcher is a grype matcher answering from the cache.

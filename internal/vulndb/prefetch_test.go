@@ -2,6 +2,7 @@ package vulndb
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -25,8 +26,11 @@ func (m countingMatcher) Match(_ vulnerability.Provider, p pkg.Package) ([]match
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls[string(m.typ)+"/"+p.Name]++
-	if p.Name == "panics" {
+	switch p.Name {
+	case "panics":
 		panic("a matcher's bug")
+	case "clean":
+		return nil, nil, nil
 	}
 	return []match.Match{{Package: p}}, nil, nil
 }
@@ -34,7 +38,8 @@ func (m countingMatcher) Match(_ vulnerability.Provider, p pkg.Package) ([]match
 // TestPrefetch: wrapping matchers for an image's packages matches each
 // package the cache does not hold with the matchers grype runs on it (its
 // type's, else the stock matcher) once, before grype's pass, which then
-// finds them all in the cache; a panic is left to grype's pass.
+// finds them all in the cache; a panic is left to grype's pass. A package
+// all of whose matchers found nothing is spared grype's pass.
 func TestPrefetch(t *testing.T) {
 	var mu sync.Mutex
 	calls := map[string]int{}
@@ -44,12 +49,19 @@ func TestPrefetch(t *testing.T) {
 	for _, p := range []struct {
 		name string
 		typ  syftPkg.Type
-	}{{"libc6", syftPkg.DebPkg}, {"bash", syftPkg.DebPkg}, {"left-pad", syftPkg.NpmPkg}, {"panics", syftPkg.DebPkg}} {
+	}{{"libc6", syftPkg.DebPkg}, {"bash", syftPkg.DebPkg}, {"left-pad", syftPkg.NpmPkg}, {"panics", syftPkg.DebPkg}, {"clean", syftPkg.DebPkg}} {
 		packages = append(packages, pkg.Package{ID: pkg.ID(p.name), Name: p.name, Version: "1", Type: p.typ})
 	}
 	c := newPackageCache(DefaultMatchCacheSize)
-	ms := c.wrap(context.Background(), []match.Matcher{dpkg, stock}, nil, packages)
-	want := map[string]int{"dpkg-matcher/libc6": 1, "dpkg-matcher/bash": 1, "stock-matcher/left-pad": 1, "dpkg-matcher/panics": 1}
+	ms, pass := c.wrap(context.Background(), []match.Matcher{dpkg, stock}, nil, packages)
+	want := map[string]int{"dpkg-matcher/libc6": 1, "dpkg-matcher/bash": 1, "stock-matcher/left-pad": 1, "dpkg-matcher/panics": 1, "dpkg-matcher/clean": 1}
+	var names []string
+	for _, p := range pass {
+		names = append(names, p.Name)
+	}
+	if want := []string{"libc6", "bash", "left-pad", "panics"}; !slices.Equal(names, want) {
+		t.Errorf("grype's pass gets %v, want %v: all but the package its matchers found nothing for", names, want)
+	}
 	if len(calls) != len(want) {
 		t.Fatalf("before grype's pass: %v, want %v", calls, want)
 	}
