@@ -99,7 +99,7 @@ func TestPackWithDictionary(t *testing.T) {
 			t.Errorf("dictionary of %d bytes, read with another: no error", len(dict))
 		}
 		// several documents with one encoder: each reads back alone
-		docs := [][]byte{doc, dict[len(dict)/2:], {}}
+		docs := [][]byte{doc, dict[len(dict)/2:], {}, []byte("null")}
 		all, err := packAllWith(dict, docs...)
 		if err != nil {
 			t.Fatal(err)
