@@ -240,12 +240,19 @@ func (c catalogAdapter) contentRules(ctx context.Context) ([]catalog.Rule, error
 	return rules, nil
 }
 
+// DecodeSBOM leaves the syft-json document to the analysis's Finish: the
+// matcher reads the decoded SBOM, so the encoding runs beside it.
 func (catalogAdapter) DecodeSBOM(r io.Reader) (*buildgate.Analysis, error) {
-	doc, d, err := catalog.DecodeSBOM(r)
+	d, err := catalog.DecodeSBOM(r)
 	if err != nil {
 		return nil, buildgate.Errorf(buildgate.EINVALID, "%v", err)
 	}
-	return &buildgate.Analysis{Facts: buildgate.Facts{Metadata: d.Metadata, Packages: d.Packages}, SBOM: doc, Decoded: d.SBOM}, nil
+	a := &buildgate.Analysis{Facts: buildgate.Facts{Metadata: d.Metadata, Packages: d.Packages}, Decoded: d.SBOM}
+	a.Finish = func() (err error) {
+		a.SBOM, err = d.SyftJSON()
+		return err
+	}
+	return a, nil
 }
 
 // sbomAdapter serves server.SBOMs with syft's encoders.

@@ -573,7 +573,12 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 		return nil, fmt.Errorf("%s: %w", msg, matchErr)
 	}
 	if err != nil {
-		return nil, err // as a failure to save it
+		// the SBOM could not be encoded or stored: the image is not left
+		// analysing
+		if ferr := s.store.FailImage(ctx, digest, "storing the SBOM: "+err.Error()); ferr != nil {
+			s.log.Error("recording failure", "digest", digest, "err", ferr)
+		}
+		return nil, err
 	}
 	a.Matches, a.DBBuilt, a.MatchedAt, a.PackageList = m.matches, m.db.Built, s.cfg.Now(), m.list
 	if err := s.store.SaveAnalysis(ctx, a); err != nil {

@@ -92,29 +92,25 @@ var inputDecoders = format.NewDecoderCollection(
 )
 
 // DecodeSBOM reads an SBOM in one of InputFormats, as a user uploads it,
-// and returns it re-encoded as syft-json with its packages and metadata.
-func DecodeSBOM(r io.Reader) ([]byte, *Decoded, error) {
+// with its packages and metadata. SyftJSON encodes it as syft-json.
+func DecodeSBOM(r io.Reader) (*Decoded, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading SBOM: %w", err)
+		return nil, fmt.Errorf("reading SBOM: %w", err)
 	}
 	accepted := strings.Join(InputFormats, ", ")
 	id, version := inputDecoders.Identify(bytes.NewReader(data))
 	if id == "" || version == "" {
-		return nil, nil, fmt.Errorf("decoding SBOM: not a recognised SBOM document (accepted: %s)", accepted)
+		return nil, fmt.Errorf("decoding SBOM: not a recognised SBOM document (accepted: %s)", accepted)
 	}
 	s, _, _, err := inputDecoders.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, nil, fmt.Errorf("decoding %s %s SBOM (accepted: %s): %w", id, version, accepted, err)
+		return nil, fmt.Errorf("decoding %s %s SBOM (accepted: %s): %w", id, version, accepted, err)
 	}
 	if s == nil {
-		return nil, nil, fmt.Errorf("decoding %s %s SBOM: empty document", id, version)
+		return nil, fmt.Errorf("decoding %s %s SBOM: empty document", id, version)
 	}
-	doc, err := encodeSyftJSON(s)
-	if err != nil {
-		return nil, nil, err
-	}
-	d := &Decoded{
+	return &Decoded{
 		Format:        string(id),
 		FormatVersion: version,
 		Name:          s.Source.Name,
@@ -122,9 +118,11 @@ func DecodeSBOM(r io.Reader) ([]byte, *Decoded, error) {
 		Packages:      packagesOf(s),
 		Metadata:      sbomMetadata(s),
 		SBOM:          s,
-	}
-	return doc, d, nil
+	}, nil
 }
+
+// SyftJSON encodes the decoded SBOM as syft-json, as the gate stores it.
+func (d *Decoded) SyftJSON() ([]byte, error) { return encodeSyftJSON(d.SBOM) }
 
 // sbomMetadata describes an image from what an SBOM records about it.
 func sbomMetadata(s *sbom.SBOM) buildgate.Metadata {
