@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"maps"
@@ -22,6 +23,7 @@ import (
 	"github.com/anchore/grype/grype/pkg"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/buildgate/buildgate"
 	"github.com/buildgate/buildgate/internal/api"
 	"github.com/buildgate/buildgate/internal/policy"
 	"github.com/buildgate/buildgate/internal/vulndb"
@@ -238,6 +240,7 @@ func TestSharedImages(t *testing.T) {
 			}
 			want := grypeMatches(t, g.VulnDB.Status().Path, filepath.Join(shared, "images", tc.image+".docker.tar"))
 			compareMatches(t, g, img.Digest, want)
+			sameVerdictFromStore(t, g, img.Digest)
 
 			// the image plus one small layer, as a pipeline builds it:
 			// the pull does not download the base layers, whose tars
@@ -290,6 +293,45 @@ func TestSharedImages(t *testing.T) {
 				t.Errorf("evaluation differs from %s (run with -update after checking the change)", golden)
 			}
 		})
+	}
+}
+
+// sameVerdictFromStore: the verdict the gate stored after analysing
+// digest, evaluated from the analysis in memory, is the one the stored
+// analysis gives, and from the same inputs (a check answers from it).
+func sameVerdictFromStore(t *testing.T, g *testGate, digest string) {
+	t.Helper()
+	ctx := context.Background()
+	rec, err := g.Store.ActivePolicy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := g.Store.Image(ctx, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := "" // the verdict of an image without tags is the digest's
+	if len(img.Tags) > 0 {
+		tag = img.Tags[0]
+	}
+	var atAnalysis *buildgate.StoredEvaluation
+	waitFor(t, "the verdict evaluated after the analysis", time.Minute, func() bool {
+		atAnalysis, err = g.Store.Evaluation(ctx, digest, tag, rec.ID)
+		return err == nil
+	})
+	g.Verdicts.Reevaluate(ctx, digest) // from the stored analysis
+	fromStore, err := g.Store.Evaluation(ctx, digest, tag, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x, y policy.Verdict
+	if err := errors.Join(json.Unmarshal(atAnalysis.Result, &x), json.Unmarshal(fromStore.Result, &y)); err != nil {
+		t.Fatal(err)
+	}
+	x.EvaluatedAt, y.EvaluatedAt = time.Time{}, time.Time{} // the gate's clock may run
+	if fromStore.Inputs != atAnalysis.Inputs || !reflect.DeepEqual(x, y) {
+		t.Errorf("the verdict evaluated after the analysis differs from the stored analysis's (inputs %s, %s):\n%s\n%s",
+			atAnalysis.Inputs, fromStore.Inputs, atAnalysis.Result, fromStore.Result)
 	}
 }
 

@@ -369,7 +369,8 @@ func (m *Main) Open(ctx context.Context) error {
 			m.alertFinished(digest, outcome, d)
 			m.admissionFinished()
 		},
-		Analyzed: m.Verdicts.Reevaluate,
+		Analyzed:     m.Verdicts.Reevaluate,
+		AnalyzedWith: m.Verdicts.EvaluateAnalysis,
 		Rematched: func(ctx context.Context, digest string, before, after []buildgate.Match, db buildgate.DBInfo) {
 			metrics.ObserveRematch()
 			m.alertRematched(ctx, digest, before, after, db)

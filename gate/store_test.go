@@ -196,6 +196,7 @@ func TestPostgresOutage(t *testing.T) {
 		return img.Digest
 	}
 	before := upload(docs[0])
+	sameVerdictFromStore(t, g, before) // PostgreSQL keeps times to the microsecond
 	u := newConsoleUser(t)
 	u.signIn(g.URL)
 

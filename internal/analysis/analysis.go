@@ -253,6 +253,10 @@ type Observer struct {
 	Finished func(digest string, outcome buildgate.Status, d time.Duration)
 	// Analyzed is called after an analysis or a re-match is stored.
 	Analyzed func(ctx context.Context, digest string)
+	// AnalyzedWith, when set, is called instead of Analyzed after an
+	// analysis this service made is stored, with the analysis as stored:
+	// what follows need not read it back.
+	AnalyzedWith func(ctx context.Context, a *buildgate.Analysis)
 	// Rematched is called after a re-match is stored, before Analyzed,
 	// with the matches it replaced and the new ones (alerts diff them).
 	Rematched func(ctx context.Context, digest string, before, after []buildgate.Match, db buildgate.DBInfo)
@@ -580,7 +584,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 		}
 		return nil, err
 	}
-	a.Matches, a.DBBuilt, a.MatchedAt, a.PackageList = m.matches, m.db.Built, s.cfg.Now(), m.list
+	a.Matches, a.DBBuilt, a.MatchedAt, a.PackageList = m.matches, storedTime(m.db.Built), storedTime(s.cfg.Now()), m.list
 	if err := s.store.SaveAnalysis(ctx, a); err != nil {
 		return nil, err
 	}
@@ -588,7 +592,7 @@ func (s *Service) SubmitSBOM(ctx context.Context, r io.Reader, req UploadRequest
 		s.obs.Finished(digest, buildgate.StatusAnalyzed, time.Since(start))
 	}
 	deadline, _ := mctx.Deadline()
-	s.evaluate(ctx, deadline, digest, s.log.With("digest", digest))
+	s.evaluate(ctx, deadline, a, s.log.With("digest", digest))
 	s.log.Info("sbom analysed", "digest", digest, "tag", tag, "packages", len(a.Packages), "vulnerabilities", len(m.matches))
 	return s.store.Image(ctx, img.Digest)
 }
@@ -901,7 +905,7 @@ func (s *Service) run(ctx context.Context, worker string, job *buildgate.Job) {
 		s.obs.Finished(job.Digest, outcome, time.Since(start))
 	}
 	if outcome == buildgate.StatusAnalyzed {
-		s.evaluate(ctx, deadline, job.Digest, log)
+		s.evaluate(ctx, deadline, a, log)
 	}
 	if cur := s.matcher.Info().Built; outcome == buildgate.StatusAnalyzed && !cur.IsZero() && !a.DBBuilt.Equal(cur) {
 		// The DB changed while it ran: the re-match brings it up to date.
@@ -916,17 +920,22 @@ func (s *Service) exceeded(phase string) string {
 	return fmt.Sprintf("analysis exceeded --analysis-timeout %s during %s", s.cfg.Timeout, phase)
 }
 
-// evaluate runs the Analyzed hook (the evaluation of the stored verdicts)
-// as the last phase of an analysis: it ends at the analysis's deadline,
-// but not sooner when ctx ends (a request answered, a gate stopping). A
-// verdict it had no time to store is evaluated at its next check.
-func (s *Service) evaluate(ctx context.Context, deadline time.Time, digest string, log *slog.Logger) {
-	if s.obs.Analyzed == nil {
+// evaluate runs the AnalyzedWith or Analyzed hook (the evaluation of the
+// stored verdicts) on a, just stored, as the last phase of an analysis:
+// it ends at the analysis's deadline, but not sooner when ctx ends (a
+// request answered, a gate stopping). A verdict it had no time to store
+// is evaluated at its next check.
+func (s *Service) evaluate(ctx context.Context, deadline time.Time, a *buildgate.Analysis, log *slog.Logger) {
+	if s.obs.Analyzed == nil && s.obs.AnalyzedWith == nil {
 		return
 	}
 	ectx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	s.obs.Analyzed(ectx, digest)
+	if s.obs.AnalyzedWith != nil {
+		s.obs.AnalyzedWith(ectx, a)
+	} else {
+		s.obs.Analyzed(ectx, a.Digest)
+	}
 	if errors.Is(ectx.Err(), context.DeadlineExceeded) {
 		log.Warn("policy evaluation after the analysis was cut by --analysis-timeout; verdicts not stored are evaluated at their next check", "timeout", s.cfg.Timeout)
 	}
@@ -1093,10 +1102,15 @@ func (s *Service) matched(ctx context.Context, job *buildgate.Job, a *buildgate.
 		return nil, err
 	}
 	a.Matches, a.PackageList = m.matches, m.list
-	a.DBBuilt = m.db.Built
-	a.MatchedAt = s.cfg.Now()
+	a.DBBuilt = storedTime(m.db.Built)
+	a.MatchedAt = storedTime(s.cfg.Now())
 	return a, nil
 }
+
+// storedTime is t as every store reads it back: in UTC, to the
+// microsecond (PostgreSQL's precision), so that the analysis an
+// evaluation reads in memory (Observer.AnalyzedWith) is the stored one.
+func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 // rematchWork is the kind of pending work a re-match is recorded as; its
 // argument is the DB build to match against.

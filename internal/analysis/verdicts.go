@@ -437,6 +437,17 @@ func (v *Verdicts) compute(ctx context.Context, img *buildgate.Image, a *buildga
 // of its tags (or its digest alone when it has none), as after an analysis
 // or a re-match.
 func (v *Verdicts) Reevaluate(ctx context.Context, digest string) {
+	v.reevaluate(ctx, digest, nil)
+}
+
+// EvaluateAnalysis is Reevaluate of an analysis just stored, a, read from
+// memory rather than from the store (analysis.Observer.AnalyzedWith).
+func (v *Verdicts) EvaluateAnalysis(ctx context.Context, a *buildgate.Analysis) {
+	v.reevaluate(ctx, a.Digest, a)
+}
+
+// reevaluate is Reevaluate, with the stored analysis a when it is not nil.
+func (v *Verdicts) reevaluate(ctx context.Context, digest string, a *buildgate.Analysis) {
 	rec, err := v.store.ActivePolicy(ctx)
 	if err != nil {
 		return // no active bundle: nothing to evaluate
@@ -445,10 +456,11 @@ func (v *Verdicts) Reevaluate(ctx context.Context, digest string) {
 	if err != nil || img.Status != buildgate.StatusAnalyzed {
 		return
 	}
-	a, err := v.store.Analysis(ctx, digest)
-	if err != nil {
-		v.log.Error("reading analysis for evaluation", "digest", digest, "err", err)
-		return
+	if a == nil {
+		if a, err = v.store.Analysis(ctx, digest); err != nil {
+			v.log.Error("reading analysis for evaluation", "digest", digest, "err", err)
+			return
+		}
 	}
 	tags := img.Tags
 	if len(tags) == 0 {
