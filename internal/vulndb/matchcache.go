@@ -86,32 +86,34 @@ func (c *packageCache) wrap(ctx context.Context, ms []match.Matcher, vp vulnerab
 			ids[p.ID] = hashedPackage{name: p.Name, version: p.Version, typ: p.Type, id: id}
 		}
 	}
+	cms := make([]cachedMatcher, len(ms))
 	out := make([]match.Matcher, len(ms))
 	for i, m := range ms {
-		out[i] = cachedMatcher{Matcher: m, cache: c, ids: ids}
+		cms[i] = cachedMatcher{Matcher: m, cache: c, ids: ids}
+		out[i] = cms[i]
 	}
-	matchersOf := matcherIndex(out)
+	matchersOf := matcherIndex(cms)
 	c.prefetch(ctx, matchersOf, vp, packages)
 	return out, slices.DeleteFunc(slices.Clone(packages), func(p pkg.Package) bool {
-		return c.foundNothing(matchersOf(p), p)
+		return foundNothing(matchersOf(p), p)
 	})
 }
 
 // matcherIndex returns the matchers grype runs on a package, as its pass
 // picks them (newMatcherIndex): those of its type, else the stock matcher.
-func matcherIndex(ms []match.Matcher) func(pkg.Package) []match.Matcher {
-	byType := map[syftPkg.Type][]match.Matcher{}
-	var stock []match.Matcher
+func matcherIndex(ms []cachedMatcher) func(pkg.Package) []cachedMatcher {
+	byType := map[syftPkg.Type][]cachedMatcher{}
+	var stock []cachedMatcher
 	for _, m := range ms {
 		if m.Type() == match.StockMatcher {
-			stock = []match.Matcher{m}
+			stock = []cachedMatcher{m}
 			continue
 		}
 		for _, t := range m.PackageTypes() {
 			byType[t] = append(byType[t], m)
 		}
 	}
-	return func(p pkg.Package) []match.Matcher {
+	return func(p pkg.Package) []cachedMatcher {
 		if matchers, ok := byType[p.Type]; ok {
 			return matchers
 		}
@@ -121,16 +123,12 @@ func matcherIndex(ms []match.Matcher) func(pkg.Package) []match.Matcher {
 
 // foundNothing reports whether the cache holds, for each of ms, that it
 // found nothing for p. A package without matchers is left to grype.
-func (c *packageCache) foundNothing(ms []match.Matcher, p pkg.Package) bool {
+func foundNothing(ms []cachedMatcher, p pkg.Package) bool {
 	if len(ms) == 0 {
 		return false
 	}
 	for _, m := range ms {
-		cm, ok := m.(cachedMatcher)
-		if !ok {
-			return false
-		}
-		e, ok := c.entry(cm, p)
+		e, ok := m.entry(p)
 		if !ok || len(e.matches) > 0 || len(e.ignorers) > 0 {
 			return false
 		}
@@ -161,21 +159,18 @@ func (ids packageIDs) of(p pkg.Package) ([sha256.Size]byte, error) {
 // matchersOf picks them, unless the cache holds what they find already,
 // with a worker per core: what they find is kept. Errors and panics are
 // left to grype's own pass, which calls them again.
-func (c *packageCache) prefetch(ctx context.Context, matchersOf func(pkg.Package) []match.Matcher, vp vulnerability.Provider, packages []pkg.Package) {
+func (c *packageCache) prefetch(ctx context.Context, matchersOf func(pkg.Package) []cachedMatcher, vp vulnerability.Provider, packages []pkg.Package) {
 	type job struct {
-		m match.Matcher
+		m cachedMatcher
 		p *pkg.Package
 	}
 	var jobs []job
 	for i := range packages {
 		p := &packages[i]
 		for _, m := range matchersOf(*p) {
-			if cm, ok := m.(cachedMatcher); ok {
-				if _, held := c.entry(cm, *p); held {
-					continue
-				}
+			if _, held := m.entry(*p); !held {
+				jobs = append(jobs, job{m, p})
 			}
-			jobs = append(jobs, job{m, p})
 		}
 	}
 	work := make(chan job)
@@ -202,21 +197,15 @@ func (c *packageCache) prefetch(ctx context.Context, matchersOf func(pkg.Package
 	wg.Wait()
 }
 
-// entry returns the entry of what m finds for p, if the cache holds it.
-// Its slices are not to be changed.
-func (c *packageCache) entry(m cachedMatcher, p pkg.Package) (*packageEntry, bool) {
-	id, err := m.ids.of(p)
+// entry returns the entry of what m finds for p, if the cache holds it,
+// as used (even when grype's pass is spared it). Its slices are not to be
+// changed.
+func (m cachedMatcher) entry(p pkg.Package) (*packageEntry, bool) {
+	key, err := m.key(p)
 	if err != nil {
 		return nil, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.byKey[packageKey{matcher: m.Type(), pkg: id}]
-	if !ok {
-		return nil, false
-	}
-	c.order.MoveToFront(el) // used, even when grype's pass is spared it
-	return el.Value.(*packageEntry), true
+	return m.cache.lookup(key)
 }
 
 // cachedMatcher is a grype matcher answering from the cache.
@@ -226,12 +215,17 @@ type cachedMatcher struct {
 	ids   packageIDs
 }
 
-func (m cachedMatcher) Match(vp vulnerability.Provider, p pkg.Package) ([]match.Match, []match.IgnoreFilter, error) {
+// key is what the cache keeps what m finds for p under.
+func (m cachedMatcher) key(p pkg.Package) (packageKey, error) {
 	id, err := m.ids.of(p)
+	return packageKey{matcher: m.Type(), pkg: id}, err
+}
+
+func (m cachedMatcher) Match(vp vulnerability.Provider, p pkg.Package) ([]match.Match, []match.IgnoreFilter, error) {
+	key, err := m.key(p)
 	if err != nil {
 		return m.Matcher.Match(vp, p)
 	}
-	key := packageKey{matcher: m.Type(), pkg: id}
 	if matches, ignorers, ok := m.cache.get(key, p); ok {
 		return matches, ignorers, nil
 	}
@@ -246,15 +240,10 @@ func (m cachedMatcher) Match(vp vulnerability.Provider, p pkg.Package) ([]match.
 // get returns copies of the matches kept for key, of package p, and the
 // ignore filters.
 func (c *packageCache) get(key packageKey, p pkg.Package) ([]match.Match, []match.IgnoreFilter, bool) {
-	c.mu.Lock()
-	el, ok := c.byKey[key]
+	e, ok := c.lookup(key)
 	if !ok {
-		c.mu.Unlock()
 		return nil, nil, false
 	}
-	c.order.MoveToFront(el)
-	e := el.Value.(*packageEntry)
-	c.mu.Unlock()
 	var matches []match.Match
 	if e.matches != nil {
 		matches = make([]match.Match, len(e.matches))
@@ -267,6 +256,18 @@ func (c *packageCache) get(key packageKey, p pkg.Package) ([]match.Match, []matc
 		}
 	}
 	return matches, slices.Clone(e.ignorers), true
+}
+
+// lookup returns the entry kept for key, moved to the front.
+func (c *packageCache) lookup(key packageKey) (*packageEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byKey[key]
+	if !ok {
+		return nil, false
+	}
+	c.order.MoveToFront(el)
+	return el.Value.(*packageEntry), true
 }
 
 func (c *packageCache) put(key packageKey, matches []match.Match, ignorers []match.IgnoreFilter) {
