@@ -300,5 +300,8 @@ func dbStatus(s vulndb.Status, updateURL string) api.DBStatus {
 	for _, p := range s.Providers {
 		out.Providers = append(out.Providers, api.DBProvider{Name: p.Name, Version: p.Version, Processor: p.Processor, DateCaptured: p.DateCaptured, Records: p.Records})
 	}
+	if w := s.Warmed; w != nil {
+		out.Warmed = &api.DBWarmed{Packages: w.Packages, Held: w.Held, Seconds: w.Took.Seconds(), Complete: w.Complete}
+	}
 	return out
 }

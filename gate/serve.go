@@ -50,6 +50,9 @@ type Config struct {
 	// MatchCacheSize bounds what packages matched in the DB in use, in
 	// estimated bytes (vulndb.Options.MatchCacheSize).
 	MatchCacheSize int64
+	// DBWarmBudget bounds the matching a DB import or update does in the
+	// new DB before the swap (vulndb.Options.WarmBudget).
+	DBWarmBudget time.Duration
 	// Unpack bounds what one image may unpack to (--max-unpacked-size,
 	// --max-files, --max-file-size, --max-path-length, --max-layers,
 	// --max-config-size, --max-manifest-size).
@@ -114,6 +117,7 @@ func DefaultConfig() Config {
 		MaxImageSize:     8 << 30,
 		VerdictCacheSize: analysis.DefaultVerdictCacheBytes,
 		MatchCacheSize:   vulndb.DefaultMatchCacheSize,
+		DBWarmBudget:     vulndb.DefaultWarmBudget,
 		Unpack:           catalog.DefaultLimits(),
 		LayerCacheSize:   2 << 30,
 		DBUpdateURL:      vulndb.DefaultUpdateURL,
@@ -144,6 +148,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxImageSize, "max-image-size", d.MaxImageSize, "largest compressed image to pull, in bytes")
 	fs.Int64Var(&c.LayerCacheSize, "layer-cache-size", d.LayerCacheSize, "bytes of unpacked layers and their file lists, digests and secrets kept by layer diff ID in DATA/layer-cache, so that a layer is decompressed, hashed and searched once, and of the SBOMs of layer chains, so that an image on an analysed base is not cataloged again when its new layers add no package (0: none)")
 	fs.Int64Var(&c.MatchCacheSize, "match-cache-size", d.MatchCacheSize, "what each package matched in the DB in use, kept so a package many images share is matched once per DB, with the metadata of what they match (a quarter), in estimated bytes (least recently used out first; 0 keeps nothing)")
+	fs.DurationVar(&c.DBWarmBudget, "db-warm-budget", d.DBWarmBudget, "time a DB import or update spends, before it swaps the new DB in, matching in it the packages the match cache holds (most recently used first), so images built on what the gate has seen are not matched from scratch after an update (0: none)")
 	fs.Int64Var(&c.VerdictCacheSize, "verdict-cache-size", d.VerdictCacheSize, "verdicts kept decoded in memory for checks, in bytes of their JSON (least recently used out first)")
 	fs.Int64Var(&c.Unpack.MaxUnpackedSize, "max-unpacked-size", d.Unpack.MaxUnpackedSize, "largest total of an image's uncompressed layers, in bytes")
 	fs.IntVar(&c.Unpack.MaxFiles, "max-files", d.Unpack.MaxFiles, "most entries in an image's layers")
@@ -267,6 +272,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if c.VerdictCacheSize < 0 || c.MatchCacheSize < 0 {
 		return fmt.Errorf("invalid --verdict-cache-size %d or --match-cache-size %d: want 0 or more bytes", c.VerdictCacheSize, c.MatchCacheSize)
+	}
+	if c.DBWarmBudget < 0 {
+		return fmt.Errorf("invalid --db-warm-budget %s: want 0 or a positive duration", c.DBWarmBudget)
 	}
 	if c.DBSyncInterval <= 0 {
 		return fmt.Errorf("invalid --db-sync-interval %s: want a positive duration", c.DBSyncInterval)
@@ -599,6 +607,7 @@ func (m *Main) dbOptions() vulndb.Options {
 	o.HTTPClient = m.Guard.Client(o.HTTPClient.Timeout, 10)
 	o.Now = m.Now
 	o.MatchCacheSize = m.Config.MatchCacheSize
+	o.WarmBudget = m.Config.DBWarmBudget
 	if m.sharedStore {
 		o.Publish = m.publishDB
 	}

@@ -225,6 +225,18 @@ type DBStatus struct {
 	LastUpdateAttempt *time.Time   `json:"last_update_attempt,omitempty"`
 	LastUpdateError   string       `json:"last_update_error,omitempty"`
 	UpdateURL         string       `json:"update_url,omitempty"`
+	// Warmed is what the DB in use was warmed with before its swap.
+	Warmed *DBWarmed `json:"warmed,omitempty"`
+}
+
+// DBWarmed is what an import or update matched in its new DB before the
+// swap: Packages of the Held packages (and matchers) the replaced DB had
+// matched, in Seconds; Complete is false when the budget cut it.
+type DBWarmed struct {
+	Packages int     `json:"packages"`
+	Held     int     `json:"held"`
+	Seconds  float64 `json:"seconds"`
+	Complete bool    `json:"complete"`
 }
 
 // Policy is a stored policy bundle. Bundle is Anchore's 1_0 bundle JSON.

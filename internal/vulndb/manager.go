@@ -55,7 +55,18 @@ type Options struct {
 	// vulnerabilities they match (a quarter of it); zero or less keeps
 	// nothing.
 	MatchCacheSize int64
+	// WarmBudget bounds the time an import or update spends, before it
+	// swaps the new DB in, matching in it the packages the DB in use has
+	// matched, most recently used first (what its match cache holds): the
+	// images a gate sees are mostly built on what it has seen, and are
+	// then not matched from scratch after the swap. Zero or less warms
+	// nothing.
+	WarmBudget time.Duration
 }
+
+// DefaultWarmBudget is the warming an import or update does unless told
+// otherwise (Options.WarmBudget).
+const DefaultWarmBudget = 10 * time.Second
 
 // DefaultOptions returns the options a Manager uses unless told otherwise:
 // a plain HTTP client with a 10-minute timeout and a 4 GiB archive bound
@@ -65,6 +76,7 @@ func DefaultOptions() Options {
 		HTTPClient:     &http.Client{Timeout: 10 * time.Minute},
 		MaxArchiveSize: 4 << 30,
 		MatchCacheSize: DefaultMatchCacheSize,
+		WarmBudget:     DefaultWarmBudget,
 	}
 }
 
@@ -84,6 +96,21 @@ type Status struct {
 	Path string `json:"path,omitempty"`
 	// Error says why an installed DB could not be opened, if so.
 	Error string `json:"error,omitempty"`
+	// Warmed is what the DB in use was warmed with before it was swapped
+	// in (Options.WarmBudget); nil for a DB opened at start.
+	Warmed *Warmed `json:"warmed,omitempty"`
+}
+
+// Warmed is what an import or update matched in its new DB before the
+// swap: the packages the DB it replaced had matched.
+type Warmed struct {
+	// Packages is how many were matched (one per package and matcher), of
+	// Held, what the replaced DB's match cache held.
+	Packages int `json:"packages"`
+	Held     int `json:"held"`
+	// Took is the time it took; Complete is false when WarmBudget cut it.
+	Took     time.Duration `json:"took"`
+	Complete bool          `json:"complete"`
 }
 
 // handle is one open DB. Matches hold a reference while they run; a
@@ -96,6 +123,8 @@ type handle struct {
 	refs     sync.WaitGroup
 	// packages are the matches of packages in this DB.
 	packages *packageCache
+	// warmed is what the DB was warmed with, if it was.
+	warmed *Warmed
 }
 
 func openHandle(dir string, cacheBytes int64) (*handle, error) {
@@ -238,6 +267,7 @@ func (m *Manager) Status() Status {
 		s.Providers = m.cur.info.Providers
 		s.Distros = m.cur.info.Distros
 		s.Path = filepath.Join(m.cur.dir, v6.VulnerabilityDBFileName)
+		s.Warmed = m.cur.warmed
 	}
 	return s
 }
@@ -403,12 +433,34 @@ func (m *Manager) installArchive(ctx context.Context, staging, archivePath, sour
 		_ = os.RemoveAll(final)
 		return buildgate.DBInfo{}, err
 	}
+	m.warm(ctx, h)
 	if err := m.swap(h); err != nil {
 		_ = h.provider.Close()
 		_ = os.RemoveAll(final)
 		return buildgate.DBInfo{}, err
 	}
 	return h.info, nil
+}
+
+// warm matches in h's DB, for at most Options.WarmBudget, the packages
+// the DB in use has matched (packageCache.warm), and records it in h.
+// The caller holds m.install, so the DB in use is not swapped meanwhile.
+func (m *Manager) warm(ctx context.Context, h *handle) {
+	m.mu.RLock()
+	old := m.cur
+	m.mu.RUnlock()
+	if old == nil || old.packages == nil || h.packages == nil || m.opts.WarmBudget <= 0 {
+		return
+	}
+	vm, err := NewVulnerabilityMatcher(h.provider)
+	if err != nil {
+		return // the images' matching reports it
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.opts.WarmBudget)
+	defer cancel()
+	start := time.Now()
+	n, held := h.packages.warm(ctx, old.packages, vm.Matchers, h.provider)
+	h.warmed = &Warmed{Packages: n, Held: held, Took: time.Since(start), Complete: n == held}
 }
 
 // swap points the current symlink and the manager at h, then closes and

@@ -244,20 +244,35 @@ func TestMatchCacheParity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for name, doc := range docs {
-		want, _, err := plain.Match(ctx, doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _, err := cached.Match(ctx, doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(want) == 0 {
-			t.Fatalf("%s: no matches", name)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: %d matches with the cache, %d without; they differ", name, len(got), len(want))
+	compare := func(how string) {
+		t.Helper()
+		for name, doc := range docs {
+			want, _, err := plain.Match(ctx, doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := cached.Match(ctx, doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) == 0 {
+				t.Fatalf("%s: no matches", name)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: %d matches %s, %d without a cache; they differ", name, len(got), how, len(want))
+			}
 		}
 	}
+	compare("with the cache")
+
+	// A DB imported next is warmed with what the cache holds before the
+	// swap; its matches are those of an uncached matcher too.
+	if _, err := cached.ImportFile(ctx, vulndbtest.Archive(t)); err != nil {
+		t.Fatal(err)
+	}
+	w := cached.Status().Warmed
+	if w == nil || !w.Complete || w.Packages == 0 || w.Packages != w.Held {
+		t.Fatalf("the new DB was warmed with %+v, want every package the cache held", w)
+	}
+	compare("from the cache warmed at the import")
 }

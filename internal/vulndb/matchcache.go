@@ -44,7 +44,10 @@ type packageKey struct {
 }
 
 type packageEntry struct {
-	key      packageKey
+	key packageKey
+	// pkg is the package matched, without its related packages: the next
+	// DB is warmed with it (warm).
+	pkg      pkg.Package
 	matches  []match.Match
 	ignorers []match.IgnoreFilter
 	size     int64
@@ -57,10 +60,13 @@ func newPackageCache(maxBytes int64) *packageCache {
 	return &packageCache{max: maxBytes, order: list.New(), byKey: map[packageKey]*list.Element{}}
 }
 
-// Estimated sizes of what an entry holds: grype's matches carry the
-// package, the vulnerability's record and how it was found.
+// Estimated sizes of what an entry holds: the package (its CPEs,
+// locations and the metadata grype keeps of it), and grype's matches,
+// which carry the package, the vulnerability's record and how it was
+// found.
 const (
-	entryBytes   = 256
+	entryBytes   = 256 + packageBytes
+	packageBytes = 2048
 	matchBytes   = 4096
 	ignorerBytes = 256
 )
@@ -233,7 +239,7 @@ func (m cachedMatcher) Match(vp vulnerability.Provider, p pkg.Package) ([]match.
 	if err != nil {
 		return matches, ignorers, err // not kept: tried again next time
 	}
-	m.cache.put(key, matches, ignorers)
+	m.cache.put(key, p, matches, ignorers)
 	return matches, ignorers, nil
 }
 
@@ -270,9 +276,10 @@ func (c *packageCache) lookup(key packageKey) (*packageEntry, bool) {
 	return el.Value.(*packageEntry), true
 }
 
-func (c *packageCache) put(key packageKey, matches []match.Match, ignorers []match.IgnoreFilter) {
+func (c *packageCache) put(key packageKey, p pkg.Package, matches []match.Match, ignorers []match.IgnoreFilter) {
+	p.RelatedPackages = nil
 	e := &packageEntry{
-		key: key, matches: slices.Clone(matches), ignorers: slices.Clone(ignorers),
+		key: key, pkg: p, matches: slices.Clone(matches), ignorers: slices.Clone(ignorers),
 		size: entryBytes + matchBytes*int64(len(matches)) + ignorerBytes*int64(len(ignorers)),
 	}
 	for i := range e.matches {
@@ -325,4 +332,77 @@ func packageID(p pkg.Package) ([sha256.Size]byte, error) {
 		return [sha256.Size]byte{}, err
 	}
 	return sha256.Sum256(b), nil
+}
+
+// held returns the keys and packages of the entries c holds, most
+// recently used first.
+func (c *packageCache) held() []packageEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]packageEntry, 0, len(c.byKey))
+	for el := c.order.Front(); el != nil; el = el.Next() {
+		e := el.Value.(*packageEntry)
+		out = append(out, packageEntry{key: e.key, pkg: e.pkg})
+	}
+	return out
+}
+
+// warm matches in vp, with grype's matchers ms, the packages old holds
+// (the cache of the DB in use), most recently used first, with a worker
+// per core, and keeps what each matcher finds under the key old keeps it
+// under, until ctx is done. It reads the metadata of the vulnerabilities
+// found as well, which grype reads after every image's matching, so that
+// vp's metadata cache holds it. It returns how many of old's entries it
+// matched, and how many old held.
+//
+// A matcher's result is a function of the DB and the package alone, so
+// what warm keeps is what the image's matching would find; a package the
+// warming did not reach is matched when an image has it, as before.
+func (c *packageCache) warm(ctx context.Context, old *packageCache, ms []match.Matcher, vp vulnerability.Provider) (matched, held int) {
+	if c == nil || old == nil {
+		return 0, 0
+	}
+	byType := map[match.MatcherType]match.Matcher{}
+	for _, m := range ms {
+		byType[m.Type()] = m
+	}
+	entries := old.held()
+	work := make(chan packageEntry)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(entries)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range work {
+				func() {
+					defer func() { _ = recover() }() // a matcher's panic is grype's pass's to report
+					m := byType[e.key.matcher]
+					matches, ignorers, err := m.Match(vp, e.pkg)
+					if err != nil {
+						return
+					}
+					for _, found := range matches {
+						_, _ = vp.VulnerabilityMetadata(found.Vulnerability.Reference) //nolint:staticcheck // the method grype itself calls
+					}
+					c.put(e.key, e.pkg, matches, ignorers)
+				}()
+			}
+		}()
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			break
+		}
+		if byType[e.key.matcher] == nil {
+			continue // a matcher the new DB's configuration has not
+		}
+		select {
+		case work <- e:
+			matched++
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	return matched, len(entries)
 }
