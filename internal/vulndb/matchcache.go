@@ -179,7 +179,14 @@ func (c *packageCache) prefetch(ctx context.Context, matchersOf func(pkg.Package
 			}
 		}
 	}
-	work := make(chan job)
+	perCore(ctx, jobs, func(j job) { _, _, _ = j.m.Match(vp, *j.p) })
+}
+
+// perCore calls do on each job with a worker per core, until ctx is done,
+// and returns how many jobs it handed out. A panic in do ends that job
+// alone: the matchers' errors and panics are grype's own pass's to report.
+func perCore[T any](ctx context.Context, jobs []T, do func(T)) int {
+	work := make(chan T)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
 		wg.Add(1)
@@ -188,19 +195,27 @@ func (c *packageCache) prefetch(ctx context.Context, matchersOf func(pkg.Package
 			for j := range work {
 				func() {
 					defer func() { _ = recover() }()
-					_, _, _ = j.m.Match(vp, *j.p)
+					do(j)
 				}()
 			}
 		}()
 	}
+	n := 0
+send:
 	for _, j := range jobs {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- j
+		select {
+		case work <- j:
+			n++
+		case <-ctx.Done():
+			break send
+		}
 	}
 	close(work)
 	wg.Wait()
+	return n
 }
 
 // entry returns the entry of what m finds for p, if the cache holds it,
@@ -367,42 +382,19 @@ func (c *packageCache) warm(ctx context.Context, old *packageCache, ms []match.M
 		byType[m.Type()] = m
 	}
 	entries := old.held()
-	work := make(chan packageEntry)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(entries)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for e := range work {
-				func() {
-					defer func() { _ = recover() }() // a matcher's panic is grype's pass's to report
-					m := byType[e.key.matcher]
-					matches, ignorers, err := m.Match(vp, e.pkg)
-					if err != nil {
-						return
-					}
-					for _, found := range matches {
-						_, _ = vp.VulnerabilityMetadata(found.Vulnerability.Reference) //nolint:staticcheck // the method grype itself calls
-					}
-					c.put(e.key, e.pkg, matches, ignorers)
-				}()
-			}
-		}()
-	}
-	for _, e := range entries {
-		if ctx.Err() != nil {
-			break
+	held = len(entries)
+	jobs := slices.DeleteFunc(entries, func(e packageEntry) bool {
+		return byType[e.key.matcher] == nil // a matcher the new DB's configuration has not
+	})
+	matched = perCore(ctx, jobs, func(e packageEntry) {
+		matches, ignorers, err := byType[e.key.matcher].Match(vp, e.pkg)
+		if err != nil {
+			return
 		}
-		if byType[e.key.matcher] == nil {
-			continue // a matcher the new DB's configuration has not
+		for _, found := range matches {
+			_, _ = vp.VulnerabilityMetadata(found.Vulnerability.Reference) //nolint:staticcheck // the method grype itself calls
 		}
-		select {
-		case work <- e:
-			matched++
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
-	return matched, len(entries)
+		c.put(e.key, e.pkg, matches, ignorers)
+	})
+	return matched, held
 }
