@@ -22,11 +22,25 @@ var (
 	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 	gzipMagic = []byte{0x1f, 0x8b}
 
-	// One encoder and one decoder serve every call: EncodeAll and
-	// DecodeAll are safe for concurrent use and reuse their state.
-	encoder = must(zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression)))
+	// One encoder serves every document up to its window (matches,
+	// verdicts, package lists) and one decoder every call: EncodeAll and
+	// DecodeAll are safe for concurrent use and reuse their state. An
+	// encoder keeps its window's history and its tables for good (with
+	// Go's default 8 MiB window, 22 MiB for each of its GOMAXPROCS
+	// states), so this one keeps a small window, and a bigger document
+	// gets an encoder of its own (bigEncoder).
+	encoder = must(zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
+		zstd.WithWindowSize(smallWindow), zstd.WithLowerEncoderMem(true)))
 	decoder = must(zstd.NewReader(nil))
 )
+
+// smallWindow is the window of the shared encoder: documents up to it
+// are packed with it, as well as with any bigger window.
+const smallWindow = 1 << 20
+
+// maxPackWindow bounds the window of a document packed alone: a longer
+// one's references reach back this far.
+const maxPackWindow = 8 << 20
 
 func must[T any](v T, err error) T {
 	if err != nil {
@@ -40,7 +54,20 @@ func pack(b []byte) []byte {
 	if len(b) == 0 {
 		return []byte{}
 	}
-	return encoder.EncodeAll(b, make([]byte, 0, len(b)/8))
+	if len(b) <= smallWindow {
+		return encoder.EncodeAll(b, make([]byte, 0, len(b)/8))
+	}
+	enc := must(bigEncoder(min(windowFor(len(b)), maxPackWindow))) // valid options
+	defer enc.Close()
+	return enc.EncodeAll(b, make([]byte, 0, len(b)/8))
+}
+
+// bigEncoder is an encoder for one big document (an SBOM of some MB),
+// with a window that holds it: its memory is freed with it, where the
+// shared encoder would keep a big window's for good.
+func bigEncoder(window int, opts ...zstd.EOption) (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, append([]zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
+		zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(window), zstd.WithLowerEncoderMem(true)}, opts...)...)
 }
 
 // unpack returns the document pack (or an older gate: gzip, or nothing)
@@ -98,8 +125,7 @@ func packAllWith(dict []byte, docs ...[]byte) ([][]byte, error) {
 		}
 		return out, nil
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(windowFor(len(dict)+longest)), zstd.WithEncoderDictRaw(sbomDict, dict))
+	enc, err := bigEncoder(windowFor(len(dict)+longest), zstd.WithEncoderDictRaw(sbomDict, dict))
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,18 @@ func TestUnpackReadsEveryFormat(t *testing.T) {
 			t.Errorf("%s: unpack = %d bytes, %v; want the %d of the document", name, len(got), err, len(doc))
 		}
 	}
+	// A document past the shared encoder's window gets an encoder whose
+	// window holds it: the second half, a copy of the first 1.6 MB, is
+	// stored as references to it.
+	half := digestDoc(16_000)
+	big := append(slicesClone(half), half...)
+	packedBig := pack(big)
+	if len(half) <= smallWindow || len(packedBig) > len(pack(half))+len(half)/100 {
+		t.Errorf("pack of a %d-byte document that repeats its first half = %d bytes, want about its half's %d", len(big), len(packedBig), len(pack(half)))
+	}
+	if got, err := unpack(packedBig); err != nil || !bytes.Equal(got, big) {
+		t.Errorf("unpack(pack(%d bytes)) = %d bytes, %v", len(big), len(got), err)
+	}
 	if got := pack(nil); len(got) != 0 || got == nil {
 		t.Errorf("pack(nil) = %#v, want an empty, non-nil value (a NOT NULL column)", got)
 	}
