@@ -24,10 +24,19 @@ import (
 	"github.com/anchore/syft/syft"
 
 	"github.com/buildgate/buildgate"
+	"github.com/buildgate/buildgate/internal/shareddir"
 )
 
-// imagesDir holds the shared test images (docker-archive tarballs).
-const imagesDir = "/work/shared/images"
+// imagesDir returns the directory of the shared test images
+// (docker-archive tarballs).
+func imagesDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := shareddir.Dir()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return filepath.Join(dir, "images")
+}
 
 // writeLayout writes img as the one image of an OCI layout in a new
 // temporary directory.
@@ -45,14 +54,10 @@ func writeLayout(tb testing.TB, img v1.Image) string {
 }
 
 // layoutFromArchive converts a shared docker-archive image into an OCI
-// layout, skipping the test when the image is not there.
+// layout.
 func layoutFromArchive(tb testing.TB, name string) string {
 	tb.Helper()
-	path := filepath.Join(imagesDir, name)
-	if _, err := os.Stat(path); err != nil {
-		tb.Skipf("test image %s: %v", name, err)
-	}
-	img, err := tarball.ImageFromPath(path, nil)
+	img, err := tarball.ImageFromPath(filepath.Join(imagesDir(tb), name), nil)
 	if err != nil {
 		tb.Fatalf("loading %s: %v", name, err)
 	}
