@@ -63,28 +63,9 @@ func (r registryAdapter) ResolveFor(ctx context.Context, s, platform string, aut
 	}, nil
 }
 
-func (r registryAdapter) Pull(ctx context.Context, pullRef, dir string) error {
-	res, err := pullResolved(pullRef, nil)
-	if err != nil {
-		return err
-	}
-	_, err = r.client.Pull(ctx, res, dir)
-	return err
-}
-
-// PullWith pulls with an authorization given with the submission, over
-// plain HTTP when its registry URL said so.
-func (r registryAdapter) PullWith(ctx context.Context, pullRef, dir string, auth analysis.PullAuth) error {
-	res, err := pullResolved(pullRef, &auth)
-	if err != nil {
-		return err
-	}
-	_, err = r.client.PullAuthorized(ctx, res, dir, authorization(auth))
-	return err
-}
-
 // open opens the image pullRef names where its registry serves it, with
-// auth when it is not nil, as PullWith, else as Pull.
+// auth alone when it is not nil (over plain HTTP when its registry URL
+// said so), else with the stored credentials.
 func (r registryAdapter) open(ctx context.Context, pullRef string, auth *analysis.PullAuth) (v1.Image, error) {
 	res, err := pullResolved(pullRef, auth)
 	if err != nil {

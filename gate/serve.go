@@ -335,10 +335,6 @@ func (m *Main) Open(ctx context.Context) error {
 		MaxLayerSize: c.MaxLayerSize, MaxImageSize: c.MaxImageSize, UserAgent: "buildgate/" + version,
 		Log: m.Log,
 	}
-	if cat.layers != nil {
-		// a layer whose unpacked tar is cached is not downloaded
-		rc.Pin = cat.layers.LinkTar
-	}
 	reg := registryAdapter{client: registry.New(rc)}
 	cat.registry = reg
 	m.Verdicts = analysis.NewVerdicts(m.Store, m.VulnDB, m.Log)
@@ -360,8 +356,8 @@ func (m *Main) Open(ctx context.Context) error {
 	metrics := server.NewMetrics(m.Store.QueueDepth, func() time.Time { return m.VulnDB.Info().Built })
 	acfg := analysis.Config{
 		Workers: c.Workers, Timeout: c.AnalysisTimeout, Lease: c.JobLease, MaxAttempts: c.JobAttempts,
-		WorkDir: filepath.Join(c.DataDir, "work"), UploadDir: filepath.Join(c.DataDir, "uploads"),
-		Now: m.Now,
+		UploadDir: filepath.Join(c.DataDir, "uploads"),
+		Now:       m.Now,
 	}
 	if m.sharedStore {
 		// Any replica may claim an upload's job: the archive goes to

@@ -99,11 +99,6 @@ type Registry interface {
 	// is not nil, authenticating to the reference's registry with auth
 	// alone (its Host is the reference's).
 	ResolveFor(ctx context.Context, ref, platform string, auth *PullAuth) (Resolved, error)
-	Pull(ctx context.Context, pullRef, dir string) error
-	// PullWith pulls like Pull, authenticating to the pull reference's
-	// registry with auth alone (no stored credentials), and sending auth
-	// to no other host.
-	PullWith(ctx context.Context, pullRef, dir string, auth PullAuth) error
 	// ImportArchive turns an uploaded image archive into an OCI layout at
 	// dir and returns the image's digest.
 	ImportArchive(path, dir string) (digest string, err error)
@@ -111,18 +106,17 @@ type Registry interface {
 	NormalizeTag(tag string) (string, error)
 }
 
-// RemoteCataloger is a Cataloger that reads an image where its registry
-// serves it, each layer once as it downloads, with no layout pulled
-// first (Registry.Pull and PullWith are not called). auth, when not nil,
-// is the submission's own authorization, as PullWith's. pulled is called
-// once every layer it reads has been read.
-type RemoteCataloger interface {
-	CatalogRemote(ctx context.Context, pullRef string, auth *PullAuth, pulled func()) (*buildgate.Analysis, error)
-}
-
-// Cataloger reads an image in an OCI layout into an SBOM and facts, and
-// reads SBOM documents users upload.
+// Cataloger reads an image into an SBOM and facts, and reads SBOM
+// documents users upload.
 type Cataloger interface {
+	// CatalogRemote reads the image pullRef names where its registry
+	// serves it, each layer once as it downloads. auth, when not nil, is
+	// the submission's own authorization: the pull reference's registry is
+	// authenticated to with it alone (no stored credentials), and it is
+	// sent to no other host. pulled is called once every layer it reads
+	// has been read.
+	CatalogRemote(ctx context.Context, pullRef string, auth *PullAuth, pulled func()) (*buildgate.Analysis, error)
+	// Catalog reads the image of an OCI layout (an uploaded archive's).
 	Catalog(ctx context.Context, layoutDir string) (*buildgate.Analysis, error)
 	// DecodeSBOM reads a syft, CycloneDX or SPDX document into an analysis
 	// whose SBOM is syft-json.
@@ -221,9 +215,7 @@ type Config struct {
 	Workers int
 	// Timeout bounds one analysis.
 	Timeout time.Duration
-	// WorkDir holds layouts while images are analysed; UploadDir holds
-	// layouts of uploaded images until they are analysed.
-	WorkDir   string
+	// UploadDir holds layouts of uploaded images until they are analysed.
 	UploadDir string
 	// Poll is how often idle workers look at the queue.
 	Poll time.Duration
@@ -1010,21 +1002,7 @@ func (s *Service) analyseWithin(ctx context.Context, job *buildgate.Job, ph *pha
 }
 
 func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*buildgate.Analysis, error) {
-	var dir string
-	switch job.Source {
-	case "upload":
-		ph.set("reading the upload")
-		dir = s.uploadDir(job)
-		_, err := os.Stat(dir)
-		switch {
-		case job.PullRef == "" || (err != nil && s.cfg.Uploads == nil):
-			return nil, fmt.Errorf("the uploaded image is no longer on the gate; upload it again")
-		case err != nil:
-			if err := s.fetchUpload(ctx, job, dir); err != nil {
-				return nil, err
-			}
-		}
-	default:
+	if job.Source != "upload" {
 		var auth *PullAuth
 		if job.Source == sourceAuthorized || job.Source == sourceRunAuth {
 			a, ok := s.takeAuth(job.Digest)
@@ -1036,35 +1014,22 @@ func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*
 			}
 			auth = &a
 		}
-		if rc, ok := s.catalog.(RemoteCataloger); ok {
-			ph.set("pulling")
-			a, err := rc.CatalogRemote(ctx, job.PullRef, auth, func() { ph.set("cataloging") })
-			if err != nil {
-				return nil, remoteError(job.PullRef, err)
-			}
-			return s.matched(ctx, job, a, ph)
-		}
-		// A directory of its own: an analysis its deadline abandoned may
-		// still hold one for this digest (it removes it when it returns),
-		// and what an interrupted one left is removed here.
-		left, _ := filepath.Glob(filepath.Join(s.cfg.WorkDir, dirName(job.Digest)+"-*"))
-		for _, l := range left {
-			os.RemoveAll(l)
-		}
-		dir = filepath.Join(s.cfg.WorkDir, dirName(job.Digest)+"-"+buildgate.NewID()[:16])
-		defer os.RemoveAll(dir)
 		ph.set("pulling")
-		var err error
-		if auth != nil {
-			err = s.registry.PullWith(ctx, job.PullRef, dir, *auth)
-		} else {
-			err = s.registry.Pull(ctx, job.PullRef, dir)
-		}
+		a, err := s.catalog.CatalogRemote(ctx, job.PullRef, auth, func() { ph.set("cataloging") })
 		if err != nil {
-			if buildgate.ErrorCode(err) != buildgate.EINTERNAL {
-				return nil, err // the registry adapter's message names the image
-			}
-			return nil, fmt.Errorf("pulling %s: %w", job.PullRef, err)
+			return nil, remoteError(job.PullRef, err)
+		}
+		return s.matched(ctx, job, a, ph)
+	}
+	ph.set("reading the upload")
+	dir := s.uploadDir(job)
+	_, err := os.Stat(dir)
+	switch {
+	case job.PullRef == "" || (err != nil && s.cfg.Uploads == nil):
+		return nil, fmt.Errorf("the uploaded image is no longer on the gate; upload it again")
+	case err != nil:
+		if err := s.fetchUpload(ctx, job, dir); err != nil {
+			return nil, err
 		}
 	}
 	ph.set("cataloging")
@@ -1075,7 +1040,7 @@ func (s *Service) analyse(ctx context.Context, job *buildgate.Job, ph *phase) (*
 	return s.matched(ctx, job, a, ph)
 }
 
-// remoteError is the error of an image a RemoteCataloger failed to read:
+// remoteError is the error of an image CatalogRemote failed to read:
 // the registry's or the image's own, described for the user, or an
 // internal one.
 func remoteError(pullRef string, err error) error {

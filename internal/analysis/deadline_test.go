@@ -18,7 +18,7 @@ import (
 var slowDigest = "sha256:" + strings.Repeat("51", 32)
 
 // The deadline tests' timeout is long enough that the fakes' own work
-// (a pull and a catalog that do nothing, a save to SQLite) ends well inside
+// (a catalog that does nothing, a save to SQLite) ends well inside
 // it under the race detector on a loaded machine: only the phase a test
 // holds may meet the deadline. slack is how late past it an end may come.
 const deadlineTimeout, deadlineSlack = 2 * time.Second, time.Second
@@ -32,14 +32,17 @@ func (quickRegistry) Resolve(context.Context, string) (Resolved, error) {
 func (r quickRegistry) ResolveFor(ctx context.Context, ref, _ string, _ *PullAuth) (Resolved, error) {
 	return r.Resolve(ctx, ref)
 }
-func (quickRegistry) Pull(context.Context, string, string) error               { return nil }
-func (quickRegistry) PullWith(context.Context, string, string, PullAuth) error { return nil }
-func (quickRegistry) ImportArchive(string, string) (string, error)             { return "", nil }
-func (quickRegistry) NormalizeTag(tag string) (string, error)                  { return tag, nil }
+func (quickRegistry) ImportArchive(string, string) (string, error) { return "", nil }
+func (quickRegistry) NormalizeTag(tag string) (string, error)      { return tag, nil }
 
-// quickCataloger catalogs every layout at once into an empty SBOM.
+// quickCataloger catalogs every image and layout at once into an empty
+// SBOM.
 type quickCataloger struct{}
 
+func (quickCataloger) CatalogRemote(_ context.Context, _ string, _ *PullAuth, pulled func()) (*buildgate.Analysis, error) {
+	pulled()
+	return &buildgate.Analysis{SBOM: []byte(`{}`)}, nil
+}
 func (quickCataloger) Catalog(context.Context, string) (*buildgate.Analysis, error) {
 	return &buildgate.Analysis{SBOM: []byte(`{}`)}, nil
 }
@@ -88,7 +91,7 @@ func TestDeadlineHoldsDuringMatching(t *testing.T) {
 		d       time.Duration
 	}
 	finished := make(chan finish, 1)
-	s := New(Config{Workers: 1, Timeout: timeout, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
+	s := New(Config{Workers: 1, Timeout: timeout, Poll: 10 * time.Millisecond, UploadDir: t.TempDir()},
 		db, quickRegistry{}, quickCataloger{}, m, Observer{
 			Finished: func(_ string, outcome buildgate.Status, d time.Duration) { finished <- finish{outcome, d} },
 		}, testLog(t))
@@ -183,7 +186,7 @@ func TestDeadlineHoldsDuringPolicyEvaluation(t *testing.T) {
 	evaluated := make(chan cut, 1)
 	m := deafMatcher{entered: make(chan struct{}), release: make(chan struct{}), returned: make(chan struct{})}
 	close(m.release)
-	s := New(Config{Workers: 1, Timeout: timeout, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
+	s := New(Config{Workers: 1, Timeout: timeout, Poll: 10 * time.Millisecond, UploadDir: t.TempDir()},
 		db, quickRegistry{}, quickCataloger{}, m, Observer{
 			Finished: func(_ string, outcome buildgate.Status, d time.Duration) {
 				start := time.Now().Add(-d)
@@ -256,7 +259,7 @@ func TestDeadlineHoldsForUploadedSBOMs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s := New(Config{Timeout: timeout, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
+	s := New(Config{Timeout: timeout, UploadDir: t.TempDir()},
 		db, quickRegistry{}, quickCataloger{}, patientMatcher{}, Observer{}, testLog(t))
 	start := time.Now()
 	_, err = s.SubmitSBOM(ctx, strings.NewReader(`{"artifacts":[]}`), UploadRequest{})

@@ -19,7 +19,7 @@ type finishingCataloger struct {
 	finish func(a *buildgate.Analysis) error
 }
 
-func (c finishingCataloger) Catalog(context.Context, string) (*buildgate.Analysis, error) {
+func (c finishingCataloger) CatalogRemote(context.Context, string, *PullAuth, func()) (*buildgate.Analysis, error) {
 	a := &buildgate.Analysis{Decoded: "decoded"}
 	a.Finish = func() error { return c.finish(a) }
 	return a, nil
@@ -66,7 +66,7 @@ func analyseOne(t *testing.T, c Cataloger, m Matcher) (*buildgate.Image, *buildg
 	}
 	t.Cleanup(func() { db.Close() })
 	finished := make(chan struct{}, 1)
-	s := New(Config{Workers: 1, Timeout: time.Minute, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir()},
+	s := New(Config{Workers: 1, Timeout: time.Minute, Poll: 10 * time.Millisecond, UploadDir: t.TempDir()},
 		db, quickRegistry{}, c, m, Observer{Finished: func(string, buildgate.Status, time.Duration) { finished <- struct{}{} }},
 		slog.New(slog.DiscardHandler))
 	defer runSubmitted(t, s)()

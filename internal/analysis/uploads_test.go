@@ -63,7 +63,7 @@ func newReplicaPair(t *testing.T) *replicaPair {
 	t.Cleanup(func() { db.Close() })
 	p.db = db
 	service := func(obs Observer) *Service {
-		return New(Config{Workers: 1, Poll: 10 * time.Millisecond, WorkDir: t.TempDir(), UploadDir: t.TempDir(), Uploads: db, Now: p.clock.Now},
+		return New(Config{Workers: 1, Poll: 10 * time.Millisecond, UploadDir: t.TempDir(), Uploads: db, Now: p.clock.Now},
 			db, archiveRegistry{}, quickCataloger{}, noMatches{}, obs, slog.New(slog.DiscardHandler))
 	}
 	p.receiver = service(Observer{})
@@ -296,7 +296,7 @@ func TestSubmitSBOMMatchesDecoded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s := New(Config{WorkDir: t.TempDir(), UploadDir: t.TempDir()},
+	s := New(Config{UploadDir: t.TempDir()},
 		db, quickRegistry{}, decodingCataloger{}, decodedMatcher{}, Observer{}, slog.New(slog.DiscardHandler))
 	const doc = `{"artifacts":[]}`
 	img, err := s.SubmitSBOM(ctx, strings.NewReader(doc), UploadRequest{})

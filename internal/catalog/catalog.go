@@ -163,22 +163,19 @@ func Start(ctx context.Context, layoutDir string, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// the pull pinned the layers whose tar the layer cache holds
-	return start(ctx, img, cfg, func(diffID v1.Hash, dst string) (int64, bool) { return linkPinned(layoutDir, diffID, dst) })
+	return start(ctx, img, cfg)
 }
 
 // StartImage is Start on an image read where it is, as a registry serves
 // it: each layer is read once, as it downloads, and one whose tar the
 // layer cache holds is not read at all.
 func StartImage(ctx context.Context, img v1.Image, cfg Config) (*Result, error) {
-	return start(ctx, img, cfg, nil)
+	return start(ctx, img, cfg)
 }
 
-// start catalogs img. pinned links the tar of a layer that is not to be
-// read to dst, where stereoscope finds it, and returns its size; besides
-// those, a layer whose scan is cached is not read when its tar is cached.
-// Without pinned, no layer whose tar is cached is read.
-func start(ctx context.Context, img v1.Image, cfg Config, pinned func(diffID v1.Hash, dst string) (int64, bool)) (*Result, error) {
+// start catalogs img. A layer whose unpacked tar the layer cache holds is
+// not read.
+func start(ctx context.Context, img v1.Image, cfg Config) (*Result, error) {
 	if cfg.SBOM == nil {
 		cfg.SBOM = DefaultSBOMConfig()
 	}
@@ -258,27 +255,16 @@ func start(ctx context.Context, img v1.Image, cfg Config, pinned func(diffID v1.
 		for i, id := range ids {
 			keys[i] = c.key(id, sk)
 			taps.cached[i] = c.get(keys[i])
-			// a layer whose tar the pull pinned (its blob was not
-			// downloaded), or whose tar is kept with its scan, is
-			// not read: count it here
+			// a layer whose tar is kept is not read: count it here
 			tar := unpackedPath(contentDir, i, id)
-			var (
-				size int64
-				ok   bool
-			)
-			if pinned != nil {
-				size, ok = pinned(id, tar)
-			}
-			if !ok && (pinned == nil || taps.cached[i] != nil) {
-				size, ok = c.getTar(id, tar)
-			}
+			size, ok := c.getTar(id, tar)
 			if !ok {
 				continue
 			}
 			taps.unpacked[i] = true
 			if taps.cached[i] == nil {
-				// its scan was dropped since the pull: finish scans
-				// the tar, counting its entries
+				// its scan was dropped: finish scans the tar,
+				// counting its entries
 				taps.tars[i] = tar
 				err = b.read(int(size))
 			} else {

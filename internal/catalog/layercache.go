@@ -240,47 +240,6 @@ func (c *LayerCache) getTar(diffID v1.Hash, dst string) (int64, bool) {
 	return fi.Size(), true
 }
 
-// PinnedTarsDir is the directory of an OCI image layout that holds the
-// unpacked tars LinkTar linked there, by diff ID: a layer found there
-// needs no blob in the layout.
-const PinnedTarsDir = "unpacked"
-
-// pinnedPath is where LinkTar puts layer diffID's tar for the layout at
-// layoutDir.
-func pinnedPath(layoutDir string, diffID v1.Hash) string {
-	return filepath.Join(layoutDir, PinnedTarsDir, diffID.Hex+tarSuffix)
-}
-
-// LinkTar links the unpacked tar of layer diffID, when the cache holds
-// it, into the OCI image layout at layoutDir (under PinnedTarsDir), and
-// reports whether it did: Catalog of that layout reads the layer from
-// there, so the pull need not download its blob, and a trim of the cache
-// meanwhile cannot take it away.
-func (c *LayerCache) LinkTar(diffID v1.Hash, layoutDir string) bool {
-	if diffID.Algorithm != "sha256" {
-		return false
-	}
-	if err := os.MkdirAll(filepath.Join(layoutDir, PinnedTarsDir), 0o700); err != nil {
-		return false
-	}
-	_, ok := c.getTar(diffID, pinnedPath(layoutDir, diffID))
-	return ok
-}
-
-// linkPinned links the tar LinkTar pinned for layer diffID in layoutDir
-// to dst and returns its size, when there is one.
-func linkPinned(layoutDir string, diffID v1.Hash, dst string) (int64, bool) {
-	src := pinnedPath(layoutDir, diffID)
-	fi, err := os.Stat(src)
-	if err != nil || !fi.Mode().IsRegular() {
-		return 0, false
-	}
-	if err := os.Link(src, dst); err != nil {
-		return 0, false
-	}
-	return fi.Size(), true
-}
-
 // putTar links src, the unpacked tar of layer diffID, into the cache.
 func (c *LayerCache) putTar(diffID v1.Hash, src string) error {
 	name := diffID.Hex + tarSuffix

@@ -38,7 +38,8 @@ func randomImage(t *testing.T) v1.Image {
 	return img
 }
 
-// pull resolves and pulls ref with a client that uses auth.
+// pull resolves ref with a client that uses auth, opens it and reads its
+// layers.
 func pull(t *testing.T, auth *Auth, ref string) error {
 	t.Helper()
 	c := New(Config{Keychain: auth.Keychain(), Transport: auth.Transport()})
@@ -50,8 +51,11 @@ func pull(t *testing.T, auth *Auth, ref string) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.Pull(context.Background(), res, t.TempDir())
-	return err
+	img, err := c.Open(context.Background(), res)
+	if err != nil {
+		return err
+	}
+	return readLayers(img)
 }
 
 func TestMatchLongestPrefix(t *testing.T) {

@@ -55,22 +55,11 @@ func (a Authorization) secrets() []string {
 	return out
 }
 
-// PullAuthorized pulls the image r names into a new OCI layout at dir like
-// Pull, authenticating with a alone: stored credentials play no part, and
-// the header goes only to requests for a.Host, never to a token service
-// or blob store on another host (such a registry then answers as to an
-// anonymous client). r must name an image on a.Host.
-func (c *Client) PullAuthorized(ctx context.Context, r Resolved, dir string, a Authorization) (v1.Image, error) {
-	opts, cc, err := c.authorized(ctx, r.Ref, a)
-	if err != nil {
-		return nil, err
-	}
-	img, err := cc.pull(r, dir, opts)
-	return img, a.redact(err)
-}
-
-// OpenAuthorized is Open, authenticating with a alone as PullAuthorized
-// does.
+// OpenAuthorized is Open, authenticating with a alone: stored
+// credentials play no part, and the header goes only to requests for
+// a.Host, never to a token service or blob store on another host (such a
+// registry then answers as to an anonymous client). r must name an image
+// on a.Host.
 func (c *Client) OpenAuthorized(ctx context.Context, r Resolved, a Authorization) (v1.Image, error) {
 	opts, cc, err := c.authorized(ctx, r.Ref, a)
 	if err != nil {

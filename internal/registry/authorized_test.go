@@ -23,10 +23,11 @@ import (
 	"github.com/buildgate/buildgate/internal/secret"
 )
 
-// TestPullAuthorized: a pull with an authorization of its own sends that
-// header, and no stored credential, to its registry only (not to the blob
-// host the registry redirects to), and a refusal does not quote it.
-func TestPullAuthorized(t *testing.T) {
+// TestOpenAuthorized: an image opened with an authorization of its own
+// sends that header, and no stored credential, to its registry only (not
+// to the blob host the registry redirects to) while its layers are read,
+// and a refusal does not quote it.
+func TestOpenAuthorized(t *testing.T) {
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("robot$harbor:short-lived-robot-secret"))
 	wrongBasic := "Basic " + base64.StdEncoding.EncodeToString([]byte("robot$harbor:an-expired-robot-secret"))
 	for _, tt := range [][2]string{{basic, wrongBasic}, {"Bearer harbor-issued-registry-token", "Bearer an-expired-registry-token"}} {
@@ -83,7 +84,7 @@ func TestPullAuthorized(t *testing.T) {
 				t.Fatal(err)
 			}
 			res := Resolved{Ref: ref, Digest: ref.DigestStr()}
-			if _, err := c.PullAuthorized(context.Background(), res, t.TempDir(), Authorization{Host: host, Header: secret.Secret(header)}); err != nil {
+			if err := pullAuthorized(c, res, Authorization{Host: host, Header: secret.Secret(header)}); err != nil {
 				t.Fatalf("pull: %v", err)
 			}
 			mu.Lock()
@@ -102,7 +103,7 @@ func TestPullAuthorized(t *testing.T) {
 			}
 			mu.Unlock()
 
-			_, err = c.PullAuthorized(context.Background(), res, t.TempDir(), Authorization{Host: host, Header: secret.Secret(wrong)})
+			err = pullAuthorized(c, res, Authorization{Host: host, Header: secret.Secret(wrong)})
 			if err == nil || !strings.Contains(err.Error(), "refused access") {
 				t.Fatalf("pull with a wrong authorization: %v, want a refusal", err)
 			}
@@ -112,9 +113,19 @@ func TestPullAuthorized(t *testing.T) {
 			if !strings.Contains(logged.String(), "authentication required") || strings.Contains(logged.String(), strings.Fields(wrong)[1]) {
 				t.Errorf("the log of the refusal does not quote the registry, or quotes the authorization:\n%s", logged.String())
 			}
-			if _, err := c.PullAuthorized(context.Background(), res, t.TempDir(), Authorization{Host: "127.0.0.1:1", Header: secret.Secret(header)}); err == nil {
+			if err := pullAuthorized(c, res, Authorization{Host: "127.0.0.1:1", Header: secret.Secret(header)}); err == nil {
 				t.Error("a pull from another host than the authorization's succeeded")
 			}
 		})
 	}
+}
+
+// pullAuthorized opens the image res names with a alone and reads its
+// layers.
+func pullAuthorized(c *Client, res Resolved, a Authorization) error {
+	img, err := c.OpenAuthorized(context.Background(), res, a)
+	if err != nil {
+		return err
+	}
+	return readLayers(img)
 }

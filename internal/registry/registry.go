@@ -1,8 +1,9 @@
 // Package registry is buildgate's adapter to container registries, built on
 // go-containerregistry: it parses references, resolves them to digests and
-// pulls images into OCI layout directories, within size limits. Auth serves
-// stored credentials to pulls (a keychain, per-registry TLS, ECR tokens)
-// and checks them with a login.
+// opens images where their registries serve them, within size limits; it
+// turns uploaded archives into OCI layouts. Auth serves stored credentials
+// to pulls (a keychain, per-registry TLS, ECR tokens) and checks them with
+// a login.
 package registry
 
 import (
@@ -21,8 +22,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -48,11 +47,6 @@ type Config struct {
 	// Log receives registry errors in full (callers get them without the
 	// registry's answer); nil means discard.
 	Log *slog.Logger
-	// Pin, when set, is asked for each layer of an image pulled into the
-	// OCI layout at dir whether it put the layer's unpacked tar there
-	// (the cataloger's layer cache, by diff ID): such a layer's blob is
-	// not downloaded, the layout's manifest still lists it.
-	Pin func(diffID v1.Hash, dir string) bool
 }
 
 // DefaultConfig returns linux/amd64, anonymous access, 2 GiB a layer and
@@ -167,7 +161,7 @@ type ResolveOptions struct {
 	// Platform picks the image of an index; zero: the client's.
 	Platform v1.Platform
 	// Auth, when set, authenticates to the reference's registry alone, as
-	// PullAuthorized does: stored credentials play no part.
+	// OpenAuthorized does: stored credentials play no part.
 	Auth *Authorization
 }
 
@@ -248,38 +242,11 @@ func isImageConfig(mt types.MediaType) bool {
 	return mt == types.DockerConfigJSON || mt == types.OCIConfigJSON || mt == ""
 }
 
-// Pull downloads the image r names into a new OCI layout at dir, checking
-// layer and image sizes against the limits before and while downloading.
-func (c *Client) Pull(ctx context.Context, r Resolved, dir string) (v1.Image, error) {
-	return c.pull(r, dir, c.options(ctx))
-}
-
-func (c *Client) pull(r Resolved, dir string, opts []remote.Option) (v1.Image, error) {
-	img, err := c.remoteImage(r, opts, func(err error) error { return c.describe(r.Ref, err) })
-	if err != nil {
-		return nil, err
-	}
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		return nil, fmt.Errorf("creating layout %q: %w", dir, err)
-	}
-	write := img
-	if c.cfg.Pin != nil {
-		if write, err = c.pinned(img, dir); err != nil {
-			return nil, c.describe(r.Ref, err)
-		}
-	}
-	if err := p.AppendImage(write); err != nil {
-		return nil, c.describe(r.Ref, err)
-	}
-	return img, nil
-}
-
 // Open returns the image r names as its registry serves it, for a
 // cataloger that reads each layer once, as it downloads: no layout is
 // written. Sizes are checked against the limits first, and each blob
 // against its digest and size as it is read; an error reading one names
-// the image as Pull's do.
+// the image.
 func (c *Client) Open(ctx context.Context, r Resolved) (v1.Image, error) {
 	return c.open(r, c.options(ctx), func(err error) error { return err })
 }
@@ -355,40 +322,6 @@ func (r describedReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// pinned returns img with the layers that c.cfg.Pin pinned in dir left
-// out of its layers, so that the layout writes no blob for them.
-func (c *Client) pinned(img v1.Image, dir string) (v1.Image, error) {
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	if len(cf.RootFS.DiffIDs) != len(layers) {
-		return img, nil // the cataloger refuses it, naming the mismatch
-	}
-	var fetch []v1.Layer
-	for i, l := range layers {
-		if !c.cfg.Pin(cf.RootFS.DiffIDs[i], dir) {
-			fetch = append(fetch, l)
-		}
-	}
-	if len(fetch) == len(layers) {
-		return img, nil
-	}
-	return withLayers{Image: img, layers: fetch}, nil
-}
-
-// withLayers is an image whose Layers are some of its manifest's.
-type withLayers struct {
-	v1.Image
-	layers []v1.Layer
-}
-
-func (i withLayers) Layers() ([]v1.Layer, error) { return i.layers, nil }
 
 // CheckSize refuses an image whose manifest declares a layer or a total
 // larger than the limits.
