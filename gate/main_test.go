@@ -344,7 +344,7 @@ func TestAuthAndErrors(t *testing.T) {
 			t.Errorf("%s = %d", p, resp.StatusCode)
 		}
 		if p == "/metrics" {
-			for _, m := range []string{"buildgate_queue_depth", "buildgate_analyses_total", "buildgate_analysis_duration_seconds", "buildgate_db_age_seconds"} {
+			for _, m := range []string{"buildgate_queue_depth", "buildgate_analyses_total", "buildgate_analysis_duration_seconds", "buildgate_db_age_seconds", "buildgate_uploads_in_progress"} {
 				if !bytes.Contains(b, []byte(m)) {
 					t.Errorf("metrics lack %s", m)
 				}

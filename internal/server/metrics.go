@@ -68,6 +68,14 @@ func NewMetrics(queue func(ctx context.Context) (queued, analyzing int, err erro
 	return m
 }
 
+// countUploads reports n, the uploads, SBOMs and DB imports that hold one
+// of the --max-concurrent-uploads slots, as buildgate_uploads_in_progress.
+func (m *Metrics) countUploads(n func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "buildgate_uploads_in_progress", Help: "Uploads, SBOMs and DB imports in progress; more than --max-concurrent-uploads are answered 429.",
+	}, func() float64 { return float64(n()) }))
+}
+
 // ObserveAnalysis records one finished analysis.
 func (m *Metrics) ObserveAnalysis(_ string, outcome buildgate.Status, d time.Duration) {
 	m.outcomes.WithLabelValues(string(outcome)).Inc()

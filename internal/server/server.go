@@ -101,6 +101,9 @@ func New(images Images, store Store, db VulnDB, sboms SBOMs, metrics *Metrics, l
 	s := &Server{echo: e, images: images, store: store, db: db, sboms: sboms, log: log, metrics: metrics}
 	e.HTTPErrorHandler = s.handleError
 	s.SetLimits(DefaultLimits())
+	if metrics != nil {
+		metrics.countUploads(func() int { return len(s.uploads) })
+	}
 	e.Pre(s.bound)
 	e.Use(s.logRequests)
 
