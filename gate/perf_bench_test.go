@@ -380,8 +380,7 @@ func digestBytes(a *buildgate.Analysis) (all, sha256s int) {
 		seen[f.SHA256], seen[f.MD5] = true, true
 		fileSHA256[f.SHA256] = true
 	}
-	delete(seen, "")
-	delete(fileSHA256, "")
+	delete(fileSHA256, "") // an entry with no digest (a link, a directory)
 	for d := range seen {
 		all += len(d) / 2
 	}

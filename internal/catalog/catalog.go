@@ -163,19 +163,13 @@ func Start(ctx context.Context, layoutDir string, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return start(ctx, img, cfg)
+	return StartImage(ctx, img, cfg)
 }
 
 // StartImage is Start on an image read where it is, as a registry serves
 // it: each layer is read once, as it downloads, and one whose tar the
 // layer cache holds is not read at all.
 func StartImage(ctx context.Context, img v1.Image, cfg Config) (*Result, error) {
-	return start(ctx, img, cfg)
-}
-
-// start catalogs img. A layer whose unpacked tar the layer cache holds is
-// not read.
-func start(ctx context.Context, img v1.Image, cfg Config) (*Result, error) {
 	if cfg.SBOM == nil {
 		cfg.SBOM = DefaultSBOMConfig()
 	}

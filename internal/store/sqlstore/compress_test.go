@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -58,7 +59,7 @@ func TestUnpackReadsEveryFormat(t *testing.T) {
 	// window holds it: the second half, a copy of the first 1.6 MB, is
 	// stored as references to it.
 	half := digestDoc(16_000)
-	big := append(slicesClone(half), half...)
+	big := append(slices.Clone(half), half...)
 	packedBig := pack(big)
 	if len(half) <= smallWindow || len(packedBig) > len(pack(half))+len(half)/100 {
 		t.Errorf("pack of a %d-byte document that repeats its first half = %d bytes, want about its half's %d", len(big), len(packedBig), len(pack(half)))
@@ -72,15 +73,13 @@ func TestUnpackReadsEveryFormat(t *testing.T) {
 	if got, err := unpack([]byte{}); got != nil || err != nil {
 		t.Errorf("unpack(empty) = %q, %v", got, err)
 	}
-	if _, err := unpack(append(slicesClone(zstdMagic), "garbage"...)); err == nil || !strings.Contains(err.Error(), "zstd") {
+	if _, err := unpack(append(slices.Clone(zstdMagic), "garbage"...)); err == nil || !strings.Contains(err.Error(), "zstd") {
 		t.Errorf("a corrupt zstd frame: %v, want an error naming zstd", err)
 	}
-	if _, err := unpack(append(slicesClone(gzipMagic), "garbage"...)); err == nil || !strings.Contains(err.Error(), "gzip") {
+	if _, err := unpack(append(slices.Clone(gzipMagic), "garbage"...)); err == nil || !strings.Contains(err.Error(), "gzip") {
 		t.Errorf("a corrupt gzip stream: %v, want an error naming gzip", err)
 	}
 }
-
-func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
 
 // TestPackWithDictionary: a document compressed with a dictionary it
 // shares its digests with stores what it shares as references, reads back
