@@ -62,6 +62,7 @@ func decode[T any](t *testing.T, r result) T {
 // subscriptions.
 func TestAgainstGate(t *testing.T) {
 	g := steptest.Shared(t)
+	g.RestoreActivePolicy(t)
 	reg := steptest.NewRegistry(t)
 	vulnerable := reg.Push(t, "team/vulnerable:1", steptest.SharedImage(t, "bullseye-dpkgonly"))
 	img, err := random.Image(512, 1)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,8 +170,13 @@ func dpkgOnly(t *testing.T, label string) v1.Image {
 	return labelled(t, steptest.SharedImage(t, "bullseye-dpkgonly"), label)
 }
 
+// labels counts the calls of labelled in this process, so that each call
+// makes a digest the shared gate has not seen, also when -count runs a
+// test again against the same gate.
+var labels atomic.Int64
+
 // labelled returns img with a label in its config: a new digest with the
-// same layers.
+// same layers, new on every call.
 func labelled(t *testing.T, img v1.Image, label string) v1.Image {
 	t.Helper()
 	cf, err := img.ConfigFile()
@@ -181,7 +187,7 @@ func labelled(t *testing.T, img v1.Image, label string) v1.Image {
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
 	}
-	cfg.Labels["steptest"] = label
+	cfg.Labels["steptest"] = fmt.Sprintf("%s-%d", label, labels.Add(1))
 	img, err = mutate.Config(img, *cfg)
 	if err != nil {
 		t.Fatal(err)

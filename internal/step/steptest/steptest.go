@@ -18,9 +18,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -268,6 +270,28 @@ func (g *Gate) AddPolicy(tb testing.TB, bundle any) string {
 		tb.Fatalf("POST /v1/policies: %v", err)
 	}
 	return p.ID
+}
+
+// RestoreActivePolicy makes the bundle active now active again when the
+// test ends, so that a test that activates another one on the shared gate
+// leaves it as it found it for the tests after it (and for its own next
+// run under -count).
+func (g *Gate) RestoreActivePolicy(tb testing.TB) {
+	tb.Helper()
+	var list api.PolicyList
+	if err := g.Admin().Do(context.Background(), http.MethodGet, "/v1/policies", nil, &list); err != nil {
+		tb.Fatalf("GET /v1/policies: %v", err)
+	}
+	i := slices.IndexFunc(list.Policies, func(p api.Policy) bool { return p.Active })
+	if i < 0 {
+		tb.Fatal("GET /v1/policies: no active bundle")
+	}
+	id := list.Policies[i].ID
+	tb.Cleanup(func() {
+		if err := g.Admin().Do(context.Background(), http.MethodPost, "/v1/policies/"+url.PathEscape(id)+"/activate", nil, nil); err != nil {
+			tb.Errorf("reactivating bundle %s: %v", id, err)
+		}
+	})
 }
 
 // PassingBundle is an Anchore bundle that stops only on vulnerabilities
