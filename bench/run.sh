@@ -47,7 +47,8 @@ go test ./gate -run '^$' -bench 'BenchmarkCheckCached|BenchmarkRematch1000|Bench
     }
     /^BenchmarkCheckCached/ { verdict("P2 cached check p50", "p50-ms", 5, 1); verdict("P2 checks/s, 16 clients", "checks/s", 500, 0) }
     /^BenchmarkRematch1000/ { verdict("P4 re-match 1,000 SBOMs", "s", 30, 1) }
-    /^BenchmarkSubmitSBOM/  { verdict("P4 POST /v1/sboms p50", "p50-ms", 100, 1); verdict("P4 POST, new DB", "first-ms", 100, 1)
+    /^BenchmarkSubmitSBOM/  { verdict("P4 POST /v1/sboms p50", "p50-ms", 100, 1); verdict("P4 POST, new DB, median 5", "first-ms", 100, 1)
+                              printf "%-26s %10s %-9s (the slowest of the five: no goal)\n", "P4 POST, new DB, max", metric("first-max-ms"), "max-ms"
                               printf "%-26s %10s %-9s (packages never matched: no goal)\n", "P4 POST, unseen packages", metric("unseen-ms"), "unseen-ms" }
     /^(FAIL|panic)/ { print; fail = 1 }
     END { exit fail }'

@@ -64,7 +64,7 @@ func BenchmarkAdmissionReview(b *testing.B) {
 			lat = append(lat, send(i))
 		}
 		slices.Sort(lat)
-		b.ReportMetric(float64(lat[reviews/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[reviews*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(ms(lat[reviews/2]), "p50-ms")
+		b.ReportMetric(ms(lat[reviews*99/100]), "p99-ms")
 	}
 }

@@ -72,7 +72,7 @@ func BenchmarkCheckCached(b *testing.B) {
 			lat = append(lat, check())
 		}
 		slices.Sort(lat)
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 		var wg sync.WaitGroup
 		start, cpu := time.Now(), processCPU()
 		for range clients {
@@ -86,7 +86,7 @@ func BenchmarkCheckCached(b *testing.B) {
 		}
 		wg.Wait()
 		b.ReportMetric(clients*perClient/time.Since(start).Seconds(), "checks/s")
-		b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/(clients*perClient), "cpu-ms/check")
+		b.ReportMetric(ms(processCPU()-cpu)/(clients*perClient), "cpu-ms/check")
 	}
 }
 
@@ -224,8 +224,9 @@ func BenchmarkRematch1000(b *testing.B) {
 // POST /v1/sboms of a real gate over HTTP and reports the p50 at the
 // client (issue 16, P4: at most 100 ms); the first post after a DB
 // import, whose packages the gate matched in the DB before (the import
-// warms the new DB with them); and the first post of 100 packages the
-// gate never matched (their versions changed), which no cache spares.
+// warms the new DB with them), as the median and maximum over five
+// imports; and the first post of 100 packages the gate never matched
+// (their versions changed), which no cache spares.
 //
 //	go test ./gate -run '^$' -bench BenchmarkSubmitSBOM -benchtime 1x
 func BenchmarkSubmitSBOM(b *testing.B) {
@@ -264,21 +265,35 @@ func BenchmarkSubmitSBOM(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		b.StopTimer()
-		freshDB(b, g)
-		b.StartTimer()
-		b.ReportMetric(float64(post(docs[0]).Microseconds())/1000, "first-ms")
-		b.ReportMetric(float64(post(unseen).Microseconds())/1000, "unseen-ms")
+		// One post after one import is a single sample that a busy
+		// machine can double: the first post is taken after each of
+		// several imports, and its median and maximum reported.
+		var firsts []time.Duration
+		for i := range 5 {
+			b.StopTimer()
+			freshDB(b, g)
+			b.StartTimer()
+			firsts = append(firsts, post(docs[0]))
+			if i == 0 {
+				b.ReportMetric(ms(post(unseen)), "unseen-ms")
+			}
+		}
+		slices.Sort(firsts)
+		b.ReportMetric(ms(firsts[len(firsts)/2]), "first-ms")
+		b.ReportMetric(ms(firsts[len(firsts)-1]), "first-max-ms")
 		var lat []time.Duration
 		cpu := processCPU()
 		for _, doc := range docs[1:] {
 			lat = append(lat, post(doc))
 		}
-		b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/float64(len(lat)), "cpu-ms/post")
+		b.ReportMetric(ms(processCPU()-cpu)/float64(len(lat)), "cpu-ms/post")
 		slices.Sort(lat)
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 	}
 }
+
+// ms is d in milliseconds, as the benchmarks report latencies.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // unseenVersions returns the syft-json document doc with "+unseen" added
 // to each package's version: packages no cache has seen, matched against
